@@ -1,0 +1,72 @@
+/** Errors of the CRIU layer: each says what failed, where CRIU's log is, and what to do next. */
+import { RuntimeError, errnoName } from '../runtime/errors.js';
+
+const installHint =
+  'install CRIU 4.x: run `bash scripts/install-system-deps.sh` as root (Debian: criu from trixie with -t trixie), ' +
+  'or point --criu / RUNTIME_CRIU at a criu binary';
+
+export class CriuNotFoundError extends RuntimeError {
+  readonly code = 'CRIU_NOT_FOUND' as const;
+  constructor(readonly tried: string) {
+    super(`CRIU was not found (${tried})`, { hint: installHint });
+  }
+}
+
+export class CriuTooOldError extends RuntimeError {
+  readonly code = 'CRIU_TOO_OLD' as const;
+  constructor(readonly binary: string, readonly found: string, readonly minimum: string) {
+    super(`CRIU at ${binary} is version ${found}; this runtime needs ${minimum} or newer`, { hint: installHint });
+  }
+}
+
+export class CriuUnusableError extends RuntimeError {
+  readonly code = 'CRIU_UNUSABLE' as const;
+  constructor(readonly binary: string, reason: string, options: { cause?: unknown } = {}) {
+    super(`CRIU at ${binary} could not be used: ${reason}`, { ...options, hint: installHint });
+  }
+}
+
+export class CriuFeatureMissingError extends RuntimeError {
+  readonly code = 'CRIU_FEATURE_MISSING' as const;
+  constructor(readonly feature: string, readonly neededFor: string, why: string) {
+    super(`${neededFor} needs the CRIU feature "${feature}", which this kernel or CRIU lacks`, {
+      hint: `${why}; \`criu check --feature ${feature}\` shows the details`,
+    });
+  }
+}
+
+export class RpcProtoMissingError extends RuntimeError {
+  readonly code = 'CRIU_RPC_PROTO_MISSING' as const;
+  constructor(readonly path: string, options: { cause?: unknown } = {}) {
+    super(`CRIU's rpc.proto was not found at ${path}`, {
+      ...options,
+      hint: 'install libcriu-dev (Debian trixie: `apt-get install -t trixie libcriu-dev`), or set RUNTIME_CRIU_RPC_PROTO',
+    });
+  }
+}
+
+/** What CRIU said when a request failed, with the log to read. */
+export interface CriuFailure {
+  readonly request: string;
+  readonly errno?: number | undefined;
+  readonly criuMessage?: string | undefined;
+  readonly logPath?: string | undefined;
+  /** The last error lines of the log, oldest first. */
+  readonly logTail: readonly string[];
+}
+
+export class CriuRequestError extends RuntimeError {
+  readonly code = 'CRIU_FAILED' as const;
+  readonly failure: CriuFailure;
+
+  constructor(failure: CriuFailure, options: { cause?: unknown; hint?: string } = {}) {
+    const parts = [`CRIU ${failure.request} failed`];
+    if (failure.errno) parts.push(errnoName(failure.errno).startsWith('errno') ? `errno ${failure.errno}` : `errno ${failure.errno} (${errnoName(failure.errno)})`);
+    if (failure.criuMessage) parts.push(failure.criuMessage);
+    let message = parts.join(': ');
+    if (failure.logTail.length > 0) message += `\n  ${failure.logTail.join('\n  ')}`;
+    if (failure.logPath) message += `\n  log: ${failure.logPath}`;
+    super(message, { ...options, hint: options.hint ?? (failure.logPath ? `read ${failure.logPath} for the whole story` : undefined) });
+    this.failure = failure;
+  }
+}

@@ -1,0 +1,148 @@
+/**
+ * One `criu swrk 3` process and its SOCK_SEQPACKET socket: one packet, one bare protobuf message,
+ * no length prefix (as runc and libcriu speak it). Notifications arriving during a request are
+ * handed to a callback and acknowledged before CRIU goes on.
+ */
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { read, write, close } from 'node:fs';
+import { promisify } from 'node:util';
+import { seqpacketPair } from '../../runtime/system/libc.js';
+import { rpcCodec, type RpcCodec } from './proto.js';
+import { ReqType, reqTypeNames, type CriuNotify, type CriuReq, type CriuResp } from './messages.js';
+
+const readAsync = promisify(read);
+const writeAsync = promisify(write);
+const closeAsync = promisify(close);
+
+/** Large enough for any response CRIU sends (runc reads with 40 KiB). */
+const RESPONSE_BUFFER_BYTES = 64 * 1024;
+
+export type StdioTarget = number | 'ignore' | 'pipe';
+
+export interface SwrkStartOptions {
+  readonly binary: string;
+  /**
+   * CRIU's own fds 0-2. On restore these are what the restored tree inherits through inherit_fd,
+   * so the runtime passes the container's new stdio pipes here.
+   */
+  readonly stdio?: readonly [StdioTarget, StdioTarget, StdioTarget];
+  /** Further fds CRIU gets from fd 4 on, in order (images directory, work directory, ...). */
+  readonly extraFds?: readonly number[];
+  readonly cwd?: string;
+}
+
+/** Called for each notification; throwing makes the runtime answer notify_success=false. */
+export type NotifyHandler = (notify: CriuNotify) => void | Promise<void>;
+
+export class SwrkConnectionClosedError extends Error {
+  constructor(readonly request: string, readonly exit: string, readonly stderr: string) {
+    super(`criu swrk ended before answering ${request} (${exit})${stderr ? `: ${stderr.trim()}` : ''}`);
+  }
+}
+
+export class SwrkSession {
+  private socketFd: number;
+  private readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  private stderrText = '';
+
+  private constructor(private readonly child: ChildProcess, socketFd: number, private readonly codec: RpcCodec) {
+    this.socketFd = socketFd;
+    this.exited = new Promise((resolve) => {
+      child.once('exit', (code, signal) => resolve({ code, signal }));
+    });
+    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+      this.stderrText = (this.stderrText + chunk).slice(-8192);
+    });
+    child.stdout?.resume();
+  }
+
+  /** Starts `criu swrk 3` with one end of a fresh socketpair as its fd 3. */
+  static start(options: SwrkStartOptions): Promise<SwrkSession> {
+    const codec = rpcCodec();
+    const [ours, theirs] = seqpacketPair();
+    const stdio: StdioOptions = [...(options.stdio ?? ['ignore', 'ignore', 'pipe']), theirs, ...(options.extraFds ?? [])];
+    return new Promise((resolve, reject) => {
+      const child = spawn(options.binary, ['swrk', '3'], { stdio, cwd: options.cwd });
+      const closeTheirs = () => close(theirs, () => undefined);
+      child.once('error', (error) => {
+        closeTheirs();
+        close(ours, () => undefined);
+        reject(error);
+      });
+      child.once('spawn', () => {
+        // Our copy of CRIU's end must go, or a dead CRIU would never read as EOF.
+        closeTheirs();
+        resolve(new SwrkSession(child, ours, codec));
+      });
+    });
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  /** What CRIU printed on stderr, when it was captured (the last 8 KiB). */
+  get stderr(): string {
+    return this.stderrText;
+  }
+
+  /**
+   * Sends one request and returns CRIU's final answer to it, answering notifications on the way.
+   * A response with success=false is returned, not thrown: the caller knows which log to read.
+   */
+  async call(request: CriuReq, onNotify?: NotifyHandler): Promise<CriuResp> {
+    const name = reqTypeNames[request.type] ?? String(request.type);
+    await this.send(this.codec.encodeRequest(request), name);
+    for (;;) {
+      const response = await this.receive(name);
+      if (response.type !== ReqType.NOTIFY) return response;
+      try {
+        await onNotify?.(response.notify ?? {});
+      } catch (error) {
+        // CRIU is told, so it rolls back (a dump resumes the tree) before the error surfaces.
+        await this.send(this.codec.encodeRequest({ type: ReqType.NOTIFY, notify_success: false }));
+        throw error;
+      }
+      await this.send(this.codec.encodeRequest({ type: ReqType.NOTIFY, notify_success: true }));
+    }
+  }
+
+  /** Closes the socket (CRIU exits on EOF) and waits for CRIU to end. */
+  async close(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    if (this.socketFd >= 0) {
+      const fd = this.socketFd;
+      this.socketFd = -1;
+      await closeAsync(fd);
+    }
+    return this.exited;
+  }
+
+  /** Kills CRIU (used when the caller gives up on a request). */
+  kill(): void {
+    this.child.kill('SIGKILL');
+  }
+
+  private async send(bytes: Uint8Array, requestName = 'request'): Promise<void> {
+    let bytesWritten: number;
+    try {
+      ({ bytesWritten } = await writeAsync(this.socketFd, bytes, 0, bytes.length));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EPIPE') throw error;
+      throw new SwrkConnectionClosedError(requestName, await this.exitDescription(), this.stderrText);
+    }
+    if (bytesWritten !== bytes.length) throw new Error(`short write to criu swrk: ${bytesWritten} of ${bytes.length} bytes`);
+  }
+
+  private async receive(requestName: string): Promise<CriuResp> {
+    const buffer = Buffer.allocUnsafe(RESPONSE_BUFFER_BYTES);
+    const { bytesRead } = await readAsync(this.socketFd, buffer, 0, buffer.length, null);
+    if (bytesRead === 0) throw new SwrkConnectionClosedError(requestName, await this.exitDescription(), this.stderrText);
+    return this.codec.decodeResponse(buffer.subarray(0, bytesRead));
+  }
+
+  private async exitDescription(): Promise<string> {
+    const exit = await Promise.race([this.exited, new Promise<undefined>((r) => setTimeout(r, 2000, undefined))]);
+    if (!exit) return 'still running';
+    return exit.signal ? `killed by ${exit.signal}` : `exit status ${exit.code}`;
+  }
+}

@@ -1,0 +1,228 @@
+/**
+ * CriuService: the one way the runtime reaches CRIU (an injection token). It finds the binary,
+ * checks its version through the RPC VERSION request and its features through FEATURE_CHECK
+ * before an option needs one, and runs DUMP, PRE_DUMP and RESTORE requests over `criu swrk`.
+ */
+import { constants, openSync, closeSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { locateCriu } from './binary.js';
+import {
+  CriuFeatureMissingError,
+  CriuRequestError,
+  CriuTooOldError,
+  CriuUnusableError,
+} from './errors.js';
+import { criuLogTail } from './log.js';
+import { ReqType, reqTypeNames, type CgroupRoot, type CriuFeatures, type CriuOpts, type CriuResp, type InheritFd } from './rpc/messages.js';
+import type { DirectorylessOpts } from './options.js';
+import { SwrkConnectionClosedError, SwrkSession, type NotifyHandler, type StdioTarget } from './rpc/swrk.js';
+import { formatVersion, isAtLeast, parseVersion, type CriuVersion } from './version.js';
+import { RuntimeError } from '../runtime/errors.js';
+
+export interface CriuSettings {
+  /** The criu binary as configured (a path or a name), or empty for PATH. */
+  readonly binary: string;
+  /** The oldest version accepted, "major.minor[.sublevel]". */
+  readonly minimumVersion: string;
+}
+
+export type FeatureName = 'mem_track' | 'lazy_pages';
+
+export interface DumpJob {
+  /** criu_opts; the service opens the directories and fills in their fds. */
+  readonly opts: DirectorylessOpts;
+  readonly imagePath: string;
+  readonly workPath?: string;
+  readonly preDump?: boolean;
+  readonly onNotify?: NotifyHandler;
+}
+
+export interface RestoreJob {
+  readonly opts: DirectorylessOpts;
+  readonly imagePath: string;
+  readonly workPath?: string;
+  /** CRIU's fds 0-2, which the restored tree inherits through inherit_fd. */
+  readonly stdio: readonly [StdioTarget, StdioTarget, StdioTarget];
+  /** Files CRIU inherits by key (inherit_fd), e.g. a namespace joined by path: "extRootNetNS". */
+  readonly inheritFiles?: readonly { readonly key: string; readonly path: string }[];
+  /**
+   * Called once CRIU runs, before RESTORE is sent: the runtime puts CRIU into the container's
+   * cgroups here (as runc does) and answers with the cgroup roots to restore into.
+   */
+  readonly prepare?: (criuPid: number) => Promise<readonly CgroupRoot[]>;
+  readonly onNotify?: NotifyHandler;
+}
+
+export interface CriuService {
+  /** The resolved path of the criu binary. */
+  binary(): Promise<string>;
+  /** CRIU's version, read once through the RPC VERSION request. */
+  version(): Promise<CriuVersion>;
+  /** The version, after checking it against the minimum; throws CriuTooOldError below it. */
+  requireVersion(): Promise<CriuVersion>;
+  features(): Promise<CriuFeatures>;
+  /** Throws CriuFeatureMissingError naming the feature and what needed it. */
+  requireFeature(feature: FeatureName, neededFor: string): Promise<void>;
+  dump(job: DumpJob): Promise<void>;
+  /** Restores and returns the pid of the restored tree's root. */
+  restore(job: RestoreJob): Promise<number>;
+}
+
+export const CRIU_SERVICE = Symbol('CriuService');
+
+const featureWhy: Readonly<Record<FeatureName, string>> = {
+  mem_track: 'memory change tracking needs soft-dirty bits (CONFIG_MEM_SOFT_DIRTY), which this kernel does not offer; take a full dump instead of --pre-dump/--parent-path',
+  lazy_pages: 'lazy pages need userfaultfd (CONFIG_USERFAULTFD) with non-cooperative events; restore without --lazy-pages',
+};
+
+export class SwrkCriuService implements CriuService {
+  private binaryPath?: Promise<string>;
+  private cachedVersion?: Promise<CriuVersion>;
+  private cachedFeatures?: Promise<CriuFeatures>;
+
+  constructor(private readonly settings: CriuSettings) {}
+
+  binary(): Promise<string> {
+    this.binaryPath ??= locateCriu(this.settings.binary || undefined);
+    return this.binaryPath;
+  }
+
+  version(): Promise<CriuVersion> {
+    this.cachedVersion ??= this.askVersion();
+    this.cachedVersion.catch(() => (this.cachedVersion = undefined));
+    return this.cachedVersion;
+  }
+
+  async requireVersion(): Promise<CriuVersion> {
+    const version = await this.version();
+    const minimum = parseVersion(this.settings.minimumVersion);
+    if (!isAtLeast(version, minimum)) throw new CriuTooOldError(await this.binary(), formatVersion(version), formatVersion(minimum));
+    return version;
+  }
+
+  features(): Promise<CriuFeatures> {
+    this.cachedFeatures ??= this.askFeatures();
+    this.cachedFeatures.catch(() => (this.cachedFeatures = undefined));
+    return this.cachedFeatures;
+  }
+
+  async requireFeature(feature: FeatureName, neededFor: string): Promise<void> {
+    const features = await this.features();
+    if (features[feature] !== true) throw new CriuFeatureMissingError(feature, neededFor, featureWhy[feature]);
+  }
+
+  async dump(job: DumpJob): Promise<void> {
+    const type = job.preDump ? ReqType.PRE_DUMP : ReqType.DUMP;
+    await this.runJob(job, type, ['ignore', 'ignore', 'pipe'], async (session, _inherited, directoryFds) => {
+      const response = await session.call({ type, opts: { ...job.opts, ...directoryFds } }, job.onNotify);
+      if (!response.success) throw await this.failure(response, job, session);
+    });
+  }
+
+  async restore(job: RestoreJob): Promise<number> {
+    let pid = 0;
+    await this.runJob(job, ReqType.RESTORE, job.stdio, async (session, inherited, directoryFds) => {
+      const cgroupRoots = job.prepare ? await job.prepare(session.pid) : [];
+      const opts: CriuOpts = { ...job.opts, ...directoryFds, inherit_fd: [...(job.opts.inherit_fd ?? []), ...inherited] };
+      if (cgroupRoots.length > 0) opts.cg_root = [...cgroupRoots];
+      const response = await session.call({ type: ReqType.RESTORE, opts }, job.onNotify);
+      if (!response.success || !response.restore) throw await this.failure(response, job, session);
+      pid = response.restore.pid;
+    });
+    return pid;
+  }
+
+  private async runJob(
+    job: DumpJob | RestoreJob,
+    type: ReqType,
+    stdio: readonly [StdioTarget, StdioTarget, StdioTarget],
+    body: (session: SwrkSession, inherited: InheritFd[], directoryFds: { images_dir_fd: number; work_dir_fd?: number }) => Promise<void>,
+  ): Promise<void> {
+    const binary = await this.binary();
+    if (job.workPath) mkdirSync(job.workPath, { recursive: true, mode: 0o700 });
+    const ownFds: number[] = [];
+    const handedFds: number[] = [];
+    const inherited: InheritFd[] = [];
+    let session: SwrkSession | undefined;
+    try {
+      // The directories stay ours: CRIU opens them through /proc/<our pid>/fd/N.
+      const imagesFd = openSync(job.imagePath, constants.O_RDONLY | constants.O_DIRECTORY);
+      ownFds.push(imagesFd);
+      const directoryFds: { images_dir_fd: number; work_dir_fd?: number } = { images_dir_fd: imagesFd };
+      if (job.workPath) {
+        directoryFds.work_dir_fd = openSync(job.workPath, constants.O_RDONLY | constants.O_DIRECTORY);
+        ownFds.push(directoryFds.work_dir_fd);
+      }
+      // inherit_fd names CRIU's own fds: these are handed to it as fds 4, 5, ... in order.
+      for (const file of 'inheritFiles' in job ? (job.inheritFiles ?? []) : []) {
+        inherited.push({ key: file.key, fd: 4 + handedFds.length });
+        handedFds.push(openSync(file.path, constants.O_RDONLY));
+      }
+      session = await SwrkSession.start({ binary, stdio, extraFds: handedFds });
+      await body(session, inherited, directoryFds);
+    } catch (error) {
+      if (error instanceof SwrkConnectionClosedError) {
+        throw await this.failure({ type, success: false }, job, session, error);
+      }
+      throw error;
+    } finally {
+      for (const fd of [...ownFds, ...handedFds]) closeSync(fd);
+      await session?.close();
+    }
+  }
+
+  private async failure(response: CriuResp, job: DumpJob | RestoreJob, session?: SwrkSession, cause?: unknown): Promise<RuntimeError> {
+    const logPath = path.join(job.workPath ?? job.imagePath, job.opts.log_file ?? '');
+    const logTail = await criuLogTail(logPath);
+    const stderr = session?.stderr.trim();
+    return new CriuRequestError(
+      {
+        request: reqTypeNames[response.type] ?? String(response.type),
+        errno: response.cr_errno,
+        criuMessage: response.cr_errmsg ?? (cause instanceof Error ? cause.message : undefined) ?? (stderr || undefined),
+        logPath,
+        logTail,
+      },
+      cause === undefined ? {} : { cause },
+    );
+  }
+
+  private async askVersion(): Promise<CriuVersion> {
+    const binary = await this.binary();
+    const response = await this.simpleRequest(binary, { type: ReqType.VERSION });
+    const message = response.version;
+    if (!response.success || !message) throw new CriuUnusableError(binary, 'it did not answer the RPC VERSION request (CRIU before 3.0?)');
+    return {
+      major: message.major_number,
+      minor: message.minor_number,
+      sublevel: message.sublevel ?? 0,
+      gitId: message.gitid || undefined,
+    };
+  }
+
+  private async askFeatures(): Promise<CriuFeatures> {
+    const binary = await this.binary();
+    const response = await this.simpleRequest(binary, {
+      type: ReqType.FEATURE_CHECK,
+      features: { mem_track: true, lazy_pages: true },
+    });
+    if (!response.success || !response.features) throw new CriuUnusableError(binary, 'it did not answer the RPC FEATURE_CHECK request');
+    return response.features;
+  }
+
+  private async simpleRequest(binary: string, request: Parameters<SwrkSession['call']>[0]): Promise<CriuResp> {
+    let session: SwrkSession;
+    try {
+      session = await SwrkSession.start({ binary });
+    } catch (cause) {
+      throw new CriuUnusableError(binary, `it could not be started (${(cause as Error).message})`, { cause });
+    }
+    try {
+      return await session.call(request);
+    } catch (cause) {
+      throw new CriuUnusableError(binary, `\`criu swrk\` failed: ${(cause as Error).message}`, { cause });
+    } finally {
+      await session.close();
+    }
+  }
+}

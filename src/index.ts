@@ -1,0 +1,23 @@
+/** The library entry point: the Runtime class, its option types, and the errors it throws. */
+import 'reflect-metadata';
+
+export { Runtime } from './runtime/runtime.js';
+export type { RunOptions } from './runtime/run.js';
+export type { CheckpointRequest, CheckpointResult } from './runtime/checkpoint.js';
+export type { RestoreRequest } from './runtime/restore.js';
+export type { DeleteOptions } from './runtime/delete.js';
+export type { RuntimeConfig } from './runtime/config.js';
+export type { ForegroundContainer, ForegroundStdio } from './runtime/monitor/foreground.js';
+export type { CheckpointOptions, RestoreCriuOptions, CgroupsModeName } from './criu/options.js';
+export type { OciState, Spec } from './runtime/oci/index.js';
+export type { ContainerRecord } from './runtime/state/record.js';
+export type { ContainerStatus } from './runtime/state/status.js';
+export { RuntimeError, ContainerNotFoundError, ContainerExistsError, InvalidIdError, NotRootError, UsageError } from './runtime/errors.js';
+export { ContainerNotRunningError } from './runtime/checkpoint.js';
+export { ContainerRunningError } from './runtime/delete.js';
+export { IllegalTransitionError } from './runtime/state/status.js';
+export { CheckpointNotFoundError, CorruptCheckpointError } from './runtime/checkpoint-metadata.js';
+export { CriuNotFoundError, CriuTooOldError, CriuRequestError, CriuFeatureMissingError, CriuUnusableError } from './criu/errors.js';
+export { InvalidBundleError } from './runtime/oci/index.js';
+export { composeRuntime } from './runtime/composition-root.js';
+export { resolveConfig } from './runtime/config.js';

@@ -1,0 +1,134 @@
+/**
+ * The container's cgroups: one directory per cgroup v1 hierarchy (or one on a v2 host), at the
+ * same path below each. The OCI runtime creates them when a container starts; on restore the
+ * runtime creates them and puts CRIU inside first, as runc does, so the tree lands there.
+ */
+import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { MountInfo } from '../rootfs/mountinfo.js';
+import type { CgroupRoot } from '../criu/rpc/messages.js';
+
+export interface CgroupHierarchy {
+  readonly mountPoint: string;
+  /** v1 controllers ("cpu", "name=systemd"); empty for the v2 unified hierarchy. */
+  readonly controllers: readonly string[];
+  readonly version: 1 | 2;
+}
+
+const knownControllers = new Set([
+  'cpu', 'cpuacct', 'cpuset', 'memory', 'devices', 'freezer', 'net_cls', 'blkio', 'perf_event',
+  'net_prio', 'hugetlb', 'pids', 'rdma', 'misc',
+]);
+
+/** The host's cgroup hierarchies, from its mount table. */
+export function cgroupHierarchies(mounts: readonly MountInfo[]): CgroupHierarchy[] {
+  const seen = new Set<string>();
+  const hierarchies: CgroupHierarchy[] = [];
+  for (const mount of mounts) {
+    if (mount.fsType !== 'cgroup' && mount.fsType !== 'cgroup2') continue;
+    if (mount.root !== '/') continue;
+    const controllers =
+      mount.fsType === 'cgroup2' ? [] : mount.superOptions.filter((o) => knownControllers.has(o) || o.startsWith('name='));
+    const key = mount.fsType === 'cgroup2' ? 'unified' : [...controllers].sort().join(',');
+    if (seen.has(key)) continue;
+    seen.add(key);
+    hierarchies.push({ mountPoint: mount.mountPoint, controllers, version: mount.fsType === 'cgroup2' ? 2 : 1 });
+  }
+  return hierarchies;
+}
+
+/** The default cgroup of a container that does not name one: /runtime/<id>. */
+export function defaultCgroupPath(id: string): string {
+  return `/runtime/${id}`;
+}
+
+export function cgroupDirectory(hierarchy: CgroupHierarchy, cgroupPath: string): string {
+  return path.join(hierarchy.mountPoint, cgroupPath);
+}
+
+/** The v1 freezer directory, which CRIU freezes the tree with (freeze_cgroup). */
+export function freezerDirectory(hierarchies: readonly CgroupHierarchy[], cgroupPath: string): string | undefined {
+  const freezer = hierarchies.find((h) => h.controllers.includes('freezer')) ?? hierarchies.find((h) => h.version === 2);
+  return freezer ? cgroupDirectory(freezer, cgroupPath) : undefined;
+}
+
+/** Creates the cgroup in every hierarchy; cpuset directories get their parent's cpus and mems. */
+export async function createCgroup(hierarchies: readonly CgroupHierarchy[], cgroupPath: string): Promise<void> {
+  for (const hierarchy of hierarchies) {
+    const parts = cgroupPath.split('/').filter((p) => p !== '');
+    let directory = hierarchy.mountPoint;
+    for (const part of parts) {
+      const parent = directory;
+      directory = path.join(directory, part);
+      await mkdir(directory).catch((error: NodeJS.ErrnoException) => {
+        if (error.code !== 'EEXIST') throw error;
+      });
+      if (hierarchy.controllers.includes('cpuset')) await inheritCpuset(parent, directory);
+    }
+  }
+}
+
+/** A new v1 cpuset cgroup is empty, and no task can join it until cpus and mems are set. */
+async function inheritCpuset(parent: string, directory: string): Promise<void> {
+  for (const file of ['cpuset.cpus', 'cpuset.mems']) {
+    const current = (await readFile(path.join(directory, file), 'utf8')).trim();
+    if (current !== '') continue;
+    await writeFile(path.join(directory, file), (await readFile(path.join(parent, file), 'utf8')).trim());
+  }
+}
+
+export async function attachToCgroup(hierarchies: readonly CgroupHierarchy[], cgroupPath: string, pid: number): Promise<void> {
+  for (const hierarchy of hierarchies) {
+    await writeFile(path.join(cgroupDirectory(hierarchy, cgroupPath), 'cgroup.procs'), String(pid));
+  }
+}
+
+/** cg_root for CRIU: per controller, the container's cgroup path (v2: one root, no controller). */
+export function criuCgroupRoots(hierarchies: readonly CgroupHierarchy[], cgroupPath: string): CgroupRoot[] {
+  const roots: CgroupRoot[] = [];
+  for (const hierarchy of hierarchies) {
+    if (hierarchy.version === 2) roots.push({ path: cgroupPath });
+    else for (const controller of hierarchy.controllers) roots.push({ ctrl: controller, path: cgroupPath });
+  }
+  return roots;
+}
+
+/**
+ * Removes the container's cgroup directories. A directory is busy for a moment after its last
+ * task exits, so removal is retried briefly; what is still busy then is reported, not thrown.
+ */
+export async function removeCgroup(hierarchies: readonly CgroupHierarchy[], cgroupPath: string): Promise<string[]> {
+  const left: string[] = [];
+  for (const hierarchy of hierarchies) {
+    const directory = cgroupDirectory(hierarchy, cgroupPath);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await rmdir(directory);
+        break;
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT') break;
+        if (code !== 'EBUSY' || attempt >= 50) {
+          left.push(directory);
+          break;
+        }
+        await sleep(20);
+      }
+    }
+  }
+  return left;
+}
+
+/** Pids in the container's cgroup (from the first hierarchy that has the directory). */
+export async function cgroupPids(hierarchies: readonly CgroupHierarchy[], cgroupPath: string): Promise<number[]> {
+  for (const hierarchy of hierarchies) {
+    try {
+      const text = await readFile(path.join(cgroupDirectory(hierarchy, cgroupPath), 'cgroup.procs'), 'utf8');
+      return text.split('\n').filter((l) => l !== '').map(Number);
+    } catch {
+      continue;
+    }
+  }
+  return [];
+}

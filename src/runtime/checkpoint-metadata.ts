@@ -1,0 +1,99 @@
+/**
+ * What the runtime writes beside CRIU's images, so a checkpoint restores on its own (bare, under
+ * a new id, or on another host): the container's description, the external mounts CRIU named,
+ * and the init's stdio (descriptors.json, in runc's format) for inherit_fd.
+ */
+import { access, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { RuntimeError } from './errors.js';
+import type { ExternalMount } from './external-mounts.js';
+import type { OciRuntimeName } from './config.js';
+
+export const METADATA_FILE = 'runtime-checkpoint.json';
+export const DESCRIPTORS_FILE = 'descriptors.json';
+export const SPEC_FILE = 'config.json';
+
+export interface CheckpointMetadata {
+  readonly formatVersion: 1;
+  readonly id: string;
+  readonly created: string;
+  /** The bundle the container ran from. */
+  readonly bundle: string;
+  readonly rootfs: string;
+  readonly cgroupPath: string;
+  readonly ociRuntime: OciRuntimeName;
+  readonly criuVersion: string;
+  readonly leftRunning: boolean;
+  readonly externalMounts: readonly ExternalMount[];
+  readonly annotations: Readonly<Record<string, string>>;
+}
+
+export class CheckpointNotFoundError extends RuntimeError {
+  readonly code = 'CHECKPOINT_NOT_FOUND' as const;
+  constructor(readonly imagePath: string, reason: string) {
+    super(`no checkpoint at ${imagePath}: ${reason}`, {
+      hint: 'pass the --image-path a checkpoint was written to, or checkpoint the container first',
+    });
+  }
+}
+
+export class CorruptCheckpointError extends RuntimeError {
+  readonly code = 'CORRUPT_CHECKPOINT' as const;
+  constructor(readonly file: string, reason: string, options: { cause?: unknown } = {}) {
+    super(`the checkpoint file ${file} is unusable: ${reason}`, {
+      ...options,
+      hint: 'take a new checkpoint; this one cannot be restored by this runtime',
+    });
+  }
+}
+
+export async function writeCheckpointMetadata(
+  imagePath: string,
+  metadata: CheckpointMetadata,
+  descriptors: readonly string[],
+  specText: string,
+): Promise<void> {
+  await writeFile(path.join(imagePath, METADATA_FILE), `${JSON.stringify(metadata, null, 2)}\n`);
+  await writeFile(path.join(imagePath, DESCRIPTORS_FILE), JSON.stringify(descriptors));
+  await writeFile(path.join(imagePath, SPEC_FILE), specText);
+}
+
+export interface CheckpointFiles {
+  readonly metadata: CheckpointMetadata;
+  readonly descriptors: readonly string[];
+}
+
+/** Reads what a restore needs, after checking that the directory holds CRIU images at all. */
+export async function readCheckpoint(imagePath: string): Promise<CheckpointFiles> {
+  try {
+    await access(imagePath);
+  } catch {
+    throw new CheckpointNotFoundError(imagePath, 'the directory does not exist');
+  }
+  try {
+    await access(path.join(imagePath, 'inventory.img'));
+  } catch {
+    throw new CheckpointNotFoundError(imagePath, 'it holds no CRIU images (inventory.img is missing)');
+  }
+  const metadata = await readJson<CheckpointMetadata>(path.join(imagePath, METADATA_FILE));
+  if (metadata.formatVersion !== 1 || !Array.isArray(metadata.externalMounts)) {
+    throw new CorruptCheckpointError(path.join(imagePath, METADATA_FILE), `unknown format ${String(metadata.formatVersion)}`);
+  }
+  const descriptors = await readJson<string[]>(path.join(imagePath, DESCRIPTORS_FILE));
+  if (!Array.isArray(descriptors)) throw new CorruptCheckpointError(path.join(imagePath, DESCRIPTORS_FILE), 'not a JSON array');
+  return { metadata, descriptors };
+}
+
+async function readJson<T>(file: string): Promise<T> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (cause) {
+    throw new CorruptCheckpointError(file, 'it is missing (was this checkpoint written by runtime?)', { cause });
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch (cause) {
+    throw new CorruptCheckpointError(file, (cause as Error).message, { cause });
+  }
+}

@@ -1,0 +1,34 @@
+import { defineCommand } from '../command.js';
+import { commonCriuFlags, commonCriuOptions } from './criu-flags.js';
+
+export const checkpointCommand = defineCommand({
+  name: 'checkpoint',
+  summary: 'checkpoint a running container through CRIU',
+  usage: '<id>',
+  description:
+    'Dumps the container\'s process tree. Without --image-path the images go to the container\'s managed\n' +
+    'checkpoint directory, and a bare `runtime restore <id>` restores them. Without --leave-running the\n' +
+    'container stops; if the dump fails it keeps running, unchanged.',
+  positionals: { min: 1, max: 1 },
+  flags: {
+    ...commonCriuFlags,
+    'leave-running': { type: 'boolean', description: 'leave the container running after the checkpoint' },
+    'pre-dump': { type: 'boolean', description: 'dump memory only, as the parent of a later dump (needs soft-dirty tracking)' },
+    'parent-path': { type: 'string', value: 'DIR', description: 'a previous pre-dump, relative to the image directory' },
+    'tcp-skip-in-flight': { type: 'boolean', description: 'skip data in flight on TCP connections' },
+    'link-remap': { type: 'boolean', description: 'allow open files that were unlinked' },
+  },
+  async run(runtime, flags, [id], io) {
+    const result = await runtime().checkpoint({
+      id: id!,
+      ...commonCriuOptions(flags),
+      ...(flags['leave-running'] ? { leaveRunning: true } : {}),
+      ...(flags['pre-dump'] ? { preDump: true } : {}),
+      ...(flags['parent-path'] ? { parentPath: flags['parent-path'] } : {}),
+      ...(flags['tcp-skip-in-flight'] ? { tcpSkipInFlight: true } : {}),
+      ...(flags['link-remap'] ? { linkRemap: true } : {}),
+    });
+    io.stderr.write(`checkpointed ${id} to ${result.imagePath} in ${result.durationMs} ms${result.leftRunning ? ' (left running)' : ''}\n`);
+    return 0;
+  },
+});

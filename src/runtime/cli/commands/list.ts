@@ -1,0 +1,29 @@
+import { defineCommand } from '../command.js';
+import { UsageError } from '../../errors.js';
+
+export const listCommand = defineCommand({
+  name: 'list',
+  summary: 'list the containers',
+  usage: '',
+  positionals: { min: 0, max: 0 },
+  flags: {
+    format: { type: 'string', short: 'f', value: 'table|json', description: 'output format (default: table)' },
+    quiet: { type: 'boolean', short: 'q', description: 'print only the ids' },
+  },
+  async run(runtime, flags, _positionals, io) {
+    const format = flags.format ?? 'table';
+    if (format !== 'table' && format !== 'json') throw new UsageError(`unknown --format ${JSON.stringify(format)}`, 'use table or json');
+    const rows = await runtime().listRecords();
+    if (flags.quiet) {
+      for (const { state } of rows) io.stdout.write(`${state.id}\n`);
+    } else if (format === 'json') {
+      io.stdout.write(`${JSON.stringify(rows.map((r) => r.state), null, 2)}\n`);
+    } else {
+      const table = [['ID', 'PID', 'STATUS', 'BUNDLE', 'CREATED']];
+      for (const { state, record } of rows) table.push([state.id, String(state.pid ?? 0), state.status, state.bundle, record.created]);
+      const widths = table[0]!.map((_, column) => Math.max(...table.map((row) => row[column]!.length)));
+      for (const row of table) io.stdout.write(`${row.map((cell, i) => cell.padEnd(widths[i]!)).join('   ').trimEnd()}\n`);
+    }
+    return 0;
+  },
+});

@@ -1,0 +1,29 @@
+import { writeFile } from 'node:fs/promises';
+import { defineCommand } from '../command.js';
+import { exitCodeOf } from './attach.js';
+
+export const runCommand = defineCommand({
+  name: 'run',
+  summary: 'create and start a container from an OCI bundle',
+  usage: '<id>',
+  description:
+    'The system\'s OCI runtime (runc, or crun) creates the namespaces and the init; the runtime holds\n' +
+    'the container\'s stdio (output goes to its log) and is the init\'s parent: the CLI itself in the\n' +
+    'foreground, a monitor process with -d.',
+  positionals: { min: 1, max: 1 },
+  flags: {
+    bundle: { type: 'string', short: 'b', value: 'DIR', description: 'the bundle directory (default: the current directory)' },
+    detach: { type: 'boolean', short: 'd', description: 'detach: a runtime monitor becomes the parent' },
+    'pid-file': { type: 'string', value: 'FILE', description: 'write the init\'s pid to FILE' },
+  },
+  async run(runtime, flags, [id], io) {
+    const options = { id: id!, bundle: flags.bundle ?? process.cwd() };
+    if (flags.detach) {
+      await runtime().run({ ...options, ...(flags['pid-file'] ? { pidFile: flags['pid-file'] } : {}) });
+      return 0;
+    }
+    const container = await runtime().runAttached(options, { stdin: io.stdin, stdout: io.stdout, stderr: io.stderr });
+    if (flags['pid-file']) await writeFile(flags['pid-file'], String(container.pid));
+    return exitCodeOf(container);
+  },
+});

@@ -1,0 +1,119 @@
+/**
+ * The `runtime` command line: global flags (as runc places them, before the command), then one
+ * command. Errors print their message and hint; the exit status is 1 (2 for usage errors).
+ */
+import 'reflect-metadata';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { commandHelp, parseCommandArgs, type Command, type CommandIo } from './command.js';
+import { Runtime } from '../runtime.js';
+import { resolveConfig, type RuntimeConfig } from '../config.js';
+import { composeRuntime } from '../composition-root.js';
+import { RuntimeError, UsageError, describeError } from '../errors.js';
+import { runCommand } from './commands/run.js';
+import { checkpointCommand } from './commands/checkpoint.js';
+import { restoreCommand } from './commands/restore.js';
+import { stateCommand } from './commands/state.js';
+import { listCommand } from './commands/list.js';
+import { killCommand } from './commands/kill.js';
+import { deleteCommand } from './commands/delete.js';
+
+export const commands: readonly Command[] = [
+  runCommand, checkpointCommand, restoreCommand, stateCommand, listCommand, killCommand, deleteCommand,
+] as unknown as readonly Command[];
+
+const globalFlags = {
+  root: { type: 'string', description: 'state root (default /run/runtime; env RUNTIME_ROOT)' },
+  criu: { type: 'string', description: 'criu binary (default: PATH; env RUNTIME_CRIU)' },
+  log: { type: 'string', description: 'log file (default: stderr; env RUNTIME_LOG)' },
+  'log-format': { type: 'string', description: 'text or json (env RUNTIME_LOG_FORMAT)' },
+  debug: { type: 'boolean', description: 'log at debug level' },
+  help: { type: 'boolean', short: 'h', description: 'show this help' },
+  version: { type: 'boolean', short: 'v', description: 'print the version' },
+} as const;
+
+function version(): string {
+  const packageJson = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../../package.json');
+  return (JSON.parse(readFileSync(packageJson, 'utf8')) as { version: string }).version;
+}
+
+function mainHelp(): string {
+  const lines = [
+    'runtime - checkpoint and restore OCI containers through CRIU',
+    '',
+    'usage: runtime [global flags] <command> [flags] [arguments]',
+    '',
+    'commands:',
+    ...commands.map((c) => `  ${c.name.padEnd(12)} ${c.summary}`),
+    '',
+    'global flags:',
+    ...Object.entries(globalFlags).map(([name, spec]) => {
+      const label = `${'short' in spec ? `-${spec.short}, ` : '    '}--${name}${spec.type === 'string' ? ' VALUE' : ''}`;
+      return `  ${label.padEnd(24)} ${spec.description}`;
+    }),
+    '',
+    'Run `runtime <command> --help` for a command\'s flags.',
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+/** Splits argv into the global flags and the command with its own arguments. */
+function splitGlobal(argv: readonly string[]): { global: string[]; rest: string[] } {
+  const global: string[] = [];
+  let index = 0;
+  while (index < argv.length && argv[index]!.startsWith('-')) {
+    const arg = argv[index]!;
+    global.push(arg);
+    const name = arg.replace(/^--?/, '').split('=')[0]!;
+    const spec = (globalFlags as Record<string, { type: string }>)[name];
+    if (spec?.type === 'string' && !arg.includes('=')) global.push(argv[++index] ?? '');
+    index++;
+  }
+  return { global, rest: argv.slice(index) };
+}
+
+export async function main(argv: readonly string[], io: CommandIo): Promise<number> {
+  try {
+    const { global, rest } = splitGlobal(argv);
+    let parsed;
+    try {
+      parsed = parseArgs({ args: global, options: globalFlags, strict: true, allowPositionals: false });
+    } catch (error) {
+      throw new UsageError((error as Error).message, 'see `runtime --help`');
+    }
+    const values = parsed.values;
+    if (values.version) {
+      io.stdout.write(`runtime ${version()}\n`);
+      return 0;
+    }
+    const [name, ...commandArgs] = rest;
+    if (values.help || name === undefined || name === 'help') {
+      const target = name === 'help' ? commands.find((c) => c.name === commandArgs[0]) : undefined;
+      io.stdout.write(target ? commandHelp(target) : mainHelp());
+      return name === undefined && !values.help ? 2 : 0;
+    }
+    const command = commands.find((c) => c.name === name);
+    if (!command) throw new UsageError(`unknown command ${JSON.stringify(name)}`, `the commands are: ${commands.map((c) => c.name).join(', ')}`);
+    const { flags, positionals, help } = parseCommandArgs(command, commandArgs);
+    if (help) {
+      io.stdout.write(commandHelp(command));
+      return 0;
+    }
+    const overrides: Partial<RuntimeConfig> = {
+      ...(values.root ? { stateRoot: path.resolve(values.root) } : {}),
+      ...(values.criu ? { criu: values.criu } : {}),
+      ...(values.log ? { logFile: path.resolve(values.log) } : {}),
+      ...(values['log-format'] ? { logFormat: values['log-format'] as RuntimeConfig['logFormat'] } : {}),
+      ...(values.debug ? { logLevel: 'debug' as const } : {}),
+    };
+    let runtime: Runtime | undefined;
+    const lazyRuntime = () => (runtime ??= new Runtime(composeRuntime(resolveConfig({ overrides }))));
+    return await command.run(lazyRuntime, flags, positionals, io);
+  } catch (error) {
+    io.stderr.write(`runtime: ${describeError(error)}\n`);
+    if (process.env.RUNTIME_DEBUG_STACK && error instanceof Error) io.stderr.write(`${error.stack}\n`);
+    return error instanceof UsageError ? 2 : error instanceof RuntimeError ? 1 : 1;
+  }
+}

@@ -1,0 +1,58 @@
+/**
+ * `runtime delete [-f] <id>`: removes a stopped or checkpointed container: its cgroups, its state
+ * and its managed checkpoints. With -f a running container is killed first (SIGKILL to every
+ * process in its cgroup, as runc does), and the command waits for its monitor to reap it.
+ */
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { RuntimeContext } from './context.js';
+import { validateId } from './id.js';
+import { requireRoot } from './privileges.js';
+import { RuntimeError } from './errors.js';
+import { cgroupHierarchies, cgroupPids, removeCgroup } from './cgroups.js';
+import type { ProcessIdentity } from './state/record.js';
+
+export class ContainerRunningError extends RuntimeError {
+  readonly code = 'CONTAINER_RUNNING' as const;
+  constructor(readonly id: string) {
+    super(`container ${JSON.stringify(id)} is running`, { hint: `stop it first, or use \`runtime delete -f ${id}\`` });
+  }
+}
+
+export interface DeleteOptions {
+  readonly force?: boolean;
+}
+
+export async function deleteContainer(context: RuntimeContext, id: string, options: DeleteOptions = {}): Promise<void> {
+  validateId(id);
+  requireRoot('runtime delete');
+  const { store, processes, mounts, logger } = context;
+  const record = await store.load(id);
+  const hierarchies = cgroupHierarchies(await mounts.mounts());
+  const running = record.init !== undefined && (await processes.isAlive(record.init));
+  if (running && !options.force) throw new ContainerRunningError(id);
+  if (running) {
+    await processes.signal(record.init!, 'SIGKILL');
+    for (const pid of await cgroupPids(hierarchies, record.cgroupPath)) {
+      const identity = await processes.identify(pid);
+      if (identity) await processes.signal(identity, 'SIGKILL');
+    }
+    await waitGone(context, record.init!, 10_000);
+  }
+  // The monitor records the exit under the lock; let it finish before the state goes away.
+  if (record.monitor) await waitGone(context, record.monitor, 5_000);
+
+  const paths = store.paths(id);
+  if (await mounts.isMountPoint(paths.criuRoot)) await mounts.unmount(paths.criuRoot, { detach: true });
+  const left = await removeCgroup(hierarchies, record.cgroupPath);
+  if (left.length > 0) logger.warn('some cgroup directories are still busy and were left', { id, left });
+  await context.ociRuntime.forget({ id, root: paths.ociRoot });
+  await store.remove(id);
+  await rm(path.join(context.config.checkpointRoot, id), { recursive: true, force: true });
+}
+
+async function waitGone(context: RuntimeContext, identity: ProcessIdentity, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline && (await context.processes.isAlive(identity))) await sleep(20);
+}

@@ -1,0 +1,38 @@
+/**
+ * The bundle the OCI runtime is actually given, in the container's state directory: the user's
+ * config.json with root.path made absolute, a cgroup path, and stdio as pipes (the runtime gives
+ * every container pipes held by its monitor: a tty could not be checkpointed the same way).
+ */
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { defaultCgroupPath } from './cgroups.js';
+import type { Logger } from './logger.js';
+import { parseSpec, type Bundle, type Spec } from './oci/index.js';
+
+export interface EffectiveBundle {
+  readonly dir: string;
+  readonly spec: Spec;
+  readonly cgroupPath: string;
+}
+
+export async function writeEffectiveBundle(dir: string, bundle: Bundle, id: string, logger: Logger): Promise<EffectiveBundle> {
+  if (bundle.spec.process?.terminal) {
+    logger.warn('process.terminal is true in the bundle; the runtime gives containers pipes, not a terminal', { id });
+  }
+  const cgroupPath = bundle.spec.linux?.cgroupsPath || defaultCgroupPath(id);
+  const spec = {
+    ...bundle.spec,
+    root: { ...bundle.spec.root!, path: bundle.rootfs },
+    process: { ...bundle.spec.process!, terminal: false },
+    linux: { ...bundle.spec.linux, cgroupsPath: cgroupPath },
+  } as Spec;
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await writeFile(path.join(dir, 'config.json'), `${JSON.stringify(spec, null, 2)}\n`);
+  return { dir, spec, cgroupPath };
+}
+
+export async function readEffectiveSpec(dir: string): Promise<{ spec: Spec; text: string }> {
+  const file = path.join(dir, 'config.json');
+  const text = await readFile(file, 'utf8');
+  return { spec: parseSpec(text, file), text };
+}

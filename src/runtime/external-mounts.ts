@@ -1,0 +1,158 @@
+/**
+ * The external-mount map CRIU needs for mounts whose source lies outside the container: bind
+ * mounts, cgroup v1 hierarchies, masked files and device nodes. On dump each is named (key =
+ * the in-container mount point, value = its name); on restore each name gets a host path.
+ * Mirrors runc (criu_linux.go): bind destinations are resolved for symlinks inside the rootfs
+ * (runc PR #2902), masked files are named "/dev/null", devices map to themselves.
+ */
+import { lstat, readlink, stat } from 'node:fs/promises';
+import path from 'node:path';
+import type { ExtMountMap } from '../criu/rpc/messages.js';
+import type { Mount, Spec } from './oci/index.js';
+import type { MountInfo } from '../rootfs/mountinfo.js';
+import type { CgroupHierarchy } from './cgroups.js';
+import { RuntimeError } from './errors.js';
+
+export type ExternalMountKind = 'bind' | 'cgroup' | 'masked' | 'device';
+
+/** One external mount as recorded beside the images, so a restore can map it again. */
+export interface ExternalMount {
+  readonly kind: ExternalMountKind;
+  /** The in-container mount point (CRIU's key on dump). */
+  readonly mountPoint: string;
+  /** The name CRIU records for it (the value on dump, the key on restore). */
+  readonly name: string;
+}
+
+export class MissingMountMappingError extends RuntimeError {
+  readonly code = 'MISSING_MOUNT_MAPPING' as const;
+  constructor(readonly mountPoint: string, bundleConfig: string) {
+    super(`the checkpoint has a bind mount at ${mountPoint}, and ${bundleConfig} has no bind mount there`, {
+      hint: 'restore with the bundle the container was checkpointed with, or add the bind mount to its config.json',
+    });
+  }
+}
+
+/** The device nodes runc always creates (libcontainer/specconv AllowedDevices), beside the spec's. */
+const defaultDevices = ['/dev/null', '/dev/zero', '/dev/full', '/dev/random', '/dev/urandom', '/dev/tty'];
+
+export function isBindMount(mount: Mount): boolean {
+  return mount.type === 'bind' || (mount.options ?? []).some((o) => o === 'bind' || o === 'rbind');
+}
+
+/**
+ * Resolves path inside root as if root were "/": symlinks are followed and absolute targets taken
+ * relative to root, ".." never climbs above it. Returns the in-root path ("/a/b"). Components that
+ * do not exist are kept as written (SecureJoin semantics).
+ */
+export async function resolveInRoot(root: string, unsafePath: string): Promise<string> {
+  let pending = unsafePath.split('/').filter((p) => p !== '' && p !== '.');
+  const resolved: string[] = [];
+  let links = 0;
+  while (pending.length > 0) {
+    const part = pending.shift()!;
+    if (part === '..') {
+      resolved.pop();
+      continue;
+    }
+    const candidate = [...resolved, part];
+    const hostPath = path.join(root, ...candidate);
+    let isLink = false;
+    try {
+      isLink = (await lstat(hostPath)).isSymbolicLink();
+    } catch {
+      isLink = false;
+    }
+    if (!isLink) {
+      resolved.push(part);
+      continue;
+    }
+    if (++links > 255) throw new Error(`too many symlinks resolving ${unsafePath} in ${root}`);
+    const target = await readlink(hostPath);
+    const targetParts = target.split('/').filter((p) => p !== '' && p !== '.');
+    if (target.startsWith('/')) resolved.length = 0;
+    pending = [...targetParts, ...pending];
+  }
+  return `/${resolved.join('/')}`;
+}
+
+export interface DumpMountContext {
+  readonly spec: Spec;
+  readonly rootfs: string;
+  /** The container's own mount table (/proc/<init>/mountinfo). */
+  readonly containerMounts: readonly MountInfo[];
+  /** How to look at a path inside the running container (/proc/<init>/root). */
+  readonly containerRoot: string;
+}
+
+export async function externalMountsForDump(context: DumpMountContext): Promise<ExternalMount[]> {
+  const mounts: ExternalMount[] = [];
+  const seen = new Set<string>();
+  const add = (mount: ExternalMount) => {
+    if (seen.has(mount.mountPoint)) return;
+    seen.add(mount.mountPoint);
+    mounts.push(mount);
+  };
+  for (const mount of context.spec.mounts ?? []) {
+    if (!isBindMount(mount)) continue;
+    const destination = await resolveInRoot(context.rootfs, mount.destination);
+    add({ kind: 'bind', mountPoint: destination, name: destination });
+  }
+  // Without a cgroup namespace, each v1 hierarchy is a bind of the container's host cgroup.
+  for (const mount of context.containerMounts) {
+    if (mount.fsType === 'cgroup') add({ kind: 'cgroup', mountPoint: mount.mountPoint, name: mount.mountPoint });
+  }
+  for (const masked of context.spec.linux?.maskedPaths ?? []) {
+    const info = await stat(path.join(context.containerRoot, masked)).catch(() => undefined);
+    if (info && !info.isDirectory()) add({ kind: 'masked', mountPoint: masked, name: '/dev/null' });
+  }
+  for (const device of [...(context.spec.linux?.devices ?? []).map((d) => d.path), ...defaultDevices]) {
+    add({ kind: 'device', mountPoint: device, name: device });
+  }
+  return mounts;
+}
+
+export function dumpMountMap(mounts: readonly ExternalMount[]): ExtMountMap[] {
+  return mounts.map((m) => ({ key: m.mountPoint, val: m.name }));
+}
+
+export interface RestoreMountContext {
+  readonly spec: Spec;
+  readonly bundle: string;
+  readonly bundleConfig: string;
+  readonly rootfs: string;
+  readonly hierarchies: readonly CgroupHierarchy[];
+  /** The restored container's cgroup path. */
+  readonly cgroupPath: string;
+}
+
+/** The host path for each recorded name; a bind mount the bundle no longer has is an error. */
+export async function restoreMountMap(recorded: readonly ExternalMount[], context: RestoreMountContext): Promise<ExtMountMap[]> {
+  const bindSources = new Map<string, string>();
+  for (const mount of context.spec.mounts ?? []) {
+    if (!isBindMount(mount) || mount.source === undefined) continue;
+    bindSources.set(await resolveInRoot(context.rootfs, mount.destination), path.resolve(context.bundle, mount.source));
+  }
+  const map = new Map<string, string>();
+  for (const mount of recorded) {
+    switch (mount.kind) {
+      case 'bind': {
+        const source = bindSources.get(mount.mountPoint);
+        if (source === undefined) throw new MissingMountMappingError(mount.mountPoint, context.bundleConfig);
+        map.set(mount.name, source);
+        break;
+      }
+      case 'cgroup': {
+        const base = path.basename(mount.mountPoint);
+        const hierarchy = context.hierarchies.find((h) => path.basename(h.mountPoint) === base);
+        if (hierarchy) map.set(mount.name, path.join(hierarchy.mountPoint, context.cgroupPath));
+        break;
+      }
+      case 'masked':
+      case 'device':
+        map.set(mount.name, mount.name);
+        break;
+    }
+  }
+  return [...map].map(([key, val]) => ({ key, val }));
+}

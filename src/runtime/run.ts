@@ -1,0 +1,68 @@
+/**
+ * `runtime run [-d] --bundle DIR <id>`: validates the bundle, records the container, and has the
+ * OCI runtime start it with this runtime (a monitor, or the CLI in the foreground) as the parent.
+ */
+import type { RuntimeContext } from './context.js';
+import { validateId } from './id.js';
+import { loadBundle } from './oci/index.js';
+import { writeEffectiveBundle } from './effective-bundle.js';
+import { requireRoot } from './privileges.js';
+import { launchMonitor } from './monitor/launch.js';
+import { runInForeground, type ForegroundContainer, type ForegroundStdio } from './monitor/foreground.js';
+import type { RunJob } from './monitor/job.js';
+
+export interface RunOptions {
+  readonly id: string;
+  /** The bundle directory (config.json and the rootfs). */
+  readonly bundle: string;
+  /** Write the init's pid to this file. */
+  readonly pidFile?: string;
+}
+
+/** Starts the container under a detached monitor; returns the init's pid. */
+export async function runDetached(context: RuntimeContext, options: RunOptions): Promise<number> {
+  const job = await prepareRun(context, options);
+  try {
+    return await launchMonitor(context, job);
+  } catch (error) {
+    await context.store.remove(options.id);
+    throw error;
+  }
+}
+
+/** Starts the container with this process as its parent. */
+export async function runForeground(context: RuntimeContext, options: RunOptions, stdio: ForegroundStdio): Promise<ForegroundContainer> {
+  const job = await prepareRun(context, options);
+  try {
+    return await runInForeground(context, job, stdio);
+  } catch (error) {
+    await context.store.remove(options.id);
+    throw error;
+  }
+}
+
+async function prepareRun(context: RuntimeContext, options: RunOptions): Promise<RunJob> {
+  const id = validateId(options.id);
+  requireRoot('runtime run');
+  const bundle = await loadBundle(options.bundle);
+  const paths = await context.store.reserve(id);
+  try {
+    const effective = await writeEffectiveBundle(paths.effectiveBundle, bundle, id, context.logger);
+    await context.store.save({
+      id,
+      status: 'creating',
+      bundle: bundle.path,
+      rootfs: bundle.rootfs,
+      cgroupPath: effective.cgroupPath,
+      ociRuntime: context.config.ociRuntime,
+      created: new Date().toISOString(),
+      annotations: bundle.spec.annotations ?? {},
+      logPath: paths.containerLog,
+      restoreCount: 0,
+    });
+  } catch (error) {
+    await context.store.remove(id);
+    throw error;
+  }
+  return { kind: 'run', id, ...(options.pidFile ? { pidFile: options.pidFile } : {}) };
+}

@@ -1,0 +1,88 @@
+/**
+ * The library API: the runtime's operations as methods of one object, for TypeScript programs
+ * that embed it. The CLI is a thin layer over the same functions.
+ *
+ *   const runtime = Runtime.create({ stateRoot: '/run/my-tool' });
+ *   await runtime.run({ id: 'web1', bundle: './bundle' });
+ *   await runtime.checkpoint({ id: 'web1' });
+ *   await runtime.restore({ id: 'web1' });
+ */
+import type { DependencyContainer } from 'tsyringe';
+import { resolveConfig, type RuntimeConfig } from './config.js';
+import { composeRuntime, resolveContext } from './composition-root.js';
+import type { RuntimeContext } from './context.js';
+import { runDetached, runForeground, type RunOptions } from './run.js';
+import { checkpoint, type CheckpointRequest, type CheckpointResult } from './checkpoint.js';
+import { restoreDetached, restoreForeground, type RestoreRequest } from './restore.js';
+import { kill } from './kill.js';
+import { deleteContainer, type DeleteOptions } from './delete.js';
+import { list, listRecords, state } from './state.js';
+import type { OciState } from './oci/index.js';
+import type { ForegroundContainer, ForegroundStdio } from './monitor/foreground.js';
+import { parseSignal } from './signals.js';
+import type { CriuVersion } from '../criu/version.js';
+
+export class Runtime {
+  /** The services behind this runtime; a test may build one with a service swapped. */
+  readonly context: RuntimeContext;
+
+  constructor(services: DependencyContainer) {
+    this.context = resolveContext(services);
+  }
+
+  /** A runtime for the configuration: defaults, config file, environment, then these overrides. */
+  static create(overrides: Partial<RuntimeConfig> = {}): Runtime {
+    return new Runtime(composeRuntime(resolveConfig({ overrides })));
+  }
+
+  get config(): RuntimeConfig {
+    return this.context.config;
+  }
+
+  /** Starts a container under a detached monitor; resolves with the init's pid once it runs. */
+  run(options: RunOptions): Promise<number> {
+    return runDetached(this.context, options);
+  }
+
+  /** Starts a container as a child of this process; `exited` settles when it ends. */
+  runAttached(options: RunOptions, stdio: ForegroundStdio): Promise<ForegroundContainer> {
+    return runForeground(this.context, options, stdio);
+  }
+
+  checkpoint(request: CheckpointRequest): Promise<CheckpointResult> {
+    return checkpoint(this.context, request);
+  }
+
+  /** Restores under a detached monitor; resolves with the restored init's pid. */
+  restore(request: RestoreRequest): Promise<number> {
+    return restoreDetached(this.context, request);
+  }
+
+  restoreAttached(request: RestoreRequest, stdio: ForegroundStdio): Promise<ForegroundContainer> {
+    return restoreForeground(this.context, request, stdio);
+  }
+
+  state(id: string): Promise<OciState> {
+    return state(this.context, id);
+  }
+
+  list(): Promise<OciState[]> {
+    return list(this.context);
+  }
+
+  listRecords(): ReturnType<typeof listRecords> {
+    return listRecords(this.context);
+  }
+
+  kill(id: string, signal: string | number = 'SIGTERM'): Promise<void> {
+    return kill(this.context, id, typeof signal === 'number' ? signal : parseSignal(signal));
+  }
+
+  delete(id: string, options: DeleteOptions = {}): Promise<void> {
+    return deleteContainer(this.context, id, options);
+  }
+
+  criuVersion(): Promise<CriuVersion> {
+    return this.context.criu.requireVersion();
+  }
+}

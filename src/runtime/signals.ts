@@ -1,0 +1,28 @@
+/** Signal names and numbers, as `runtime kill` takes them (KILL, SIGKILL, 9). */
+import { constants } from 'node:os';
+import { UsageError } from './errors.js';
+
+const byNumber = new Map<number, string>(
+  Object.entries(constants.signals).map(([name, number]) => [number, name] as [number, string]),
+);
+
+export function signalName(signal: number): string {
+  return byNumber.get(signal) ?? `SIG${signal}`;
+}
+
+export function parseSignal(text: string): number {
+  if (/^\d+$/.test(text)) {
+    const number = Number(text);
+    if (byNumber.has(number)) return number;
+  } else {
+    const name = (text.toUpperCase().startsWith('SIG') ? text.toUpperCase() : `SIG${text.toUpperCase()}`) as keyof typeof constants.signals;
+    const number = constants.signals[name];
+    if (number !== undefined) return number;
+  }
+  throw new UsageError(`unknown signal ${JSON.stringify(text)}`, 'give a name such as TERM, SIGKILL or a number such as 9');
+}
+
+/** The shell's convention for a process killed by a signal. */
+export function exitCodeForSignal(signal: number): number {
+  return 128 + signal;
+}

@@ -1,0 +1,46 @@
+/** What the runtime keeps about one container, persisted as <stateRoot>/<id>/state.json. */
+import type { ContainerStatus } from './status.js';
+import type { OciRuntimeName } from '../config.js';
+
+/** A process identity that survives pid reuse: the pid and its start time in clock ticks since boot. */
+export interface ProcessIdentity {
+  readonly pid: number;
+  readonly startTime: string;
+}
+
+export interface ExitRecord {
+  readonly code?: number;
+  readonly signal?: string;
+  readonly time: string;
+}
+
+export interface CheckpointRecord {
+  /** Absolute path of the image directory. */
+  readonly imagePath: string;
+  readonly time: string;
+  readonly leftRunning: boolean;
+}
+
+export interface ContainerRecord {
+  readonly id: string;
+  readonly status: ContainerStatus;
+  /** The user's bundle directory (absolute). */
+  readonly bundle: string;
+  /** The root filesystem's host path (absolute). */
+  readonly rootfs: string;
+  /** The container's init, while it runs. */
+  readonly init?: ProcessIdentity;
+  /** The runtime process that is the init's parent and reaps it (absent for a foreground CLI). */
+  readonly monitor?: ProcessIdentity;
+  /** cgroup path below each v1 hierarchy's mount point, e.g. "/runtime/web1". */
+  readonly cgroupPath: string;
+  readonly ociRuntime: OciRuntimeName;
+  readonly created: string;
+  readonly annotations: Readonly<Record<string, string>>;
+  /** Where the container's stdout and stderr are appended. */
+  readonly logPath: string;
+  readonly lastCheckpoint?: CheckpointRecord;
+  readonly exit?: ExitRecord;
+  /** Times this container has been restored. */
+  readonly restoreCount: number;
+}

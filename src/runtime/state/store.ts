@@ -1,0 +1,160 @@
+/**
+ * The container store: one directory per container under the state root, holding state.json
+ * (written atomically), a lock file (flock, so a crashed holder never leaves it taken), the
+ * effective bundle given to the OCI runtime, and the container's log.
+ */
+import { mkdir, open, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ContainerExistsError, ContainerNotFoundError, RuntimeError } from '../errors.js';
+import { validateId } from '../id.js';
+import { tryLockExclusive, unlock } from '../system/libc.js';
+import type { ContainerRecord } from './record.js';
+import { statuses } from './status.js';
+
+export interface ContainerPaths {
+  readonly dir: string;
+  readonly stateFile: string;
+  readonly lockFile: string;
+  /** The bundle the OCI runtime is given: config.json with the runtime's adjustments. */
+  readonly effectiveBundle: string;
+  /** The OCI runtime's own --root, private to this container. */
+  readonly ociRoot: string;
+  readonly ociLog: string;
+  readonly containerLog: string;
+  readonly monitorLog: string;
+  /** Where the rootfs is bind-mounted for CRIU on restore (CRIU needs a mount point). */
+  readonly criuRoot: string;
+}
+
+export class CorruptStateError extends RuntimeError {
+  readonly code = 'CORRUPT_STATE' as const;
+  constructor(readonly file: string, reason: string) {
+    super(`the state file ${file} is unreadable: ${reason}`, {
+      hint: 'remove the container with `runtime delete -f <id>`; its processes, if any, are stopped',
+    });
+  }
+}
+
+export class LockTimeoutError extends RuntimeError {
+  readonly code = 'LOCK_TIMEOUT' as const;
+  constructor(readonly id: string, waitedMs: number) {
+    super(`container ${JSON.stringify(id)} is busy: another runtime command has held its lock for ${Math.round(waitedMs / 1000)} s`, {
+      hint: 'wait for the other command to finish, then try again',
+    });
+  }
+}
+
+export class ContainerStore {
+  constructor(readonly root: string) {}
+
+  paths(id: string): ContainerPaths {
+    const dir = path.join(this.root, validateId(id));
+    return {
+      dir,
+      stateFile: path.join(dir, 'state.json'),
+      lockFile: path.join(dir, 'lock'),
+      effectiveBundle: path.join(dir, 'bundle'),
+      ociRoot: path.join(dir, 'oci'),
+      ociLog: path.join(dir, 'oci.log'),
+      containerLog: path.join(dir, 'container.log'),
+      monitorLog: path.join(dir, 'monitor.log'),
+      criuRoot: path.join(dir, 'criu-root'),
+    };
+  }
+
+  /** Makes the container's directory; fails when the id is taken. */
+  async reserve(id: string): Promise<ContainerPaths> {
+    const paths = this.paths(id);
+    await mkdir(this.root, { recursive: true, mode: 0o711 });
+    try {
+      await mkdir(paths.dir, { mode: 0o700 });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw new ContainerExistsError(id);
+      throw error;
+    }
+    return paths;
+  }
+
+  async exists(id: string): Promise<boolean> {
+    try {
+      await readFile(this.paths(id).stateFile);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async load(id: string): Promise<ContainerRecord> {
+    const file = this.paths(id).stateFile;
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new ContainerNotFoundError(id, this.root);
+      throw error;
+    }
+    let record: ContainerRecord;
+    try {
+      record = JSON.parse(text) as ContainerRecord;
+    } catch (error) {
+      throw new CorruptStateError(file, (error as Error).message);
+    }
+    if (record.id !== id || !statuses.includes(record.status)) throw new CorruptStateError(file, 'id or status is missing or wrong');
+    return record;
+  }
+
+  /** Writes state.json atomically: a reader sees the old record or the new one, never half. */
+  async save(record: ContainerRecord): Promise<void> {
+    const file = this.paths(record.id).stateFile;
+    const temporary = `${file}.${process.pid}.tmp`;
+    await writeFile(temporary, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
+    await rename(temporary, file);
+  }
+
+  /** Ids of all containers with a state file, sorted. */
+  async ids(): Promise<string[]> {
+    let entries: string[];
+    try {
+      entries = await readdir(this.root);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw error;
+    }
+    const ids: string[] = [];
+    for (const entry of entries.sort()) {
+      if (await this.exists(entry).catch(() => false)) ids.push(entry);
+    }
+    return ids;
+  }
+
+  async remove(id: string): Promise<void> {
+    await rm(this.paths(id).dir, { recursive: true, force: true });
+  }
+
+  /**
+   * Runs fn while holding the container's lock. Every command that changes a container's state
+   * takes it, and so does the monitor when it records an exit, so they never write over each other.
+   */
+  async withLock<T>(id: string, fn: () => Promise<T>, timeoutMs = 120_000): Promise<T> {
+    const paths = this.paths(id);
+    const handle = await open(paths.lockFile, 'a', 0o600).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') throw new ContainerNotFoundError(id, this.root);
+      throw error;
+    });
+    try {
+      const started = Date.now();
+      while (!tryLockExclusive(handle.fd)) {
+        if (Date.now() - started > timeoutMs) throw new LockTimeoutError(id, Date.now() - started);
+        await sleep(10);
+      }
+      try {
+        return await fn();
+      } finally {
+        unlock(handle.fd);
+      }
+    } finally {
+      await handle.close();
+    }
+  }
+}

@@ -1,0 +1,127 @@
+/**
+ * The few libc calls Node does not offer, through koffi (a prebuilt FFI; no compiler at install).
+ * Node cannot make a SOCK_SEQPACKET socketpair (criu swrk needs one), raw pipes to hand to a
+ * child at a chosen fd, a waitpid for a child it did not spawn (a restored init under
+ * rst_sibling, or an orphan reparented to a subreaper), mount(2), or flock(2).
+ *
+ * Every wrapper throws SystemCallError with the errno; none is called at import time.
+ */
+import koffi from 'koffi';
+import { SystemCallError } from '../errors.js';
+
+interface LibcFunctions {
+  socketpair(domain: number, type: number, protocol: number, sv: number[]): number;
+  pipe2(fds: number[], flags: number): number;
+  waitpid(pid: number, status: number[], options: number): number;
+  prctl(option: number, a2: number, a3: number, a4: number, a5: number): number;
+  flock(fd: number, operation: number): number;
+  mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): number;
+  umount2(target: string, flags: number): number;
+}
+
+let loaded: LibcFunctions | undefined;
+
+function libc(): LibcFunctions {
+  if (loaded) return loaded;
+  const lib = koffi.load('libc.so.6');
+  loaded = {
+    socketpair: lib.func('int socketpair(int domain, int type, int protocol, _Out_ int *sv)') as LibcFunctions['socketpair'],
+    pipe2: lib.func('int pipe2(_Out_ int *fds, int flags)') as LibcFunctions['pipe2'],
+    waitpid: lib.func('int waitpid(int pid, _Out_ int *status, int options)') as LibcFunctions['waitpid'],
+    prctl: lib.func('int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)') as LibcFunctions['prctl'],
+    flock: lib.func('int flock(int fd, int operation)') as LibcFunctions['flock'],
+    mount: lib.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)') as LibcFunctions['mount'],
+    umount2: lib.func('int umount2(const char *target, int flags)') as LibcFunctions['umount2'],
+  };
+  return loaded;
+}
+
+function check(result: number, syscall: string, detail: string): number {
+  if (result < 0) throw new SystemCallError(syscall, koffi.errno(), detail);
+  return result;
+}
+
+const AF_UNIX = 1;
+const SOCK_SEQPACKET = 5;
+export const O_CLOEXEC = 0o2000000;
+const SOCK_CLOEXEC = O_CLOEXEC;
+
+/** A connected AF_UNIX SOCK_SEQPACKET pair, both ends close-on-exec. */
+export function seqpacketPair(): [number, number] {
+  const sv = [-1, -1];
+  check(libc().socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 'socketpair', 'AF_UNIX, SOCK_SEQPACKET');
+  return [sv[0]!, sv[1]!];
+}
+
+/** A pipe as [readEnd, writeEnd], both close-on-exec (a child gets an end only when handed it). */
+export function pipe(): [number, number] {
+  const fds = [-1, -1];
+  check(libc().pipe2(fds, O_CLOEXEC), 'pipe2', 'O_CLOEXEC');
+  return [fds[0]!, fds[1]!];
+}
+
+export const WNOHANG = 1;
+export const WALL = 0x40000000;
+
+/** How a reaped process ended. */
+export type WaitStatus =
+  | { readonly kind: 'exited'; readonly code: number }
+  | { readonly kind: 'signaled'; readonly signal: number };
+
+export function decodeWaitStatus(status: number): WaitStatus {
+  const signal = status & 0x7f;
+  return signal === 0 ? { kind: 'exited', code: (status >> 8) & 0xff } : { kind: 'signaled', signal };
+}
+
+/**
+ * waitpid(pid, WNOHANG|__WALL): the status when pid has ended and is now reaped, undefined while
+ * it runs. ECHILD (not our child, or already reaped) is thrown for the caller to decide.
+ */
+export function reapIfExited(pid: number): WaitStatus | undefined {
+  const status = [0];
+  const result = check(libc().waitpid(pid, status, WNOHANG | WALL), 'waitpid', String(pid));
+  return result === 0 ? undefined : decodeWaitStatus(status[0]!);
+}
+
+const PR_SET_CHILD_SUBREAPER = 36;
+
+/** Orphans among our descendants are reparented to us instead of to pid 1, so we can reap them. */
+export function becomeChildSubreaper(): void {
+  check(libc().prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 'prctl', 'PR_SET_CHILD_SUBREAPER');
+}
+
+const LOCK_EX = 2;
+const LOCK_NB = 4;
+const LOCK_UN = 8;
+const EWOULDBLOCK = 11;
+
+/** flock(LOCK_EX|LOCK_NB): true when taken, false when another holder has it. */
+export function tryLockExclusive(fd: number): boolean {
+  const result = libc().flock(fd, LOCK_EX | LOCK_NB);
+  if (result === 0) return true;
+  const errno = koffi.errno();
+  if (errno === EWOULDBLOCK) return false;
+  throw new SystemCallError('flock', errno, `fd ${fd}, LOCK_EX`);
+}
+
+export function unlock(fd: number): void {
+  check(libc().flock(fd, LOCK_UN), 'flock', `fd ${fd}, LOCK_UN`);
+}
+
+export const MS_RDONLY = 0x1;
+export const MS_NOSUID = 0x2;
+export const MS_NODEV = 0x4;
+export const MS_NOEXEC = 0x8;
+export const MS_BIND = 0x1000;
+export const MS_REC = 0x4000;
+export const MS_PRIVATE = 0x40000;
+export const MS_SLAVE = 0x80000;
+export const MNT_DETACH = 0x2;
+
+export function mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): void {
+  check(libc().mount(source, target, fstype, flags, data), 'mount', `${source ?? 'none'} on ${target}${fstype ? ` type ${fstype}` : ''}`);
+}
+
+export function umount(target: string, flags = 0): void {
+  check(libc().umount2(target, flags), 'umount2', target);
+}

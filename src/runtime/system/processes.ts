@@ -1,0 +1,132 @@
+/**
+ * Process and /proc access (an injection token, so tests can swap it). A process is named by its
+ * pid *and* its start time, as crun's status record does: a pid that was freed and reused by
+ * another process is never signalled.
+ */
+import { readFile, readlink } from 'node:fs/promises';
+import { injectable } from 'tsyringe';
+import type { ProcessIdentity } from '../state/record.js';
+
+export interface ProcStat {
+  readonly pid: number;
+  readonly comm: string;
+  /** R, S, D, Z, T, ... */
+  readonly state: string;
+  readonly ppid: number;
+  /** Clock ticks since boot, as a decimal string (it can exceed 2^53 in theory). */
+  readonly startTime: string;
+}
+
+/** Parses /proc/<pid>/stat; comm may hold spaces and parentheses, so split after the last ')'. */
+export function parseProcStat(text: string): ProcStat {
+  const open = text.indexOf('(');
+  const close = text.lastIndexOf(')');
+  if (open < 0 || close < open) throw new Error(`malformed /proc stat: ${text.slice(0, 80)}`);
+  const rest = text.slice(close + 2).split(' ');
+  // rest[0] is field 3 (state); field 22 (starttime) is rest[19].
+  return {
+    pid: Number(text.slice(0, open).trim()),
+    comm: text.slice(open + 1, close),
+    state: rest[0]!,
+    ppid: Number(rest[1]),
+    startTime: rest[19]!,
+  };
+}
+
+/** cgroup v1: hierarchy id, controllers ("cpu,cpuacct", "name=systemd"), path. */
+export interface CgroupMembership {
+  readonly hierarchy: number;
+  readonly controllers: readonly string[];
+  readonly path: string;
+}
+
+export function parseProcCgroup(text: string): CgroupMembership[] {
+  return text
+    .split('\n')
+    .filter((line) => line !== '')
+    .map((line) => {
+      const first = line.indexOf(':');
+      const second = line.indexOf(':', first + 1);
+      return {
+        hierarchy: Number(line.slice(0, first)),
+        controllers: line.slice(first + 1, second).split(',').filter((c) => c !== ''),
+        path: line.slice(second + 1),
+      };
+    });
+}
+
+export interface ProcessService {
+  /** The stat of pid, or undefined when there is no such process. */
+  stat(pid: number): Promise<ProcStat | undefined>;
+  /** pid with its start time, or undefined when it does not exist. */
+  identify(pid: number): Promise<ProcessIdentity | undefined>;
+  /** True while the very process named by identity exists and is not a zombie. */
+  isAlive(identity: ProcessIdentity): Promise<boolean>;
+  /** Sends signal to identity's process; false when that process is gone (its pid may be reused). */
+  signal(identity: ProcessIdentity, signal: NodeJS.Signals | number): Promise<boolean>;
+  /** What fds 0..n-1 of pid point to ("pipe:[123]", "/dev/null", ...). */
+  fdTargets(pid: number, count: number): Promise<string[]>;
+  cgroups(pid: number): Promise<CgroupMembership[]>;
+  /** Pids of the children of pid (from /proc/<pid>/task/<pid>/children). */
+  children(pid: number): Promise<number[]>;
+  /** The inode of one of pid's namespaces ("net", "pid", ...), as /proc/<pid>/ns/<type> names it. */
+  namespaceInode(pid: number, type: string): Promise<number>;
+}
+
+export const PROCESS_SERVICE = Symbol('ProcessService');
+
+@injectable()
+export class LinuxProcessService implements ProcessService {
+  async stat(pid: number): Promise<ProcStat | undefined> {
+    try {
+      return parseProcStat(await readFile(`/proc/${pid}/stat`, 'utf8'));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT' || (error as NodeJS.ErrnoException).code === 'ESRCH') return undefined;
+      throw error;
+    }
+  }
+
+  async identify(pid: number): Promise<ProcessIdentity | undefined> {
+    const stat = await this.stat(pid);
+    return stat ? { pid, startTime: stat.startTime } : undefined;
+  }
+
+  async isAlive(identity: ProcessIdentity): Promise<boolean> {
+    const stat = await this.stat(identity.pid);
+    return stat !== undefined && stat.startTime === identity.startTime && stat.state !== 'Z' && stat.state !== 'X';
+  }
+
+  async signal(identity: ProcessIdentity, signal: NodeJS.Signals | number): Promise<boolean> {
+    const stat = await this.stat(identity.pid);
+    if (!stat || stat.startTime !== identity.startTime) return false;
+    try {
+      process.kill(identity.pid, signal);
+      return true;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ESRCH') return false;
+      throw error;
+    }
+  }
+
+  async fdTargets(pid: number, count: number): Promise<string[]> {
+    const targets: string[] = [];
+    for (let fd = 0; fd < count; fd++) targets.push(await readlink(`/proc/${pid}/fd/${fd}`).catch(() => ''));
+    return targets;
+  }
+
+  async cgroups(pid: number): Promise<CgroupMembership[]> {
+    return parseProcCgroup(await readFile(`/proc/${pid}/cgroup`, 'utf8'));
+  }
+
+  async children(pid: number): Promise<number[]> {
+    const text = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '');
+    return text.split(' ').filter((p) => p.trim() !== '').map(Number);
+  }
+
+  async namespaceInode(pid: number, type: string): Promise<number> {
+    const link = await readlink(`/proc/${pid}/ns/${type}`);
+    const match = /\[(\d+)\]$/.exec(link);
+    if (!match) throw new Error(`unexpected namespace link ${link} for pid ${pid}`);
+    return Number(match[1]);
+  }
+}

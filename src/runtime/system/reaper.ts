@@ -1,0 +1,72 @@
+/**
+ * Reaping children Node did not spawn. libuv reaps only its own children, so a restored init
+ * (a child through rst_sibling) or a container init reparented to us (we are a child subreaper)
+ * would stay a zombie. On every SIGCHLD the reaper calls waitpid(pid, WNOHANG) for each pid it
+ * watches, which never blocks a thread and never takes a child libuv is waiting for.
+ */
+import { becomeChildSubreaper, reapIfExited, type WaitStatus } from './libc.js';
+
+interface Watch {
+  readonly pid: number;
+  readonly resolve: (status: WaitStatus) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+export class Reaper {
+  private readonly watches = new Map<number, Watch>();
+  private installed = false;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly onSignal = () => this.sweep();
+
+  /** Makes this process a child subreaper and starts listening for SIGCHLD. */
+  install(): void {
+    if (this.installed) return;
+    becomeChildSubreaper();
+    process.on('SIGCHLD', this.onSignal);
+    this.installed = true;
+  }
+
+  /** Resolves with pid's exit once it is reaped. pid must be our child (directly or as subreaper). */
+  wait(pid: number): Promise<WaitStatus> {
+    this.install();
+    const promise = new Promise<WaitStatus>((resolve, reject) => this.watches.set(pid, { pid, resolve, reject }));
+    // The child may have ended before we started watching; signals also coalesce, so a slow
+    // timer is the safety net.
+    this.sweep();
+    this.timer ??= setInterval(() => this.sweep(), 1000).unref();
+    return promise;
+  }
+
+  get watching(): number {
+    return this.watches.size;
+  }
+
+  /** Stops listening (when nothing is watched any more), so the process can exit. */
+  uninstall(): void {
+    process.off('SIGCHLD', this.onSignal);
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    this.installed = false;
+  }
+
+  private sweep(): void {
+    for (const watch of [...this.watches.values()]) {
+      let status: WaitStatus | undefined;
+      try {
+        status = reapIfExited(watch.pid);
+      } catch (error) {
+        this.watches.delete(watch.pid);
+        watch.reject(error);
+        continue;
+      }
+      if (status) {
+        this.watches.delete(watch.pid);
+        watch.resolve(status);
+      }
+    }
+    if (this.watches.size === 0 && this.timer) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
+  }
+}
