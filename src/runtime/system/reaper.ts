@@ -31,9 +31,11 @@ export class Reaper {
     this.install();
     const promise = new Promise<WaitStatus>((resolve, reject) => this.watches.set(pid, { pid, resolve, reject }));
     // The child may have ended before we started watching; signals also coalesce, so a slow
-    // timer is the safety net.
+    // timer is the safety net. The timer also keeps the event loop alive while a child is
+    // watched, as a spawned child's handle would: without it, the process could exit when the
+    // container's pipes close, before SIGCHLD is handled.
     this.sweep();
-    this.timer ??= setInterval(() => this.sweep(), 1000).unref();
+    this.timer ??= setInterval(() => this.sweep(), 1000);
     return promise;
   }
 

@@ -1,0 +1,150 @@
+/**
+ * The core cycle with real runc and CRIU: run, checkpoint, restore; the counter continues, the
+ * child process survives, the restored init is the runtime's child, volumes keep their data.
+ */
+import test from 'ava';
+import { readFile, mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { childrenOf, counterAbove, e2e, isAlive, parentOf, readCounter, sandbox, waitFor } from './helpers.js';
+
+const serial = e2e(test);
+
+serial('CLI: run -d, bare checkpoint, bare restore -d; the counter continues under a runtime parent', async (t) => {
+  const box = await sandbox(t);
+  const bundle = await box.bundle('counter');
+
+  const run = await box.cli(['run', '-d', '--bundle', bundle, 'web1']);
+  t.is(run.exitCode, 0, run.stderr);
+  const before = await counterAbove(bundle, 3);
+  const started = JSON.parse((await box.cli(['state', 'web1'])).stdout) as { status: string; pid: number };
+  t.is(started.status, 'running');
+  t.regex((await parentOf(started.pid)).cmdline, /runtime monitor web1/);
+
+  const checkpoint = await box.cli(['checkpoint', 'web1']);
+  t.is(checkpoint.exitCode, 0, checkpoint.stderr);
+  t.false(isAlive(started.pid), 'the dumped init is gone');
+  const stopped = JSON.parse((await box.cli(['state', 'web1'])).stdout) as { status: string; pid?: number };
+  t.is(stopped.status, 'checkpointed');
+  t.is(stopped.pid, undefined);
+  const frozenAt = (await readCounter(bundle))!;
+  t.true(frozenAt >= before);
+
+  const restore = await box.cli(['restore', '-d', 'web1']);
+  t.is(restore.exitCode, 0, restore.stderr);
+  const restored = JSON.parse((await box.cli(['state', 'web1'])).stdout) as { status: string; pid: number };
+  t.is(restored.status, 'running');
+  t.not(restored.pid, started.pid);
+  // The counter continues from where it was, not from 1.
+  const after = await counterAbove(bundle, frozenAt);
+  t.true(after > frozenAt && after < frozenAt + 100, `counter went from ${frozenAt} to ${after}`);
+  const parent = await parentOf(restored.pid);
+  t.regex(parent.cmdline, /runtime monitor web1/, 'the restored init is a child of the runtime monitor');
+  // The loop's child (sleep) came back with it.
+  const children = await childrenOf(restored.pid);
+  const commands = await Promise.all(children.map((pid) => readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')));
+  t.true(commands.some((c) => c.startsWith('sleep\x001000000')), `children: ${commands.join(' | ')}`);
+
+  const list = JSON.parse((await box.cli(['list', '--format', 'json'])).stdout) as { id: string; status: string }[];
+  t.deepEqual(list.map((s) => [s.id, s.status]), [['web1', 'running']]);
+
+  const removed = await box.cli(['delete', '-f', 'web1']);
+  t.is(removed.exitCode, 0, removed.stderr);
+  await waitFor('the restored init to be gone', async () => (isAlive(restored.pid) ? undefined : true));
+  t.false(isAlive(parent.pid) && (await readFile(`/proc/${parent.pid}/cmdline`, 'utf8').catch(() => '')).includes('web1'));
+  t.is((await box.cli(['list', '-q'])).stdout, '');
+});
+
+serial('library: repeated checkpoint/restore cycles of one container keep counting', async (t) => {
+  const box = await sandbox(t);
+  const bundle = await box.bundle('cycles');
+  await box.runtime.run({ id: 'c1', bundle });
+  let last = await counterAbove(bundle, 1);
+  for (let cycle = 0; cycle < 4; cycle++) {
+    const result = await box.runtime.checkpoint({ id: 'c1' });
+    t.is(result.imagePath, path.join(box.checkpointRoot, 'c1', 'checkpoint'));
+    const frozen = (await readCounter(bundle))!;
+    t.true(frozen >= last);
+    const pid = await box.runtime.restore({ id: 'c1' });
+    t.regex((await parentOf(pid)).cmdline, /runtime monitor c1/);
+    last = await counterAbove(bundle, frozen);
+    t.true(last - frozen < 100, `cycle ${cycle}: ${frozen} -> ${last}`);
+  }
+  const record = await box.runtime.context.store.load('c1');
+  t.is(record.restoreCount, 4);
+});
+
+serial('a bind-mounted volume keeps its data and stays writable across checkpoint and restore', async (t) => {
+  const box = await sandbox(t);
+  const volume = path.join(box.dir, 'volume');
+  await mkdir(volume);
+  await writeFile(path.join(volume, 'seed'), 'from the host\n');
+  const bundle = await box.bundle(
+    'volume',
+    ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i >>/data/log; cat /data/seed >/tmp/seen; sleep 0.2; done'],
+    (spec) => {
+      spec.mounts.push({ destination: '/data', type: 'bind', source: volume, options: ['rbind', 'rw'] });
+    },
+  );
+  await box.runtime.run({ id: 'vol', bundle });
+  await waitFor('the volume log', async () => ((await readFile(path.join(volume, 'log'), 'utf8')).split('\n').length > 3 ? true : undefined));
+  await box.runtime.checkpoint({ id: 'vol' });
+  const linesAtCheckpoint = (await readFile(path.join(volume, 'log'), 'utf8')).trim().split('\n');
+  await box.runtime.restore({ id: 'vol' });
+  const linesAfter = await waitFor('new lines in the volume', async () => {
+    const lines = (await readFile(path.join(volume, 'log'), 'utf8')).trim().split('\n');
+    return lines.length > linesAtCheckpoint.length + 2 ? lines : undefined;
+  });
+  // The same process goes on appending its count to the same file on the host.
+  t.deepEqual(linesAfter.slice(0, linesAtCheckpoint.length), linesAtCheckpoint);
+  t.is(Number(linesAfter[linesAtCheckpoint.length]), Number(linesAtCheckpoint.at(-1)) + 1);
+  t.is(await readFile(path.join(bundle, 'rootfs/tmp/seen'), 'utf8'), 'from the host\n');
+});
+
+serial('foreground run exits with the container\'s code and leaves it stopped', async (t) => {
+  const box = await sandbox(t);
+  const bundle = await box.bundle('exit', ['sh', '-c', 'echo out; echo err >&2; exit 7']);
+  const result = await box.cli(['run', '--bundle', bundle, 'fg']);
+  t.is(result.exitCode, 7);
+  t.is(result.stdout.trim(), 'out');
+  t.is(result.stderr.trim(), 'err');
+  const state = JSON.parse((await box.cli(['state', 'fg'])).stdout) as { status: string };
+  t.is(state.status, 'stopped');
+  const record = await box.runtime.context.store.load('fg');
+  t.is(record.exit?.code, 7);
+  t.is(await readFile(record.logPath, 'utf8').then((log) => log.split('\n').sort().join(' ').trim()), 'err out');
+});
+
+serial('restoring a checkpoint under a new id with --image-path and --bundle', async (t) => {
+  const box = await sandbox(t);
+  const bundle = await box.bundle('original');
+  await box.runtime.run({ id: 'orig', bundle });
+  const frozen = await counterAbove(bundle, 2);
+  const imagePath = path.join(box.dir, 'exported');
+  await box.runtime.checkpoint({ id: 'orig', imagePath });
+  await box.runtime.delete('orig');
+  const restore = await box.cli(['restore', '-d', '--image-path', imagePath, '--bundle', bundle, 'copy']);
+  t.is(restore.exitCode, 0, restore.stderr);
+  const state = await box.runtime.state('copy');
+  t.is(state.status, 'running');
+  t.regex((await parentOf(state.pid!)).cmdline, /runtime monitor copy/);
+  t.true((await counterAbove(bundle, frozen)) > frozen);
+});
+
+serial('a killed container is reaped and its exit recorded; kill then delete leaves nothing', async (t) => {
+  const box = await sandbox(t);
+  const bundle = await box.bundle('killme');
+  const pid = await box.runtime.run({ id: 'k', bundle });
+  await box.runtime.checkpoint({ id: 'k', leaveRunning: true });
+  t.is((await box.runtime.state('k')).status, 'running');
+  await box.runtime.kill('k', 'KILL');
+  const record = await waitFor('the exit to be recorded', async () => {
+    const r = await box.runtime.context.store.load('k');
+    return r.status === 'stopped' ? r : undefined;
+  });
+  t.is(record.exit?.signal, 'SIGKILL');
+  t.false(isAlive(pid));
+  const zombies = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => 'gone');
+  t.is(zombies, 'gone', 'the init was reaped, not left a zombie');
+  await box.runtime.delete('k');
+  t.deepEqual(await box.runtime.list(), []);
+});

@@ -1,0 +1,109 @@
+/**
+ * The failure paths, end to end: each gives its clear error, and nothing is lost (a container
+ * that cannot be dumped keeps running, unchanged).
+ */
+import test from 'ava';
+import { readFile, writeFile, rm, chmod } from 'node:fs/promises';
+import path from 'node:path';
+import { counterAbove, e2e, isAlive, readCounter, sandbox, cliPath } from './helpers.js';
+import { execa } from 'execa';
+
+const serial = e2e(test);
+
+serial('a wrong CRIU path is a clear error and the container keeps running', async (t) => {
+  const box = await sandbox(t);
+  const bundle = await box.bundle('c');
+  const pid = await box.runtime.run({ id: 'c', bundle });
+  const missing = await box.cli(['--criu', '/nonexistent/criu', 'checkpoint', 'c']);
+  t.is(missing.exitCode, 1);
+  t.regex(missing.stderr, /CRIU was not found \(\/nonexistent\/criu is not an executable file\)/);
+  t.regex(missing.stderr, /install-system-deps\.sh/);
+  const notCriu = await box.cli(['checkpoint', 'c'], { env: { RUNTIME_CRIU: '/bin/true' } });
+  t.is(notCriu.exitCode, 1);
+  t.regex(notCriu.stderr, /CRIU at \/bin\/true could not be used/);
+  const tooOld = await box.cli(['checkpoint', 'c'], { env: { RUNTIME_MIN_CRIU_VERSION: '99.0' } });
+  t.is(tooOld.exitCode, 1);
+  t.regex(tooOld.stderr, /this runtime needs 99\.0\.0 or newer/);
+  t.true(isAlive(pid));
+  t.is((await box.runtime.state('c')).status, 'running');
+});
+
+serial('a corrupt config.json names the file and the field', async (t) => {
+  const box = await sandbox(t);
+  const bundle = await box.bundle('bad');
+  const config = path.join(bundle, 'config.json');
+  await writeFile(config, (await readFile(config, 'utf8')).replace('"args": [', '"args": 5, "x": ['));
+  const result = await box.cli(['run', '-d', '--bundle', bundle, 'bad']);
+  t.is(result.exitCode, 1);
+  t.true(result.stderr.includes(`invalid ${config}: process.args`), result.stderr);
+  await writeFile(config, '{ "ociVersion": "1.0.2", ');
+  const broken = await box.cli(['run', '-d', '--bundle', bundle, 'bad']);
+  t.is(broken.exitCode, 1);
+  t.true(broken.stderr.includes(config), broken.stderr);
+  t.regex(broken.stderr, /JSON/);
+  t.deepEqual(await box.runtime.list(), [], 'a failed run leaves no container behind');
+});
+
+serial('unknown and invalid ids are clear errors', async (t) => {
+  const box = await sandbox(t);
+  for (const command of [['checkpoint', 'ghost'], ['restore', 'ghost'], ['state', 'ghost'], ['kill', 'ghost'], ['delete', 'ghost']]) {
+    const result = await box.cli(command);
+    t.is(result.exitCode, 1, command.join(' '));
+    t.regex(result.stderr, command[0] === 'restore' ? /no checkpoint at .*ghost/ : /container "ghost" does not exist/, command.join(' '));
+  }
+  const invalid = await box.cli(['state', '../etc']);
+  t.is(invalid.exitCode, 1);
+  t.regex(invalid.stderr, /invalid container id "\.\.\/etc": it contains a path separator/);
+});
+
+serial('a missing image directory is a clear error and changes nothing', async (t) => {
+  const box = await sandbox(t);
+  const bundle = await box.bundle('m');
+  await box.runtime.run({ id: 'm', bundle });
+  await box.runtime.checkpoint({ id: 'm' });
+  const missingDir = path.join(box.dir, 'no-such-images');
+  const result = await box.cli(['restore', '-d', '--image-path', missingDir, 'm']);
+  t.is(result.exitCode, 1);
+  t.regex(result.stderr, new RegExp(`no checkpoint at ${missingDir}: the directory does not exist`));
+  const images = (await box.runtime.context.store.load('m')).lastCheckpoint!.imagePath;
+  await rm(path.join(images, 'inventory.img'));
+  const corrupt = await box.cli(['restore', '-d', 'm']);
+  t.regex(corrupt.stderr, /it holds no CRIU images \(inventory\.img is missing\)/);
+  t.is((await box.runtime.state('m')).status, 'checkpointed');
+});
+
+serial('a container that cannot be dumped stays running with its state unchanged', async (t) => {
+  const box = await sandbox(t);
+  // An open, unlinked 4 MiB file is a ghost file over CRIU's 1 MiB ghost limit: the dump fails.
+  const bundle = await box.bundle('ghost', [
+    'sh', '-c',
+    'dd if=/dev/zero of=/tmp/big bs=1M count=4 2>/dev/null; exec 3</tmp/big; rm /tmp/big; i=0; while true; do i=$((i+1)); echo $i >/tmp/counter; sleep 0.2; done',
+  ]);
+  const pid = await box.runtime.run({ id: 'g', bundle });
+  await counterAbove(bundle, 1);
+  const before = await box.runtime.context.store.load('g');
+  const result = await box.cli(['checkpoint', 'g']);
+  t.is(result.exitCode, 1);
+  t.regex(result.stderr, /CRIU DUMP failed/);
+  t.regex(result.stderr, /log: .*dump\.log/);
+  t.regex(result.stderr, /Error \(criu\//, 'the last error lines of the CRIU log are shown');
+  t.true(isAlive(pid), 'the container still runs');
+  const after = await box.runtime.context.store.load('g');
+  t.deepEqual(after, before, 'the state is unchanged');
+  const counter = (await readCounter(bundle))!;
+  t.true((await counterAbove(bundle, counter)) > counter, 'and it is not frozen');
+});
+
+serial('without root the commands refuse clearly', async (t) => {
+  const box = await sandbox(t);
+  await chmod(box.dir, 0o755);
+  for (const command of [['checkpoint', 'x'], ['restore', 'x'], ['run', '--bundle', box.dir, 'x']]) {
+    const result = await execa('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, cliPath, ...command], {
+      reject: false,
+      env: { RUNTIME_ROOT: path.join(box.dir, 'state') },
+    });
+    t.is(result.exitCode, 1, command.join(' '));
+    t.regex(String(result.stderr), /needs root \(effective uid 0\); running as uid 65534/, command.join(' '));
+    t.regex(String(result.stderr), /run it again as root/);
+  }
+});
