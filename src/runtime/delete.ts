@@ -12,6 +12,7 @@ import { requireRoot } from './privileges.js';
 import { RuntimeError } from './errors.js';
 import { cgroupHierarchies, cgroupPids, removeCgroup } from './cgroups.js';
 import type { ProcessIdentity } from './state/record.js';
+import { unmountStorage } from './storage.js';
 
 export class ContainerRunningError extends RuntimeError {
   readonly code = 'CONTAINER_RUNNING' as const;
@@ -45,6 +46,7 @@ export async function deleteContainer(context: RuntimeContext, id: string, optio
 
   const paths = store.paths(id);
   if (await mounts.isMountPoint(paths.criuRoot)) await mounts.unmount(paths.criuRoot, { detach: true });
+  if (record.storage && record.rootfsMountedByRuntime) await unmountStorage(context, record.storage);
   const left = await removeCgroup(hierarchies, record.cgroupPath);
   if (left.length > 0) logger.warn('some cgroup directories are still busy and were left', { id, left });
   await context.ociRuntime.forget({ id, root: paths.ociRoot });

@@ -10,6 +10,7 @@ import { requireRoot } from './privileges.js';
 import { launchMonitor } from './monitor/launch.js';
 import { runInForeground, type ForegroundContainer, type ForegroundStdio } from './monitor/foreground.js';
 import type { RunJob } from './monitor/job.js';
+import { mountStorage, planStorage, unmountStorage, type StorageSpec } from './storage.js';
 
 export interface RunOptions {
   readonly id: string;
@@ -17,6 +18,8 @@ export interface RunOptions {
   readonly bundle: string;
   /** Write the init's pid to this file. */
   readonly pidFile?: string;
+  /** Take the rootfs from a storage driver's layout instead of the bundle's root.path. */
+  readonly storage?: StorageSpec;
 }
 
 /** Starts the container under a detached monitor; returns the init's pid. */
@@ -44,9 +47,13 @@ export async function runForeground(context: RuntimeContext, options: RunOptions
 async function prepareRun(context: RuntimeContext, options: RunOptions): Promise<RunJob> {
   const id = validateId(options.id);
   requireRoot('runtime run');
-  const bundle = await loadBundle(options.bundle);
+  const loaded = await loadBundle(options.bundle, { requireRootfs: options.storage === undefined });
+  const planned = options.storage ? await planStorage(context, options.storage) : undefined;
+  const bundle = planned ? { ...loaded, rootfs: planned.plan.rootfs } : loaded;
   const paths = await context.store.reserve(id);
+  let mounted = false;
   try {
+    if (planned) mounted = await mountStorage(context, planned);
     const effective = await writeEffectiveBundle(paths.effectiveBundle, bundle, id, context.logger);
     await context.store.save({
       id,
@@ -59,8 +66,10 @@ async function prepareRun(context: RuntimeContext, options: RunOptions): Promise
       annotations: bundle.spec.annotations ?? {},
       logPath: paths.containerLog,
       restoreCount: 0,
+      ...(options.storage ? { storage: options.storage, rootfsMountedByRuntime: mounted } : {}),
     });
   } catch (error) {
+    if (mounted && options.storage) await unmountStorage(context, options.storage);
     await context.store.remove(id);
     throw error;
   }

@@ -19,9 +19,10 @@ import { stateCommand } from './commands/state.js';
 import { listCommand } from './commands/list.js';
 import { killCommand } from './commands/kill.js';
 import { deleteCommand } from './commands/delete.js';
+import { rootfsCommand } from './commands/rootfs.js';
 
 export const commands: readonly Command[] = [
-  runCommand, checkpointCommand, restoreCommand, stateCommand, listCommand, killCommand, deleteCommand,
+  runCommand, checkpointCommand, restoreCommand, stateCommand, listCommand, killCommand, deleteCommand, rootfsCommand,
 ] as unknown as readonly Command[];
 
 const globalFlags = {

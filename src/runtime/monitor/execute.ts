@@ -6,7 +6,8 @@
 import { mkdir, rmdir, writeFile } from 'node:fs/promises';
 import { cgroupHierarchies, attachToCgroup, createCgroup, criuCgroupRoots } from '../cgroups.js';
 import type { RuntimeContext } from '../context.js';
-import { readCheckpoint } from '../checkpoint-metadata.js';
+import { readCheckpoint, type CheckpointMetadata } from '../checkpoint-metadata.js';
+import { mountStorage, planStorage, unmountStorage } from '../storage.js';
 import { readEffectiveSpec } from '../effective-bundle.js';
 import { restoreMountMap } from '../external-mounts.js';
 import { ensureMountpoints } from '../../rootfs/mountpoints.js';
@@ -53,72 +54,97 @@ async function executeRun(context: RuntimeContext, supervisor: Supervisor, job: 
 }
 
 async function executeRestore(context: RuntimeContext, supervisor: Supervisor, job: RestoreJob): Promise<number> {
-  const { store, criu, mounts, processes, logger } = context;
+  const { store } = context;
   const paths = store.paths(job.id);
   return store.withLock(job.id, async () => {
     const record = await store.load(job.id);
     assertTransition(job.id, record.status, 'running', 'restore');
     const { metadata, descriptors } = await readCheckpoint(job.imagePath);
     const { spec } = await readEffectiveSpec(paths.effectiveBundle);
-    const hierarchies = cgroupHierarchies(await mounts.mounts());
 
-    const created = await ensureMountpoints(spec, record.rootfs, record.bundle);
-    if (created.length > 0) logger.debug('recreated mountpoints in the rootfs', { id: job.id, created });
-    const extMounts = await restoreMountMap(metadata.externalMounts, {
-      spec,
-      bundle: record.bundle,
-      bundleConfig: `${paths.effectiveBundle}/config.json`,
-      rootfs: record.rootfs,
-      hierarchies,
-      cgroupPath: record.cgroupPath,
-    });
-    // runc's convention: every stdio fd that was a pipe is reconnected to the new pipe at that fd.
-    const inheritFds: InheritFd[] = descriptors
-      .map((target, fd) => ({ key: target, fd }))
-      .filter((entry) => entry.fd < 3 && entry.key.startsWith('pipe:'));
-
-    // CRIU needs the root to be a mount point whose parent is not overmounted.
-    await mkdir(paths.criuRoot, { recursive: true });
-    await mounts.bind(record.rootfs, paths.criuRoot);
-    let pid: number;
+    // A rootfs from a storage driver is mounted first when it is not (after a reboot, or moved).
+    const planned = record.storage ? await planStorage(context, record.storage) : undefined;
+    const mountedNow = planned ? await mountStorage(context, planned) : false;
     try {
-      pid = await criu.restore({
-        opts: restoreOpts(job.criu, {
-          root: paths.criuRoot,
-          extMounts,
-          inheritFds,
-          cgroupRoots: [],
-        }),
-        imagePath: job.imagePath,
-        inheritFiles: joinedNamespaces(spec),
-        ...(job.criu.workPath ? { workPath: job.criu.workPath } : {}),
-        stdio: supervisor.childStdio,
-        prepare: async (criuPid) => {
-          await createCgroup(hierarchies, record.cgroupPath);
-          await attachToCgroup(hierarchies, record.cgroupPath, criuPid);
-          return criuCgroupRoots(hierarchies, record.cgroupPath);
-        },
-      });
-    } finally {
-      await mounts.unmount(paths.criuRoot, { detach: true }).catch((error: unknown) => {
-        logger.warn('could not unmount the restore root', { path: paths.criuRoot, error: describeError(error) });
-      });
-      await rmdir(paths.criuRoot).catch(() => undefined);
+      return await restoreMounted(context, supervisor, job, record, spec, metadata, descriptors, mountedNow);
+    } catch (error) {
+      // Nothing stays mounted after a failed restore.
+      if (mountedNow && record.storage) await unmountStorage(context, record.storage).catch(() => undefined);
+      throw error;
     }
-    const init = await processes.identify(pid);
-    if (!init) throw new Error(`the restored init (pid ${pid}) ended right after the restore; see ${paths.containerLog}`);
-    const monitor = await monitorIdentity(context, supervisor.foreground);
-    const { exit: _exit, monitor: _oldMonitor, ...rest } = record;
-    const next: ContainerRecord = {
-      ...rest,
-      status: 'running',
-      init,
-      ...(monitor ? { monitor } : {}),
-      restoreCount: record.restoreCount + 1,
-    };
-    await store.save(next);
-    return pid;
   });
+}
+
+async function restoreMounted(
+  context: RuntimeContext,
+  supervisor: Supervisor,
+  job: RestoreJob,
+  record: ContainerRecord,
+  spec: Spec,
+  metadata: CheckpointMetadata,
+  descriptors: readonly string[],
+  mountedNow: boolean,
+): Promise<number> {
+  const { store, criu, mounts, processes, logger } = context;
+  const paths = store.paths(job.id);
+  const hierarchies = cgroupHierarchies(await mounts.mounts());
+  const created = await ensureMountpoints(spec, record.rootfs, record.bundle);
+  if (created.length > 0) logger.debug('recreated mountpoints in the rootfs', { id: job.id, created });
+  const extMounts = await restoreMountMap(metadata.externalMounts, {
+    spec,
+    bundle: record.bundle,
+    bundleConfig: `${paths.effectiveBundle}/config.json`,
+    rootfs: record.rootfs,
+    hierarchies,
+    cgroupPath: record.cgroupPath,
+  });
+  // runc's convention: every stdio fd that was a pipe is reconnected to the new pipe at that fd.
+  const inheritFds: InheritFd[] = descriptors
+    .map((target, fd) => ({ key: target, fd }))
+    .filter((entry) => entry.fd < 3 && entry.key.startsWith('pipe:'));
+
+  // CRIU needs the root to be a mount point whose parent is not overmounted.
+  await mkdir(paths.criuRoot, { recursive: true });
+  await mounts.bind(record.rootfs, paths.criuRoot);
+  let pid: number;
+  try {
+    pid = await criu.restore({
+      opts: restoreOpts(job.criu, {
+        root: paths.criuRoot,
+        extMounts,
+        inheritFds,
+        cgroupRoots: [],
+      }),
+      imagePath: job.imagePath,
+      inheritFiles: joinedNamespaces(spec),
+      ...(job.criu.workPath ? { workPath: job.criu.workPath } : {}),
+      stdio: supervisor.childStdio,
+      prepare: async (criuPid) => {
+        await createCgroup(hierarchies, record.cgroupPath);
+        await attachToCgroup(hierarchies, record.cgroupPath, criuPid);
+        return criuCgroupRoots(hierarchies, record.cgroupPath);
+      },
+    });
+  } finally {
+    await mounts.unmount(paths.criuRoot, { detach: true }).catch((error: unknown) => {
+      logger.warn('could not unmount the restore root', { path: paths.criuRoot, error: describeError(error) });
+    });
+    await rmdir(paths.criuRoot).catch(() => undefined);
+  }
+  const init = await processes.identify(pid);
+  if (!init) throw new Error(`the restored init (pid ${pid}) ended right after the restore; see ${paths.containerLog}`);
+  const monitor = await monitorIdentity(context, supervisor.foreground);
+  const { exit: _exit, monitor: _oldMonitor, ...rest } = record;
+  const next: ContainerRecord = {
+    ...rest,
+    status: 'running',
+    init,
+    ...(monitor ? { monitor } : {}),
+    restoreCount: record.restoreCount + 1,
+    ...(mountedNow ? { rootfsMountedByRuntime: true } : {}),
+  };
+  await store.save(next);
+  return pid;
 }
 
 /** Namespaces the container joins by path are handed to CRIU under the keys the dump named them. */

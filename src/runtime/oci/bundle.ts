@@ -20,7 +20,15 @@ export interface Bundle {
 }
 
 /** Reads and validates `dir/config.json` and checks that its rootfs directory exists. */
-export async function loadBundle(dir: string): Promise<Bundle> {
+export interface LoadBundleOptions {
+  /**
+   * Check that root.path is a directory (default). Off when the rootfs comes from a storage
+   * driver and is mounted later, so the bundle's own root.path may not exist yet.
+   */
+  readonly requireRootfs?: boolean;
+}
+
+export async function loadBundle(dir: string, options: LoadBundleOptions = {}): Promise<Bundle> {
   const path = resolve(dir);
   const configPath = join(path, 'config.json');
 
@@ -55,7 +63,7 @@ export async function loadBundle(dir: string): Promise<Bundle> {
 
   const spec = parseSpec(text, configPath);
   const rootfs = resolve(path, spec.root.path);
-  const rootKind = await kindOf(rootfs);
+  const rootKind = options.requireRootfs === false ? { kind: 'directory' as const } : await kindOf(rootfs);
   if (rootKind.kind !== 'directory') {
     const reason = {
       missing: `root filesystem ${rootfs} does not exist`,

@@ -1,6 +1,7 @@
 /** What the runtime keeps about one container, persisted as <stateRoot>/<id>/state.json. */
 import type { ContainerStatus } from './status.js';
 import type { OciRuntimeName } from '../config.js';
+import type { StorageSpec } from '../storage.js';
 
 /** A process identity that survives pid reuse: the pid and its start time in clock ticks since boot. */
 export interface ProcessIdentity {
@@ -43,4 +44,8 @@ export interface ContainerRecord {
   readonly exit?: ExitRecord;
   /** Times this container has been restored. */
   readonly restoreCount: number;
+  /** The storage driver layout the rootfs comes from, when it is not a plain directory. */
+  readonly storage?: StorageSpec;
+  /** True while the rootfs is mounted by the runtime (so delete unmounts it). */
+  readonly rootfsMountedByRuntime?: boolean;
 }

@@ -1,6 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { defineCommand } from '../command.js';
 import { exitCodeOf } from './attach.js';
+import { storageOptions } from './storage-flags.js';
 
 export const runCommand = defineCommand({
   name: 'run',
@@ -15,9 +16,12 @@ export const runCommand = defineCommand({
     bundle: { type: 'string', short: 'b', value: 'DIR', description: 'the bundle directory (default: the current directory)' },
     detach: { type: 'boolean', short: 'd', description: 'detach: a runtime monitor becomes the parent' },
     'pid-file': { type: 'string', value: 'FILE', description: 'write the init\'s pid to FILE' },
+    'storage-driver': { type: 'string', value: 'NAME', description: 'take the rootfs from a storage layout: dir, overlay2, overlay, aufs, devicemapper' },
+    'storage-root': { type: 'string', value: 'DIR', description: 'the engine\'s storage root (/var/lib/docker, /var/lib/containers/storage)' },
+    layer: { type: 'string', value: 'ID', description: 'the container\'s layer id in the storage root' },
   },
   async run(runtime, flags, [id], io) {
-    const options = { id: id!, bundle: flags.bundle ?? process.cwd() };
+    const options = { id: id!, bundle: flags.bundle ?? process.cwd(), ...storageOptions(flags) };
     if (flags.detach) {
       await runtime().run({ ...options, ...(flags['pid-file'] ? { pidFile: flags['pid-file'] } : {}) });
       return 0;

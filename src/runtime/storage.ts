@@ -1,0 +1,41 @@
+/**
+ * A container whose rootfs lives in a storage driver's layout (overlay2, overlay, aufs,
+ * devicemapper, dir): the runtime mounts it when it is not mounted (run, restore), remembers
+ * that it did, and unmounts what it mounted when the container is deleted.
+ */
+import type { RuntimeContext } from './context.js';
+import { driverFor, type MountPlan, type RootfsDriver } from '../rootfs/drivers/index.js';
+
+/** Where a container's rootfs comes from, as `--storage-driver --storage-root --layer` give it. */
+export interface StorageSpec {
+  readonly driver: string;
+  /** The engine's storage root (/var/lib/docker, /var/lib/containers/storage). */
+  readonly storageRoot: string;
+  readonly layer: string;
+}
+
+export interface PlannedStorage {
+  readonly driver: RootfsDriver;
+  readonly plan: MountPlan;
+}
+
+export async function planStorage(context: RuntimeContext, storage: StorageSpec): Promise<PlannedStorage> {
+  const driver = driverFor(storage.driver, { mounts: context.mounts });
+  return { driver, plan: await driver.plan(storage.storageRoot, storage.layer) };
+}
+
+/** Mounts the rootfs unless it is mounted (kernel support checked first); true when it mounted it. */
+export async function mountStorage(context: RuntimeContext, planned: PlannedStorage): Promise<boolean> {
+  if (await planned.driver.isMounted(planned.plan)) return false;
+  await planned.driver.checkKernel();
+  const mounted = await planned.driver.mount(planned.plan);
+  if (mounted) context.logger.info('mounted the rootfs', { driver: planned.plan.driver, target: planned.plan.target });
+  return mounted;
+}
+
+export async function unmountStorage(context: RuntimeContext, storage: StorageSpec): Promise<void> {
+  const planned = await planStorage(context, storage);
+  if (await planned.driver.unmount(planned.plan)) {
+    context.logger.info('unmounted the rootfs', { driver: planned.plan.driver, target: planned.plan.target });
+  }
+}
