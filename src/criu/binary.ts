@@ -2,14 +2,15 @@
  * Finding the criu binary: the --criu flag, then RUNTIME_CRIU, then the configuration, then PATH
  * (the resolved configuration already holds the first three in that order).
  */
-import { access, constants } from 'node:fs/promises';
+import { access, constants, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { CriuNotFoundError } from './errors.js';
 
 async function isExecutable(file: string): Promise<boolean> {
   try {
     await access(file, constants.X_OK);
-    return true;
+    // access(X_OK) also succeeds on a directory.
+    return (await stat(file)).isFile();
   } catch {
     return false;
   }

@@ -70,7 +70,8 @@ export function cgroupModeValue(mode: CgroupsModeName | undefined): CgroupMode {
 
 export function parsePageServer(value: string): { address: string; port: number } {
   const colon = value.lastIndexOf(':');
-  const port = Number(value.slice(colon + 1));
+  const portText = value.slice(colon + 1);
+  const port = /^\d+$/.test(portText) ? Number(portText) : NaN;
   if (colon <= 0 || !Number.isInteger(port) || port <= 0 || port > 65535) {
     throw new UsageError(`invalid --page-server ${JSON.stringify(value)}`, 'give it as ADDRESS:PORT, for example 10.0.0.2:27');
   }

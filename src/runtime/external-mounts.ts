@@ -131,7 +131,10 @@ export async function restoreMountMap(recorded: readonly ExternalMount[], contex
   const bindSources = new Map<string, string>();
   for (const mount of context.spec.mounts ?? []) {
     if (!isBindMount(mount) || mount.source === undefined) continue;
-    bindSources.set(await resolveInRoot(context.rootfs, mount.destination), path.resolve(context.bundle, mount.source));
+    const destination = await resolveInRoot(context.rootfs, mount.destination);
+    // The first bind at a destination, as the dump side names it.
+    if (bindSources.has(destination)) continue;
+    bindSources.set(destination, path.resolve(context.bundle, mount.source));
   }
   const map = new Map<string, string>();
   for (const mount of recorded) {

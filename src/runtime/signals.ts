@@ -2,9 +2,9 @@
 import { constants } from 'node:os';
 import { UsageError } from './errors.js';
 
-const byNumber = new Map<number, string>(
-  Object.entries(constants.signals).map(([name, number]) => [number, name] as [number, string]),
-);
+// Some numbers have two names (SIGABRT/SIGIOT, SIGIO/SIGPOLL): the first, usual one is kept.
+const byNumber = new Map<number, string>();
+for (const [name, number] of Object.entries(constants.signals)) if (!byNumber.has(number)) byNumber.set(number, name);
 
 export function signalName(signal: number): string {
   return byNumber.get(signal) ?? `SIG${signal}`;

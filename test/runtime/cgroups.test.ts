@@ -1,0 +1,74 @@
+import test from 'ava';
+import {
+  cgroupDirectory,
+  cgroupHierarchies,
+  criuCgroupRoots,
+  defaultCgroupPath,
+  freezerDirectory,
+  type CgroupHierarchy,
+} from '../../src/runtime/cgroups.js';
+import { parseMountInfo } from '../../src/rootfs/mountinfo.js';
+import { readCoreFixture } from './fixtures.js';
+
+function hierarchiesOf(fixture: string): CgroupHierarchy[] {
+  return cgroupHierarchies(parseMountInfo(readCoreFixture(fixture)));
+}
+
+const v1Host: CgroupHierarchy[] = [
+  { mountPoint: '/sys/fs/cgroup/unified', controllers: [], version: 2 },
+  { mountPoint: '/sys/fs/cgroup/systemd', controllers: ['name=systemd'], version: 1 },
+  { mountPoint: '/sys/fs/cgroup/cpu,cpuacct', controllers: ['cpu', 'cpuacct'], version: 1 },
+  { mountPoint: '/sys/fs/cgroup/freezer', controllers: ['freezer'], version: 1 },
+  { mountPoint: '/sys/fs/cgroup/memory', controllers: ['memory'], version: 1 },
+  { mountPoint: '/sys/fs/cgroup/cpuset', controllers: ['cpuset'], version: 1 },
+  { mountPoint: '/sys/fs/cgroup/net_cls,net_prio', controllers: ['net_cls', 'net_prio'], version: 1 },
+  { mountPoint: '/sys/fs/cgroup/pids', controllers: ['pids'], version: 1 },
+];
+
+test('v1 (hybrid) host: one hierarchy per controller set; duplicates and subtree binds skipped', (t) => {
+  // The fixture mounts freezer a second time at /mnt/freezer-again, and a memory subtree at
+  // /mnt/memory-subtree: neither is a hierarchy of its own. Options such as xattr and
+  // clone_children are not controllers.
+  t.deepEqual(hierarchiesOf('mountinfo-host-v1.txt'), v1Host);
+});
+
+test('cgroup2 host: the unified hierarchy once', (t) => {
+  t.deepEqual(hierarchiesOf('mountinfo-host-v2.txt'), [{ mountPoint: '/sys/fs/cgroup', controllers: [], version: 2 }]);
+});
+
+test('a container\'s own mount table has no hierarchy roots', (t) => {
+  t.deepEqual(hierarchiesOf('mountinfo-container.txt'), []);
+  t.deepEqual(cgroupHierarchies([]), []);
+});
+
+test('defaultCgroupPath and cgroupDirectory', (t) => {
+  t.is(defaultCgroupPath('web1'), '/runtime/web1');
+  t.is(cgroupDirectory(v1Host[3]!, '/runtime/web1'), '/sys/fs/cgroup/freezer/runtime/web1');
+  t.is(cgroupDirectory(v1Host[2]!, 'runtime/web1'), '/sys/fs/cgroup/cpu,cpuacct/runtime/web1');
+  t.is(cgroupDirectory({ mountPoint: '/sys/fs/cgroup', controllers: [], version: 2 }, '/'), '/sys/fs/cgroup/');
+});
+
+test('freezerDirectory: the v1 freezer first, else the unified hierarchy, else none', (t) => {
+  t.is(freezerDirectory(v1Host, '/runtime/web1'), '/sys/fs/cgroup/freezer/runtime/web1');
+  t.is(freezerDirectory(hierarchiesOf('mountinfo-host-v2.txt'), '/runtime/web1'), '/sys/fs/cgroup/runtime/web1');
+  t.is(freezerDirectory(v1Host.filter((h) => !h.controllers.includes('freezer')), '/runtime/web1'), '/sys/fs/cgroup/unified/runtime/web1');
+  t.is(freezerDirectory(v1Host.filter((h) => h.version === 1 && !h.controllers.includes('freezer')), '/runtime/web1'), undefined);
+  t.is(freezerDirectory([], '/runtime/web1'), undefined);
+});
+
+test('criuCgroupRoots: one root per v1 controller, one without controller for v2', (t) => {
+  t.deepEqual(criuCgroupRoots(v1Host, '/runtime/web2'), [
+    { path: '/runtime/web2' },
+    { ctrl: 'name=systemd', path: '/runtime/web2' },
+    { ctrl: 'cpu', path: '/runtime/web2' },
+    { ctrl: 'cpuacct', path: '/runtime/web2' },
+    { ctrl: 'freezer', path: '/runtime/web2' },
+    { ctrl: 'memory', path: '/runtime/web2' },
+    { ctrl: 'cpuset', path: '/runtime/web2' },
+    { ctrl: 'net_cls', path: '/runtime/web2' },
+    { ctrl: 'net_prio', path: '/runtime/web2' },
+    { ctrl: 'pids', path: '/runtime/web2' },
+  ]);
+  t.deepEqual(criuCgroupRoots(hierarchiesOf('mountinfo-host-v2.txt'), '/runtime/web2'), [{ path: '/runtime/web2' }]);
+  t.deepEqual(criuCgroupRoots([], '/runtime/web2'), []);
+});
