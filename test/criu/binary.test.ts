@@ -64,5 +64,7 @@ test('a directory named like the binary is not an executable', async (t) => {
   const dir = await tempDir(t);
   await mkdir(join(dir, 'criu'));
   await t.throwsAsync(locateCriu(join(dir, 'criu'), ''), { instanceOf: CriuNotFoundError });
-  await t.throwsAsync(locateCriu(undefined, dir + ':/nonexistent'), { instanceOf: CriuNotFoundError });
+  // On PATH the directory is passed over (the system directories come after PATH).
+  const found = await locateCriu(undefined, dir).catch(() => undefined);
+  t.not(found, join(dir, 'criu'));
 });
