@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, constants as fsConstants, openSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { injectable } from 'tsyringe';
-import { mount, umount, MS_BIND, MS_REC, MS_PRIVATE, MNT_DETACH } from '../runtime/system/libc.js';
+import { mount, umount, MS_BIND, MS_REC, MS_PRIVATE, MS_REMOUNT, MS_RDONLY, MNT_DETACH } from '../runtime/system/libc.js';
 import { SystemCallError } from '../runtime/errors.js';
 import { readMountInfo, type MountInfo } from './mountinfo.js';
 import type { MountFromFailure, MountFromRequest } from './mount-from.js';
@@ -14,6 +14,8 @@ import type { MountFromFailure, MountFromRequest } from './mount-from.js';
 export interface MountService {
   /** Bind-mounts source on target (recursively: nested mounts come along). */
   bind(source: string, target: string): Promise<void>;
+  /** Bind-mounts source on target read-only: nothing can be written through target. */
+  bindReadOnly(source: string, target: string): Promise<void>;
   /** mount(2) of a filesystem with a data string, as a driver's plan says. */
   mount(source: string, target: string, fsType: string, flags: number, data: string): Promise<void>;
   /**
@@ -38,6 +40,12 @@ export const MOUNT_SERVICE = Symbol('MountService');
 export class LinuxMountService implements MountService {
   async bind(source: string, target: string): Promise<void> {
     mount(source, target, null, MS_BIND | MS_REC, null);
+  }
+
+  async bindReadOnly(source: string, target: string): Promise<void> {
+    mount(source, target, null, MS_BIND, null);
+    // A bind mount takes its read-only flag only on a remount.
+    mount(null, target, null, MS_BIND | MS_REMOUNT | MS_RDONLY, null);
   }
 
   async mount(source: string, target: string, fsType: string, flags: number, data: string): Promise<void> {

@@ -17,16 +17,26 @@ import { cgroupHierarchies, freezerDirectory } from './cgroups.js';
 import { writeCheckpointMetadata } from './checkpoint-metadata.js';
 import { dumpOpts, type CheckpointOptions } from '../criu/options.js';
 import { formatVersion } from '../criu/version.js';
-import { RuntimeError } from './errors.js';
+import { RuntimeError, UsageError } from './errors.js';
+import { SnapshotStore, memoryBytes, validateSnapshotName, type SnapshotInfo } from './snapshots/store.js';
+import { currentLayers } from './snapshots/rootfs.js';
+import { copyLayer, diskUsage } from '../rootfs/layers.js';
 import { specHasNamespace } from './oci/index.js';
 
 export interface CheckpointRequest extends CheckpointOptions {
   readonly id: string;
+  /**
+   * Save a named snapshot: the process tree and the rootfs as one consistent point (the rootfs
+   * layer is copied while CRIU holds the tree frozen, at its post-dump notification).
+   */
+  readonly name?: string;
 }
 
 export interface CheckpointResult {
   /** Absolute path of the image directory. */
   readonly imagePath: string;
+  /** The snapshot written, for a named checkpoint. */
+  readonly snapshot?: SnapshotInfo;
   readonly leftRunning: boolean;
   /** Milliseconds the whole checkpoint took. */
   readonly durationMs: number;
@@ -55,6 +65,12 @@ export async function checkpoint(context: RuntimeContext, request: CheckpointReq
   const criuVersion = await criu.requireVersion();
   if (request.preDump || request.parentPath) await criu.requireFeature('mem_track', request.preDump ? '--pre-dump' : '--parent-path');
   if (request.lazyPages) await criu.requireFeature('lazy_pages', '--lazy-pages');
+  if (request.name !== undefined) {
+    validateSnapshotName(request.name);
+    if (request.autoDedup) throw new UsageError('--auto-dedup cannot be used with --name', 'a named snapshot\'s images are never changed, so every reset starts from the same bytes');
+    if (request.imagePath || request.preDump) throw new UsageError('--name keeps its images in the container\'s snapshots; it goes without --image-path and --pre-dump');
+  }
+  const snapshots = new SnapshotStore(context.config.checkpointRoot);
 
   return store.withLock(id, async () => {
     const record = await store.load(id);
@@ -64,12 +80,14 @@ export async function checkpoint(context: RuntimeContext, request: CheckpointReq
     const leftRunning = request.leaveRunning === true || request.preDump === true;
     if (!leftRunning) assertTransition(id, record.status, 'checkpointed', 'checkpoint');
 
-    const managed = request.imagePath === undefined;
-    const finalPath = path.resolve(request.imagePath ?? defaultImagePath(context, id));
+    const building = request.name !== undefined ? await snapshots.begin(id, request.name) : undefined;
+    const managed = request.imagePath === undefined && building === undefined;
+    const finalPath = building ? snapshots.paths(id, request.name!).images : path.resolve(request.imagePath ?? defaultImagePath(context, id));
     // A managed checkpoint is written aside and swapped in, so a failure keeps the last good one.
-    const writePath = managed ? `${finalPath}.new` : finalPath;
+    const writePath = building ? building.images : managed ? `${finalPath}.new` : finalPath;
     if (managed) await rm(writePath, { recursive: true, force: true });
     await mkdir(writePath, { recursive: true, mode: 0o700 });
+    const layers = building ? await currentLayers(context, record) : undefined;
 
     const paths = store.paths(id);
     const { spec, text: specText } = await readEffectiveSpec(paths.effectiveBundle);
@@ -105,7 +123,8 @@ export async function checkpoint(context: RuntimeContext, request: CheckpointReq
       );
     }
 
-    logger.info(`checkpointing ${id}`, { pid, imagePath: finalPath, leaveRunning: leftRunning });
+    logger.info(`checkpointing ${id}`, { pid, imagePath: finalPath, leaveRunning: leftRunning, ...(request.name ? { snapshot: request.name } : {}) });
+    try {
     await criu.dump({
       opts: dumpOpts(request, {
         pid,
@@ -117,23 +136,50 @@ export async function checkpoint(context: RuntimeContext, request: CheckpointReq
       imagePath: writePath,
       ...(request.workPath ? { workPath: path.resolve(request.workPath) } : {}),
       ...(request.preDump ? { preDump: true } : {}),
+      ...(building && layers
+        ? {
+            onNotify: async (notify: { script?: string }) => {
+              // The tree is still frozen here: no write can fall between the memory and the rootfs.
+              if (notify.script === 'post-dump') await copyLayer(layers.writable, building.rootfs);
+            },
+          }
+        : {}),
     });
+    } catch (error) {
+      if (building) await snapshots.abandon(building);
+      throw error;
+    }
 
+    let snapshot: SnapshotInfo | undefined;
+    if (building && layers) {
+      snapshot = {
+        formatVersion: 1,
+        name: request.name!,
+        id,
+        created: new Date().toISOString(),
+        layers: [snapshots.paths(id, request.name!).rootfs, ...layers.lowers],
+        memoryBytes: await memoryBytes(building.images),
+        rootfsBytes: await diskUsage(building.rootfs),
+        leftRunning,
+      };
+      await snapshots.commit(id, building, snapshot);
+    }
     if (managed) {
       await rm(finalPath, { recursive: true, force: true });
       await rename(writePath, finalPath);
     }
     if (!request.preDump) {
-      const lastCheckpoint = { imagePath: finalPath, time: new Date().toISOString(), leftRunning };
+      // A named snapshot is reached by name (reset), never as the bare checkpoint to restore.
+      const lastCheckpoint = snapshot ? record.lastCheckpoint : { imagePath: finalPath, time: new Date().toISOString(), leftRunning };
       if (leftRunning) {
-        await store.save({ ...record, lastCheckpoint });
+        await store.save({ ...record, ...(lastCheckpoint ? { lastCheckpoint } : {}) });
       } else {
-        const { init: _init, monitor: _monitor, ...rest } = record;
-        const next: ContainerRecord = { ...rest, status: 'checkpointed', lastCheckpoint };
+        const { init: _init, monitor: _monitor, lastCheckpoint: _last, ...rest } = record;
+        const next: ContainerRecord = { ...rest, status: 'checkpointed', ...(lastCheckpoint ? { lastCheckpoint } : {}) };
         await store.save(next);
       }
     }
-    return { imagePath: finalPath, leftRunning, durationMs: Date.now() - started };
+    return { imagePath: finalPath, leftRunning, durationMs: Date.now() - started, ...(snapshot ? { snapshot } : {}) };
   });
 }
 

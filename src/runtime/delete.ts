@@ -13,6 +13,8 @@ import { RuntimeError } from './errors.js';
 import { cgroupHierarchies, cgroupPids, removeCgroup } from './cgroups.js';
 import type { ProcessIdentity } from './state/record.js';
 import { unmountStorage } from './storage.js';
+import { unmountAll } from '../rootfs/layers.js';
+import { SnapshotInUseError } from './snapshots/store.js';
 
 export class ContainerRunningError extends RuntimeError {
   readonly code = 'CONTAINER_RUNNING' as const;
@@ -30,6 +32,11 @@ export async function deleteContainer(context: RuntimeContext, id: string, optio
   requireRoot('runtime delete');
   const { store, processes, mounts, logger } = context;
   const record = await store.load(id);
+  const copies = [];
+  for (const other of await store.ids()) {
+    if (other !== id && (await store.load(other).catch(() => undefined))?.snapshotOf === id) copies.push(other);
+  }
+  if (copies.length > 0) throw new SnapshotInUseError(`of ${id}`, copies.map((c) => `container ${c}`));
   const hierarchies = cgroupHierarchies(await mounts.mounts());
   const running = record.init !== undefined && (await processes.isAlive(record.init));
   if (running && !options.force) throw new ContainerRunningError(id);
@@ -45,7 +52,12 @@ export async function deleteContainer(context: RuntimeContext, id: string, optio
   if (record.monitor) await waitGone(context, record.monitor, 5_000);
 
   const paths = store.paths(id);
-  if (await mounts.isMountPoint(paths.criuRoot)) await mounts.unmount(paths.criuRoot, { detach: true });
+  // Nothing may stay mounted below the state directory before it is removed (a restore root,
+  // a copy's rootfs), and the overlay a reset put on the rootfs goes too.
+  for (const target of (await mounts.mounts()).map((m) => m.mountPoint).filter((p) => p.startsWith(`${paths.dir}/`)).sort().reverse()) {
+    await unmountAll(mounts, target);
+  }
+  if (record.layers) await unmountAll(mounts, record.layers.target);
   if (record.storage && record.rootfsMountedByRuntime) await unmountStorage(context, record.storage);
   const left = await removeCgroup(hierarchies, record.cgroupPath);
   if (left.length > 0) logger.warn('some cgroup directories are still busy and were left', { id, left });

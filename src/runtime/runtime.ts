@@ -21,6 +21,10 @@ import type { OciState } from './oci/index.js';
 import type { ForegroundContainer, ForegroundStdio } from './monitor/foreground.js';
 import { parseSignal } from './signals.js';
 import type { CriuVersion } from '../criu/version.js';
+import { resetDetached, resetForeground, type ResetRequest } from './reset.js';
+import { listSnapshots } from './list-snapshots.js';
+import { removeSnapshot } from './remove-snapshot.js';
+import type { SnapshotInfo } from './snapshots/store.js';
 
 export class Runtime {
   /** The services behind this runtime; a test may build one with a service swapped. */
@@ -60,6 +64,27 @@ export class Runtime {
 
   restoreAttached(request: RestoreRequest, stdio: ForegroundStdio): Promise<ForegroundContainer> {
     return restoreForeground(this.context, request, stdio);
+  }
+
+  /**
+   * Puts a container back to a named snapshot (the newest when no name is given): stops it,
+   * gives it a fresh writable layer over the snapshot's rootfs, restores the snapshot's
+   * processes under a detached monitor. With `from`, makes a new container from another's snapshot.
+   */
+  reset(request: ResetRequest): Promise<number> {
+    return resetDetached(this.context, request);
+  }
+
+  resetAttached(request: ResetRequest, stdio: ForegroundStdio): Promise<ForegroundContainer> {
+    return resetForeground(this.context, request, stdio);
+  }
+
+  snapshots(id: string): Promise<SnapshotInfo[]> {
+    return listSnapshots(this.context, id);
+  }
+
+  removeSnapshot(id: string, name: string): Promise<void> {
+    return removeSnapshot(this.context, id, name);
   }
 
   state(id: string): Promise<OciState> {

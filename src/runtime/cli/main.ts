@@ -20,9 +20,11 @@ import { listCommand } from './commands/list.js';
 import { killCommand } from './commands/kill.js';
 import { deleteCommand } from './commands/delete.js';
 import { rootfsCommand } from './commands/rootfs.js';
+import { resetCommand } from './commands/reset.js';
+import { snapshotsCommand } from './commands/snapshots.js';
 
 export const commands: readonly Command[] = [
-  runCommand, checkpointCommand, restoreCommand, stateCommand, listCommand, killCommand, deleteCommand, rootfsCommand,
+  runCommand, checkpointCommand, restoreCommand, stateCommand, listCommand, killCommand, deleteCommand, resetCommand, snapshotsCommand, rootfsCommand,
 ] as unknown as readonly Command[];
 
 const globalFlags = {

@@ -2,6 +2,7 @@
 import type { ContainerStatus } from './status.js';
 import type { OciRuntimeName } from '../config.js';
 import type { StorageSpec } from '../storage.js';
+import type { LayeredRootfs } from '../../rootfs/layers.js';
 
 /** A process identity that survives pid reuse: the pid and its start time in clock ticks since boot. */
 export interface ProcessIdentity {
@@ -48,4 +49,10 @@ export interface ContainerRecord {
   readonly storage?: StorageSpec;
   /** True while the rootfs is mounted by the runtime (so delete unmounts it). */
   readonly rootfsMountedByRuntime?: boolean;
+  /** The overlay of snapshot layers a reset mounted on the rootfs path (delete unmounts it). */
+  readonly layers?: LayeredRootfs;
+  /** The snapshot the running instance was reset to. */
+  readonly snapshot?: string;
+  /** For a copy: the container whose snapshot it was made from. */
+  readonly snapshotOf?: string;
 }

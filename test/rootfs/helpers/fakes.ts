@@ -52,6 +52,7 @@ export class FakeKernel implements KernelSupport {
 
 export type MountCall =
   | { op: 'bind'; source: string; target: string }
+  | { op: 'bindReadOnly'; source: string; target: string }
   | { op: 'mount'; source: string; target: string; fsType: string; flags: number; data: string }
   | { op: 'mountFrom'; cwd: string; source: string; target: string; fsType: string; flags: number; data: string; fds: readonly string[] }
   | { op: 'makePrivate'; target: string }
@@ -71,6 +72,10 @@ export class RecordingMounts implements MountService {
 
   async bind(source: string, target: string): Promise<void> {
     this.calls.push({ op: 'bind', source, target });
+    await this.add(target, 'ext4', source);
+  }
+  async bindReadOnly(source: string, target: string): Promise<void> {
+    this.calls.push({ op: 'bindReadOnly', source, target });
     await this.add(target, 'ext4', source);
   }
   async mount(source: string, target: string, fsType: string, flags: number, data: string): Promise<void> {

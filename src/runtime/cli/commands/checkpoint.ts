@@ -17,6 +17,7 @@ export const checkpointCommand = defineCommand({
     'parent-path': { type: 'string', value: 'DIR', description: 'a previous pre-dump, relative to the image directory' },
     'tcp-skip-in-flight': { type: 'boolean', description: 'skip data in flight on TCP connections' },
     'link-remap': { type: 'boolean', description: 'allow open files that were unlinked' },
+    name: { type: 'string', value: 'NAME', description: 'save a named snapshot (processes and rootfs) to reset to with `runtime reset`' },
   },
   async run(runtime, flags, [id], io) {
     const result = await runtime().checkpoint({
@@ -27,8 +28,10 @@ export const checkpointCommand = defineCommand({
       ...(flags['parent-path'] ? { parentPath: flags['parent-path'] } : {}),
       ...(flags['tcp-skip-in-flight'] ? { tcpSkipInFlight: true } : {}),
       ...(flags['link-remap'] ? { linkRemap: true } : {}),
+      ...(flags.name !== undefined ? { name: flags.name } : {}),
     });
-    io.stderr.write(`checkpointed ${id} to ${result.imagePath} in ${result.durationMs} ms${result.leftRunning ? ' (left running)' : ''}\n`);
+    const what = result.snapshot ? `snapshot ${result.snapshot.name} of ${id}` : `${id} to ${result.imagePath}`;
+    io.stderr.write(`checkpointed ${what} in ${result.durationMs} ms${result.leftRunning ? ' (left running)' : ''}\n`);
     return 0;
   },
 });

@@ -2,6 +2,8 @@ import { writeFile } from 'node:fs/promises';
 import { defineCommand } from '../command.js';
 import { commonCriuFlags, commonCriuOptions } from './criu-flags.js';
 import { exitCodeOf } from './attach.js';
+import { UsageError } from '../../errors.js';
+import { runReset } from './reset.js';
 
 export const restoreCommand = defineCommand({
   name: 'restore',
@@ -18,8 +20,14 @@ export const restoreCommand = defineCommand({
     detach: { type: 'boolean', short: 'd', description: 'detach: a runtime monitor becomes the parent' },
     bundle: { type: 'string', short: 'b', value: 'DIR', description: 'the bundle to restore with (default: the container\'s own)' },
     'pid-file': { type: 'string', value: 'FILE', description: 'write the restored init\'s pid to FILE' },
+    name: { type: 'string', value: 'NAME', description: 'restore a named snapshot, rootfs included (as `runtime reset`)' },
+    from: { type: 'string', value: 'ID', description: 'with --name: restore that container\'s snapshot as a new container <id>' },
   },
   async run(runtime, flags, [id], io) {
+    if (flags.name !== undefined || flags.from !== undefined) {
+      if (flags.name === undefined) throw new UsageError('--from goes with --name', 'for example: runtime restore --name warm --from db db-copy-1');
+      return runReset(runtime, { id: id!, name: flags.name, ...(flags.from ? { from: flags.from } : {}), ...commonCriuOptions(flags) }, flags, io);
+    }
     const request = {
       id: id!,
       ...commonCriuOptions(flags),

@@ -1,0 +1,78 @@
+/**
+ * Snapshot layers: a container's rootfs as read-only layers under a fresh writable one. A
+ * snapshot captures the writable state as a new read-only layer (a copy of an overlay's upper
+ * directory, or of a whole plain-directory rootfs); a reset mounts an overlay of the snapshot's
+ * layers with an empty upper directory on the container's rootfs path, so nothing is copied.
+ */
+import { mkdir, readdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { execa } from 'execa';
+import type { MountService } from './mount-service.js';
+import { RuntimeError } from '../runtime/errors.js';
+
+/** A runtime-managed overlay: read-only layers (top first), its writable pair, and its mount point. */
+export interface LayeredRootfs {
+  readonly lowers: readonly string[];
+  readonly upper: string;
+  readonly work: string;
+  readonly target: string;
+}
+
+export class LayerCopyError extends RuntimeError {
+  readonly code = 'LAYER_COPY_FAILED' as const;
+  constructor(readonly source: string, readonly destination: string, detail: string) {
+    super(`copying the rootfs layer ${source} to ${destination} failed: ${detail}`, {
+      hint: 'check the free space of the checkpoint root (`df -h`)',
+    });
+  }
+}
+
+/**
+ * Copies a directory tree exactly: owners, modes, times, xattrs (overlay's opaque markers),
+ * device nodes (overlay whiteouts), hard links and sparse files.
+ */
+export async function copyLayer(source: string, destination: string): Promise<void> {
+  await mkdir(destination, { recursive: true });
+  const result = await execa('cp', ['-a', '--sparse=always', '--no-target-directory', source, destination], { reject: false });
+  if (result.failed) throw new LayerCopyError(source, destination, String(result.stderr).trim() || result.shortMessage || 'cp failed');
+}
+
+/** The overlay options for layers; the kernel's limit is one page of mount data. */
+export function overlayOptions(rootfs: LayeredRootfs): string {
+  return `lowerdir=${rootfs.lowers.join(':')},upperdir=${rootfs.upper},workdir=${rootfs.work}`;
+}
+
+/**
+ * Mounts the overlay with a fresh (emptied) upper and work directory. A rootfs with a single
+ * layer and nothing to write on it would still need an upper: overlay needs one to be writable.
+ */
+export async function mountLayers(mounts: MountService, rootfs: LayeredRootfs): Promise<void> {
+  await emptyDirectory(rootfs.upper);
+  await emptyDirectory(rootfs.work);
+  await mkdir(rootfs.target, { recursive: true });
+  await mounts.mount('overlay', rootfs.target, 'overlay', 0, overlayOptions(rootfs));
+}
+
+/** Unmounts every mount stacked on target (a reset may find several), innermost first. */
+export async function unmountAll(mounts: MountService, target: string): Promise<number> {
+  let count = 0;
+  while (await mounts.isMountPoint(target)) {
+    await mounts.unmount(target, { detach: true });
+    count++;
+    if (count > 32) throw new Error(`${target} is still mounted after 32 unmounts`);
+  }
+  return count;
+}
+
+async function emptyDirectory(directory: string): Promise<void> {
+  await mkdir(directory, { recursive: true });
+  const entries = await readdir(directory);
+  await Promise.all(entries.map((entry) => rm(path.join(directory, entry), { recursive: true, force: true })));
+}
+
+/** Bytes used by a directory tree (allocated blocks, as du counts them). */
+export async function diskUsage(directory: string): Promise<number> {
+  const result = await execa('du', ['-s', '-B1', directory], { reject: false });
+  if (result.failed) return 0;
+  return Number(String(result.stdout).split(/\s/)[0]);
+}

@@ -1,0 +1,52 @@
+import { writeFile } from 'node:fs/promises';
+import { defineCommand, type CommandIo } from '../command.js';
+import { commonCriuFlags, commonCriuOptions } from './criu-flags.js';
+import { exitCodeOf } from './attach.js';
+import type { Runtime } from '../../runtime.js';
+import type { ResetRequest } from '../../reset.js';
+import { UsageError } from '../../errors.js';
+
+/** Shared by `reset` and `restore --name`: detached by default for reset, as -d says for restore. */
+export async function runReset(
+  runtime: () => Runtime,
+  request: ResetRequest & { readonly imagePath?: string; readonly workPath?: string; readonly autoDedup?: boolean },
+  flags: { readonly detach?: boolean; readonly 'pid-file'?: string },
+  io: CommandIo,
+  detachByDefault = false,
+): Promise<number> {
+  if (request.imagePath || request.workPath) throw new UsageError('a named snapshot has its own images: --image-path and --work-path do not apply');
+  if (request.autoDedup) throw new UsageError('--auto-dedup cannot be used with a named snapshot', 'a reset never changes the snapshot\'s images');
+  const { imagePath: _i, workPath: _w, autoDedup: _a, ...reset } = request;
+  if (flags.detach || detachByDefault) {
+    const started = Date.now();
+    const pid = await runtime().reset({ ...reset, ...(flags['pid-file'] ? { pidFile: flags['pid-file'] } : {}) });
+    io.stderr.write(`reset ${request.id}${request.name ? ` to ${request.name}` : ''}: init pid ${pid} (${Date.now() - started} ms)\n`);
+    return 0;
+  }
+  const container = await runtime().resetAttached(reset, { stdin: io.stdin, stdout: io.stdout, stderr: io.stderr });
+  if (flags['pid-file']) await writeFile(flags['pid-file'], String(container.pid));
+  return exitCodeOf(container);
+}
+
+export const resetCommand = defineCommand({
+  name: 'reset',
+  summary: 'put a container back to a named snapshot (processes and rootfs)',
+  usage: '<id> [NAME]',
+  description:
+    'Stops the running instance, gives the container a fresh, empty writable layer over the snapshot\'s\n' +
+    'rootfs, and restores the snapshot\'s processes. The snapshot is only read, so every reset starts\n' +
+    'from the same state. Without NAME, the newest snapshot. Detached: a runtime monitor is the parent.',
+  positionals: { min: 1, max: 2 },
+  flags: {
+    'tcp-established': commonCriuFlags['tcp-established'],
+    'ext-unix-sk': commonCriuFlags['ext-unix-sk'],
+    'shell-job': commonCriuFlags['shell-job'],
+    'file-locks': commonCriuFlags['file-locks'],
+    'manage-cgroups-mode': commonCriuFlags['manage-cgroups-mode'],
+    'lazy-pages': commonCriuFlags['lazy-pages'],
+    'pid-file': { type: 'string', value: 'FILE', description: 'write the restored init\'s pid to FILE' },
+  },
+  async run(runtime, flags, [id, name], io) {
+    return runReset(runtime, { id: id!, ...(name ? { name } : {}), ...commonCriuOptions(flags) }, flags, io, true);
+  },
+});

@@ -1,0 +1,37 @@
+import { defineCommand } from '../command.js';
+import { UsageError } from '../../errors.js';
+
+function size(bytes: number): string {
+  if (bytes >= 1024 ** 3) return `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
+  if (bytes >= 1024 ** 2) return `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
+  return `${(bytes / 1024).toFixed(0)} KiB`;
+}
+
+export const snapshotsCommand = defineCommand({
+  name: 'snapshots',
+  summary: 'list a container\'s named snapshots, or remove one (`snapshots rm <id> NAME`)',
+  usage: '<id> | rm <id> NAME',
+  positionals: { min: 1, max: 3 },
+  flags: {
+    format: { type: 'string', short: 'f', value: 'table|json', description: 'output format (default: table)' },
+  },
+  async run(runtime, flags, positionals, io) {
+    if (positionals[0] === 'rm') {
+      const [, id, name] = positionals;
+      if (!id || !name) throw new UsageError('usage: runtime snapshots rm <id> NAME');
+      await runtime().removeSnapshot(id, name);
+      return 0;
+    }
+    if (positionals.length !== 1) throw new UsageError('usage: runtime snapshots <id>, or runtime snapshots rm <id> NAME');
+    const snapshots = await runtime().snapshots(positionals[0]!);
+    if ((flags.format ?? 'table') === 'json') {
+      io.stdout.write(`${JSON.stringify(snapshots, null, 2)}\n`);
+      return 0;
+    }
+    const rows = [['NAME', 'CREATED', 'MEMORY', 'ROOTFS', 'LAYERS']];
+    for (const s of snapshots) rows.push([s.name, s.created, size(s.memoryBytes), size(s.rootfsBytes), String(s.layers.length)]);
+    const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
+    for (const row of rows) io.stdout.write(`${row.map((cell, i) => cell.padEnd(widths[i]!)).join('   ').trimEnd()}\n`);
+    return 0;
+  },
+});
