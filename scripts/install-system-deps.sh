@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system parts the runtime needs, idempotently:
 #   CRIU 4.x, libcriu-dev (rpc.proto) and python3-pycriu (crit) from Debian trixie under a low pin,
-#   runc, iptables (CRIU's network lock), busybox-static (test rootfs).
+#   runc, iptables (CRIU's network lock), busybox-static (test rootfs), redis-server (the
+#   pristine-reset tests' real server), a C compiler with static libc (the benchmark's workload).
 # Debian bookworm's CRIU 3.17 fails on current kernels (vDSO bounds), so CRIU comes from trixie.
 set -euo pipefail
 
@@ -23,7 +24,7 @@ criu_ok() {
 have_all() {
   criu_ok && [ -f /usr/include/criu/rpc.proto ] && command -v crit >/dev/null 2>&1 \
     && command -v runc >/dev/null 2>&1 && command -v iptables-restore >/dev/null 2>&1 \
-    && [ -x /bin/busybox ]
+    && [ -x /bin/busybox ] && command -v redis-server >/dev/null 2>&1 && command -v cc >/dev/null 2>&1
 }
 
 if have_all; then
@@ -52,7 +53,7 @@ PIN
 fi
 
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends runc iptables busybox-static ca-certificates >/dev/null
+apt-get install -y -qq --no-install-recommends runc iptables busybox-static redis-server gcc libc6-dev ca-certificates >/dev/null
 apt-get install -y -qq --no-install-recommends -t trixie criu libcriu-dev python3-pycriu >/dev/null
 
 if ! criu_ok; then
