@@ -138,6 +138,8 @@ export interface RestoreContext {
   /** Where the tree's cgroups go: the container's cgroup, per controller. */
   readonly cgroupRoots: readonly CgroupRoot[];
   readonly joinNamespaces?: readonly JoinNamespace[];
+  /** Leave the restored tree stopped (SIGSTOP) instead of running: a standby → leave_stopped. */
+  readonly leaveStopped?: boolean;
 }
 
 /**
@@ -164,6 +166,7 @@ export function restoreOpts(options: RestoreCriuOptions, context: RestoreContext
   };
   if (context.cgroupRoots.length > 0) opts.cg_root = [...context.cgroupRoots];
   if (context.joinNamespaces && context.joinNamespaces.length > 0) opts.join_ns = [...context.joinNamespaces];
+  if (context.leaveStopped) opts.leave_stopped = true;
   if (options.lazyPages) opts.lazy_pages = true;
   if (options.pageServer) opts.ps = parsePageServer(options.pageServer);
   return opts;

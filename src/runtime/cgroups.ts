@@ -3,7 +3,7 @@
  * same path below each. The OCI runtime creates them when a container starts; on restore the
  * runtime creates them and puts CRIU inside first, as runc does, so the tree lands there.
  */
-import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { MountInfo } from '../rootfs/mountinfo.js';
@@ -131,4 +131,63 @@ export async function cgroupPids(hierarchies: readonly CgroupHierarchy[], cgroup
     }
   }
   return [];
+}
+
+/**
+ * Freezes (or thaws) every task of the cgroup through the v1 freezer, waiting until the freeze
+ * has taken. Without a freezer hierarchy it does nothing.
+ */
+export async function setFrozen(hierarchies: readonly CgroupHierarchy[], cgroupPath: string, frozen: boolean): Promise<void> {
+  const freezer = hierarchies.find((h) => h.controllers.includes('freezer'));
+  if (!freezer) return;
+  const file = path.join(cgroupDirectory(freezer, cgroupPath), 'freezer.state');
+  const wanted = frozen ? 'FROZEN' : 'THAWED';
+  try {
+    await writeFile(file, wanted);
+    for (let attempt = 0; attempt < 500; attempt++) {
+      if ((await readFile(file, 'utf8')).trim() === wanted) return;
+      await sleep(2);
+    }
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+}
+
+/** Sends a signal to every process of the cgroup; returns how many it reached. */
+export async function signalCgroup(hierarchies: readonly CgroupHierarchy[], cgroupPath: string, signal: NodeJS.Signals): Promise<number> {
+  let reached = 0;
+  for (const pid of await cgroupPids(hierarchies, cgroupPath)) {
+    try {
+      process.kill(pid, signal);
+      reached++;
+    } catch {
+      // gone already
+    }
+  }
+  return reached;
+}
+
+/** The cgroup and every cgroup below it (in any hierarchy), parents before children. */
+export async function cgroupTree(hierarchies: readonly CgroupHierarchy[], cgroupPath: string): Promise<string[]> {
+  const paths = new Set<string>([cgroupPath]);
+  for (const hierarchy of hierarchies) {
+    const walk = async (relative: string): Promise<void> => {
+      const entries = await readdir(path.join(hierarchy.mountPoint, relative), { withFileTypes: true }).catch(() => []);
+      for (const entry of entries) {
+        if (!entry.isDirectory()) continue;
+        const child = path.join(relative, entry.name);
+        paths.add(child);
+        await walk(child);
+      }
+    };
+    await walk(cgroupPath);
+  }
+  return [...paths].sort((a, b) => a.length - b.length);
+}
+
+/** Removes the cgroup and every cgroup below it, deepest first; returns what stayed busy. */
+export async function removeCgroupTree(hierarchies: readonly CgroupHierarchy[], cgroupPath: string): Promise<string[]> {
+  const left: string[] = [];
+  for (const cgroup of (await cgroupTree(hierarchies, cgroupPath)).reverse()) left.push(...(await removeCgroup(hierarchies, cgroup)));
+  return left;
 }

@@ -10,7 +10,7 @@ import type { RuntimeContext } from './context.js';
 import { validateId } from './id.js';
 import { requireRoot } from './privileges.js';
 import { RuntimeError } from './errors.js';
-import { cgroupHierarchies, cgroupPids, removeCgroup } from './cgroups.js';
+import { cgroupHierarchies, cgroupPids, cgroupTree, removeCgroupTree, setFrozen, type CgroupHierarchy } from './cgroups.js';
 import type { ProcessIdentity } from './state/record.js';
 import { unmountStorage } from './storage.js';
 import { unmountAll } from '../rootfs/layers.js';
@@ -40,16 +40,16 @@ export async function deleteContainer(context: RuntimeContext, id: string, optio
   const hierarchies = cgroupHierarchies(await mounts.mounts());
   const running = record.init !== undefined && (await processes.isAlive(record.init));
   if (running && !options.force) throw new ContainerRunningError(id);
+  const cgroupBase = record.cgroupBase ?? record.cgroupPath;
   if (running) {
     await processes.signal(record.init!, 'SIGKILL');
-    for (const pid of await cgroupPids(hierarchies, record.cgroupPath)) {
-      const identity = await processes.identify(pid);
-      if (identity) await processes.signal(identity, 'SIGKILL');
-    }
+    await killCgroupTree(context, hierarchies, cgroupBase);
     await waitGone(context, record.init!, 10_000);
   }
-  // The monitor records the exit under the lock; let it finish before the state goes away.
+  // The monitor records the exit under the lock (and drops a standby); let it finish first.
   if (record.monitor) await waitGone(context, record.monitor, 5_000);
+  // Whatever is left in the container's cgroups (a standby whose monitor died) goes too.
+  if (options.force) await killCgroupTree(context, hierarchies, cgroupBase);
 
   const paths = store.paths(id);
   // Nothing may stay mounted below the state directory before it is removed (a restore root,
@@ -57,13 +57,26 @@ export async function deleteContainer(context: RuntimeContext, id: string, optio
   for (const target of (await mounts.mounts()).map((m) => m.mountPoint).filter((p) => p.startsWith(`${paths.dir}/`)).sort().reverse()) {
     await unmountAll(mounts, target);
   }
-  if (record.layers) await unmountAll(mounts, record.layers.target);
+  if (record.layers) {
+    await unmountAll(mounts, record.rootfs);
+    await unmountAll(mounts, record.layers.target);
+  }
   if (record.storage && record.rootfsMountedByRuntime) await unmountStorage(context, record.storage);
-  const left = await removeCgroup(hierarchies, record.cgroupPath);
+  const left = await removeCgroupTree(hierarchies, cgroupBase);
   if (left.length > 0) logger.warn('some cgroup directories are still busy and were left', { id, left });
   await context.ociRuntime.forget({ id, root: paths.ociRoot });
   await store.remove(id);
   await rm(path.join(context.config.checkpointRoot, id), { recursive: true, force: true });
+}
+
+async function killCgroupTree(context: RuntimeContext, hierarchies: readonly CgroupHierarchy[], base: string): Promise<void> {
+  for (const cgroup of await cgroupTree(hierarchies, base)) {
+    await setFrozen(hierarchies, cgroup, false);
+    for (const pid of await cgroupPids(hierarchies, cgroup)) {
+      const identity = await context.processes.identify(pid);
+      if (identity) await context.processes.signal(identity, 'SIGKILL');
+    }
+  }
 }
 
 async function waitGone(context: RuntimeContext, identity: ProcessIdentity, timeoutMs: number): Promise<void> {

@@ -1,12 +1,12 @@
 /**
  * `runtime reset <id> [NAME]` (and `runtime restore --name NAME [--from SRC] <id>`): puts a
- * container back to a named snapshot. The running instance is stopped, the rootfs becomes the
- * snapshot's layers under a fresh, empty writable layer (an overlay on the rootfs path: nothing
- * is copied), and the processes are restored from the snapshot's images, which are only read:
- * CRIU gets them through a read-only bind mount and writes its log to a work directory of the
- * container's own.
+ * container back to a named snapshot. The running instance is replaced by a new one whose rootfs
+ * is the snapshot's layers under a fresh, empty writable layer (an overlay: nothing is copied),
+ * restored from the snapshot's images, which are only read (a read-only bind mount). The
+ * container's monitor does the work (monitor/container-monitor.ts); this file validates the
+ * request, makes copies, and asks the monitor, or starts one.
  */
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RuntimeContext } from './context.js';
@@ -14,14 +14,12 @@ import { validateId } from './id.js';
 import { requireRoot } from './privileges.js';
 import { ContainerExistsError, ContainerNotFoundError, UsageError } from './errors.js';
 import { SnapshotStore, type SnapshotInfo } from './snapshots/store.js';
-import { resetLayers } from './snapshots/rootfs.js';
-import { mountLayers, unmountAll } from '../rootfs/layers.js';
 import { cgroupHierarchies, cgroupPids, defaultCgroupPath } from './cgroups.js';
 import type { ContainerRecord } from './state/record.js';
 import type { RestoreCriuOptions } from '../criu/options.js';
-import type { RestoreJob } from './monitor/job.js';
 import { launchMonitor } from './monitor/launch.js';
-import { runInForeground, type ForegroundContainer, type ForegroundStdio } from './monitor/foreground.js';
+import { sendControl, type ResetSpec } from './monitor/control.js';
+import { deserializeError } from './monitor/report.js';
 import { readEffectiveSpec, writeEffectiveBundle } from './effective-bundle.js';
 
 export interface ResetRequest extends Pick<RestoreCriuOptions, 'tcpEstablished' | 'extUnixSk' | 'shellJob' | 'fileLocks' | 'manageCgroupsMode' | 'lazyPages'> {
@@ -31,17 +29,34 @@ export interface ResetRequest extends Pick<RestoreCriuOptions, 'tcpEstablished' 
   /** Restore another container's snapshot as this (new) container: a copy. */
   readonly from?: string;
   readonly pidFile?: string;
+  /**
+   * Keep a stopped standby of the snapshot ready (default), so the next reset only switches to
+   * it. It costs the snapshot's memory once more while it waits.
+   */
+  readonly standby?: boolean;
 }
 
-export async function resetDetached(context: RuntimeContext, request: ResetRequest): Promise<number> {
-  return launchMonitor(context, await prepareReset(context, request));
+/**
+ * Resets through the container's monitor when one is alive (it is the init's parent and keeps a
+ * standby ready), or starts a monitor that does the reset. Returns the new init's pid.
+ */
+export async function reset(context: RuntimeContext, request: ResetRequest): Promise<number> {
+  const { id, spec } = await prepareReset(context, request);
+  const record = await context.store.load(id);
+  if (record.monitor && (await context.processes.isAlive(record.monitor))) {
+    const response = await sendControl(context.store.paths(id).dir, { op: 'reset', reset: spec });
+    if (response) {
+      if (!response.ok) throw deserializeError(response.error, context.store.paths(id).monitorLog);
+      if (request.pidFile) await writeFile(request.pidFile, String(response.pid));
+      return response.pid;
+    }
+  }
+  // No monitor to ask: the running instance (if any) is stopped, and a new monitor resets.
+  await stopInstance(context, record);
+  return launchMonitor(context, { kind: 'reset', id, reset: spec, ...(request.pidFile ? { pidFile: path.resolve(request.pidFile) } : {}) });
 }
 
-export async function resetForeground(context: RuntimeContext, request: ResetRequest, stdio: ForegroundStdio): Promise<ForegroundContainer> {
-  return runInForeground(context, await prepareReset(context, request), stdio);
-}
-
-async function prepareReset(context: RuntimeContext, request: ResetRequest): Promise<RestoreJob> {
+async function prepareReset(context: RuntimeContext, request: ResetRequest): Promise<{ id: string; spec: ResetSpec }> {
   const id = validateId(request.id);
   const sourceId = validateId(request.from ?? id);
   requireRoot('runtime reset');
@@ -54,46 +69,29 @@ async function prepareReset(context: RuntimeContext, request: ResetRequest): Pro
   await criu.requireVersion();
   if (request.lazyPages) await criu.requireFeature('lazy_pages', '--lazy-pages');
 
-  let record = await store.load(id).catch((error: unknown) => {
+  const record = await store.load(id).catch((error: unknown) => {
     if (error instanceof ContainerNotFoundError) return undefined;
     throw error;
   });
   if (record && request.from && record.snapshotOf !== sourceId) throw new ContainerExistsError(id);
   if (!record) {
     if (!request.from) throw new ContainerNotFoundError(id, store.root);
-    record = await createCopy(context, id, await store.load(sourceId), snapshot);
-  } else {
-    await stopInstance(context, record);
+    await createCopy(context, id, await store.load(sourceId), snapshot);
   }
-
-  const paths = store.paths(id);
-  const imageView = path.join(paths.dir, 'images');
-  const workPath = path.join(paths.dir, 'criu-work');
-  await store.withLock(id, async () => {
-    const current = await store.load(id);
-    const layers = resetLayers(context, id, snapshot.layers, current.rootfs);
-    await unmountAll(context.mounts, layers.target);
-    await mountLayers(context.mounts, layers);
-    // The snapshot's images, read-only: the kernel guarantees a reset never changes them.
-    await unmountAll(context.mounts, imageView);
-    await mkdir(imageView, { recursive: true, mode: 0o700 });
-    await context.mounts.bindReadOnly(snapshots.paths(sourceId, snapshot.name).images, imageView);
-    await rm(workPath, { recursive: true, force: true });
-    await mkdir(workPath, { recursive: true, mode: 0o700 });
-    const { init: _init, monitor: _monitor, ...rest } = current;
-    await store.save({ ...rest, status: current.status === 'running' ? 'stopped' : current.status, layers, snapshot: snapshot.name });
-  });
-
-  const criuOptions: RestoreCriuOptions = {
-    workPath,
-    ...(request.tcpEstablished ? { tcpEstablished: true } : {}),
-    ...(request.extUnixSk ? { extUnixSk: true } : {}),
-    ...(request.shellJob ? { shellJob: true } : {}),
-    ...(request.fileLocks ? { fileLocks: true } : {}),
-    ...(request.manageCgroupsMode ? { manageCgroupsMode: request.manageCgroupsMode } : {}),
-    ...(request.lazyPages ? { lazyPages: true } : {}),
+  const spec: ResetSpec = {
+    sourceId,
+    name: snapshot.name,
+    standby: request.standby ?? true,
+    criu: {
+      ...(request.tcpEstablished ? { tcpEstablished: true } : {}),
+      ...(request.extUnixSk ? { extUnixSk: true } : {}),
+      ...(request.shellJob ? { shellJob: true } : {}),
+      ...(request.fileLocks ? { fileLocks: true } : {}),
+      ...(request.manageCgroupsMode ? { manageCgroupsMode: request.manageCgroupsMode } : {}),
+      ...(request.lazyPages ? { lazyPages: true } : {}),
+    },
   };
-  return { kind: 'restore', id, imagePath: imageView, criu: criuOptions, ...(request.pidFile ? { pidFile: path.resolve(request.pidFile) } : {}) };
+  return { id, spec };
 }
 
 /**

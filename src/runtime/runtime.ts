@@ -21,7 +21,7 @@ import type { OciState } from './oci/index.js';
 import type { ForegroundContainer, ForegroundStdio } from './monitor/foreground.js';
 import { parseSignal } from './signals.js';
 import type { CriuVersion } from '../criu/version.js';
-import { resetDetached, resetForeground, type ResetRequest } from './reset.js';
+import { reset, type ResetRequest } from './reset.js';
 import { listSnapshots } from './list-snapshots.js';
 import { removeSnapshot } from './remove-snapshot.js';
 import type { SnapshotInfo } from './snapshots/store.js';
@@ -67,16 +67,13 @@ export class Runtime {
   }
 
   /**
-   * Puts a container back to a named snapshot (the newest when no name is given): stops it,
-   * gives it a fresh writable layer over the snapshot's rootfs, restores the snapshot's
-   * processes under a detached monitor. With `from`, makes a new container from another's snapshot.
+   * Puts a container back to a named snapshot (the newest when no name is given): the running
+   * instance is replaced by one with a fresh writable layer over the snapshot's rootfs and the
+   * snapshot's processes, supervised by the container's monitor. With `from`, makes a new
+   * container from another's snapshot. Resolves with the new init's pid.
    */
   reset(request: ResetRequest): Promise<number> {
-    return resetDetached(this.context, request);
-  }
-
-  resetAttached(request: ResetRequest, stdio: ForegroundStdio): Promise<ForegroundContainer> {
-    return resetForeground(this.context, request, stdio);
+    return reset(this.context, request);
   }
 
   snapshots(id: string): Promise<SnapshotInfo[]> {

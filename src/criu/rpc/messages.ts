@@ -98,6 +98,7 @@ export interface CriuOpts {
   status_fd?: number;
   orphan_pts_master?: boolean;
   tcp_close?: boolean;
+  leave_stopped?: boolean;
 }
 
 export interface CriuFeatures {

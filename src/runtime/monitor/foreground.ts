@@ -6,7 +6,7 @@ import type { Readable, Writable } from 'node:stream';
 import type { RuntimeContext } from '../context.js';
 import type { WaitStatus } from '../system/libc.js';
 import { executeJob } from './execute.js';
-import type { MonitorJob } from './job.js';
+import type { RestoreJob, RunJob } from './job.js';
 import { Supervisor } from './supervisor.js';
 
 export interface ForegroundStdio {
@@ -23,7 +23,7 @@ export interface ForegroundContainer {
 
 const forwardedSignals = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'] as const;
 
-export async function runInForeground(context: RuntimeContext, job: MonitorJob, stdio: ForegroundStdio): Promise<ForegroundContainer> {
+export async function runInForeground(context: RuntimeContext, job: RunJob | RestoreJob, stdio: ForegroundStdio): Promise<ForegroundContainer> {
   context.reaper.install();
   const supervisor = new Supervisor({
     id: job.id,

@@ -3,6 +3,7 @@
  * the tree through CRIU. Serializable, because a detached monitor process receives it.
  */
 import type { RestoreCriuOptions } from '../../criu/options.js';
+import type { ResetSpec } from './control.js';
 
 export interface RunJob {
   readonly kind: 'run';
@@ -18,7 +19,14 @@ export interface RestoreJob {
   readonly pidFile?: string;
 }
 
-export type MonitorJob = RunJob | RestoreJob;
+export interface ResetJob {
+  readonly kind: 'reset';
+  readonly id: string;
+  readonly reset: ResetSpec;
+  readonly pidFile?: string;
+}
+
+export type MonitorJob = RunJob | RestoreJob | ResetJob;
 
 /** What the monitor tells the command that launched it, once the init runs or has failed. */
 export type MonitorReport =

@@ -10,6 +10,8 @@ import { MONITOR_JOB_VARIABLE, type MonitorEnvelope } from './launch.js';
 import type { MonitorReport } from './job.js';
 import { serializeError } from './report.js';
 import { Supervisor } from './supervisor.js';
+import { ContainerMonitor } from './container-monitor.js';
+import { writeFile } from 'node:fs/promises';
 
 const REPORT_FD = 3;
 
@@ -36,22 +38,34 @@ async function main(): Promise<number> {
   // Signals for the container go to it through `runtime kill`; the monitor itself ignores them.
   for (const signal of ['SIGINT', 'SIGHUP', 'SIGTERM', 'SIGPIPE'] as const) process.on(signal, () => undefined);
 
-  const supervisor = new Supervisor({ id: job.id, store: context.store, reaper: context.reaper, foreground: false });
+  const monitor = new ContainerMonitor(context, job.id);
   let pid: number;
   try {
-    pid = await executeJob(context, supervisor, job);
+    if (job.kind === 'reset') {
+      pid = await monitor.resetFirst(job.reset);
+    } else {
+      const supervisor = new Supervisor({ id: job.id, store: context.store, reaper: context.reaper, foreground: false });
+      try {
+        pid = await executeJob(context, supervisor, job);
+      } catch (error) {
+        await supervisor.close();
+        throw error;
+      }
+      supervisor.startPumping();
+      await monitor.adopt(pid, supervisor);
+    }
+    if (job.kind === 'reset' && job.pidFile) await writeFile(job.pidFile, String(pid));
   } catch (error) {
     context.logger.error(`${job.kind} of ${job.id} failed`, { error: describeError(error) });
     report({ ok: false, error: serializeError(error) });
-    await supervisor.close();
+    await monitor.shutdown().catch(() => undefined);
     return 1;
   }
-  supervisor.startPumping();
   report({ ok: true, pid });
   context.logger.info(`supervising ${job.id}`, { pid });
-  const status = await supervisor.superviseInit(pid);
-  context.logger.info(`init of ${job.id} ended`, { pid, status });
-  await supervisor.close();
+  const status = await monitor.untilEnded();
+  context.logger.info(`${job.id} ended`, { status });
+  await monitor.shutdown();
   context.reaper.uninstall();
   return 0;
 }

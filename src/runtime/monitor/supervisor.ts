@@ -31,6 +31,7 @@ export class Supervisor {
   private childEndsClosed = false;
   private readonly log: WriteStream;
   private readonly sockets: net.Socket[] = [];
+  private readonly closers: (() => Promise<void>)[] = [];
 
   constructor(private readonly options: SupervisorOptions) {
     const [stdinRead, stdinWrite] = pipe();
@@ -88,8 +89,14 @@ export class Supervisor {
     return status;
   }
 
+  /** Something to stop when this instance is closed (a lazy-pages daemon). */
+  onClose(closer: () => Promise<void>): void {
+    this.closers.push(closer);
+  }
+
   /** Waits for the output to drain (the writers are gone once the tree is), then closes all. */
   async close(): Promise<void> {
+    for (const closer of this.closers.splice(0)) await closer().catch(() => undefined);
     this.closeChildEnds();
     await Promise.all(
       this.sockets.map(

@@ -55,4 +55,8 @@ export interface ContainerRecord {
   readonly snapshot?: string;
   /** For a copy: the container whose snapshot it was made from. */
   readonly snapshotOf?: string;
+  /** The container's own cgroup, under which each reset instance gets one of its own. */
+  readonly cgroupBase?: string;
+  /** The number of the running reset instance (<stateRoot>/<id>/instances/<n>). */
+  readonly instance?: number;
 }

@@ -1,7 +1,5 @@
-import { writeFile } from 'node:fs/promises';
 import { defineCommand, type CommandIo } from '../command.js';
 import { commonCriuFlags, commonCriuOptions } from './criu-flags.js';
-import { exitCodeOf } from './attach.js';
 import type { Runtime } from '../../runtime.js';
 import type { ResetRequest } from '../../reset.js';
 import { UsageError } from '../../errors.js';
@@ -17,15 +15,13 @@ export async function runReset(
   if (request.imagePath || request.workPath) throw new UsageError('a named snapshot has its own images: --image-path and --work-path do not apply');
   if (request.autoDedup) throw new UsageError('--auto-dedup cannot be used with a named snapshot', 'a reset never changes the snapshot\'s images');
   const { imagePath: _i, workPath: _w, autoDedup: _a, ...reset } = request;
-  if (flags.detach || detachByDefault) {
-    const started = Date.now();
-    const pid = await runtime().reset({ ...reset, ...(flags['pid-file'] ? { pidFile: flags['pid-file'] } : {}) });
-    io.stderr.write(`reset ${request.id}${request.name ? ` to ${request.name}` : ''}: init pid ${pid} (${Date.now() - started} ms)\n`);
-    return 0;
-  }
-  const container = await runtime().resetAttached(reset, { stdin: io.stdin, stdout: io.stdout, stderr: io.stderr });
-  if (flags['pid-file']) await writeFile(flags['pid-file'], String(container.pid));
-  return exitCodeOf(container);
+  // A reset is always done by the container's monitor, which stays its parent across resets.
+  void flags.detach;
+  void detachByDefault;
+  const started = Date.now();
+  const pid = await runtime().reset({ ...reset, ...(flags['pid-file'] ? { pidFile: flags['pid-file'] } : {}) });
+  io.stderr.write(`reset ${request.id}${request.name ? ` to ${request.name}` : ''}: init pid ${pid} (${Date.now() - started} ms)\n`);
+  return 0;
 }
 
 export const resetCommand = defineCommand({
@@ -45,8 +41,9 @@ export const resetCommand = defineCommand({
     'manage-cgroups-mode': commonCriuFlags['manage-cgroups-mode'],
     'lazy-pages': commonCriuFlags['lazy-pages'],
     'pid-file': { type: 'string', value: 'FILE', description: 'write the restored init\'s pid to FILE' },
+    'no-standby': { type: 'boolean', description: 'do not keep a stopped standby of the snapshot ready for the next reset' },
   },
   async run(runtime, flags, [id, name], io) {
-    return runReset(runtime, { id: id!, ...(name ? { name } : {}), ...commonCriuOptions(flags) }, flags, io, true);
+    return runReset(runtime, { id: id!, ...(name ? { name } : {}), ...commonCriuOptions(flags), ...(flags['no-standby'] ? { standby: false } : {}) }, flags, io, true);
   },
 });

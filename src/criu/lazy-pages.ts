@@ -1,0 +1,42 @@
+/**
+ * CRIU's lazy-pages daemon serving a checkpoint's pages locally through userfaultfd: a restore
+ * with lazy_pages returns before the memory is copied, and the daemon fills it in on demand and
+ * in the background, then exits. The runtime starts it, waits for its socket, and stops it if
+ * the container ends first.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { access, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CriuRequestError } from './errors.js';
+import { criuLogTail } from './log.js';
+
+const SOCKET = 'lazy-pages.socket';
+const LOG = 'lazy-pages.log';
+
+export class LazyPagesDaemon {
+  private constructor(private readonly child: ChildProcess, readonly exited: Promise<number | null>) {}
+
+  static async start(binary: string, imagePath: string, workPath: string, timeoutMs = 5000): Promise<LazyPagesDaemon> {
+    await rm(path.join(workPath, SOCKET), { force: true });
+    const child = spawn(binary, ['lazy-pages', '--images-dir', imagePath, '--work-dir', workPath, '-o', LOG, '-v4'], { stdio: 'ignore' });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (await access(path.join(workPath, SOCKET)).then(() => true, () => false)) return new LazyPagesDaemon(child, exited);
+      const ended = await Promise.race([exited.then(() => true), sleep(2).then(() => false)]);
+      if (ended || Date.now() > deadline) {
+        child.kill('SIGKILL');
+        const logPath = path.join(workPath, LOG);
+        throw new CriuRequestError({ request: 'lazy-pages', criuMessage: ended ? 'the lazy-pages daemon exited before it was ready' : 'the lazy-pages daemon did not become ready', logPath, logTail: await criuLogTail(logPath) });
+      }
+    }
+  }
+
+  /** Stops the daemon if it still runs (it exits by itself once every page is delivered). */
+  async stop(): Promise<void> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');
+    await Promise.race([this.exited, sleep(2000)]);
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
+  }
+}

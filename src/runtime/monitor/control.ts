@@ -1,0 +1,95 @@
+/**
+ * The monitor's control socket (<stateRoot>/<id>/monitor.sock): a reset is asked of the process
+ * that is the container's parent, which keeps its modules loaded, its CRIU checked, and a
+ * standby instance ready. One JSON line each way per connection.
+ */
+import net from 'node:net';
+import path from 'node:path';
+import type { RestoreCriuOptions } from '../../criu/options.js';
+import type { SerializedError } from './job.js';
+
+export const CONTROL_SOCKET = 'monitor.sock';
+
+export function controlSocketPath(stateDir: string): string {
+  return path.join(stateDir, CONTROL_SOCKET);
+}
+
+/** What a reset asks for: which snapshot, and how to restore it. */
+export interface ResetSpec {
+  /** The container whose snapshot it is (itself, or the source of a copy). */
+  readonly sourceId: string;
+  readonly name: string;
+  readonly criu: Omit<RestoreCriuOptions, 'imagePath' | 'workPath' | 'autoDedup'>;
+  /** Keep a stopped standby of the snapshot ready, so the next reset only switches to it. */
+  readonly standby: boolean;
+}
+
+export type ControlRequest = { readonly op: 'reset'; readonly reset: ResetSpec };
+
+export type ControlResponse =
+  | { readonly ok: true; readonly pid: number }
+  | { readonly ok: false; readonly error: SerializedError };
+
+/**
+ * Sends a request to a container's monitor; undefined when no monitor listens there (none runs,
+ * or it is an older one), so the caller falls back to starting a monitor of its own.
+ */
+export function sendControl(stateDir: string, request: ControlRequest, timeoutMs = 120_000): Promise<ControlResponse | undefined> {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(controlSocketPath(stateDir));
+    let text = '';
+    let connected = false;
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`the monitor did not answer within ${timeoutMs / 1000} s`));
+    }, timeoutMs);
+    socket.setEncoding('utf8');
+    socket.once('connect', () => {
+      connected = true;
+      socket.write(`${JSON.stringify(request)}\n`);
+    });
+    socket.on('data', (chunk: string) => (text += chunk));
+    socket.once('error', (error: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      if (!connected && (error.code === 'ENOENT' || error.code === 'ECONNREFUSED')) resolve(undefined);
+      else reject(error);
+    });
+    socket.once('close', () => {
+      clearTimeout(timer);
+      if (!connected) return;
+      try {
+        resolve(JSON.parse(text) as ControlResponse);
+      } catch {
+        reject(new Error(`the monitor's answer was not understood: ${text.slice(0, 200)}`));
+      }
+    });
+  });
+}
+
+/** Serves requests one connection at a time; `handle` may take as long as it needs. */
+export function serveControl(stateDir: string, handle: (request: ControlRequest) => Promise<ControlResponse>): Promise<net.Server> {
+  const server = net.createServer((socket) => {
+    let text = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => {
+      text += chunk;
+      const newline = text.indexOf('\n');
+      if (newline < 0) return;
+      const line = text.slice(0, newline);
+      text = '';
+      let request: ControlRequest;
+      try {
+        request = JSON.parse(line) as ControlRequest;
+      } catch {
+        socket.end(JSON.stringify({ ok: false, error: { code: 'USAGE', message: 'malformed control request' } }));
+        return;
+      }
+      void handle(request).then((response) => socket.end(JSON.stringify(response)));
+    });
+    socket.on('error', () => undefined);
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(controlSocketPath(stateDir), () => resolve(server));
+  });
+}
