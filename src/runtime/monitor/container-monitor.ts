@@ -117,7 +117,7 @@ export class ContainerMonitor {
     this.standby = Promise.resolve(undefined);
     let next: Instance;
     const old = this.current;
-    if (ready && ready.key === key && (await this.context.processes.isAlive(ready.identity))) {
+    if (spec.standby && ready && ready.key === key && (await this.context.processes.isAlive(ready.identity))) {
       next = ready;
     } else {
       if (ready) await this.discard(ready, hierarchies);
