@@ -25,6 +25,7 @@ import { reset, type ResetRequest } from './reset.js';
 import { listSnapshots } from './list-snapshots.js';
 import { removeSnapshot } from './remove-snapshot.js';
 import type { SnapshotInfo } from './snapshots/store.js';
+import { PristineContainer, type PristineOptions } from './pristine.js';
 
 export class Runtime {
   /** The services behind this runtime; a test may build one with a service swapped. */
@@ -74,6 +75,11 @@ export class Runtime {
    */
   reset(request: ResetRequest): Promise<number> {
     return reset(this.context, request);
+  }
+
+  /** A container for a test suite: run, snapshotted when ready, reset before each test. */
+  pristine(options: PristineOptions): Promise<PristineContainer> {
+    return PristineContainer.start(this, options);
   }
 
   snapshots(id: string): Promise<SnapshotInfo[]> {

@@ -90,7 +90,7 @@ export async function sandbox(t: ExecutionContext): Promise<Sandbox> {
     },
     async bundle(name, command = [], edit) {
       const bundleDir = path.join(dir, name);
-      await execa('bash', [path.join(repoRoot, 'scripts/make-busybox-bundle.sh'), bundleDir, ...command]);
+      await makeBundle(bundleDir, command);
       if (edit) {
         const file = path.join(bundleDir, 'config.json');
         const spec = JSON.parse(await readFile(file, 'utf8')) as Record<string, any>;
@@ -100,6 +100,12 @@ export async function sandbox(t: ExecutionContext): Promise<Sandbox> {
       return bundleDir;
     },
   };
+}
+
+/** A busybox bundle made with `runc spec` (scripts/make-busybox-bundle.sh) running command. */
+export async function makeBundle(dir: string, command: readonly string[] = []): Promise<string> {
+  await execa('bash', [path.join(repoRoot, 'scripts/make-busybox-bundle.sh'), dir, ...command]);
+  return dir;
 }
 
 /** Polls until fn returns a value other than undefined, or fails after timeoutMs. */

@@ -1,0 +1,97 @@
+/**
+ * A container for a test suite: started from a bundle, snapshotted once it is ready, and reset
+ * to that snapshot before each test, fast (the monitor keeps a standby ready). Dispose removes
+ * it. This is the library form of run + checkpoint --name + reset + delete -f.
+ */
+import type { Runtime } from './runtime.js';
+import type { SnapshotInfo } from './snapshots/store.js';
+
+export interface PristineOptions {
+  readonly id: string;
+  /** The OCI bundle (config.json and rootfs). */
+  readonly bundle: string;
+  /**
+   * Resolves once the container has reached the state every test should start from (a server
+   * listening, data loaded). Called with the container after it starts; the snapshot is taken after.
+   */
+  readonly ready?: (container: PristineContainer) => Promise<unknown>;
+  /** The snapshot's name (default "pristine"). */
+  readonly snapshot?: string;
+  /** Reset through lazy pages: the reset returns before all memory is copied. */
+  readonly lazyPages?: boolean;
+  /** Keep a stopped standby ready so a reset only switches to it (default true). */
+  readonly standby?: boolean;
+  /** Checkpoint/restore established TCP connections (open clients at snapshot time). */
+  readonly tcpEstablished?: boolean;
+}
+
+export class PristineContainer {
+  private constructor(
+    private readonly runtime: Runtime,
+    private readonly options: PristineOptions,
+    private current: SnapshotInfo,
+  ) {}
+
+  /** Runs the container, waits for `ready`, and takes the snapshot (the container keeps running). */
+  static async start(runtime: Runtime, options: PristineOptions): Promise<PristineContainer> {
+    await runtime.run({ id: options.id, bundle: options.bundle });
+    try {
+      const starting = new PristineContainer(runtime, options, undefined as unknown as SnapshotInfo);
+      await options.ready?.(starting);
+      const { snapshot } = await runtime.checkpoint({
+        id: options.id,
+        name: options.snapshot ?? 'pristine',
+        leaveRunning: true,
+        ...(options.tcpEstablished ? { tcpEstablished: true } : {}),
+      });
+      starting.current = snapshot!;
+      return starting;
+    } catch (error) {
+      await runtime.delete(options.id, { force: true }).catch(() => undefined);
+      throw error;
+    }
+  }
+
+  get id(): string {
+    return this.options.id;
+  }
+
+  /** The snapshot resets go back to. */
+  get snapshot(): SnapshotInfo {
+    return this.current;
+  }
+
+  /** The pid of the container's init on the host (it changes with each reset). */
+  async pid(): Promise<number> {
+    const state = await this.runtime.state(this.options.id);
+    if (state.pid === undefined) throw new Error(`container ${this.options.id} is ${state.status}`);
+    return state.pid;
+  }
+
+  /** Puts the container back to the snapshot: processes, memory and rootfs. Returns the new pid. */
+  reset(): Promise<number> {
+    return this.runtime.reset({
+      id: this.options.id,
+      name: this.current.name,
+      ...(this.options.lazyPages ? { lazyPages: true } : {}),
+      ...(this.options.standby === false ? { standby: false } : {}),
+      ...(this.options.tcpEstablished ? { tcpEstablished: true } : {}),
+    });
+  }
+
+  /** Takes another snapshot of the current state; later resets go back to it. */
+  async resnapshot(name: string): Promise<SnapshotInfo> {
+    const { snapshot } = await this.runtime.checkpoint({ id: this.options.id, name, leaveRunning: true });
+    this.current = snapshot!;
+    return this.current;
+  }
+
+  /** Stops and removes the container with its snapshots. */
+  async dispose(): Promise<void> {
+    await this.runtime.delete(this.options.id, { force: true });
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.dispose();
+  }
+}
