@@ -7,7 +7,6 @@
  * left stopped, so a reset only thaws it: the slow part, CRIU's restore, is off the reset's path.
  */
 import { mkdir, rm } from 'node:fs/promises';
-import type net from 'node:net';
 import path from 'node:path';
 import type { RuntimeContext } from '../context.js';
 import type { ContainerRecord, ProcessIdentity } from '../state/record.js';
@@ -18,7 +17,7 @@ import { SnapshotStore, type SnapshotInfo } from '../snapshots/store.js';
 import { describeError } from '../errors.js';
 import { restoreInstance } from './instance.js';
 import { Supervisor } from './supervisor.js';
-import { serveControl, type ControlRequest, type ControlResponse, type ResetSpec } from './control.js';
+import { serveControl, type ControlRequest, type ControlResponse, type ControlServer, type ResetSpec } from './control.js';
 import { serializeError } from './report.js';
 import type { WaitStatus } from '../system/libc.js';
 
@@ -44,7 +43,7 @@ export class ContainerMonitor {
   private current: Instance | undefined;
   private standby: Promise<Instance | undefined> = Promise.resolve(undefined);
   private queue: Promise<unknown> = Promise.resolve();
-  private server: net.Server | undefined;
+  private server: ControlServer | undefined;
   private readonly snapshots: SnapshotStore;
 
   constructor(private readonly context: RuntimeContext, private readonly id: string) {
@@ -76,6 +75,7 @@ export class ContainerMonitor {
   /** Closes the socket and discards the standby; the ended instance is cleaned up. */
   async shutdown(): Promise<void> {
     this.server?.close();
+    await this.server?.idle();
     await rm(path.join(this.paths.dir, 'monitor.sock'), { force: true });
     const standby = await this.standby.catch(() => undefined);
     if (standby) await this.discard(standby, await this.hierarchies());

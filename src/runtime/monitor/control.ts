@@ -66,8 +66,15 @@ export function sendControl(stateDir: string, request: ControlRequest, timeoutMs
   });
 }
 
-/** Serves requests one connection at a time; `handle` may take as long as it needs. */
-export function serveControl(stateDir: string, handle: (request: ControlRequest) => Promise<ControlResponse>): Promise<net.Server> {
+export interface ControlServer {
+  close(): void;
+  /** Resolves once every answer being worked on has been sent. */
+  idle(): Promise<void>;
+}
+
+/** Serves requests; `handle` may take as long as it needs. */
+export function serveControl(stateDir: string, handle: (request: ControlRequest) => Promise<ControlResponse>): Promise<ControlServer> {
+  const pending = new Set<Promise<void>>();
   const server = net.createServer((socket) => {
     let text = '';
     socket.setEncoding('utf8');
@@ -84,12 +91,22 @@ export function serveControl(stateDir: string, handle: (request: ControlRequest)
         socket.end(JSON.stringify({ ok: false, error: { code: 'USAGE', message: 'malformed control request' } }));
         return;
       }
-      void handle(request).then((response) => socket.end(JSON.stringify(response)));
+      const answered: Promise<void> = handle(request)
+        .then((response) => new Promise<void>((resolve) => socket.end(JSON.stringify(response), resolve)))
+        .finally(() => pending.delete(answered));
+      pending.add(answered);
     });
     socket.on('error', () => undefined);
   });
   return new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen(controlSocketPath(stateDir), () => resolve(server));
+    server.listen(controlSocketPath(stateDir), () =>
+      resolve({
+        close: () => server.close(),
+        idle: async () => {
+          while (pending.size > 0) await Promise.allSettled([...pending]);
+        },
+      }),
+    );
   });
 }
