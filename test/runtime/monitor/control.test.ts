@@ -1,0 +1,44 @@
+import test from 'ava';
+import { sendControl, serveControl, type ControlRequest } from '../../../src/runtime/monitor/control.js';
+import { tempDir } from '../fixtures.js';
+
+const request: ControlRequest = { op: 'reset', reset: { sourceId: 'db', name: 'warm', criu: {}, standby: true } };
+
+test('a request reaches the handler and its answer comes back', async (t) => {
+  const dir = await tempDir(t);
+  const seen: ControlRequest[] = [];
+  const server = await serveControl(dir, async (r) => {
+    seen.push(r);
+    return { ok: true, pid: 42 };
+  });
+  t.teardown(() => server.close());
+  t.deepEqual(await sendControl(dir, request), { ok: true, pid: 42 });
+  t.deepEqual(seen, [request]);
+});
+
+test('errors travel back as data', async (t) => {
+  const dir = await tempDir(t);
+  const server = await serveControl(dir, async () => ({ ok: false, error: { code: 'SNAPSHOT_NOT_FOUND', message: 'no snapshot' } }));
+  t.teardown(() => server.close());
+  t.deepEqual(await sendControl(dir, request), { ok: false, error: { code: 'SNAPSHOT_NOT_FOUND', message: 'no snapshot' } });
+});
+
+test('no monitor listening is not an error: the caller starts one', async (t) => {
+  t.is(await sendControl(await tempDir(t), request), undefined);
+});
+
+test('idle waits for answers still being worked on', async (t) => {
+  const dir = await tempDir(t);
+  let release!: () => void;
+  const server = await serveControl(dir, () => new Promise((resolve) => (release = () => resolve({ ok: true, pid: 1 }))));
+  const answer = sendControl(dir, request);
+  while (!release) await new Promise((r) => setTimeout(r, 5));
+  let idle = false;
+  const waiting = server.idle().then(() => (idle = true));
+  await new Promise((r) => setTimeout(r, 20));
+  t.false(idle);
+  release();
+  await waiting;
+  t.deepEqual(await answer, { ok: true, pid: 1 });
+  server.close();
+});
