@@ -6,8 +6,10 @@
 import { access, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import koffi from 'koffi';
-import { execa } from 'execa';
 import { KernelSupportError } from './errors.js';
+
+/** execa is loaded only when a command is run: it is slow to load, and most runs need none. */
+const loadExeca = async () => (await import('execa')).execa;
 
 export interface KernelSupport {
   /** Filesystem names from /proc/filesystems ("overlay", "aufs", "ext4", ...). */
@@ -92,7 +94,7 @@ export class ProcKernelSupport implements KernelSupport {
 
   async deviceMapperTargets(): Promise<readonly string[] | undefined> {
     if (this.root !== '/') return undefined; // a fixture tree has no kernel to ask
-    const result = await execa('dmsetup', ['targets'], { reject: false });
+    const result = await (await loadExeca())('dmsetup', ['targets'], { reject: false });
     if (result.failed || result.exitCode !== 0) return undefined;
     return result.stdout.split('\n').map((line) => line.trim().split(/\s+/)[0] ?? '').filter((name) => name !== '');
   }

@@ -6,9 +6,11 @@
  */
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { execa } from 'execa';
 import type { MountService } from './mount-service.js';
 import { RuntimeError } from '../runtime/errors.js';
+
+/** execa is loaded only when a command is run: it is slow to load, and most runs need none. */
+const loadExeca = async () => (await import('execa')).execa;
 
 /** A runtime-managed overlay: read-only layers (top first), its writable pair, and its mount point. */
 export interface LayeredRootfs {
@@ -33,7 +35,7 @@ export class LayerCopyError extends RuntimeError {
  */
 export async function copyLayer(source: string, destination: string): Promise<void> {
   await mkdir(destination, { recursive: true });
-  const result = await execa('cp', ['-a', '--sparse=always', '--no-target-directory', source, destination], { reject: false });
+  const result = await (await loadExeca())('cp', ['-a', '--sparse=always', '--no-target-directory', source, destination], { reject: false });
   if (result.failed) throw new LayerCopyError(source, destination, String(result.stderr).trim() || result.shortMessage || 'cp failed');
 }
 
@@ -72,7 +74,7 @@ async function emptyDirectory(directory: string): Promise<void> {
 
 /** Bytes used by a directory tree (allocated blocks, as du counts them). */
 export async function diskUsage(directory: string): Promise<number> {
-  const result = await execa('du', ['-s', '-B1', directory], { reject: false });
+  const result = await (await loadExeca())('du', ['-s', '-B1', directory], { reject: false });
   if (result.failed) return 0;
   return Number(String(result.stdout).split(/\s/)[0]);
 }

@@ -2,7 +2,6 @@
  * The rootfs storage drivers, selected per container by name. This file only wires: the layouts
  * are read in one file per driver.
  */
-import { execa } from 'execa';
 import { LinuxMountService } from '../mount-service.js';
 import { ProcKernelSupport } from '../kernel-support.js';
 import { PlanStepError, UnknownDriverError } from '../errors.js';
@@ -13,6 +12,9 @@ import { ContainersOverlayDriver } from './overlay.js';
 import { Overlay2Driver } from './overlay2.js';
 import { DRIVER_NAMES, type CommandRunner, type DriverDeps, type DriverName, type MountPlan, type PlanOptions, type RootfsDriver } from './types.js';
 
+/** execa is loaded only when a command is run: it is slow to load, and most runs need none. */
+const loadExeca = async () => (await import('execa')).execa;
+
 export * from './types.js';
 export { AufsDriver, ContainersOverlayDriver, DeviceMapperDriver, DirDriver, Overlay2Driver };
 
@@ -21,7 +23,7 @@ export class ExecaCommandRunner implements CommandRunner {
   async run(argv: readonly string[]): Promise<void> {
     const [file, ...args] = argv;
     if (file === undefined) return;
-    const result = await execa(file, args, { reject: false });
+    const result = await (await loadExeca())(file, args, { reject: false });
     if (!result.failed) return;
     const missing = (result.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
     const packages: Readonly<Record<string, string>> = { dmsetup: 'dmsetup (device-mapper)', auplink: 'aufs-tools' };
