@@ -44,6 +44,7 @@ export async function reset(context: RuntimeContext, request: ResetRequest): Pro
   const { id, spec } = await prepareReset(context, request);
   const record = await context.store.load(id);
   if (record.monitor && (await context.processes.isAlive(record.monitor))) {
+    // The monitor checked CRIU when it started; it does the reset.
     const response = await sendControl(context.store.paths(id).dir, { op: 'reset', reset: spec });
     if (response) {
       if (!response.ok) throw deserializeError(response.error, context.store.paths(id).monitorLog);
@@ -52,6 +53,8 @@ export async function reset(context: RuntimeContext, request: ResetRequest): Pro
     }
   }
   // No monitor to ask: the running instance (if any) is stopped, and a new monitor resets.
+  await context.criu.requireVersion();
+  if (request.lazyPages) await context.criu.requireFeature('lazy_pages', '--lazy-pages');
   await stopInstance(context, record);
   return launchMonitor(context, { kind: 'reset', id, reset: spec, ...(request.pidFile ? { pidFile: path.resolve(request.pidFile) } : {}) });
 }
@@ -63,11 +66,9 @@ async function prepareReset(context: RuntimeContext, request: ResetRequest): Pro
   if ((request as { autoDedup?: boolean }).autoDedup) {
     throw new UsageError('--auto-dedup cannot be used with a named snapshot', 'a reset never changes the snapshot\'s images');
   }
-  const { store, criu } = context;
+  const { store } = context;
   const snapshots = new SnapshotStore(context.config.checkpointRoot);
   const snapshot = request.name !== undefined ? await snapshots.read(sourceId, request.name) : await snapshots.latest(sourceId);
-  await criu.requireVersion();
-  if (request.lazyPages) await criu.requireFeature('lazy_pages', '--lazy-pages');
 
   const record = await store.load(id).catch((error: unknown) => {
     if (error instanceof ContainerNotFoundError) return undefined;

@@ -110,6 +110,7 @@ export class ContainerMonitor {
   private async resetNow(spec: ResetSpec): Promise<number> {
     const { store, logger } = this.context;
     const started = Date.now();
+    if (spec.criu.lazyPages) await this.context.criu.requireFeature('lazy_pages', '--lazy-pages');
     const snapshot = await this.snapshots.read(spec.sourceId, spec.name);
     const hierarchies = await this.hierarchies();
     const key = instanceKey(spec);
@@ -120,10 +121,14 @@ export class ContainerMonitor {
     if (spec.standby && ready && ready.key === key && (await this.context.processes.isAlive(ready.identity))) {
       next = ready;
     } else {
-      if (ready) await this.discard(ready, hierarchies);
+      if (ready) void this.retire(ready, hierarchies);
       // The old instance stops first, so it cannot write on (to shared volumes) meanwhile. (It is
       // not frozen instead: a v1 freezer freezes the cgroups below too, where the new one goes.)
-      if (old) await this.retire(old, hierarchies);
+      // Its mounts and directories are removed in the background.
+      if (old) {
+        await this.stop(old, hierarchies);
+        void this.retire(old, hierarchies);
+      }
       next = await this.restoreNew(spec, snapshot, false);
     }
 
@@ -222,13 +227,18 @@ export class ContainerMonitor {
     return instance;
   }
 
+  /** Kills an instance's processes and waits until its init is reaped. */
+  private async stop(instance: Instance, hierarchies: readonly CgroupHierarchy[]): Promise<void> {
+    await signalCgroup(hierarchies, instance.cgroupPath, 'SIGKILL');
+    // Frozen v1 tasks die only once thawed.
+    await setFrozen(hierarchies, instance.cgroupPath, false);
+    await instance.exited.catch(() => undefined);
+  }
+
   /** Kills an instance that was replaced, and removes what was its own once it is gone. */
   private async retire(instance: Instance, hierarchies: readonly CgroupHierarchy[]): Promise<void> {
     try {
-      await signalCgroup(hierarchies, instance.cgroupPath, 'SIGKILL');
-      // Frozen v1 tasks die only once thawed.
-      await setFrozen(hierarchies, instance.cgroupPath, false);
-      await instance.exited.catch(() => undefined);
+      await this.stop(instance, hierarchies);
       await instance.supervisor.close();
       if (instance.dir) await this.cleanupInstance(instance.dir, instance.cgroupPath, hierarchies);
     } catch (error) {
