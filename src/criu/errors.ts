@@ -55,6 +55,11 @@ export interface CriuFailure {
   readonly logTail: readonly string[];
 }
 
+/** Moves the failure's log elsewhere (before its directory is removed) and says so. */
+export function withLogAt(failure: CriuFailure, logPath: string): CriuFailure {
+  return { ...failure, logPath };
+}
+
 export class CriuRequestError extends RuntimeError {
   readonly code = 'CRIU_FAILED' as const;
   readonly failure: CriuFailure;

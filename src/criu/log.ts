@@ -1,5 +1,5 @@
 /** Reading CRIU's log after a failure: the last error lines are what the user needs first. */
-import { open } from 'node:fs/promises';
+import { copyFile, open } from 'node:fs/promises';
 
 const TAIL_BYTES = 64 * 1024;
 
@@ -30,4 +30,14 @@ export function tailOfLog(text: string, limit = 5): string[] {
   const lines = text.split('\n').map((line) => line.trimEnd()).filter((line) => line !== '');
   const errors = lines.filter((line) => /\bError\b/.test(line));
   return (errors.length > 0 ? errors : lines).slice(-limit);
+}
+
+/** Copies a log out of a directory about to be removed; the new path, or undefined if none was there. */
+export async function keepLog(logPath: string, destination: string): Promise<string | undefined> {
+  try {
+    await copyFile(logPath, destination);
+    return destination;
+  } catch {
+    return undefined;
+  }
 }

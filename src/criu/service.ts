@@ -70,6 +70,8 @@ export interface CriuService {
 
 export const CRIU_SERVICE = Symbol('CriuService');
 
+const benign = /Can't setup RLIMIT_NOFILE/;
+
 const featureWhy: Readonly<Record<FeatureName, string>> = {
   mem_track: 'memory change tracking needs soft-dirty bits (CONFIG_MEM_SOFT_DIRTY), which this kernel does not offer; take a full dump instead of --pre-dump/--parent-path',
   lazy_pages: 'lazy pages need userfaultfd (CONFIG_USERFAULTFD) with non-cooperative events; restore without --lazy-pages',
@@ -175,11 +177,15 @@ export class SwrkCriuService implements CriuService {
     const logPath = path.join(job.workPath ?? job.imagePath, job.opts.log_file ?? '');
     const logTail = await criuLogTail(logPath);
     const stderr = session?.stderr.trim();
+    // CRIU's own message is its first error; a harmless one (it cannot raise its own file limit
+    // inside a container) is passed over for the last real one.
+    const first = response.cr_errmsg && !benign.test(response.cr_errmsg) ? response.cr_errmsg : undefined;
+    const lastReal = [...logTail].reverse().find((line) => !benign.test(line) && !/Restoring FAILED|cgroupd: recv req error/.test(line));
     return new CriuRequestError(
       {
         request: reqTypeNames[response.type] ?? String(response.type),
         errno: response.cr_errno,
-        criuMessage: response.cr_errmsg ?? (cause instanceof Error ? cause.message : undefined) ?? (stderr || undefined),
+        criuMessage: first ?? lastReal?.replace(/^\(\d+\.\d+\)\s*/, '') ?? response.cr_errmsg ?? (cause instanceof Error ? cause.message : undefined) ?? (stderr || undefined),
         logPath,
         logTail,
       },

@@ -149,7 +149,9 @@ export async function setFrozen(hierarchies: readonly CgroupHierarchy[], cgroupP
       await sleep(2);
     }
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    // The cgroup may be removed meanwhile (ENOENT, or ENODEV while its directory goes away).
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT' && code !== 'ENODEV') throw error;
   }
 }
 

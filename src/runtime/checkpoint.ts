@@ -17,6 +17,8 @@ import { cgroupHierarchies, freezerDirectory } from './cgroups.js';
 import { writeCheckpointMetadata } from './checkpoint-metadata.js';
 import { dumpOpts, type CheckpointOptions } from '../criu/options.js';
 import { formatVersion } from '../criu/version.js';
+import { CriuRequestError, withLogAt } from '../criu/errors.js';
+import { keepLog } from '../criu/log.js';
 import { RuntimeError, UsageError } from './errors.js';
 import { SnapshotStore, memoryBytes, validateSnapshotName, type SnapshotInfo } from './snapshots/store.js';
 import { currentLayers } from './snapshots/rootfs.js';
@@ -146,8 +148,13 @@ export async function checkpoint(context: RuntimeContext, request: CheckpointReq
         : {}),
     });
     } catch (error) {
-      if (building) await snapshots.abandon(building);
-      throw error;
+      if (!building) throw error;
+      // The unfinished snapshot goes, and CRIU's log with it: the log is kept beside the state.
+      const kept = error instanceof CriuRequestError
+        ? await keepLog(error.failure.logPath ?? '', path.join(store.paths(id).dir, 'checkpoint-failed.log'))
+        : undefined;
+      await snapshots.abandon(building);
+      throw kept && error instanceof CriuRequestError ? new CriuRequestError(withLogAt(error.failure, kept), { cause: error }) : error;
     }
 
     let snapshot: SnapshotInfo | undefined;

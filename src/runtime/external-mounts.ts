@@ -5,7 +5,7 @@
  * Mirrors runc (criu_linux.go): bind destinations are resolved for symlinks inside the rootfs
  * (runc PR #2902), masked files are named "/dev/null", devices map to themselves.
  */
-import { lstat, readlink, stat } from 'node:fs/promises';
+import { lstat, readlink, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { ExtMountMap } from '../criu/rpc/messages.js';
 import type { Mount, Spec } from './oci/index.js';
@@ -134,7 +134,9 @@ export async function restoreMountMap(recorded: readonly ExternalMount[], contex
     const destination = await resolveInRoot(context.rootfs, mount.destination);
     // The first bind at a destination, as the dump side names it.
     if (bindSources.has(destination)) continue;
-    bindSources.set(destination, path.resolve(context.bundle, mount.source));
+    // CRIU mounts the source itself and does not follow a symlink there (Debian's /lib is one).
+    const source = path.resolve(context.bundle, mount.source);
+    bindSources.set(destination, await realpath(source).catch(() => source));
   }
   const map = new Map<string, string>();
   for (const mount of recorded) {

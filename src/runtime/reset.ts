@@ -61,19 +61,22 @@ export async function reset(context: RuntimeContext, request: ResetRequest): Pro
 
 async function prepareReset(context: RuntimeContext, request: ResetRequest): Promise<{ id: string; spec: ResetSpec }> {
   const id = validateId(request.id);
-  const sourceId = validateId(request.from ?? id);
   requireRoot('runtime reset');
-  if ((request as { autoDedup?: boolean }).autoDedup) {
-    throw new UsageError('--auto-dedup cannot be used with a named snapshot', 'a reset never changes the snapshot\'s images');
-  }
   const { store } = context;
-  const snapshots = new SnapshotStore(context.config.checkpointRoot);
-  const snapshot = request.name !== undefined ? await snapshots.read(sourceId, request.name) : await snapshots.latest(sourceId);
-
-  const record = await store.load(id).catch((error: unknown) => {
+  const existing = await store.load(id).catch((error: unknown) => {
     if (error instanceof ContainerNotFoundError) return undefined;
     throw error;
   });
+  // A copy resets to its source's snapshots unless it has one of that name (or any) itself.
+  const snapshots = new SnapshotStore(context.config.checkpointRoot);
+  const own = (await snapshots.list(id).catch(() => [])).filter((s) => request.name === undefined || s.name === request.name);
+  const sourceId = validateId(request.from ?? (own.length === 0 && existing?.snapshotOf ? existing.snapshotOf : id));
+  if ((request as { autoDedup?: boolean }).autoDedup) {
+    throw new UsageError('--auto-dedup cannot be used with a named snapshot', 'a reset never changes the snapshot\'s images');
+  }
+  const snapshot = request.name !== undefined ? await snapshots.read(sourceId, request.name) : await snapshots.latest(sourceId);
+
+  const record = existing;
   if (record && request.from && record.snapshotOf !== sourceId) throw new ContainerExistsError(id);
   if (!record) {
     if (!request.from) throw new ContainerNotFoundError(id, store.root);

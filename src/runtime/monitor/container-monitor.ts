@@ -15,6 +15,8 @@ import { cgroupHierarchies, removeCgroupTree, setFrozen, signalCgroup, type Cgro
 import { mountLayers, unmountAll, type LayeredRootfs } from '../../rootfs/layers.js';
 import { SnapshotStore, type SnapshotInfo } from '../snapshots/store.js';
 import { describeError } from '../errors.js';
+import { CriuRequestError, withLogAt } from '../../criu/errors.js';
+import { keepLog } from '../../criu/log.js';
 import { restoreInstance } from './instance.js';
 import { Supervisor } from './supervisor.js';
 import { serveControl, type ControlRequest, type ControlResponse, type ControlServer, type ResetSpec } from './control.js';
@@ -211,8 +213,12 @@ export class ContainerMonitor {
       return this.track({ number, pid, supervisor, cgroupPath, layers, dir, key: instanceKey(spec) });
     } catch (error) {
       await supervisor.close();
+      // The instance's directory goes, and CRIU's log with it: the log is kept beside the state.
+      const kept = error instanceof CriuRequestError
+        ? await keepLog(error.failure.logPath ?? '', path.join(this.paths.dir, 'reset-failed.log'))
+        : undefined;
       await this.cleanupInstance(dir, cgroupPath, await this.hierarchies());
-      throw error;
+      throw kept && error instanceof CriuRequestError ? new CriuRequestError(withLogAt(error.failure, kept), { cause: error }) : error;
     }
   }
 
