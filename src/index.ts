@@ -24,3 +24,9 @@ export { CriuNotFoundError, CriuTooOldError, CriuRequestError, CriuFeatureMissin
 export { InvalidBundleError } from './runtime/oci/index.js';
 export { composeRuntime } from './runtime/composition-root.js';
 export { resolveConfig } from './runtime/config.js';
+export type { InspectRequest } from './runtime/inspect.js';
+export type { CheckpointInspection, ProcessNode, ProcessFiles, ProcessSockets, ProcessMemory, MountInfo, SocketInfo } from './runtime/inspection/model.js';
+export { formatInspection, formatInspectionJson } from './runtime/inspection/format.js';
+export {
+  readCheckpointStats, readRestoreStats, formatStatsReport, StatisticsNotFoundError, type CheckpointStatsReport, type RestoreStatsReport,
+} from './runtime/checkpoint-stats.js';

@@ -25,6 +25,8 @@ import { reset, type ResetRequest } from './reset.js';
 import { listSnapshots } from './list-snapshots.js';
 import { removeSnapshot } from './remove-snapshot.js';
 import type { SnapshotInfo } from './snapshots/store.js';
+import { inspect, type InspectRequest } from './inspect.js';
+import type { CheckpointInspection } from './inspection/model.js';
 import { PristineContainer, type PristineOptions } from './pristine.js';
 
 export class Runtime {
@@ -88,6 +90,11 @@ export class Runtime {
 
   removeSnapshot(id: string, name: string): Promise<void> {
     return removeSnapshot(this.context, id, name);
+  }
+
+  /** What a checkpoint holds (process tree, files, sockets, memory, mounts, CRIU statistics). */
+  inspect(request: InspectRequest): Promise<CheckpointInspection> {
+    return inspect(this.context, request);
   }
 
   state(id: string): Promise<OciState> {

@@ -14,3 +14,7 @@ export { explorePs, formatPs, type PsNode } from './explore/ps.js';
 export { exploreFds, formatFds, type TaskFiles } from './explore/fds.js';
 export { exploreMems, formatMems, type TaskMemory, type VmaInfo } from './explore/mems.js';
 export { exploreRss, formatRss, type RssRange, type RssVma, type TaskRss } from './explore/rss.js';
+export { formatImageJsonChunks } from './json-stream.js';
+export {
+  DUMP_STATS_FILE, RESTORE_STATS_FILE, readDumpStatistics, readRestoreStatistics, type DumpStatistics, type RestoreStatistics,
+} from './stats.js';

@@ -22,9 +22,12 @@ import { deleteCommand } from './commands/delete.js';
 import { rootfsCommand } from './commands/rootfs.js';
 import { resetCommand } from './commands/reset.js';
 import { snapshotsCommand } from './commands/snapshots.js';
+import { imageCommand } from './commands/image.js';
+import { inspectCommand } from './commands/inspect.js';
 
 export const commands: readonly Command[] = [
   runCommand, checkpointCommand, restoreCommand, stateCommand, listCommand, killCommand, deleteCommand, resetCommand, snapshotsCommand, rootfsCommand,
+  inspectCommand, imageCommand,
 ] as unknown as readonly Command[];
 
 const globalFlags = {

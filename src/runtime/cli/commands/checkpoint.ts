@@ -1,5 +1,6 @@
 import { defineCommand } from '../command.js';
 import { commonCriuFlags, commonCriuOptions } from './criu-flags.js';
+import { formatStatsReport, microsecondsSince, readCheckpointStats } from '../../checkpoint-stats.js';
 
 export const checkpointCommand = defineCommand({
   name: 'checkpoint',
@@ -18,8 +19,10 @@ export const checkpointCommand = defineCommand({
     'tcp-skip-in-flight': { type: 'boolean', description: 'skip data in flight on TCP connections' },
     'link-remap': { type: 'boolean', description: 'allow open files that were unlinked' },
     name: { type: 'string', value: 'NAME', description: 'save a named snapshot (processes and rootfs) to reset to with `runtime reset`' },
+    'print-stats': { type: 'boolean', description: 'print the checkpoint\'s duration and CRIU\'s statistics as JSON (as podman does)' },
   },
   async run(runtime, flags, [id], io) {
+    const started = process.hrtime.bigint();
     const result = await runtime().checkpoint({
       id: id!,
       ...commonCriuOptions(flags),
@@ -31,6 +34,7 @@ export const checkpointCommand = defineCommand({
       ...(flags.name !== undefined ? { name: flags.name } : {}),
     });
     const what = result.snapshot ? `snapshot ${result.snapshot.name} of ${id}` : `${id} to ${result.imagePath}`;
+    if (flags['print-stats']) io.stdout.write(formatStatsReport(await readCheckpointStats(microsecondsSince(started), result.imagePath, flags['work-path'])));
     io.stderr.write(`checkpointed ${what} in ${result.durationMs} ms${result.leftRunning ? ' (left running)' : ''}\n`);
     return 0;
   },

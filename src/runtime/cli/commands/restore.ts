@@ -4,6 +4,7 @@ import { commonCriuFlags, commonCriuOptions } from './criu-flags.js';
 import { exitCodeOf } from './attach.js';
 import { UsageError } from '../../errors.js';
 import { runReset } from './reset.js';
+import { formatStatsReport, microsecondsSince, readContainerRestoreStats } from '../../checkpoint-stats.js';
 
 export const restoreCommand = defineCommand({
   name: 'restore',
@@ -22,9 +23,11 @@ export const restoreCommand = defineCommand({
     'pid-file': { type: 'string', value: 'FILE', description: 'write the restored init\'s pid to FILE' },
     name: { type: 'string', value: 'NAME', description: 'restore a named snapshot, rootfs included (as `runtime reset`)' },
     from: { type: 'string', value: 'ID', description: 'with --name: restore that container\'s snapshot as a new container <id>' },
+    'print-stats': { type: 'boolean', description: 'print the restore\'s duration and CRIU\'s statistics as JSON (as podman does)' },
   },
   async run(runtime, flags, [id], io) {
     if (flags.name !== undefined || flags.from !== undefined) {
+      if (flags['print-stats']) throw new UsageError('--print-stats does not go with --name', 'a reset may be served by a standby restored earlier; its statistics are not this command\'s');
       if (flags.name === undefined) throw new UsageError('--from goes with --name', 'for example: runtime restore --name warm --from db db-copy-1');
       return runReset(runtime, { id: id!, name: flags.name, ...(flags.from ? { from: flags.from } : {}), ...commonCriuOptions(flags) }, flags, io);
     }
@@ -33,12 +36,20 @@ export const restoreCommand = defineCommand({
       ...commonCriuOptions(flags),
       ...(flags.bundle ? { bundle: flags.bundle } : {}),
     };
+    const started = process.hrtime.bigint();
+    const stats = async (): Promise<string> => {
+      const where = { id: id!, ...(flags['image-path'] ? { imagePath: flags['image-path'] } : {}), ...(flags['work-path'] ? { workPath: flags['work-path'] } : {}) };
+      return formatStatsReport(await readContainerRestoreStats(runtime().context, where, microsecondsSince(started)));
+    };
     if (flags.detach) {
       const pid = await runtime().restore({ ...request, ...(flags['pid-file'] ? { pidFile: flags['pid-file'] } : {}) });
+      if (flags['print-stats']) io.stdout.write(await stats());
       io.stderr.write(`restored ${id}: init pid ${pid}\n`);
       return 0;
     }
     const container = await runtime().restoreAttached(request, { stdin: io.stdin, stdout: io.stdout, stderr: io.stderr });
+    // In the foreground stdout is the container's: the statistics go to stderr.
+    if (flags['print-stats']) io.stderr.write(await stats());
     if (flags['pid-file']) await writeFile(flags['pid-file'], String(container.pid));
     return exitCodeOf(container);
   },
