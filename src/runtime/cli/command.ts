@@ -38,7 +38,8 @@ export interface Command<F extends Flags = Flags> {
   readonly positionals: { readonly min: number; readonly max: number };
   /** Subcommands, when the command is a group (e.g. `rootfs plan`). */
   readonly subcommands?: readonly Command[];
-  run(runtime: () => Runtime, flags: ParsedFlags<F>, positionals: readonly string[], io: CommandIo): Promise<number>;
+  /** `runtime` loads the runtime on first use: commands that need none start faster. */
+  run(runtime: () => Promise<Runtime>, flags: ParsedFlags<F>, positionals: readonly string[], io: CommandIo): Promise<number>;
 }
 
 export function defineCommand<F extends Flags>(command: Command<F>): Command<F> {

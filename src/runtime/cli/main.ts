@@ -8,9 +8,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { commandHelp, parseCommandArgs, type Command, type CommandIo } from './command.js';
-import { Runtime } from '../runtime.js';
-import { resolveConfig, type RuntimeConfig } from '../config.js';
-import { composeRuntime } from '../composition-root.js';
+import type { Runtime } from '../runtime.js';
+import type { RuntimeConfig } from '../config.js';
 import { RuntimeError, UsageError, describeError } from '../errors.js';
 import { runCommand } from './commands/run.js';
 import { checkpointCommand } from './commands/checkpoint.js';
@@ -114,8 +113,12 @@ export async function main(argv: readonly string[], io: CommandIo): Promise<numb
       ...(values['log-format'] ? { logFormat: values['log-format'] as RuntimeConfig['logFormat'] } : {}),
       ...(values.debug ? { logLevel: 'debug' as const } : {}),
     };
-    let runtime: Runtime | undefined;
-    const lazyRuntime = () => (runtime ??= new Runtime(composeRuntime(resolveConfig({ overrides }))));
+    let runtime: Promise<Runtime> | undefined;
+    // The runtime (configuration, services, their dependencies) loads only when a command needs it.
+    const lazyRuntime = () =>
+      (runtime ??= Promise.all([import('../runtime.js'), import('../config.js'), import('../composition-root.js')]).then(
+        ([{ Runtime }, { resolveConfig }, { composeRuntime }]) => new Runtime(composeRuntime(resolveConfig({ overrides }))),
+      ));
     return await command.run(lazyRuntime, flags, positionals, io);
   } catch (error) {
     io.stderr.write(`runtime: ${describeError(error)}\n`);

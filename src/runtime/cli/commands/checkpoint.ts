@@ -23,7 +23,7 @@ export const checkpointCommand = defineCommand({
   },
   async run(runtime, flags, [id], io) {
     const started = process.hrtime.bigint();
-    const result = await runtime().checkpoint({
+    const result = await (await runtime()).checkpoint({
       id: id!,
       ...commonCriuOptions(flags),
       ...(flags['leave-running'] ? { leaveRunning: true } : {}),

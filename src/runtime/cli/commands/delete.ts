@@ -9,7 +9,7 @@ export const deleteCommand = defineCommand({
     force: { type: 'boolean', short: 'f', description: 'kill the container first if it is running' },
   },
   async run(runtime, flags, [id], _io) {
-    await runtime().delete(id!, { force: flags.force === true });
+    await (await runtime()).delete(id!, { force: flags.force === true });
     return 0;
   },
 });

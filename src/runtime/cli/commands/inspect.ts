@@ -18,7 +18,7 @@ export const inspectCommand = defineCommand({
   async run(runtime, flags, [target], io) {
     const format = flags.format ?? 'tree';
     if (format !== 'tree' && format !== 'json') throw new UsageError(`unknown --format ${JSON.stringify(format)}`, 'use tree or json');
-    const inspection = await runtime().inspect({
+    const inspection = await (await runtime()).inspect({
       target: target!,
       ...(flags.snapshot !== undefined ? { snapshot: flags.snapshot } : {}),
       ...(flags['work-path'] ? { workPath: flags['work-path'] } : {}),

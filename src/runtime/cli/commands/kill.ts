@@ -7,7 +7,7 @@ export const killCommand = defineCommand({
   positionals: { min: 1, max: 2 },
   flags: {},
   async run(runtime, _flags, [id, signal], _io) {
-    await runtime().kill(id!, signal ?? 'SIGTERM');
+    await (await runtime()).kill(id!, signal ?? 'SIGTERM');
     return 0;
   },
 });

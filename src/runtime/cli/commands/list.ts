@@ -13,7 +13,7 @@ export const listCommand = defineCommand({
   async run(runtime, flags, _positionals, io) {
     const format = flags.format ?? 'table';
     if (format !== 'table' && format !== 'json') throw new UsageError(`unknown --format ${JSON.stringify(format)}`, 'use table or json');
-    const rows = await runtime().listRecords();
+    const rows = await (await runtime()).listRecords();
     if (flags.quiet) {
       for (const { state } of rows) io.stdout.write(`${state.id}\n`);
     } else if (format === 'json') {

@@ -6,7 +6,7 @@ import { UsageError } from '../../errors.js';
 
 /** Shared by `reset` and `restore --name`: detached by default for reset, as -d says for restore. */
 export async function runReset(
-  runtime: () => Runtime,
+  runtime: () => Promise<Runtime>,
   request: ResetRequest & { readonly imagePath?: string; readonly workPath?: string; readonly autoDedup?: boolean },
   flags: { readonly detach?: boolean; readonly 'pid-file'?: string },
   io: CommandIo,
@@ -19,7 +19,7 @@ export async function runReset(
   void flags.detach;
   void detachByDefault;
   const started = Date.now();
-  const pid = await runtime().reset({ ...reset, ...(flags['pid-file'] ? { pidFile: flags['pid-file'] } : {}) });
+  const pid = await (await runtime()).reset({ ...reset, ...(flags['pid-file'] ? { pidFile: flags['pid-file'] } : {}) });
   io.stderr.write(`reset ${request.id}${request.name ? ` to ${request.name}` : ''}: init pid ${pid} (${Date.now() - started} ms)\n`);
   return 0;
 }

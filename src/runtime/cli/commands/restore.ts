@@ -39,15 +39,15 @@ export const restoreCommand = defineCommand({
     const started = process.hrtime.bigint();
     const stats = async (): Promise<string> => {
       const where = { id: id!, ...(flags['image-path'] ? { imagePath: flags['image-path'] } : {}), ...(flags['work-path'] ? { workPath: flags['work-path'] } : {}) };
-      return formatStatsReport(await readContainerRestoreStats(runtime().context, where, microsecondsSince(started)));
+      return formatStatsReport(await readContainerRestoreStats((await runtime()).context, where, microsecondsSince(started)));
     };
     if (flags.detach) {
-      const pid = await runtime().restore({ ...request, ...(flags['pid-file'] ? { pidFile: flags['pid-file'] } : {}) });
+      const pid = await (await runtime()).restore({ ...request, ...(flags['pid-file'] ? { pidFile: flags['pid-file'] } : {}) });
       if (flags['print-stats']) io.stdout.write(await stats());
       io.stderr.write(`restored ${id}: init pid ${pid}\n`);
       return 0;
     }
-    const container = await runtime().restoreAttached(request, { stdin: io.stdin, stdout: io.stdout, stderr: io.stderr });
+    const container = await (await runtime()).restoreAttached(request, { stdin: io.stdin, stdout: io.stdout, stderr: io.stderr });
     // In the foreground stdout is the container's: the statistics go to stderr.
     if (flags['print-stats']) io.stderr.write(await stats());
     if (flags['pid-file']) await writeFile(flags['pid-file'], String(container.pid));

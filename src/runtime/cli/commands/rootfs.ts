@@ -1,6 +1,5 @@
 import { defineCommand } from '../command.js';
 import { UsageError } from '../../errors.js';
-import { planRootfs, planToJson } from '../../../rootfs/drivers/index.js';
 import { storageOptions } from './storage-flags.js';
 
 export const rootfsCommand = defineCommand({
@@ -21,6 +20,7 @@ export const rootfsCommand = defineCommand({
     if (subcommand !== 'plan') throw new UsageError(`unknown rootfs subcommand ${JSON.stringify(subcommand)}`, 'the subcommand is: plan');
     const { storage } = storageOptions({ 'storage-driver': flags.driver, 'storage-root': flags['storage-root'], layer: flags.layer });
     if (!storage) throw new UsageError('rootfs plan needs --driver, --storage-root and --layer');
+    const { planRootfs, planToJson } = await import('../../../rootfs/drivers/index.js');
     const plan = await planRootfs({ driver: storage.driver, storageRoot: storage.storageRoot, layer: storage.layer });
     io.stdout.write(`${JSON.stringify(planToJson(plan), null, 2)}\n`);
     return 0;

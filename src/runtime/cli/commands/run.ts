@@ -23,10 +23,10 @@ export const runCommand = defineCommand({
   async run(runtime, flags, [id], io) {
     const options = { id: id!, bundle: flags.bundle ?? process.cwd(), ...storageOptions(flags) };
     if (flags.detach) {
-      await runtime().run({ ...options, ...(flags['pid-file'] ? { pidFile: flags['pid-file'] } : {}) });
+      await (await runtime()).run({ ...options, ...(flags['pid-file'] ? { pidFile: flags['pid-file'] } : {}) });
       return 0;
     }
-    const container = await runtime().runAttached(options, { stdin: io.stdin, stdout: io.stdout, stderr: io.stderr });
+    const container = await (await runtime()).runAttached(options, { stdin: io.stdin, stdout: io.stdout, stderr: io.stderr });
     if (flags['pid-file']) await writeFile(flags['pid-file'], String(container.pid));
     return exitCodeOf(container);
   },

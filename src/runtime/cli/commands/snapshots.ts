@@ -19,11 +19,11 @@ export const snapshotsCommand = defineCommand({
     if (positionals[0] === 'rm') {
       const [, id, name] = positionals;
       if (!id || !name) throw new UsageError('usage: runtime snapshots rm <id> NAME');
-      await runtime().removeSnapshot(id, name);
+      await (await runtime()).removeSnapshot(id, name);
       return 0;
     }
     if (positionals.length !== 1) throw new UsageError('usage: runtime snapshots <id>, or runtime snapshots rm <id> NAME');
-    const snapshots = await runtime().snapshots(positionals[0]!);
+    const snapshots = await (await runtime()).snapshots(positionals[0]!);
     if ((flags.format ?? 'table') === 'json') {
       io.stdout.write(`${JSON.stringify(snapshots, null, 2)}\n`);
       return 0;

@@ -7,7 +7,7 @@ export const stateCommand = defineCommand({
   positionals: { min: 1, max: 1 },
   flags: {},
   async run(runtime, _flags, [id], io) {
-    io.stdout.write(`${JSON.stringify(await runtime().state(id!), null, 2)}\n`);
+    io.stdout.write(`${JSON.stringify(await (await runtime()).state(id!), null, 2)}\n`);
     return 0;
   },
 });
