@@ -159,8 +159,11 @@ export class ContainerMonitor {
     if (next === ready) await signalCgroup(hierarchies, next.cgroupPath, 'SIGCONT');
     logger.info(`reset ${this.id} to ${spec.name}`, { pid: next.pid, ms: Date.now() - started, standby: next === ready });
 
-    if (old && next === ready) void this.retire(old, hierarchies);
-    if (spec.standby) this.standby = this.prepareStandby(spec, snapshot);
+    // The answer goes out first: the old instance's teardown (killing a large tree takes the
+    // kernel a while) and the next standby's restore start after it, not in its way.
+    const afterReply = new Promise<void>((resolve) => setImmediate(resolve));
+    if (old && next === ready) void afterReply.then(() => this.retire(old, hierarchies));
+    if (spec.standby) this.standby = afterReply.then(() => this.prepareStandby(spec, snapshot));
     return next.pid;
   }
 
