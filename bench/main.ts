@@ -1,5 +1,8 @@
 /**
- * `npm run bench`: checkpoint and restore of the same busybox container holding 64 and 256 MiB,
+ * `npm run bench`: the benchmarks, one after the other; BENCH_ONLY=NAME[,NAME] runs only those
+ * (checkpoint-restore, reset, images). Each cleans up after itself before the next starts.
+ *
+ * checkpoint-restore: checkpoint and restore of the same busybox container holding 64 and 256 MiB,
  * by `runtime` and by `runc checkpoint`/`runc restore`, in one run. Prints medians and the ratio
  * runtime/runc as a table and writes them, with every sample, to bench-results/checkpoint-restore.json.
  *
@@ -19,6 +22,8 @@ import { BenchError } from './exec.js';
 import { formatTable, round, summarize, type Summary } from './stats.js';
 import { Runc, RuntimeCli, RuntimeLibrary, type Tool, type ToolName } from './tools.js';
 import { buildMemhog } from './workload.js';
+import { benchmarkReset } from './reset.js';
+import { runImagesBench } from './images.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const resultsFile = path.join(repoRoot, 'bench-results/checkpoint-restore.json');
@@ -64,7 +69,7 @@ function findmntFstype(dir: string): string {
   return result.status === 0 ? result.stdout.trim() : 'unknown';
 }
 
-async function main(cleanup: Cleanup, abort: AbortSignal): Promise<void> {
+async function checkpointRestore(cleanup: Cleanup, abort: AbortSignal): Promise<void> {
   const settings = settingsFromEnvironment(process.env);
   if (process.getuid?.() !== 0) throw new BenchError('BENCH_NOT_ROOT', 'checkpoint and restore need root', { hint: 'run `sudo npm run bench`' });
   const versions = { node: process.version, criu: version('criu', 'criu'), runc: version('runc', 'runc'), kernel: os.release() };
@@ -243,7 +248,13 @@ function renderTables(settings: Settings, tools: readonly Tool[], report: Report
   ].join('\n');
 }
 
-const cleanup = new Cleanup();
+const benchmarks: Record<string, (cleanup: Cleanup, abort: AbortSignal) => Promise<void>> = {
+  'checkpoint-restore': checkpointRestore,
+  reset: (cleanup, abort) => benchmarkReset(repoRoot, cleanup, abort),
+  images: () => runImagesBench(),
+};
+
+let cleanup = new Cleanup();
 // The first signal stops the benchmark between two operations (the one under way finishes, or
 // fails if the signal reached it too) and the normal cleanup follows; a second cleans up at once.
 const stop = new AbortController();
@@ -258,12 +269,23 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     void cleanup.run().finally(() => process.exit(130));
   });
 }
-try {
-  await main(cleanup, stop.signal);
-} catch (error) {
-  process.exitCode = stop.signal.aborted ? 130 : 1;
-  const hint = error instanceof BenchError && error.hint ? `\n  hint: ${error.hint}` : '';
-  process.stderr.write(`bench: ${error instanceof Error ? error.message : String(error)}${hint}\n`);
-} finally {
-  await cleanup.run();
+const selected = (process.env.BENCH_ONLY ?? Object.keys(benchmarks).join(',')).split(',').map((name) => name.trim()).filter((name) => name !== '');
+const unknown = selected.filter((name) => !(name in benchmarks));
+if (unknown.length > 0) {
+  process.stderr.write(`bench: BENCH_ONLY: unknown benchmark ${unknown.join(', ')}\n  hint: the benchmarks are ${Object.keys(benchmarks).join(', ')}\n`);
+  process.exitCode = 2;
+}
+// One failing benchmark does not keep the next from running; an interruption stops them all.
+for (const name of unknown.length > 0 ? [] : selected) {
+  if (stop.signal.aborted) break;
+  cleanup = new Cleanup();
+  try {
+    await benchmarks[name]!(cleanup, stop.signal);
+  } catch (error) {
+    process.exitCode = stop.signal.aborted ? 130 : 1;
+    const hint = error instanceof BenchError && error.hint ? `\n  hint: ${error.hint}` : '';
+    process.stderr.write(`bench: ${name}: ${error instanceof Error ? error.message : String(error)}${hint}\n`);
+  } finally {
+    await cleanup.run();
+  }
 }
