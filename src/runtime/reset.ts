@@ -15,7 +15,7 @@ import { requireRoot } from './privileges.js';
 import { ContainerExistsError, ContainerNotFoundError, UsageError } from './errors.js';
 import { SnapshotStore, type SnapshotInfo } from './snapshots/store.js';
 import { cgroupHierarchies, cgroupPids, defaultCgroupPath } from './cgroups.js';
-import type { ContainerRecord } from './state/record.js';
+import { newRecord, type ContainerRecord } from './state/record.js';
 import type { RestoreCriuOptions } from '../criu/options.js';
 import { launchMonitor } from './monitor/launch.js';
 import { sendControl, type ResetSpec } from './monitor/control.js';
@@ -136,20 +136,19 @@ async function createCopy(context: RuntimeContext, id: string, source: Container
       id,
       logger,
     );
-    const record: ContainerRecord = {
-      id,
-      status: 'checkpointed',
-      bundle: source.bundle,
-      rootfs,
-      cgroupPath: effective.cgroupPath || defaultCgroupPath(id),
-      ociRuntime: source.ociRuntime,
-      created: new Date().toISOString(),
-      annotations: source.annotations,
-      logPath: paths.containerLog,
-      restoreCount: 0,
-      snapshotOf: source.id,
-      snapshot: snapshot.name,
-    };
+    const record = newRecord(
+      {
+        id,
+        status: 'checkpointed',
+        bundle: source.bundle,
+        rootfs,
+        cgroupPath: effective.cgroupPath || defaultCgroupPath(id),
+        ociRuntime: source.ociRuntime,
+        annotations: source.annotations,
+        logPath: paths.containerLog,
+      },
+      { snapshotOf: source.id, snapshot: snapshot.name },
+    );
     await store.save(record);
     return record;
   } catch (error) {

@@ -7,6 +7,7 @@
 import path from 'node:path';
 import type { RuntimeContext } from './context.js';
 import { validateId } from './id.js';
+import { newRecord } from './state/record.js';
 import { requireRoot } from './privileges.js';
 import { loadBundle } from './oci/index.js';
 import { writeEffectiveBundle } from './effective-bundle.js';
@@ -86,19 +87,21 @@ async function prepareRestore(context: RuntimeContext, request: RestoreRequest):
   const paths = await store.reserve(id);
   try {
     const effective = await writeEffectiveBundle(paths.effectiveBundle, bundle, id, logger);
-    await store.save({
-      id,
-      status: 'checkpointed',
-      bundle: bundle.path,
-      rootfs: bundle.rootfs,
-      cgroupPath: effective.cgroupPath,
-      ociRuntime: context.config.ociRuntime,
-      created: new Date().toISOString(),
-      annotations: bundle.spec.annotations ?? {},
-      logPath: paths.containerLog,
-      restoreCount: 0,
-      lastCheckpoint: { imagePath, time: metadata.created, leftRunning: metadata.leftRunning },
-    });
+    await store.save(
+      newRecord(
+        {
+          id,
+          status: 'checkpointed',
+          bundle: bundle.path,
+          rootfs: bundle.rootfs,
+          cgroupPath: effective.cgroupPath,
+          ociRuntime: context.config.ociRuntime,
+          annotations: bundle.spec.annotations ?? {},
+          logPath: paths.containerLog,
+        },
+        { lastCheckpoint: { imagePath, time: metadata.created, leftRunning: metadata.leftRunning } },
+      ),
+    );
   } catch (error) {
     await store.remove(id);
     throw error;

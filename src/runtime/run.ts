@@ -4,6 +4,7 @@
  */
 import type { RuntimeContext } from './context.js';
 import { validateId } from './id.js';
+import { newRecord } from './state/record.js';
 import { loadBundle } from './oci/index.js';
 import { writeEffectiveBundle } from './effective-bundle.js';
 import { requireRoot } from './privileges.js';
@@ -55,19 +56,21 @@ async function prepareRun(context: RuntimeContext, options: RunOptions): Promise
   try {
     if (planned) mounted = await mountStorage(context, planned);
     const effective = await writeEffectiveBundle(paths.effectiveBundle, bundle, id, context.logger);
-    await context.store.save({
-      id,
-      status: 'creating',
-      bundle: bundle.path,
-      rootfs: bundle.rootfs,
-      cgroupPath: effective.cgroupPath,
-      ociRuntime: context.config.ociRuntime,
-      created: new Date().toISOString(),
-      annotations: bundle.spec.annotations ?? {},
-      logPath: paths.containerLog,
-      restoreCount: 0,
-      ...(options.storage ? { storage: options.storage, rootfsMountedByRuntime: mounted } : {}),
-    });
+    await context.store.save(
+      newRecord(
+        {
+          id,
+          status: 'creating',
+          bundle: bundle.path,
+          rootfs: bundle.rootfs,
+          cgroupPath: effective.cgroupPath,
+          ociRuntime: context.config.ociRuntime,
+          annotations: bundle.spec.annotations ?? {},
+          logPath: paths.containerLog,
+        },
+        options.storage ? { storage: options.storage, rootfsMountedByRuntime: mounted } : {},
+      ),
+    );
   } catch (error) {
     if (mounted && options.storage) await unmountStorage(context, options.storage);
     await context.store.remove(id);

@@ -14,6 +14,22 @@ import { restoreInstance } from './instance.js';
 import type { Supervisor } from './supervisor.js';
 import type { RestoreJob, RunJob } from './job.js';
 
+/**
+ * Runs the job with supervisor as the new init's parent and starts copying its output; the
+ * supervisor is closed again if the job fails.
+ */
+export async function startFirstInstance(context: RuntimeContext, supervisor: Supervisor, job: RunJob | RestoreJob): Promise<number> {
+  let pid: number;
+  try {
+    pid = await executeJob(context, supervisor, job);
+  } catch (error) {
+    await supervisor.close();
+    throw error;
+  }
+  supervisor.startPumping();
+  return pid;
+}
+
 /** Starts or restores the container's first instance (a reset job goes to the ContainerMonitor). */
 export async function executeJob(context: RuntimeContext, supervisor: Supervisor, job: RunJob | RestoreJob): Promise<number> {
   const pid = job.kind === 'run' ? await executeRun(context, supervisor, job) : await executeRestore(context, supervisor, job);

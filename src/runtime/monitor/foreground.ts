@@ -5,7 +5,7 @@
 import type { Readable, Writable } from 'node:stream';
 import type { RuntimeContext } from '../context.js';
 import type { WaitStatus } from '../system/libc.js';
-import { executeJob } from './execute.js';
+import { startFirstInstance } from './execute.js';
 import type { RestoreJob, RunJob } from './job.js';
 import { Supervisor } from './supervisor.js';
 
@@ -32,14 +32,7 @@ export async function runInForeground(context: RuntimeContext, job: RunJob | Res
     foreground: true,
     echo: { stdout: stdio.stdout, stderr: stdio.stderr },
   });
-  let pid: number;
-  try {
-    pid = await executeJob(context, supervisor, job);
-  } catch (error) {
-    await supervisor.close();
-    throw error;
-  }
-  supervisor.startPumping();
+  const pid = await startFirstInstance(context, supervisor, job);
   if (stdio.stdin) supervisor.forwardInput(stdio.stdin);
   const forward = (signal: NodeJS.Signals) => {
     try {

@@ -5,7 +5,7 @@
 import { closeSync, writeSync } from 'node:fs';
 import { composeRuntime, resolveContext } from '../composition-root.js';
 import { describeError } from '../errors.js';
-import { executeJob } from './execute.js';
+import { startFirstInstance } from './execute.js';
 import { MONITOR_JOB_VARIABLE, type MonitorEnvelope } from './launch.js';
 import type { MonitorReport } from './job.js';
 import { serializeError } from './report.js';
@@ -45,13 +45,7 @@ async function main(): Promise<number> {
       pid = await monitor.resetFirst(job.reset);
     } else {
       const supervisor = new Supervisor({ id: job.id, store: context.store, reaper: context.reaper, foreground: false });
-      try {
-        pid = await executeJob(context, supervisor, job);
-      } catch (error) {
-        await supervisor.close();
-        throw error;
-      }
-      supervisor.startPumping();
+      pid = await startFirstInstance(context, supervisor, job);
       await monitor.adopt(pid, supervisor);
     }
     if (job.kind === 'reset' && job.pidFile) await writeFile(job.pidFile, String(pid));

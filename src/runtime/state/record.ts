@@ -60,3 +60,19 @@ export interface ContainerRecord {
   /** The number of the running reset instance (<stateRoot>/<id>/instances/<n>). */
   readonly instance?: number;
 }
+
+/** What every new container's record starts from; the caller adds what is particular to it. */
+export interface NewRecordFields {
+  readonly id: string;
+  readonly status: ContainerRecord['status'];
+  readonly bundle: string;
+  readonly rootfs: string;
+  readonly cgroupPath: string;
+  readonly ociRuntime: OciRuntimeName;
+  readonly annotations: Readonly<Record<string, string>>;
+  readonly logPath: string;
+}
+
+export function newRecord(fields: NewRecordFields, extra: Partial<ContainerRecord> = {}): ContainerRecord {
+  return { ...fields, created: new Date().toISOString(), restoreCount: 0, ...extra };
+}
