@@ -37,6 +37,9 @@ interface Instance {
   readonly key?: string;
 }
 
+/** How long background work waits after a reset is answered. */
+const BACKGROUND_DELAY_MS = 50;
+
 function instanceKey(spec: ResetSpec): string {
   return JSON.stringify([spec.sourceId, spec.name, spec.criu]);
 }
@@ -159,9 +162,10 @@ export class ContainerMonitor {
     if (next === ready) await signalCgroup(hierarchies, next.cgroupPath, 'SIGCONT');
     logger.info(`reset ${this.id} to ${spec.name}`, { pid: next.pid, ms: Date.now() - started, standby: next === ready });
 
-    // The answer goes out first: the old instance's teardown (killing a large tree takes the
-    // kernel a while) and the next standby's restore start after it, not in its way.
-    const afterReply = new Promise<void>((resolve) => setImmediate(resolve));
+    // The answer goes out first, and the caller gets a moment to act on it: the old instance's
+    // teardown (freeing a large tree takes the kernel a while) and the next standby's restore
+    // start after that, not in its way.
+    const afterReply = new Promise<void>((resolve) => setTimeout(resolve, BACKGROUND_DELAY_MS));
     if (old && next === ready) void afterReply.then(() => this.retire(old, hierarchies));
     if (spec.standby) this.standby = afterReply.then(() => this.prepareStandby(spec, snapshot));
     return next.pid;
