@@ -74,3 +74,17 @@ test('a raw image is refused; wrong flags and subcommands are usage errors', asy
   const help = await run(['image', '--help']);
   t.regex(help.stdout.toString('utf8'), /subcommands:\n  decode/);
 });
+
+test('decode --dir writes every image of a checkpoint as crit decode -o would, and skips raw ones', async (t) => {
+  const out = await tempDir(t);
+  const result = await run(['image', 'decode', '--dir', storedImagesDir, '-o', out]);
+  t.is(result.code, 0, result.stderr);
+  t.regex(result.stderr, /skipped pages-1\.img: .*unknown image magic/);
+  for (const name of ['pstree.img', 'core-1.img', 'files.img', 'mountpoints-13.img']) {
+    const file = path.join(storedImagesDir, name);
+    const expected = path.join(out, `${name}.crit.json`);
+    await crit(['decode', '-i', file, '-o', expected]);
+    t.deepEqual(await readFile(path.join(out, `${name}.json`)), await readFile(expected), name);
+  }
+  t.is((await run(['image', 'decode', '--dir', storedImagesDir])).code, 2, 'an output directory is required');
+});
