@@ -54,10 +54,13 @@ export async function loadExtra(
       return values;
     }
     case 'ipcShm': {
+      // As pycriu: f.read(size) then a seek past the padding, neither of which fails at the end
+      // of the file. That matters: with in_pagemaps CRIU writes no data here (the segment is in
+      // pagemap-shmem), and crit then takes what follows (the next entry, or nothing) as data.
       const bytes = size('size', true);
-      const data = encodeBytesPython(await readPayload(reader, bytes, 'shared memory'));
-      await skipPayload(reader, roundUp(bytes, 4) - bytes, 'shared memory padding');
-      return data;
+      const data = reader.take((await reader.ensure(bytes)) ? bytes : reader.available);
+      await reader.skip(roundUp(bytes, 4) - bytes);
+      return encodeBytesPython(data);
     }
     case 'ipcMsg': {
       const out: CritJsonValue[] = [];
@@ -127,8 +130,9 @@ export async function skipExtra(
       break;
     }
     case 'ipcShm': {
+      // pycriu seeks past the data without checking the end of the file (see above).
       shown = size('size', true);
-      await skipPayload(reader, roundUp(shown, 4), 'shared memory');
+      await reader.skip(roundUp(shown, 4));
       break;
     }
     case 'ipcMsg': {
@@ -155,6 +159,13 @@ export async function skipExtraExactly(
   if (kind === 'tcpStream') {
     const n = lengthField(reader, offset, plain, 'inq_len') + lengthField(reader, offset, plain, 'outq_len');
     await skipPayload(reader, n, 'TCP queues');
+    return;
+  }
+  if (kind === 'ipcShm') {
+    // The true layout, as CRIU writes it: a segment kept in pagemap-shmem has no data here.
+    if (plain.in_pagemaps === true) return;
+    const n = lengthField(reader, offset, plain, 'size', true);
+    await skipPayload(reader, roundUp(n, 4), 'shared memory');
     return;
   }
   await skipExtra(kind, reader, catalog, plain, offset);
