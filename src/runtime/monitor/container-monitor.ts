@@ -62,7 +62,7 @@ export class ContainerMonitor {
   /** Adopts the instance a run or restore job started, and opens the control socket. */
   async adopt(pid: number, supervisor: Supervisor): Promise<void> {
     const record = await this.context.store.load(this.id);
-    this.current = this.track({ number: record.instance ?? 0, pid, supervisor, cgroupPath: record.cgroupPath, ...(record.layers ? { layers: record.layers } : {}) });
+    this.current = await this.track({ number: record.instance ?? 0, pid, supervisor, cgroupPath: record.cgroupPath, ...(record.layers ? { layers: record.layers } : {}) });
     await rm(path.join(this.paths.dir, 'monitor.sock'), { force: true });
     this.server = await serveControl(this.paths.dir, (request) => this.handle(request));
   }
@@ -217,7 +217,7 @@ export class ContainerMonitor {
         leaveStopped,
       });
       supervisor.startPumping();
-      return this.track({ number, pid, supervisor, cgroupPath, layers, dir, key: instanceKey(spec) });
+      return await this.track({ number, pid, supervisor, cgroupPath, layers, dir, key: instanceKey(spec) });
     } catch (error) {
       await supervisor.close();
       // The instance's directory goes, and CRIU's log with it: the log is kept beside the state.
@@ -231,13 +231,15 @@ export class ContainerMonitor {
 
   private lastNumber = 0;
 
-  private track(partial: Omit<Instance, 'identity' | 'exited'> & { identity?: ProcessIdentity }): Instance {
-    const identity = partial.identity ?? { pid: partial.pid, startTime: '' };
-    const instance: Instance = { ...partial, identity, exited: partial.supervisor.superviseInit(partial.pid) };
-    void this.context.processes.identify(partial.pid).then((found) => {
-      if (found) (instance as { identity: ProcessIdentity }).identity = found;
-    });
-    return instance;
+  /** Starts reaping the instance's init and records who it is (pid and start time). */
+  private async track(partial: Omit<Instance, 'identity' | 'exited'>): Promise<Instance> {
+    const exited = partial.supervisor.superviseInit(partial.pid);
+    const identity = await this.context.processes.identify(partial.pid);
+    if (!identity) {
+      exited.catch(() => undefined);
+      throw new Error(`the init of ${this.id} (pid ${partial.pid}) ended right after it was restored`);
+    }
+    return { ...partial, identity, exited };
   }
 
   /** Kills an instance's processes and waits until its init is reaped. */
