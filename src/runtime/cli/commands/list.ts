@@ -1,5 +1,6 @@
 import { defineCommand } from '../command.js';
 import { UsageError } from '../../errors.js';
+import { formatTable } from '../table.js';
 
 export const listCommand = defineCommand({
   name: 'list',
@@ -21,8 +22,7 @@ export const listCommand = defineCommand({
     } else {
       const table = [['ID', 'PID', 'STATUS', 'BUNDLE', 'CREATED']];
       for (const { state, record } of rows) table.push([state.id, String(state.pid ?? 0), state.status, state.bundle, record.created]);
-      const widths = table[0]!.map((_, column) => Math.max(...table.map((row) => row[column]!.length)));
-      for (const row of table) io.stdout.write(`${row.map((cell, i) => cell.padEnd(widths[i]!)).join('   ').trimEnd()}\n`);
+      io.stdout.write(formatTable(table));
     }
     return 0;
   },

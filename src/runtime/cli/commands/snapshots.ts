@@ -1,5 +1,6 @@
 import { defineCommand } from '../command.js';
 import { UsageError } from '../../errors.js';
+import { formatTable } from '../table.js';
 
 function size(bytes: number): string {
   if (bytes >= 1024 ** 3) return `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
@@ -30,8 +31,7 @@ export const snapshotsCommand = defineCommand({
     }
     const rows = [['NAME', 'CREATED', 'MEMORY', 'ROOTFS', 'LAYERS']];
     for (const s of snapshots) rows.push([s.name, s.created, size(s.memoryBytes), size(s.rootfsBytes), String(s.layers.length)]);
-    const widths = rows[0]!.map((_, c) => Math.max(...rows.map((r) => r[c]!.length)));
-    for (const row of rows) io.stdout.write(`${row.map((cell, i) => cell.padEnd(widths[i]!)).join('   ').trimEnd()}\n`);
+    io.stdout.write(formatTable(rows));
     return 0;
   },
 });
