@@ -9,19 +9,26 @@ import { mkdir, readFile, readlink, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { formatImageJson, parseImageJson } from '../../src/criu/images/index.js';
 import type { CritJsonObject } from '../../src/criu/images/index.js';
-import { e2e, sandbox, waitFor } from './helpers.js';
+import type { ExecutionContext } from 'ava';
+import { e2e, sandbox, waitFor, type Sandbox } from './helpers.js';
 
 const serial = e2e(test);
 
-serial('decode, rename a file in files.img, encode, restore: the restored fd points at the new name', async (t) => {
+/** Container "ed" whose shell holds /data/a.txt open on fd 3, running and checked. */
+async function runHoldingFile(t: ExecutionContext): Promise<{ box: Sandbox; bundle: string }> {
   const box = await sandbox(t);
   const bundle = await box.bundle('editor', ['sh', '-c', 'exec 3</data/a.txt; while true; do sleep 1; done']);
   await mkdir(path.join(bundle, 'rootfs/data'));
   await writeFile(path.join(bundle, 'rootfs/data/a.txt'), 'hello\n');
-
   t.is((await box.cli(['run', '-d', '--bundle', bundle, 'ed'])).exitCode, 0);
   const started = JSON.parse((await box.cli(['state', 'ed'])).stdout) as { pid: number };
   await waitFor('fd 3 to be open', async () => ((await readlink(`/proc/${started.pid}/fd/3`).catch(() => '')) === '/data/a.txt' ? true : undefined));
+  return { box, bundle };
+}
+
+serial('decode, rename a file in files.img, encode, restore: the restored fd points at the new name', async (t) => {
+  const { box, bundle } = await runHoldingFile(t);
+
   const checkpoint = await box.cli(['checkpoint', 'ed']);
   t.is(checkpoint.exitCode, 0, checkpoint.stderr);
   const images = path.join(box.checkpointRoot, 'ed', 'checkpoint');
@@ -51,13 +58,7 @@ serial('decode, rename a file in files.img, encode, restore: the restored fd poi
 });
 
 serial('without the edit the restore fails, naming the missing file', async (t) => {
-  const box = await sandbox(t);
-  const bundle = await box.bundle('editor', ['sh', '-c', 'exec 3</data/a.txt; while true; do sleep 1; done']);
-  await mkdir(path.join(bundle, 'rootfs/data'));
-  await writeFile(path.join(bundle, 'rootfs/data/a.txt'), 'hello\n');
-  t.is((await box.cli(['run', '-d', '--bundle', bundle, 'ed'])).exitCode, 0);
-  const started = JSON.parse((await box.cli(['state', 'ed'])).stdout) as { pid: number };
-  await waitFor('fd 3 to be open', async () => ((await readlink(`/proc/${started.pid}/fd/3`).catch(() => '')) === '/data/a.txt' ? true : undefined));
+  const { box, bundle } = await runHoldingFile(t);
   t.is((await box.cli(['checkpoint', 'ed'])).exitCode, 0);
   await rename(path.join(bundle, 'rootfs/data/a.txt'), path.join(bundle, 'rootfs/data/b.txt'));
   const restore = await box.cli(['restore', '-d', 'ed']);
