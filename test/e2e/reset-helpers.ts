@@ -272,6 +272,28 @@ export async function settledCounts(box: Sandbox, ids: readonly string[], expect
   }
 }
 
+/**
+ * A monitor's descriptors once they hold still (three equal readings 250 ms apart, or equal to
+ * `expected`): a standby restore in flight holds a CRIU session's socket and pipes for a while.
+ */
+export async function settledDescriptorKinds(pid: number, expected?: Record<string, number>, timeoutMs = 20_000): Promise<Record<string, number>> {
+  const deadline = Date.now() + timeoutMs;
+  let previous: string | undefined;
+  let same = 0;
+  for (;;) {
+    const kinds = await descriptorKinds(pid);
+    const text = JSON.stringify(Object.entries(kinds).sort());
+    if (expected ? text === JSON.stringify(Object.entries(expected).sort()) : text === previous) {
+      if (expected || ++same >= 3) return kinds;
+    } else {
+      same = 0;
+    }
+    if (Date.now() > deadline) return kinds;
+    previous = text;
+    await sleep(250);
+  }
+}
+
 /** The open descriptors of a process (a monitor), by target kind: pipe, socket, anon_inode, file. */
 export async function descriptorKinds(pid: number): Promise<Record<string, number>> {
   const kinds: Record<string, number> = {};

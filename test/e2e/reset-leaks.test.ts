@@ -7,8 +7,8 @@ import test from 'ava';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { counterAbove, e2e, isAlive, parentOf, readCounter, sandbox, waitFor } from './helpers.js';
-import { describeTree, descriptorKinds, median, settledCounts, withoutDisk } from './reset-helpers.js';
+import { counterAbove, e2e, isAlive, parentOf, readCounter, sandbox, waitFor, type Sandbox } from './helpers.js';
+import { describeTree, settledDescriptorKinds, median, settledCounts, withoutDisk } from './reset-helpers.js';
 
 const serial = e2e(test);
 
@@ -17,23 +17,30 @@ async function snapshotCounter(snapshotDir: string): Promise<number> {
   return Number((await readFile(path.join(snapshotDir, 'rootfs/tmp/counter'), 'utf8')).trim());
 }
 
+
+/** Runs the counter container, snapshots it as "base", and resets to it once. */
+async function snapshotAndReset(box: Sandbox, id: string, bundle: string) {
+  await box.runtime.run({ id, bundle });
+  await counterAbove(bundle, 2);
+  const snapshotDir = path.dirname((await box.runtime.checkpoint({ id, name: 'base', leaveRunning: true })).imagePath);
+  const atSnapshot = await snapshotCounter(snapshotDir);
+  const snapshotFiles = await describeTree(snapshotDir);
+  const firstPid = await box.runtime.reset({ id, name: 'base' });
+  await counterAbove(bundle, atSnapshot);
+  return { snapshotDir, atSnapshot, snapshotFiles, firstPid };
+}
+
 serial('200 resets in a row leave no mounts, cgroups, processes, descriptors or disk behind', async (t) => {
   t.timeout(420_000);
   const box = await sandbox(t);
   // Unique, so that cgroups (/runtime/<id>) are this test's alone even beside other test files.
   const id = `leaks${process.pid}`;
   const bundle = await box.bundle('counter');
-  await box.runtime.run({ id, bundle });
-  await counterAbove(bundle, 2);
-  const snapshotDir = path.dirname((await box.runtime.checkpoint({ id, name: 'base', leaveRunning: true })).imagePath);
-  const atSnapshot = await snapshotCounter(snapshotDir);
-  const snapshotFiles = await describeTree(snapshotDir);
-
   // A warm-up reset: the first one mounts the overlay and makes the reset's directories.
-  let pid = await box.runtime.reset({ id, name: 'base' });
-  await counterAbove(bundle, atSnapshot);
+  const { snapshotDir, atSnapshot, snapshotFiles, firstPid } = await snapshotAndReset(box, id, bundle);
+  let pid = firstPid;
   const before = await settledCounts(box, [id]);
-  const monitorBefore = await descriptorKinds((await parentOf(pid)).pid);
+  const monitorBefore = await settledDescriptorKinds((await parentOf(pid)).pid);
   const logBefore = (await readFile((await box.runtime.context.store.load(id)).logPath)).length;
   t.log('after one reset:', JSON.stringify(before));
 
@@ -57,7 +64,7 @@ serial('200 resets in a row leave no mounts, cgroups, processes, descriptors or 
   t.deepEqual(withoutDisk(after), withoutDisk(before), 'the same mounts, cgroups, processes and descriptors');
   t.is(after.zombies, 0);
   t.true(after.diskBytes - before.diskBytes <= 16 * 1024, `disk grew by ${after.diskBytes - before.diskBytes} bytes (logs excepted)`);
-  t.deepEqual(await descriptorKinds((await parentOf(pid)).pid), monitorBefore, 'the monitor holds the same descriptors');
+  t.deepEqual(await settledDescriptorKinds((await parentOf(pid)).pid, monitorBefore), monitorBefore, 'the monitor holds the same descriptors');
   t.deepEqual(await describeTree(snapshotDir), snapshotFiles, 'the snapshot is byte for byte what it was');
 
   // It still works: one running instance under its monitor, counting.
@@ -86,14 +93,8 @@ serial('a reset that fails after stopping the instance leaves the snapshot intac
     },
   );
   const id = 'failing';
-  await box.runtime.run({ id, bundle });
-  await counterAbove(bundle, 2);
-  const snapshotDir = path.dirname((await box.runtime.checkpoint({ id, name: 'base', leaveRunning: true })).imagePath);
-  const atSnapshot = await snapshotCounter(snapshotDir);
-  const snapshotFiles = await describeTree(snapshotDir);
-
-  let pid = await box.runtime.reset({ id, name: 'base' });
-  await counterAbove(bundle, atSnapshot);
+  const { snapshotDir, atSnapshot, snapshotFiles, firstPid } = await snapshotAndReset(box, id, bundle);
+  let pid = firstPid;
   const healthy = await settledCounts(box, [id]);
 
   // A snapshot that does not exist is refused before anything stops.
