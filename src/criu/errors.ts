@@ -1,5 +1,5 @@
 /** Errors of the CRIU layer: each says what failed, where CRIU's log is, and what to do next. */
-import { RuntimeError, errnoName } from '../runtime/errors.js';
+import { RuntimeError, errnoName } from '../system/errors.js';
 
 const installHint =
   'install CRIU 4.x: run `bash scripts/install-system-deps.sh` as root (Debian: criu from trixie with -t trixie), ' +

@@ -2,7 +2,7 @@
  * Checkpoint and restore options, with runc's flag names, and their mapping onto criu_opts.
  * The mapping is pure: what the runtime found about the container comes in as a context.
  */
-import { UsageError } from '../runtime/errors.js';
+import { UsageError } from '../system/errors.js';
 import { CgroupMode, type CgroupRoot, type CriuOpts, type ExtMountMap, type InheritFd, type JoinNamespace } from './rpc/messages.js';
 
 export const cgroupsModes = ['soft', 'full', 'strict', 'ignore'] as const;

@@ -17,7 +17,7 @@ import { ReqType, reqTypeNames, type CgroupRoot, type CriuFeatures, type CriuOpt
 import type { DirectorylessOpts } from './options.js';
 import { SwrkConnectionClosedError, SwrkSession, type NotifyHandler, type StdioTarget } from './rpc/swrk.js';
 import { formatVersion, isAtLeast, parseVersion, type CriuVersion } from './version.js';
-import { RuntimeError } from '../runtime/errors.js';
+import { RuntimeError } from '../system/errors.js';
 
 export interface CriuSettings {
   /** The criu binary as configured (a path or a name), or empty for PATH. */

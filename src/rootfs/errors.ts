@@ -2,7 +2,7 @@
  * Errors of the rootfs storage drivers. Each names the layout, layer or kernel feature that is
  * wrong and, in `hint`, what the user can do about it.
  */
-import { RuntimeError, describeError, type RuntimeErrorOptions } from '../runtime/errors.js';
+import { RuntimeError, describeError, type RuntimeErrorOptions } from '../system/errors.js';
 
 export class UnknownDriverError extends RuntimeError {
   readonly code = 'ROOTFS_UNKNOWN_DRIVER' as const;
@@ -128,5 +128,12 @@ export class PlanMismatchError extends RuntimeError {
     super(`a ${planDriver} mount plan was given to the ${driver} driver`, {
       hint: `use driverFor(${JSON.stringify(planDriver)}) for this plan`,
     });
+  }
+}
+
+export class SymlinkLoopError extends RuntimeError {
+  readonly code = 'ROOTFS_SYMLINK_LOOP' as const;
+  constructor(readonly unsafePath: string, readonly root: string) {
+    super(`too many symlinks resolving ${unsafePath} in ${root}`, { hint: 'a symlink in the rootfs points back at itself' });
   }
 }

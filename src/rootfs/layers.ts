@@ -7,7 +7,7 @@
 import { mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { MountService } from './mount-service.js';
-import { RuntimeError } from '../runtime/errors.js';
+import { RuntimeError } from '../system/errors.js';
 
 /** execa is loaded only when a command is run: it is slow to load, and most runs need none. */
 const loadExeca = async () => (await import('execa')).execa;

@@ -8,8 +8,8 @@
  * Protocol: one JSON MountFromRequest on stdin; exit 0 when mounted, else exit 1 with a
  * MountFromFailure as JSON on stdout. Directories the parent opened arrive as fds 3, 4, ...
  */
-import { mount } from '../runtime/system/libc.js';
-import { SystemCallError } from '../runtime/errors.js';
+import { mount } from '../system/libc.js';
+import { SystemCallError } from '../system/errors.js';
 
 export interface MountFromRequest {
   readonly cwd: string;

@@ -3,7 +3,7 @@
  * data string, the way moby/sys/mount ParseOptions and containers/storage do before mount(2):
  * known flag words become MS_* bits, everything else is passed to the filesystem.
  */
-import { MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REC } from '../runtime/system/libc.js';
+import { MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_REC } from '../system/libc.js';
 
 // <linux/mount.h>; not in libc.ts because only the option parser needs them.
 export const MS_SYNCHRONOUS = 0x10;

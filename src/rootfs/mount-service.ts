@@ -6,8 +6,8 @@ import { spawn } from 'node:child_process';
 import { closeSync, constants as fsConstants, openSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { injectable } from 'tsyringe';
-import { mount, umount, MS_BIND, MS_REC, MS_PRIVATE, MS_REMOUNT, MS_RDONLY, MNT_DETACH } from '../runtime/system/libc.js';
-import { SystemCallError } from '../runtime/errors.js';
+import { mount, umount, MS_BIND, MS_REC, MS_PRIVATE, MS_REMOUNT, MS_RDONLY, MNT_DETACH } from '../system/libc.js';
+import { SystemCallError } from '../system/errors.js';
 import { readMountInfo, type MountInfo } from './mountinfo.js';
 import type { MountFromFailure, MountFromRequest } from './mount-from.js';
 

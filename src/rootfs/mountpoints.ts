@@ -5,12 +5,10 @@
  */
 import { mkdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Spec } from '../runtime/oci/index.js';
-import { isBindMount, resolveInRoot } from '../runtime/external-mounts.js';
+import { isBindMount, resolveInRoot, type MountEntry } from './in-root.js';
 
 /** Creates what is missing; returns the in-container paths it created. */
-export async function ensureMountpoints(spec: Spec, rootfs: string, bundle: string): Promise<string[]> {
-  const mounts = spec.mounts ?? [];
+export async function ensureMountpoints(mounts: readonly MountEntry[], rootfs: string, bundle: string): Promise<string[]> {
   const tmpfsDestinations = mounts.filter((m) => m.type === 'tmpfs').map((m) => m.destination);
   const created: string[] = [];
   for (const mount of mounts) {

@@ -10,9 +10,9 @@ import { createLogger, LOGGER, type Logger } from './logger.js';
 import { ContainerStore } from './state/store.js';
 import { CRIU_SERVICE, SwrkCriuService, type CriuService } from '../criu/service.js';
 import { LinuxMountService, MOUNT_SERVICE, type MountService } from '../rootfs/mount-service.js';
-import { LinuxProcessService, PROCESS_SERVICE, type ProcessService } from './system/processes.js';
+import { LinuxProcessService, PROCESS_SERVICE, type ProcessService } from '../system/processes.js';
 import { CommandOciRuntime, OCI_RUNTIME, type OciRuntime } from './oci-runtime.js';
-import { Reaper } from './system/reaper.js';
+import { Reaper } from '../system/reaper.js';
 
 /** A container of services for one configuration. Registrations are container-scoped. */
 export function composeRuntime(config: RuntimeConfig, parent: DependencyContainer = rootContainer): DependencyContainer {

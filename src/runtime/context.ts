@@ -7,9 +7,9 @@ import type { Logger } from './logger.js';
 import type { ContainerStore } from './state/store.js';
 import type { CriuService } from '../criu/service.js';
 import type { MountService } from '../rootfs/mount-service.js';
-import type { ProcessService } from './system/processes.js';
+import type { ProcessService } from '../system/processes.js';
 import type { OciRuntime } from './oci-runtime.js';
-import type { Reaper } from './system/reaper.js';
+import type { Reaper } from '../system/reaper.js';
 
 export interface RuntimeContext {
   readonly config: RuntimeConfig;

@@ -5,13 +5,14 @@
  * Mirrors runc (criu_linux.go): bind destinations are resolved for symlinks inside the rootfs
  * (runc PR #2902), masked files are named "/dev/null", devices map to themselves.
  */
-import { lstat, readlink, realpath, stat } from 'node:fs/promises';
+import { realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { ExtMountMap } from '../criu/rpc/messages.js';
-import type { Mount, Spec } from './oci/index.js';
+import type { Spec } from './oci/index.js';
 import type { MountInfo } from '../rootfs/mountinfo.js';
 import type { CgroupHierarchy } from './cgroups.js';
 import { RuntimeError } from './errors.js';
+import { isBindMount, resolveInRoot } from '../rootfs/in-root.js';
 
 export type ExternalMountKind = 'bind' | 'cgroup' | 'masked' | 'device';
 
@@ -35,46 +36,6 @@ export class MissingMountMappingError extends RuntimeError {
 
 /** The device nodes runc always creates (libcontainer/specconv AllowedDevices), beside the spec's. */
 const defaultDevices = ['/dev/null', '/dev/zero', '/dev/full', '/dev/random', '/dev/urandom', '/dev/tty'];
-
-export function isBindMount(mount: Mount): boolean {
-  return mount.type === 'bind' || (mount.options ?? []).some((o) => o === 'bind' || o === 'rbind');
-}
-
-/**
- * Resolves path inside root as if root were "/": symlinks are followed and absolute targets taken
- * relative to root, ".." never climbs above it. Returns the in-root path ("/a/b"). Components that
- * do not exist are kept as written (SecureJoin semantics).
- */
-export async function resolveInRoot(root: string, unsafePath: string): Promise<string> {
-  let pending = unsafePath.split('/').filter((p) => p !== '' && p !== '.');
-  const resolved: string[] = [];
-  let links = 0;
-  while (pending.length > 0) {
-    const part = pending.shift()!;
-    if (part === '..') {
-      resolved.pop();
-      continue;
-    }
-    const candidate = [...resolved, part];
-    const hostPath = path.join(root, ...candidate);
-    let isLink = false;
-    try {
-      isLink = (await lstat(hostPath)).isSymbolicLink();
-    } catch {
-      isLink = false;
-    }
-    if (!isLink) {
-      resolved.push(part);
-      continue;
-    }
-    if (++links > 255) throw new Error(`too many symlinks resolving ${unsafePath} in ${root}`);
-    const target = await readlink(hostPath);
-    const targetParts = target.split('/').filter((p) => p !== '' && p !== '.');
-    if (target.startsWith('/')) resolved.length = 0;
-    pending = [...targetParts, ...pending];
-  }
-  return `/${resolved.join('/')}`;
-}
 
 export interface DumpMountContext {
   readonly spec: Spec;

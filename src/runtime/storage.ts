@@ -5,14 +5,9 @@
  */
 import type { RuntimeContext } from './context.js';
 import { driverFor, type MountPlan, type RootfsDriver } from '../rootfs/drivers/index.js';
+import type { StorageSpec } from '../rootfs/drivers/types.js';
 
-/** Where a container's rootfs comes from, as `--storage-driver --storage-root --layer` give it. */
-export interface StorageSpec {
-  readonly driver: string;
-  /** The engine's storage root (/var/lib/docker, /var/lib/containers/storage). */
-  readonly storageRoot: string;
-  readonly layer: string;
-}
+export type { StorageSpec };
 
 export interface PlannedStorage {
   readonly driver: RootfsDriver;

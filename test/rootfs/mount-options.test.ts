@@ -1,6 +1,6 @@
 import test from 'ava';
 import { MS_REMOUNT, splitMountOptions } from '../../src/rootfs/mount-options.js';
-import { MS_BIND, MS_NODEV, MS_NOSUID, MS_RDONLY, MS_REC } from '../../src/runtime/system/libc.js';
+import { MS_BIND, MS_NODEV, MS_NOSUID, MS_RDONLY, MS_REC } from '../../src/system/libc.js';
 
 test('flag words become flags, the rest stays data in order', (t) => {
   t.deepEqual(splitMountOptions(['lowerdir=/a:/b', 'nodev', 'upperdir=/u', 'nosuid', 'metacopy=on']), {

@@ -6,11 +6,10 @@ import {
   MissingMountMappingError,
   dumpMountMap,
   externalMountsForDump,
-  isBindMount,
-  resolveInRoot,
   restoreMountMap,
   type ExternalMount,
 } from '../../src/runtime/external-mounts.js';
+import { isBindMount, resolveInRoot } from '../../src/rootfs/in-root.js';
 import { parseSpec, type Spec } from '../../src/runtime/oci/index.js';
 import { parseMountInfo } from '../../src/rootfs/mountinfo.js';
 import { coreFixturePath, readCoreFixture, tempDir } from './fixtures.js';

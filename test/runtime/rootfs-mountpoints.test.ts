@@ -35,7 +35,7 @@ test('creates missing directories and a file for a bind of a file', async (t) =>
     { destination: '/var/run/app', type: 'none', source: join(dir, 'volumes/data'), options: ['bind'] },
     { destination: '/etc/hostname', type: 'none', source: join(dir, 'volumes/resolv.conf'), options: ['bind'] },
   ]);
-  t.deepEqual(await ensureMountpoints(spec, rootfs, dir), ['/data/deep', '/etc/resolv.conf', '/dev/shm', '/run/app', '/etc/hostname']);
+  t.deepEqual(await ensureMountpoints(spec.mounts ?? [], rootfs, dir), ['/data/deep', '/etc/resolv.conf', '/dev/shm', '/run/app', '/etc/hostname']);
   t.true((await stat(join(rootfs, 'data/deep'))).isDirectory());
   t.is((await stat(join(rootfs, 'data/deep'))).mode & 0o777, 0o755);
   t.true((await stat(join(rootfs, 'etc/resolv.conf'))).isFile());
@@ -56,8 +56,8 @@ test('a second run creates nothing; existing entries are left as they are', asyn
     { destination: '/var/run', type: 'bind', source: 'volumes/data' },
     { destination: '/data', type: 'bind', source: 'volumes/data' },
   ]);
-  t.deepEqual(await ensureMountpoints(spec, rootfs, dir), ['/data']);
-  t.deepEqual(await ensureMountpoints(spec, rootfs, dir), []);
+  t.deepEqual(await ensureMountpoints(spec.mounts ?? [], rootfs, dir), ['/data']);
+  t.deepEqual(await ensureMountpoints(spec.mounts ?? [], rootfs, dir), []);
   t.is((await stat(join(rootfs, 'etc/resolv.conf'))).size, 'keep me'.length);
 });
 
@@ -72,7 +72,7 @@ test('skips cgroup mounts and mounts below a tmpfs destination', async (t) => {
     { destination: '/devices', type: 'bind', source: 'volumes/data' },
   ]);
   // /dev itself is made (the tmpfs mounts on it); /devices is not below /dev.
-  t.deepEqual(await ensureMountpoints(spec, rootfs, dir), ['/dev', '/devices']);
+  t.deepEqual(await ensureMountpoints(spec.mounts ?? [], rootfs, dir), ['/dev', '/devices']);
   t.deepEqual((await readdir(rootfs)).sort(), ['dev', 'devices', 'proc', 'run', 'var']);
   t.deepEqual(await readdir(join(rootfs, 'dev')), []);
 });
@@ -80,7 +80,7 @@ test('skips cgroup mounts and mounts below a tmpfs destination', async (t) => {
 test('a bind whose source is missing gets a directory', async (t) => {
   const { bundle: dir, rootfs } = await bundle(t);
   const spec = specWith([{ destination: '/gone', type: 'bind', source: 'volumes/absent' }]);
-  t.deepEqual(await ensureMountpoints(spec, rootfs, dir), ['/gone']);
+  t.deepEqual(await ensureMountpoints(spec.mounts ?? [], rootfs, dir), ['/gone']);
   t.true((await stat(join(rootfs, 'gone'))).isDirectory());
 });
 
@@ -88,5 +88,5 @@ test('a spec without mounts', async (t) => {
   const { bundle: dir, rootfs } = await bundle(t);
   const spec = specWith([]);
   delete (spec as { mounts?: unknown }).mounts;
-  t.deepEqual(await ensureMountpoints(spec, rootfs, dir), []);
+  t.deepEqual(await ensureMountpoints(spec.mounts ?? [], rootfs, dir), []);
 });

@@ -1,5 +1,5 @@
 /** Errors of the CRIU image codec. Each names the file (or "<buffer>") and what to do next. */
-import { RuntimeError, type RuntimeErrorOptions } from '../../runtime/errors.js';
+import { RuntimeError, type RuntimeErrorOptions } from '../../system/errors.js';
 
 /** Formats a 32-bit magic the way CRIT does (`%#x`), but always unsigned. */
 export function hexMagic(value: number): string {

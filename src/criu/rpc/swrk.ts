@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { read, write, close } from 'node:fs';
 import { promisify } from 'node:util';
-import { seqpacketPair } from '../../runtime/system/libc.js';
+import { seqpacketPair } from '../../system/libc.js';
 import { rpcCodec, type RpcCodec } from './proto.js';
 import { ReqType, reqTypeNames, type CriuNotify, type CriuReq, type CriuResp } from './messages.js';
 

@@ -88,3 +88,11 @@ export interface DriverDeps {
   readonly kernel: KernelSupport;
   readonly commands: CommandRunner;
 }
+
+/** Where a container's rootfs comes from, as `--storage-driver --storage-root --layer` give it. */
+export interface StorageSpec {
+  readonly driver: string;
+  /** The engine's storage root (/var/lib/docker, /var/lib/containers/storage). */
+  readonly storageRoot: string;
+  readonly layer: string;
+}

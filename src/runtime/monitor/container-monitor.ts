@@ -21,7 +21,7 @@ import { restoreInstance } from './instance.js';
 import { Supervisor } from './supervisor.js';
 import { serveControl, type ControlRequest, type ControlResponse, type ControlServer, type ResetSpec } from './control.js';
 import { serializeError } from './report.js';
-import type { WaitStatus } from '../system/libc.js';
+import type { WaitStatus } from '../../system/libc.js';
 
 /** One restored copy of the process tree, with everything that is its own. */
 interface Instance {

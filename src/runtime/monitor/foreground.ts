@@ -4,7 +4,7 @@
  */
 import type { Readable, Writable } from 'node:stream';
 import type { RuntimeContext } from '../context.js';
-import type { WaitStatus } from '../system/libc.js';
+import type { WaitStatus } from '../../system/libc.js';
 import { startFirstInstance } from './execute.js';
 import type { RestoreJob, RunJob } from './job.js';
 import { Supervisor } from './supervisor.js';

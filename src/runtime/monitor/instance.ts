@@ -36,7 +36,7 @@ export async function restoreInstance(context: RuntimeContext, supervisor: Super
   const { record, spec } = request;
   const { metadata, descriptors } = await readCheckpoint(request.imagePath);
   const hierarchies = cgroupHierarchies(await mounts.mounts());
-  const created = await ensureMountpoints(spec, request.rootfs, record.bundle);
+  const created = await ensureMountpoints(spec.mounts ?? [], request.rootfs, record.bundle);
   if (created.length > 0) logger.debug('recreated mountpoints in the rootfs', { id: record.id, created });
   const extMounts = await restoreMountMap(metadata.externalMounts, {
     spec,

@@ -7,8 +7,8 @@
 import { closeSync, createWriteStream, type WriteStream } from 'node:fs';
 import net from 'node:net';
 import type { Writable } from 'node:stream';
-import { pipe, type WaitStatus } from '../system/libc.js';
-import type { Reaper } from '../system/reaper.js';
+import { pipe, type WaitStatus } from '../../system/libc.js';
+import type { Reaper } from '../../system/reaper.js';
 import type { ContainerStore } from '../state/store.js';
 import type { ExitRecord } from '../state/record.js';
 import { signalName } from '../signals.js';

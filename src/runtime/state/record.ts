@@ -1,14 +1,11 @@
 /** What the runtime keeps about one container, persisted as <stateRoot>/<id>/state.json. */
 import type { ContainerStatus } from './status.js';
 import type { OciRuntimeName } from '../config.js';
-import type { StorageSpec } from '../storage.js';
+import type { StorageSpec } from '../../rootfs/drivers/types.js';
 import type { LayeredRootfs } from '../../rootfs/layers.js';
+import type { ProcessIdentity } from '../../system/processes.js';
 
-/** A process identity that survives pid reuse: the pid and its start time in clock ticks since boot. */
-export interface ProcessIdentity {
-  readonly pid: number;
-  readonly startTime: string;
-}
+export type { ProcessIdentity };
 
 export interface ExitRecord {
   readonly code?: number;

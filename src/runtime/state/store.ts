@@ -8,7 +8,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ContainerExistsError, ContainerNotFoundError, RuntimeError } from '../errors.js';
 import { validateId } from '../id.js';
-import { tryLockExclusive, unlock } from '../system/libc.js';
+import { tryLockExclusive, unlock } from '../../system/libc.js';
 import type { ContainerRecord } from './record.js';
 import { statuses } from './status.js';
 

@@ -12,7 +12,7 @@ import { encodeBytesPython } from '../text/base64.js';
 import type { CritJsonObject, DecodeOptions, ImageEntry } from '../types.js';
 import type { MessageSchema } from '../descriptors/schema.js';
 import type { RawRecord } from '../framing/records.js';
-import { RuntimeError } from '../../../runtime/errors.js';
+import { RuntimeError } from '../../../system/errors.js';
 import { lengthField, loadExtra, skipExtra, skipExtraExactly } from './extras.js';
 import { decodeRecord } from './records.js';
 

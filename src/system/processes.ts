@@ -5,7 +5,12 @@
  */
 import { readFile, readlink } from 'node:fs/promises';
 import { injectable } from 'tsyringe';
-import type { ProcessIdentity } from '../state/record.js';
+
+/** A process identity that survives pid reuse: the pid and its start time in clock ticks since boot. */
+export interface ProcessIdentity {
+  readonly pid: number;
+  readonly startTime: string;
+}
 
 export interface ProcStat {
   readonly pid: number;

@@ -7,7 +7,7 @@
  * Every wrapper throws SystemCallError with the errno; none is called at import time.
  */
 import koffi from 'koffi';
-import { SystemCallError } from '../errors.js';
+import { SystemCallError } from './errors.js';
 
 interface LibcFunctions {
   socketpair(domain: number, type: number, protocol: number, sv: number[]): number;

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import test from 'ava';
 import { readFile } from 'node:fs/promises';
-import { LinuxProcessService, parseProcCgroup, parseProcStat } from '../../../src/runtime/system/processes.js';
+import { LinuxProcessService, parseProcCgroup, parseProcStat } from '../../src/system/processes.js';
 
 // /proc/<pid>/stat of a process whose comm is "(sd) pam)": 52 fields, starttime is field 22.
 const statLine =
