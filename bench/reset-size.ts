@@ -98,7 +98,8 @@ export async function benchmarkResetSize(run: ResetSizeRun): Promise<{ samples: 
   if (!holds(snapshotPages.pagesMiB, sizeMiB)) {
     throw new BenchError('BENCH_IMAGE_SIZE', `container ${id}: the snapshot holds ${snapshotPages.pagesMiB.toFixed(1)} MiB of pages, expected ${sizeMiB} MiB`);
   }
-  const monitorPid = (await recordOf(run.runtime, id)).monitor?.pid;
+  const first = await recordOf(run.runtime, id);
+  const monitorPid = first.status === 'running' ? first.monitor?.pid : undefined;
   if (!monitorPid) throw new BenchError('BENCH_NO_MONITOR', `container ${id} has no monitor after run`);
   const target: ResetTarget = { id, monitorPid, pid: firstPid };
   process.stderr.write(`  ${sizeMiB} MiB snapshot "pristine": ${Math.round(snapshot.ms)} ms, ${snapshotPages.pagesMiB.toFixed(1)} MiB of pages\n`);
@@ -280,8 +281,8 @@ async function resetOnce(run: ResetSizeRun, target: ResetTarget, series: SeriesN
   }
   if (pid === target.pid) throw new BenchError('BENCH_RESET', `${where}: the reset returned the previous init's pid ${pid}`);
   const record = await recordOf(runtime, id);
-  if (record.status !== 'running' || record.init?.pid !== pid) {
-    throw new BenchError('BENCH_RESET', `${where}: the record says ${record.status}, init ${record.init?.pid}, but the reset returned pid ${pid}`);
+  if (record.status !== 'running' || record.init.pid !== pid) {
+    throw new BenchError('BENCH_RESET', `${where}: the record says ${record.status}, init ${record.status === 'running' ? record.init.pid : 'none'}, but the reset returned pid ${pid}`);
   }
   const parent = await parentOf(pid);
   if (record.monitor?.pid !== target.monitorPid || parent !== target.monitorPid) {

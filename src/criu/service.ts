@@ -18,6 +18,7 @@ import type { DirectorylessOpts } from './options.js';
 import { SwrkConnectionClosedError, SwrkSession, type NotifyHandler, type StdioTarget } from './rpc/swrk.js';
 import { formatVersion, isAtLeast, parseVersion, type CriuVersion } from './version.js';
 import { RuntimeError } from '../system/errors.js';
+import { LazyPagesDaemon } from './lazy-pages.js';
 
 export interface CriuSettings {
   /** The criu binary as configured (a path or a name), or empty for PATH. */
@@ -28,7 +29,7 @@ export interface CriuSettings {
 
 export type FeatureName = 'mem_track' | 'lazy_pages';
 
-export interface DumpJob {
+export interface CriuDumpRequest {
   /** criu_opts; the service opens the directories and fills in their fds. */
   readonly opts: DirectorylessOpts;
   readonly imagePath: string;
@@ -37,7 +38,7 @@ export interface DumpJob {
   readonly onNotify?: NotifyHandler;
 }
 
-export interface RestoreJob {
+export interface CriuRestoreRequest {
   readonly opts: DirectorylessOpts;
   readonly imagePath: string;
   readonly workPath?: string;
@@ -63,9 +64,33 @@ export interface CriuService {
   features(): Promise<CriuFeatures>;
   /** Throws CriuFeatureMissingError naming the feature and what needed it. */
   requireFeature(feature: FeatureName, neededFor: string): Promise<void>;
-  dump(job: DumpJob): Promise<void>;
+  dump(job: CriuDumpRequest): Promise<void>;
   /** Restores and returns the pid of the restored tree's root. */
-  restore(job: RestoreJob): Promise<number>;
+  restore(job: CriuRestoreRequest): Promise<number>;
+  /**
+   * Starts CRIU's lazy-pages daemon serving imagePath's pages (userfaultfd) for a restore with
+   * lazy_pages and the same work directory; resolves once it listens.
+   */
+  startLazyPages(imagePath: string, workPath: string): Promise<LazyPages>;
+}
+
+/** A running lazy-pages daemon. */
+export interface LazyPages {
+  /** Stops the daemon if it still runs (it exits by itself once every page is delivered). */
+  stop(): Promise<void>;
+}
+
+/** What a request asks of CRIU's features; the one place each option's feature is checked. */
+export interface FeatureNeeds {
+  readonly preDump?: boolean;
+  readonly parentPath?: string;
+  readonly lazyPages?: boolean;
+}
+
+/** Checks, before anything is stopped, that CRIU and the kernel offer what the options need. */
+export async function requireFeaturesFor(criu: CriuService, needs: FeatureNeeds): Promise<void> {
+  if (needs.preDump || needs.parentPath) await criu.requireFeature('mem_track', needs.preDump ? '--pre-dump' : '--parent-path');
+  if (needs.lazyPages) await criu.requireFeature('lazy_pages', '--lazy-pages');
 }
 
 export const CRIU_SERVICE = Symbol('CriuService');
@@ -113,7 +138,7 @@ export class SwrkCriuService implements CriuService {
     if (features[feature] !== true) throw new CriuFeatureMissingError(feature, neededFor, featureWhy[feature]);
   }
 
-  async dump(job: DumpJob): Promise<void> {
+  async dump(job: CriuDumpRequest): Promise<void> {
     const type = job.preDump ? ReqType.PRE_DUMP : ReqType.DUMP;
     await this.runJob(job, type, ['ignore', 'ignore', 'pipe'], async (session, _inherited, directoryFds) => {
       const response = await session.call({ type, opts: { ...job.opts, ...directoryFds } }, job.onNotify);
@@ -121,7 +146,11 @@ export class SwrkCriuService implements CriuService {
     });
   }
 
-  async restore(job: RestoreJob): Promise<number> {
+  async startLazyPages(imagePath: string, workPath: string): Promise<LazyPages> {
+    return LazyPagesDaemon.start(await this.binary(), imagePath, workPath);
+  }
+
+  async restore(job: CriuRestoreRequest): Promise<number> {
     let pid = 0;
     await this.runJob(job, ReqType.RESTORE, job.stdio, async (session, inherited, directoryFds) => {
       const cgroupRoots = job.prepare ? await job.prepare(session.pid) : [];
@@ -135,7 +164,7 @@ export class SwrkCriuService implements CriuService {
   }
 
   private async runJob(
-    job: DumpJob | RestoreJob,
+    job: CriuDumpRequest | CriuRestoreRequest,
     type: ReqType,
     stdio: readonly [StdioTarget, StdioTarget, StdioTarget],
     body: (session: SwrkSession, inherited: InheritFd[], directoryFds: { images_dir_fd: number; work_dir_fd?: number }) => Promise<void>,
@@ -173,7 +202,7 @@ export class SwrkCriuService implements CriuService {
     }
   }
 
-  private async failure(response: CriuResp, job: DumpJob | RestoreJob, session?: SwrkSession, cause?: unknown): Promise<RuntimeError> {
+  private async failure(response: CriuResp, job: CriuDumpRequest | CriuRestoreRequest, session?: SwrkSession, cause?: unknown): Promise<RuntimeError> {
     const logPath = path.join(job.workPath ?? job.imagePath, job.opts.log_file ?? '');
     const logTail = await criuLogTail(logPath);
     const stderr = session?.stderr.trim();

@@ -8,6 +8,8 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { MountInfo } from '../rootfs/mountinfo.js';
 import type { CgroupRoot } from '../criu/rpc/messages.js';
+import type { MountService } from '../rootfs/mount-service.js';
+import type { ProcessService } from '../system/processes.js';
 
 export interface CgroupHierarchy {
   readonly mountPoint: string;
@@ -155,20 +157,6 @@ export async function setFrozen(hierarchies: readonly CgroupHierarchy[], cgroupP
   }
 }
 
-/** Sends a signal to every process of the cgroup; returns how many it reached. */
-export async function signalCgroup(hierarchies: readonly CgroupHierarchy[], cgroupPath: string, signal: NodeJS.Signals): Promise<number> {
-  let reached = 0;
-  for (const pid of await cgroupPids(hierarchies, cgroupPath)) {
-    try {
-      process.kill(pid, signal);
-      reached++;
-    } catch {
-      // gone already
-    }
-  }
-  return reached;
-}
-
 /** The cgroup and every cgroup below it (in any hierarchy), parents before children. */
 export async function cgroupTree(hierarchies: readonly CgroupHierarchy[], cgroupPath: string): Promise<string[]> {
   const paths = new Set<string>([cgroupPath]);
@@ -192,4 +180,83 @@ export async function removeCgroupTree(hierarchies: readonly CgroupHierarchy[], 
   const left: string[] = [];
   for (const cgroup of (await cgroupTree(hierarchies, cgroupPath)).reverse()) left.push(...(await removeCgroup(hierarchies, cgroup)));
   return left;
+}
+
+/**
+ * The container's cgroups as a service (an injection token): every read and write of the cgroup
+ * filesystem goes through it, so a test can record them instead. Paths are relative to each
+ * hierarchy's mount point ("/runtime/web1").
+ */
+export interface CgroupService {
+  /** The host's hierarchies (read once from the mount table). */
+  hierarchies(): Promise<readonly CgroupHierarchy[]>;
+  /** The v1 freezer directory CRIU freezes the tree with (freeze_cgroup), if there is one. */
+  freezer(cgroupPath: string): Promise<string | undefined>;
+  /** Creates the cgroup in every hierarchy, puts pid in it, and returns CRIU's cg_root entries. */
+  enter(cgroupPath: string, pid: number): Promise<CgroupRoot[]>;
+  /** Thaws (or freezes) every task of the cgroup. */
+  setFrozen(cgroupPath: string, frozen: boolean): Promise<void>;
+  /** Sends a signal to every process of the cgroup (pid reuse guarded); returns how many it reached. */
+  signal(cgroupPath: string, signal: NodeJS.Signals): Promise<number>;
+  /**
+   * The one way a container's processes are killed: every process of each cgroup of the tree gets
+   * SIGKILL, then the cgroup is thawed (a frozen v1 task dies only once thawed, and with SIGKILL
+   * pending it never runs its own code again), then SIGKILL again for any child forked meanwhile.
+   */
+  killTree(cgroupPath: string): Promise<void>;
+  /** Removes the cgroup and every cgroup below it; returns the directories still busy. */
+  removeTree(cgroupPath: string): Promise<string[]>;
+}
+
+export const CGROUP_SERVICE = Symbol('CgroupService');
+
+export class LinuxCgroupService implements CgroupService {
+  private cached: Promise<CgroupHierarchy[]> | undefined;
+
+  constructor(
+    private readonly mounts: MountService,
+    private readonly processes: ProcessService,
+  ) {}
+
+  hierarchies(): Promise<CgroupHierarchy[]> {
+    this.cached ??= this.mounts.mounts().then(cgroupHierarchies);
+    this.cached.catch(() => (this.cached = undefined));
+    return this.cached;
+  }
+
+  async freezer(cgroupPath: string): Promise<string | undefined> {
+    return freezerDirectory(await this.hierarchies(), cgroupPath);
+  }
+
+  async enter(cgroupPath: string, pid: number): Promise<CgroupRoot[]> {
+    const hierarchies = await this.hierarchies();
+    await createCgroup(hierarchies, cgroupPath);
+    await attachToCgroup(hierarchies, cgroupPath, pid);
+    return criuCgroupRoots(hierarchies, cgroupPath);
+  }
+
+  async setFrozen(cgroupPath: string, frozen: boolean): Promise<void> {
+    await setFrozen(await this.hierarchies(), cgroupPath, frozen);
+  }
+
+  async signal(cgroupPath: string, signal: NodeJS.Signals): Promise<number> {
+    let reached = 0;
+    for (const pid of await cgroupPids(await this.hierarchies(), cgroupPath)) {
+      const identity = await this.processes.identify(pid);
+      if (identity && (await this.processes.signal(identity, signal))) reached++;
+    }
+    return reached;
+  }
+
+  async killTree(cgroupPath: string): Promise<void> {
+    for (const cgroup of await cgroupTree(await this.hierarchies(), cgroupPath)) {
+      await this.signal(cgroup, 'SIGKILL');
+      await this.setFrozen(cgroup, false);
+      await this.signal(cgroup, 'SIGKILL');
+    }
+  }
+
+  async removeTree(cgroupPath: string): Promise<string[]> {
+    return removeCgroupTree(await this.hierarchies(), cgroupPath);
+  }
 }

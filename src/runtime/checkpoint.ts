@@ -1,29 +1,38 @@
 /**
- * `runtime checkpoint <id>`: dumps the container's process tree through CRIU. Without
- * --image-path the images go to a managed directory (<checkpointRoot>/<id>/checkpoint), written
- * beside the previous checkpoint and swapped in only when the dump succeeded. A failed dump
- * leaves the container running (CRIU resumes the tree) and its state unchanged.
+ * `runtime checkpoint <id>`: dumps the container's process tree through CRIU. A failed dump leaves
+ * the container running (CRIU resumes the tree) and its state unchanged. Where the images go is
+ * the checkpoint's target, one of:
+ *
+ *   managed    no --image-path: <checkpointRoot>/<id>/checkpoint, written beside the previous
+ *              checkpoint and swapped in only when the dump succeeded
+ *   directory  --image-path DIR, written in place
+ *   pre-dump   --pre-dump: memory only, into --image-path; no metadata, no change of state
+ *   snapshot   --name NAME: a named snapshot, images and rootfs layer as one consistent point
+ *              (the layer is copied while CRIU holds the tree frozen, at post-dump)
+ *
+ * Everything else (checks, metadata, the CRIU request, the record) is the same for all four.
  */
 import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { RuntimeContext } from './context.js';
 import { validateId } from './id.js';
 import { requireRoot } from './privileges.js';
-import { assertTransition } from './state/status.js';
-import type { ContainerRecord } from './state/record.js';
+import { assertCanHappen } from './state/status.js';
+import type { ContainerRecord, RunningRecord } from './state/record.js';
 import { readEffectiveSpec } from './effective-bundle.js';
 import { dumpMountMap, externalMountsForDump } from './external-mounts.js';
-import { cgroupHierarchies, freezerDirectory } from './cgroups.js';
 import { writeCheckpointMetadata } from './checkpoint-metadata.js';
+import { RuntimeError, UsageError } from './errors.js';
+import { memoryBytes, refuseAutoDedup, validateSnapshotName, type SnapshotInfo, type SnapshotPaths } from './snapshots/store.js';
+import { currentLayers } from './snapshots/rootfs.js';
+import { specHasNamespace, type Spec } from './oci/index.js';
 import { dumpOpts, type CheckpointOptions } from '../criu/options.js';
 import { formatVersion } from '../criu/version.js';
 import { CriuRequestError, withLogAt } from '../criu/errors.js';
 import { keepLog } from '../criu/log.js';
-import { RuntimeError, UsageError } from './errors.js';
-import { SnapshotStore, memoryBytes, validateSnapshotName, type SnapshotInfo } from './snapshots/store.js';
-import { currentLayers } from './snapshots/rootfs.js';
+import { requireFeaturesFor } from '../criu/service.js';
+import type { NotifyHandler } from '../criu/rpc/swrk.js';
 import { copyLayer, diskUsage } from '../rootfs/layers.js';
-import { specHasNamespace } from './oci/index.js';
 
 export interface CheckpointRequest extends CheckpointOptions {
   readonly id: string;
@@ -58,41 +67,46 @@ export function defaultImagePath(context: RuntimeContext, id: string): string {
   return path.join(context.config.checkpointRoot, id, 'checkpoint');
 }
 
+/** Where a checkpoint's images go, and what happens to them after the dump. */
+interface CheckpointTarget {
+  /** The directory CRIU writes. */
+  readonly writePath: string;
+  /** Where the images are once the checkpoint is done. */
+  readonly finalPath: string;
+  /** Memory only: no metadata is written and the record does not change. */
+  readonly preDump: boolean;
+  /** Called at CRIU's notifications, while the tree is frozen. */
+  readonly onNotify?: NotifyHandler;
+  /** Puts the images in place once the dump succeeded; the snapshot, for a named one. */
+  commit(leftRunning: boolean): Promise<SnapshotInfo | undefined>;
+  /** Removes what the failed dump left, and returns the error to throw. */
+  abandon(error: unknown): Promise<unknown>;
+}
+
 export async function checkpoint(context: RuntimeContext, request: CheckpointRequest): Promise<CheckpointResult> {
   const started = Date.now();
   const id = validateId(request.id);
-  requireRoot('runtime checkpoint');
-  const { store, criu, processes, mounts, logger } = context;
+  requireRoot(context.processes, 'runtime checkpoint');
+  const { store, criu, processes, mounts, cgroups, logger } = context;
   await store.load(id);
   const criuVersion = await criu.requireVersion();
-  if (request.preDump || request.parentPath) await criu.requireFeature('mem_track', request.preDump ? '--pre-dump' : '--parent-path');
-  if (request.lazyPages) await criu.requireFeature('lazy_pages', '--lazy-pages');
+  await requireFeaturesFor(criu, request);
   if (request.name !== undefined) {
     validateSnapshotName(request.name);
-    if (request.autoDedup) throw new UsageError('--auto-dedup cannot be used with --name', 'a named snapshot\'s images are never changed, so every reset starts from the same bytes');
-    if (request.imagePath || request.preDump) throw new UsageError('--name keeps its images in the container\'s snapshots; it goes without --image-path and --pre-dump');
+    refuseAutoDedup(request, '--auto-dedup cannot be used with --name');
+    if (request.imagePath || request.preDump) throw new UsageError("--name keeps its images in the container's snapshots; it goes without --image-path and --pre-dump");
   }
-  const snapshots = new SnapshotStore(context.config.checkpointRoot);
 
   return store.withLock(id, async () => {
     const record = await store.load(id);
-    if (record.status !== 'running' || !record.init || !(await processes.isAlive(record.init))) {
+    if (record.status !== 'running' || !(await processes.isAlive(record.init))) {
       throw new ContainerNotRunningError(id, record.status === 'running' ? 'stopped' : record.status);
     }
     const leftRunning = request.leaveRunning === true || request.preDump === true;
-    if (!leftRunning) assertTransition(id, record.status, 'checkpointed', 'checkpoint');
+    if (!leftRunning) assertCanHappen(record, 'checkpointed');
+    const target = await targetFor(context, record, request);
 
-    const building = request.name !== undefined ? await snapshots.begin(id, request.name) : undefined;
-    const managed = request.imagePath === undefined && building === undefined;
-    const finalPath = building ? snapshots.paths(id, request.name!).images : path.resolve(request.imagePath ?? defaultImagePath(context, id));
-    // A managed checkpoint is written aside and swapped in, so a failure keeps the last good one.
-    const writePath = building ? building.images : managed ? `${finalPath}.new` : finalPath;
-    if (managed) await rm(writePath, { recursive: true, force: true });
-    await mkdir(writePath, { recursive: true, mode: 0o700 });
-    const layers = building ? await currentLayers(context, record) : undefined;
-
-    const paths = store.paths(id);
-    const { spec, text: specText } = await readEffectiveSpec(paths.effectiveBundle);
+    const { spec, text: specText } = await readEffectiveSpec(store.paths(id).effectiveBundle);
     const pid = record.init.pid;
     const externalMounts = await externalMountsForDump({
       spec,
@@ -100,13 +114,12 @@ export async function checkpoint(context: RuntimeContext, request: CheckpointReq
       containerMounts: await mounts.mounts(pid),
       containerRoot: `/proc/${pid}/root`,
     });
-    const hierarchies = cgroupHierarchies(await mounts.mounts());
-    const freezeCgroup = freezerDirectory(hierarchies, record.cgroupPath);
-    const external = await externalNamespaces(spec, processes, pid);
+    const freezeCgroup = await cgroups.freezer(record.cgroupPath);
+    const external = await externalNamespaces(spec, context, pid);
 
-    if (!request.preDump) {
+    if (!target.preDump) {
       await writeCheckpointMetadata(
-        writePath,
+        target.writePath,
         {
           formatVersion: 1,
           id,
@@ -125,80 +138,120 @@ export async function checkpoint(context: RuntimeContext, request: CheckpointReq
       );
     }
 
-    logger.info(`checkpointing ${id}`, { pid, imagePath: finalPath, leaveRunning: leftRunning, ...(request.name ? { snapshot: request.name } : {}) });
+    logger.info(`checkpointing ${id}`, { pid, imagePath: target.finalPath, leaveRunning: leftRunning, ...(request.name ? { snapshot: request.name } : {}) });
     try {
-    await criu.dump({
-      opts: dumpOpts(request, {
-        pid,
-        root: record.rootfs,
-        ...(freezeCgroup ? { freezeCgroup } : {}),
-        extMounts: dumpMountMap(externalMounts),
-        external,
-      }),
-      imagePath: writePath,
-      ...(request.workPath ? { workPath: path.resolve(request.workPath) } : {}),
-      ...(request.preDump ? { preDump: true } : {}),
-      ...(building && layers
-        ? {
-            onNotify: async (notify: { script?: string }) => {
-              // The tree is still frozen here: no write can fall between the memory and the rootfs.
-              if (notify.script === 'post-dump') await copyLayer(layers.writable, building.rootfs);
-            },
-          }
-        : {}),
-    });
+      await criu.dump({
+        opts: dumpOpts(request, { pid, root: record.rootfs, ...(freezeCgroup ? { freezeCgroup } : {}), extMounts: dumpMountMap(externalMounts), external }),
+        imagePath: target.writePath,
+        ...(request.workPath ? { workPath: path.resolve(request.workPath) } : {}),
+        ...(target.preDump ? { preDump: true } : {}),
+        ...(target.onNotify ? { onNotify: target.onNotify } : {}),
+      });
     } catch (error) {
-      if (!building) throw error;
-      // The unfinished snapshot goes, and CRIU's log with it: the log is kept beside the state.
-      const kept = error instanceof CriuRequestError
-        ? await keepLog(error.failure.logPath ?? '', path.join(store.paths(id).dir, 'checkpoint-failed.log'))
-        : undefined;
-      await snapshots.abandon(building);
-      throw kept && error instanceof CriuRequestError ? new CriuRequestError(withLogAt(error.failure, kept), { cause: error }) : error;
+      throw await target.abandon(error);
     }
 
-    let snapshot: SnapshotInfo | undefined;
-    if (building && layers) {
-      snapshot = {
+    const snapshot = await target.commit(leftRunning);
+    if (!target.preDump) await recordCheckpoint(context, record, { imagePath: target.finalPath, leftRunning, snapshot });
+    return { imagePath: target.finalPath, leftRunning, durationMs: Date.now() - started, ...(snapshot ? { snapshot } : {}) };
+  });
+}
+
+/** The record after a dump: its last checkpoint, and checkpointed unless the tree was left running. */
+async function recordCheckpoint(
+  context: RuntimeContext,
+  record: RunningRecord,
+  done: { readonly imagePath: string; readonly leftRunning: boolean; readonly snapshot: SnapshotInfo | undefined },
+): Promise<ContainerRecord> {
+  // A named snapshot is reached by name (reset), never as the bare checkpoint to restore.
+  const lastCheckpoint = done.snapshot ? record.lastCheckpoint : { imagePath: done.imagePath, time: new Date().toISOString(), leftRunning: done.leftRunning };
+  if (done.leftRunning) return context.store.commit(record, { kind: 'amended', changes: lastCheckpoint ? { lastCheckpoint } : {} });
+  return context.store.commit(record, { kind: 'checkpointed', ...(lastCheckpoint ? { lastCheckpoint } : {}) });
+}
+
+async function targetFor(context: RuntimeContext, record: RunningRecord, request: CheckpointRequest): Promise<CheckpointTarget> {
+  if (request.name !== undefined) return snapshotTarget(context, record, request.name);
+  if (request.imagePath === undefined) return managedTarget(defaultImagePath(context, record.id), request.preDump === true);
+  return directoryTarget(path.resolve(request.imagePath), request.preDump === true);
+}
+
+/** Written aside and swapped in, so a failure keeps the last good checkpoint. */
+async function managedTarget(finalPath: string, preDump: boolean): Promise<CheckpointTarget> {
+  const writePath = `${finalPath}.new`;
+  await rm(writePath, { recursive: true, force: true });
+  await mkdir(writePath, { recursive: true, mode: 0o700 });
+  return {
+    writePath,
+    finalPath,
+    preDump,
+    async commit() {
+      await rm(finalPath, { recursive: true, force: true });
+      await rename(writePath, finalPath);
+      return undefined;
+    },
+    async abandon(error) {
+      return error;
+    },
+  };
+}
+
+async function directoryTarget(imagePath: string, preDump: boolean): Promise<CheckpointTarget> {
+  await mkdir(imagePath, { recursive: true, mode: 0o700 });
+  return {
+    writePath: imagePath,
+    finalPath: imagePath,
+    preDump,
+    async commit() {
+      return undefined;
+    },
+    async abandon(error) {
+      return error;
+    },
+  };
+}
+
+/** A named snapshot: built in a directory of its own, moved into place once complete. */
+async function snapshotTarget(context: RuntimeContext, record: RunningRecord, name: string): Promise<CheckpointTarget> {
+  const { snapshots, store } = context;
+  const building: SnapshotPaths = await snapshots.begin(record.id, name);
+  const layers = await currentLayers(context, record);
+  return {
+    writePath: building.images,
+    finalPath: snapshots.paths(record.id, name).images,
+    preDump: false,
+    onNotify: async (notify) => {
+      // The tree is still frozen here: no write can fall between the memory and the rootfs.
+      if (notify.script === 'post-dump') await copyLayer(layers.writable, building.rootfs);
+    },
+    async commit(leftRunning) {
+      const snapshot: SnapshotInfo = {
         formatVersion: 1,
-        name: request.name!,
-        id,
+        name,
+        id: record.id,
         created: new Date().toISOString(),
-        layers: [snapshots.paths(id, request.name!).rootfs, ...layers.lowers],
+        layers: [snapshots.paths(record.id, name).rootfs, ...layers.lowers],
         memoryBytes: await memoryBytes(building.images),
         rootfsBytes: await diskUsage(building.rootfs),
         leftRunning,
       };
-      await snapshots.commit(id, building, snapshot);
-    }
-    if (managed) {
-      await rm(finalPath, { recursive: true, force: true });
-      await rename(writePath, finalPath);
-    }
-    if (!request.preDump) {
-      // A named snapshot is reached by name (reset), never as the bare checkpoint to restore.
-      const lastCheckpoint = snapshot ? record.lastCheckpoint : { imagePath: finalPath, time: new Date().toISOString(), leftRunning };
-      if (leftRunning) {
-        await store.save({ ...record, ...(lastCheckpoint ? { lastCheckpoint } : {}) });
-      } else {
-        const { init: _init, monitor: _monitor, lastCheckpoint: _last, ...rest } = record;
-        const next: ContainerRecord = { ...rest, status: 'checkpointed', ...(lastCheckpoint ? { lastCheckpoint } : {}) };
-        await store.save(next);
-      }
-    }
-    return { imagePath: finalPath, leftRunning, durationMs: Date.now() - started, ...(snapshot ? { snapshot } : {}) };
-  });
+      await snapshots.commit(record.id, building, snapshot);
+      return snapshot;
+    },
+    async abandon(error) {
+      // The unfinished snapshot goes, and CRIU's log with it: the log is kept beside the state.
+      const kept =
+        error instanceof CriuRequestError ? await keepLog(error.failure.logPath ?? '', path.join(store.paths(record.id).dir, 'checkpoint-failed.log')) : undefined;
+      await snapshots.abandon(building);
+      return kept && error instanceof CriuRequestError ? new CriuRequestError(withLogAt(error.failure, kept), { cause: error }) : error;
+    },
+  };
 }
 
 /**
  * A network or pid namespace the container joined by path is not the container's to dump: CRIU
  * records it as external (runc: "net[<inode>]:extRootNetNS"), and a restore joins it again.
  */
-async function externalNamespaces(
-  spec: Awaited<ReturnType<typeof readEffectiveSpec>>['spec'],
-  processes: RuntimeContext['processes'],
-  pid: number,
-): Promise<string[]> {
+async function externalNamespaces(spec: Spec, context: RuntimeContext, pid: number): Promise<string[]> {
   const external: string[] = [];
   for (const [type, short, key] of [
     ['network', 'net', 'extRootNetNS'],
@@ -206,7 +259,7 @@ async function externalNamespaces(
   ] as const) {
     const namespace = specHasNamespace(spec, type);
     if (!namespace?.path) continue;
-    const inode = await processes.namespaceInode(pid, short);
+    const inode = await context.processes.namespaceInode(pid, short);
     external.push(`${short}[${inode}]:${key}`);
   }
   return external;

@@ -14,7 +14,7 @@ export type LogLevel = (typeof logLevels)[number];
 export const ociRuntimes = ['runc', 'crun'] as const;
 export type OciRuntimeName = (typeof ociRuntimes)[number];
 
-const configSchema = z.strictObject({
+export const configSchema = z.strictObject({
   /** Where container state lives: <stateRoot>/<id>/state.json. */
   stateRoot: z.string().min(1),
   /** Where bare `runtime checkpoint <id>` puts its images: <checkpointRoot>/<id>/checkpoint. */

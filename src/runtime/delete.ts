@@ -10,8 +10,7 @@ import type { RuntimeContext } from './context.js';
 import { validateId } from './id.js';
 import { requireRoot } from './privileges.js';
 import { RuntimeError } from './errors.js';
-import { cgroupHierarchies, cgroupPids, cgroupTree, removeCgroupTree, setFrozen, type CgroupHierarchy } from './cgroups.js';
-import type { ProcessIdentity } from './state/record.js';
+import { initOf, monitorOf, type ProcessIdentity } from './state/record.js';
 import { unmountStorage } from './storage.js';
 import { unmountAll } from '../rootfs/layers.js';
 import { SnapshotInUseError } from './snapshots/store.js';
@@ -29,27 +28,28 @@ export interface DeleteOptions {
 
 export async function deleteContainer(context: RuntimeContext, id: string, options: DeleteOptions = {}): Promise<void> {
   validateId(id);
-  requireRoot('runtime delete');
-  const { store, processes, mounts, logger } = context;
+  requireRoot(context.processes, 'runtime delete');
+  const { store, processes, mounts, cgroups, logger } = context;
   const record = await store.load(id);
   const copies = [];
   for (const other of await store.ids()) {
     if (other !== id && (await store.load(other).catch(() => undefined))?.snapshotOf === id) copies.push(other);
   }
   if (copies.length > 0) throw new SnapshotInUseError(`of ${id}`, copies.map((c) => `container ${c}`));
-  const hierarchies = cgroupHierarchies(await mounts.mounts());
-  const running = record.init !== undefined && (await processes.isAlive(record.init));
+  const init = initOf(record);
+  const monitor = monitorOf(record);
+  const running = init !== undefined && (await processes.isAlive(init));
   if (running && !options.force) throw new ContainerRunningError(id);
   const cgroupBase = record.cgroupBase ?? record.cgroupPath;
   if (running) {
-    await processes.signal(record.init!, 'SIGKILL');
-    await killCgroupTree(context, hierarchies, cgroupBase);
-    await waitGone(context, record.init!, 10_000);
+    await processes.signal(init, 'SIGKILL');
+    await cgroups.killTree(cgroupBase);
+    await waitGone(context, init, 10_000);
   }
   // The monitor records the exit under the lock (and drops a standby); let it finish first.
-  if (record.monitor) await waitGone(context, record.monitor, 5_000);
+  if (monitor) await waitGone(context, monitor, 5_000);
   // Whatever is left in the container's cgroups (a standby whose monitor died) goes too.
-  if (options.force) await killCgroupTree(context, hierarchies, cgroupBase);
+  if (options.force) await cgroups.killTree(cgroupBase);
 
   const paths = store.paths(id);
   // Nothing may stay mounted below the state directory before it is removed (a restore root,
@@ -62,21 +62,11 @@ export async function deleteContainer(context: RuntimeContext, id: string, optio
     await unmountAll(mounts, record.layers.target);
   }
   if (record.storage && record.rootfsMountedByRuntime) await unmountStorage(context, record.storage);
-  const left = await removeCgroupTree(hierarchies, cgroupBase);
+  const left = await cgroups.removeTree(cgroupBase);
   if (left.length > 0) logger.warn('some cgroup directories are still busy and were left', { id, left });
   await context.ociRuntime.forget({ id, root: paths.ociRoot });
   await store.remove(id);
   await rm(path.join(context.config.checkpointRoot, id), { recursive: true, force: true });
-}
-
-async function killCgroupTree(context: RuntimeContext, hierarchies: readonly CgroupHierarchy[], base: string): Promise<void> {
-  for (const cgroup of await cgroupTree(hierarchies, base)) {
-    await setFrozen(hierarchies, cgroup, false);
-    for (const pid of await cgroupPids(hierarchies, cgroup)) {
-      const identity = await context.processes.identify(pid);
-      if (identity) await context.processes.signal(identity, 'SIGKILL');
-    }
-  }
 }
 
 async function waitGone(context: RuntimeContext, identity: ProcessIdentity, timeoutMs: number): Promise<void> {

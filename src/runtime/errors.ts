@@ -38,3 +38,10 @@ export class NotRootError extends RuntimeError {
     });
   }
 }
+
+export class InitEndedError extends RuntimeError {
+  readonly code = 'INIT_ENDED' as const;
+  constructor(readonly id: string, readonly pid: number, how: 'started' | 'restored', logPath: string) {
+    super(`the init of ${id} (pid ${pid}) ended right after it was ${how}`, { hint: `read the container's output in ${logPath}` });
+  }
+}

@@ -8,7 +8,6 @@ import path from 'node:path';
 import type { RuntimeContext } from './context.js';
 import { validateId } from './id.js';
 import { CheckpointNotFoundError } from './checkpoint-metadata.js';
-import { SnapshotStore } from './snapshots/store.js';
 import { readInspection } from './inspection/read.js';
 import type { CheckpointInspection } from './inspection/model.js';
 
@@ -37,7 +36,7 @@ export async function resolveInspectTarget(context: RuntimeContext, request: Ins
   const id = validateId(target);
   const record = await context.store.load(id);
   if (request.snapshot !== undefined) {
-    const snapshots = new SnapshotStore(context.config.checkpointRoot);
+    const { snapshots } = context;
     await snapshots.read(id, request.snapshot);
     return snapshots.paths(id, request.snapshot).images;
   }

@@ -6,9 +6,9 @@ import { ContainerNotRunningError } from './checkpoint.js';
 
 export async function kill(context: RuntimeContext, id: string, signal: number): Promise<void> {
   validateId(id);
-  requireRoot('runtime kill');
+  requireRoot(context.processes, 'runtime kill');
   const record = await context.store.load(id);
-  if (record.status !== 'running' || !record.init || !(await context.processes.signal(record.init, signal))) {
+  if (record.status !== 'running' || !(await context.processes.signal(record.init, signal))) {
     throw new ContainerNotRunningError(id, record.status === 'running' ? 'stopped' : record.status);
   }
 }

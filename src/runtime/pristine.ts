@@ -3,10 +3,25 @@
  * to that snapshot before each test, fast (the monitor keeps a standby ready). Dispose removes
  * it. This is the library form of run + checkpoint --name + reset + delete -f.
  */
-import type { Runtime } from './runtime.js';
 import type { SnapshotInfo } from './snapshots/store.js';
+import type { RunOptions } from './run.js';
+import type { CheckpointRequest, CheckpointResult } from './checkpoint.js';
+import { ContainerNotRunningError } from './checkpoint.js';
+import type { ResetRequest } from './reset.js';
+import type { DeleteOptions } from './delete.js';
+import type { OciState } from './oci/index.js';
+import { pickResetCriuOptions, type ResetCriuOptions } from './monitor/protocol.js';
 
-export interface PristineOptions {
+/** The operations a pristine container is made of (the Runtime has them). */
+export interface PristineHost {
+  run(options: RunOptions): Promise<number>;
+  checkpoint(request: CheckpointRequest): Promise<CheckpointResult>;
+  reset(request: ResetRequest): Promise<number>;
+  state(id: string): Promise<OciState>;
+  delete(id: string, options?: DeleteOptions): Promise<void>;
+}
+
+export interface PristineOptions extends ResetCriuOptions {
   readonly id: string;
   /** The OCI bundle (config.json and rootfs). */
   readonly bundle: string;
@@ -17,23 +32,19 @@ export interface PristineOptions {
   readonly ready?: (container: PristineContainer) => Promise<unknown>;
   /** The snapshot's name (default "pristine"). */
   readonly snapshot?: string;
-  /** Reset through lazy pages: the reset returns before all memory is copied. */
-  readonly lazyPages?: boolean;
   /** Keep a stopped standby ready so a reset only switches to it (default true). */
   readonly standby?: boolean;
-  /** Checkpoint/restore established TCP connections (open clients at snapshot time). */
-  readonly tcpEstablished?: boolean;
 }
 
 export class PristineContainer {
   private constructor(
-    private readonly runtime: Runtime,
+    private readonly runtime: PristineHost,
     private readonly options: PristineOptions,
     private current: SnapshotInfo,
   ) {}
 
   /** Runs the container, waits for `ready`, and takes the snapshot (the container keeps running). */
-  static async start(runtime: Runtime, options: PristineOptions): Promise<PristineContainer> {
+  static async start(runtime: PristineHost, options: PristineOptions): Promise<PristineContainer> {
     await runtime.run({ id: options.id, bundle: options.bundle });
     try {
       const starting = new PristineContainer(runtime, options, undefined as unknown as SnapshotInfo);
@@ -64,7 +75,7 @@ export class PristineContainer {
   /** The pid of the container's init on the host (it changes with each reset). */
   async pid(): Promise<number> {
     const state = await this.runtime.state(this.options.id);
-    if (state.pid === undefined) throw new Error(`container ${this.options.id} is ${state.status}`);
+    if (state.pid === undefined) throw new ContainerNotRunningError(this.options.id, state.status);
     return state.pid;
   }
 
@@ -73,9 +84,8 @@ export class PristineContainer {
     return this.runtime.reset({
       id: this.options.id,
       name: this.current.name,
-      ...(this.options.lazyPages ? { lazyPages: true } : {}),
+      ...pickResetCriuOptions(this.options),
       ...(this.options.standby === false ? { standby: false } : {}),
-      ...(this.options.tcpEstablished ? { tcpEstablished: true } : {}),
     });
   }
 

@@ -5,16 +5,15 @@
 import type { RuntimeContext } from './context.js';
 import { validateId } from './id.js';
 import { requireRoot } from './privileges.js';
-import { SnapshotStore } from './snapshots/store.js';
 
 export async function removeSnapshot(context: RuntimeContext, id: string, name: string): Promise<void> {
   validateId(id);
-  requireRoot('runtime snapshots rm');
+  requireRoot(context.processes, 'runtime snapshots rm');
   await context.store.load(id);
   const inUse: { user: string; layers: readonly string[] }[] = [];
   for (const other of await context.store.ids()) {
     const record = await context.store.load(other).catch(() => undefined);
     if (record?.layers) inUse.push({ user: `container ${other}`, layers: record.layers.lowers });
   }
-  await new SnapshotStore(context.config.checkpointRoot).remove(id, name, inUse);
+  await context.snapshots.remove(id, name, inUse);
 }

@@ -1,28 +1,36 @@
 /**
- * `runtime reset <id> [NAME]` (and `runtime restore --name NAME [--from SRC] <id>`): puts a
- * container back to a named snapshot. The running instance is replaced by a new one whose rootfs
- * is the snapshot's layers under a fresh, empty writable layer (an overlay: nothing is copied),
- * restored from the snapshot's images, which are only read (a read-only bind mount). The
- * container's monitor does the work (monitor/container-monitor.ts); this file validates the
- * request, makes copies, and asks the monitor, or starts one.
+ * Reset: putting a container back to a named snapshot (`runtime reset <id> [NAME]`, `runtime
+ * restore --name NAME [--from SRC] <id>`). The running instance is replaced by a new one whose
+ * rootfs is the snapshot's layers under a fresh, empty writable layer (an overlay: nothing is
+ * copied), restored from the snapshot's images, which are only read (a read-only bind mount).
+ *
+ *   reset        the verb: checks the request, makes a copy's record, and asks the container's
+ *                monitor, or starts one that resets first
+ *   Resetter     what the monitor process runs: the container's instances (the current one and
+ *                a stopped standby restored ahead of time, so a reset only thaws it), replaced
+ *                one at a time, each with its own overlay, cgroup and namespaces
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RuntimeContext } from './context.js';
 import { validateId } from './id.js';
 import { requireRoot } from './privileges.js';
-import { ContainerExistsError, ContainerNotFoundError, UsageError } from './errors.js';
-import { SnapshotStore, type SnapshotInfo } from './snapshots/store.js';
-import { cgroupHierarchies, cgroupPids, defaultCgroupPath } from './cgroups.js';
-import { newRecord, type ContainerRecord } from './state/record.js';
-import type { RestoreCriuOptions } from '../criu/options.js';
-import { launchMonitor } from './monitor/launch.js';
-import { sendControl, type ResetSpec } from './monitor/control.js';
-import { deserializeError } from './monitor/report.js';
+import { ContainerExistsError, ContainerNotFoundError, InitEndedError, describeError } from './errors.js';
+import { refuseAutoDedup, type SnapshotInfo } from './snapshots/store.js';
+import { defaultCgroupPath } from './cgroups.js';
+import { initOf, monitorOf, newRecord, type ContainerRecord, type ProcessIdentity } from './state/record.js';
 import { readEffectiveSpec, writeEffectiveBundle } from './effective-bundle.js';
+import { restoreTree } from './restore.js';
+import { Supervisor } from './monitor/supervisor.js';
+import { pickResetCriuOptions, type ResetCriuOptions, type ResetSpec } from './monitor/protocol.js';
+import { CriuRequestError, withLogAt } from '../criu/errors.js';
+import { keepLog } from '../criu/log.js';
+import { requireFeaturesFor } from '../criu/service.js';
+import { mountLayers, unmountAll, type LayeredRootfs } from '../rootfs/layers.js';
+import type { WaitStatus } from '../system/libc.js';
 
-export interface ResetRequest extends Pick<RestoreCriuOptions, 'tcpEstablished' | 'extUnixSk' | 'shellJob' | 'fileLocks' | 'manageCgroupsMode' | 'lazyPages'> {
+export interface ResetRequest extends ResetCriuOptions {
   readonly id: string;
   /** The snapshot; the newest one when unset. */
   readonly name?: string;
@@ -43,86 +51,66 @@ export interface ResetRequest extends Pick<RestoreCriuOptions, 'tcpEstablished' 
 export async function reset(context: RuntimeContext, request: ResetRequest): Promise<number> {
   const { id, spec } = await prepareReset(context, request);
   const record = await context.store.load(id);
-  if (record.monitor && (await context.processes.isAlive(record.monitor))) {
+  const monitor = monitorOf(record);
+  if (monitor && (await context.processes.isAlive(monitor))) {
     // The monitor checked CRIU when it started; it does the reset.
-    const response = await sendControl(context.store.paths(id).dir, { op: 'reset', reset: spec });
-    if (response) {
-      if (!response.ok) throw deserializeError(response.error, context.store.paths(id).monitorLog);
-      if (request.pidFile) await writeFile(request.pidFile, String(response.pid));
-      return response.pid;
+    const pid = await context.monitors.ask(id, { op: 'reset', reset: spec });
+    if (pid !== undefined) {
+      if (request.pidFile) await writeFile(request.pidFile, String(pid));
+      return pid;
     }
   }
   // No monitor to ask: the running instance (if any) is stopped, and a new monitor resets.
   await context.criu.requireVersion();
-  if (request.lazyPages) await context.criu.requireFeature('lazy_pages', '--lazy-pages');
+  await requireFeaturesFor(context.criu, spec.criu);
   await stopInstance(context, record);
-  return launchMonitor(context, { kind: 'reset', id, reset: spec, ...(request.pidFile ? { pidFile: path.resolve(request.pidFile) } : {}) });
+  return context.monitors.launch({ kind: 'reset', id, reset: spec, ...(request.pidFile ? { pidFile: path.resolve(request.pidFile) } : {}) });
 }
 
 async function prepareReset(context: RuntimeContext, request: ResetRequest): Promise<{ id: string; spec: ResetSpec }> {
   const id = validateId(request.id);
-  requireRoot('runtime reset');
-  const { store } = context;
+  requireRoot(context.processes, 'runtime reset');
+  const { store, snapshots } = context;
+  refuseAutoDedup(request as { autoDedup?: boolean });
   const existing = await store.load(id).catch((error: unknown) => {
     if (error instanceof ContainerNotFoundError) return undefined;
     throw error;
   });
   // A copy resets to its source's snapshots unless it has one of that name (or any) itself.
-  const snapshots = new SnapshotStore(context.config.checkpointRoot);
   const own = (await snapshots.list(id).catch(() => [])).filter((s) => request.name === undefined || s.name === request.name);
   const sourceId = validateId(request.from ?? (own.length === 0 && existing?.snapshotOf ? existing.snapshotOf : id));
-  if ((request as { autoDedup?: boolean }).autoDedup) {
-    throw new UsageError('--auto-dedup cannot be used with a named snapshot', 'a reset never changes the snapshot\'s images');
-  }
   const snapshot = request.name !== undefined ? await snapshots.read(sourceId, request.name) : await snapshots.latest(sourceId);
 
-  const record = existing;
-  if (record && request.from && record.snapshotOf !== sourceId) throw new ContainerExistsError(id);
-  if (!record) {
+  if (existing && request.from && existing.snapshotOf !== sourceId) throw new ContainerExistsError(id);
+  if (!existing) {
     if (!request.from) throw new ContainerNotFoundError(id, store.root);
     await createCopy(context, id, await store.load(sourceId), snapshot);
   }
-  const spec: ResetSpec = {
-    sourceId,
-    name: snapshot.name,
-    standby: request.standby ?? true,
-    criu: {
-      ...(request.tcpEstablished ? { tcpEstablished: true } : {}),
-      ...(request.extUnixSk ? { extUnixSk: true } : {}),
-      ...(request.shellJob ? { shellJob: true } : {}),
-      ...(request.fileLocks ? { fileLocks: true } : {}),
-      ...(request.manageCgroupsMode ? { manageCgroupsMode: request.manageCgroupsMode } : {}),
-      ...(request.lazyPages ? { lazyPages: true } : {}),
-    },
-  };
-  return { id, spec };
+  return { id, spec: { sourceId, name: snapshot.name, standby: request.standby ?? true, criu: pickResetCriuOptions(request) } };
 }
 
 /**
- * Stops the running instance: SIGKILL to every process of its cgroup, then waits until its
- * parent (monitor or foreground runtime) has reaped it and recorded the exit.
+ * Stops the running instance when no monitor is alive to do it: its processes are killed, then
+ * this waits until a parent has reaped the init and recorded the exit (or none is left to).
  */
 export async function stopInstance(context: RuntimeContext, record: ContainerRecord): Promise<void> {
-  const { processes, store, mounts } = context;
-  if (!record.init || !(await processes.isAlive(record.init))) return;
-  await processes.signal(record.init, 'SIGKILL');
-  const hierarchies = cgroupHierarchies(await mounts.mounts());
-  for (const pid of await cgroupPids(hierarchies, record.cgroupPath)) {
-    const identity = await processes.identify(pid);
-    if (identity) await processes.signal(identity, 'SIGKILL');
-  }
+  const { processes, store, cgroups } = context;
+  const init = initOf(record);
+  if (!init || !(await processes.isAlive(init))) return;
+  await processes.signal(init, 'SIGKILL');
+  await cgroups.killTree(record.cgroupPath);
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
     const current = await store.load(record.id);
-    if (current.status !== 'running' || current.init?.pid !== record.init.pid) return;
+    if (current.status !== 'running' || current.init.pid !== init.pid) return;
     // A parent that is gone cannot record the exit; the init is then reaped by pid 1.
-    if (!(await processes.isAlive(record.init)) && (!current.monitor || !(await processes.isAlive(current.monitor)))) return;
+    if (!(await processes.isAlive(init)) && (!current.monitor || !(await processes.isAlive(current.monitor)))) return;
     await sleep(5);
   }
 }
 
 /** A new container made from another's snapshot: its own rootfs mount point, cgroup and state. */
-async function createCopy(context: RuntimeContext, id: string, source: ContainerRecord, snapshot: SnapshotInfo): Promise<ContainerRecord> {
+async function createCopy(context: RuntimeContext, id: string, source: ContainerRecord, snapshot: SnapshotInfo): Promise<void> {
   const { store, logger } = context;
   const paths = await store.reserve(id);
   try {
@@ -136,23 +124,239 @@ async function createCopy(context: RuntimeContext, id: string, source: Container
       id,
       logger,
     );
-    const record = newRecord(
-      {
-        id,
-        status: 'checkpointed',
-        bundle: source.bundle,
-        rootfs,
-        cgroupPath: effective.cgroupPath || defaultCgroupPath(id),
-        ociRuntime: source.ociRuntime,
-        annotations: source.annotations,
-        logPath: paths.containerLog,
-      },
-      { snapshotOf: source.id, snapshot: snapshot.name },
+    await store.create(
+      newRecord(
+        {
+          id,
+          status: 'checkpointed',
+          bundle: source.bundle,
+          rootfs,
+          cgroupPath: effective.cgroupPath || defaultCgroupPath(id),
+          ociRuntime: source.ociRuntime,
+          annotations: source.annotations,
+          logPath: paths.containerLog,
+        },
+        { snapshotOf: source.id, snapshot: snapshot.name },
+      ),
     );
-    await store.save(record);
-    return record;
   } catch (error) {
     await store.remove(id);
     throw error;
+  }
+}
+
+/** One restored copy of the process tree, with everything that is its own. */
+interface Instance {
+  readonly number: number;
+  readonly pid: number;
+  readonly identity: ProcessIdentity;
+  readonly supervisor: Supervisor;
+  readonly exited: Promise<WaitStatus>;
+  readonly cgroupPath: string;
+  readonly layers?: LayeredRootfs;
+  readonly dir?: string;
+  /** What the instance was restored from, to tell whether a standby fits a request. */
+  readonly key?: string;
+}
+
+/** How long background work waits after a reset is answered. */
+const BACKGROUND_DELAY_MS = 50;
+
+function instanceKey(spec: ResetSpec): string {
+  return JSON.stringify([spec.sourceId, spec.name, spec.criu]);
+}
+
+/**
+ * The resets of one container, in the process that is its parent (the monitor). It keeps the
+ * current instance, and after a reset with standby, the next one restored and left stopped.
+ */
+export class Resetter {
+  private current: Instance | undefined;
+  private standby: Promise<Instance | undefined> = Promise.resolve(undefined);
+  private queue: Promise<unknown> = Promise.resolve();
+  private lastNumber = 0;
+
+  constructor(
+    private readonly context: RuntimeContext,
+    private readonly id: string,
+  ) {}
+
+  private get paths() {
+    return this.context.store.paths(this.id);
+  }
+
+  /** Takes over the instance a run or restore started (this process is its parent). */
+  async adopt(pid: number, supervisor: Supervisor): Promise<void> {
+    const record = await this.context.store.load(this.id);
+    this.current = await this.track({ number: record.instance ?? 0, pid, supervisor, cgroupPath: record.cgroupPath, ...(record.layers ? { layers: record.layers } : {}) });
+  }
+
+  /** Resolves when the container has ended on its own (not replaced by a reset). */
+  async untilEnded(): Promise<WaitStatus> {
+    for (;;) {
+      const instance = this.current!;
+      const status = await instance.exited;
+      await this.queue.catch(() => undefined);
+      if (this.current === instance) return status;
+    }
+  }
+
+  /** Discards the standby and closes the ended instance. */
+  async shutdown(): Promise<void> {
+    const standby = await this.standby.catch(() => undefined);
+    if (standby) await this.retire(standby);
+    if (this.current) await this.current.supervisor.close();
+  }
+
+  /** Resets are done one at a time, in the order asked. */
+  reset(spec: ResetSpec): Promise<number> {
+    const run = this.queue.catch(() => undefined).then(() => this.resetNow(spec));
+    this.queue = run;
+    return run;
+  }
+
+  private async resetNow(spec: ResetSpec): Promise<number> {
+    const { store, logger, cgroups, mounts, processes, snapshots } = this.context;
+    const started = Date.now();
+    await requireFeaturesFor(this.context.criu, spec.criu);
+    const snapshot = await snapshots.read(spec.sourceId, spec.name);
+    const key = instanceKey(spec);
+    const ready = await this.standby.catch(() => undefined);
+    this.standby = Promise.resolve(undefined);
+    let next: Instance;
+    const old = this.current;
+    if (spec.standby && ready && ready.key === key && (await processes.isAlive(ready.identity))) {
+      next = ready;
+    } else {
+      if (ready) void this.retire(ready);
+      // The old instance stops first, so it cannot write on (to shared volumes) meanwhile. (It is
+      // not frozen instead: a v1 freezer freezes the cgroups below too, where the new one goes.)
+      // Its mounts and directories are removed in the background.
+      if (old) {
+        await this.stop(old);
+        void this.retire(old);
+      }
+      next = await this.restoreInstance(spec, snapshot, false);
+    }
+
+    await store.withLock(this.id, async () => {
+      const record = await store.load(this.id);
+      // The rootfs path shows the new instance's rootfs.
+      await unmountAll(mounts, record.rootfs);
+      await mounts.bind(next.layers!.target, record.rootfs);
+      await store.commit(record, {
+        kind: 'reset',
+        init: next.identity,
+        monitor: await processes.self(),
+        cgroupPath: next.cgroupPath,
+        layers: next.layers!,
+        instance: next.number,
+        snapshot: spec.name,
+      });
+    });
+    this.current = next;
+    // A standby was left stopped by CRIU: now it runs.
+    if (next === ready) await cgroups.signal(next.cgroupPath, 'SIGCONT');
+    logger.info(`reset ${this.id} to ${spec.name}`, { pid: next.pid, ms: Date.now() - started, standby: next === ready });
+
+    // The answer goes out first, and the caller gets a moment to act on it: the old instance's
+    // teardown (freeing a large tree takes the kernel a while) and the next standby's restore
+    // start after that, not in its way.
+    const afterReply = new Promise<void>((resolve) => setTimeout(resolve, BACKGROUND_DELAY_MS));
+    if (old && next === ready) void afterReply.then(() => this.retire(old));
+    if (spec.standby) this.standby = afterReply.then(() => this.prepareStandby(spec, snapshot));
+    return next.pid;
+  }
+
+  private async prepareStandby(spec: ResetSpec, snapshot: SnapshotInfo): Promise<Instance | undefined> {
+    try {
+      return await this.restoreInstance(spec, snapshot, true);
+    } catch (error) {
+      this.context.logger.warn(`no standby for ${this.id}`, { error: describeError(error) });
+      return undefined;
+    }
+  }
+
+  /** Restores the snapshot as a new instance: its own overlay, read-only images view and cgroup. */
+  private async restoreInstance(spec: ResetSpec, snapshot: SnapshotInfo, leaveStopped: boolean): Promise<Instance> {
+    const { store, mounts, snapshots } = this.context;
+    const record = await store.load(this.id);
+    // Numbers only grow: the current instance, a standby and the next never share a directory.
+    const number = Math.max(record.instance ?? 0, this.lastNumber) + 1;
+    this.lastNumber = number;
+    const dir = path.join(this.paths.dir, 'instances', String(number));
+    await rm(dir, { recursive: true, force: true });
+    const layers: LayeredRootfs = {
+      lowers: snapshot.layers,
+      upper: path.join(dir, 'upper'),
+      work: path.join(dir, 'work'),
+      target: path.join(dir, 'rootfs'),
+    };
+    const images = path.join(dir, 'images');
+    const workPath = path.join(dir, 'criu-work');
+    const cgroupPath = `${record.cgroupBase ?? record.cgroupPath}/${number}`;
+    const supervisor = new Supervisor({ id: this.id, store, reaper: this.context.reaper, foreground: false });
+    try {
+      await mountLayers(mounts, layers);
+      await mkdir(images, { recursive: true });
+      // Read-only: the kernel guarantees a reset never changes the snapshot's images.
+      await mounts.bindReadOnly(snapshots.paths(spec.sourceId, spec.name).images, images);
+      await mkdir(workPath, { recursive: true, mode: 0o700 });
+      const { spec: ociSpec } = await readEffectiveSpec(this.paths.effectiveBundle);
+      const pid = await supervisor.startInit((s) =>
+        restoreTree(this.context, s, {
+          record,
+          spec: ociSpec,
+          imagePath: images,
+          criu: { ...spec.criu, workPath },
+          rootfs: layers.target,
+          cgroupPath,
+          criuRoot: path.join(dir, 'criu-root'),
+          leaveStopped,
+        }),
+      );
+      return await this.track({ number, pid, supervisor, cgroupPath, layers, dir, key: instanceKey(spec) });
+    } catch (error) {
+      await supervisor.close();
+      // The instance's directory goes, and CRIU's log with it: the log is kept beside the state.
+      const kept = error instanceof CriuRequestError ? await keepLog(error.failure.logPath ?? '', path.join(this.paths.dir, 'reset-failed.log')) : undefined;
+      await this.removeInstance(dir, cgroupPath);
+      throw kept && error instanceof CriuRequestError ? new CriuRequestError(withLogAt(error.failure, kept), { cause: error }) : error;
+    }
+  }
+
+  /** Starts reaping the instance's init and records who it is (pid and start time). */
+  private async track(partial: Omit<Instance, 'identity' | 'exited'>): Promise<Instance> {
+    const exited = partial.supervisor.superviseInit(partial.pid);
+    const identity = await this.context.processes.identify(partial.pid);
+    if (!identity) {
+      exited.catch(() => undefined);
+      throw new InitEndedError(this.id, partial.pid, 'restored', this.paths.containerLog);
+    }
+    return { ...partial, identity, exited };
+  }
+
+  /** Kills an instance's processes and waits until its init is reaped. */
+  private async stop(instance: Instance): Promise<void> {
+    await this.context.cgroups.killTree(instance.cgroupPath);
+    await instance.exited.catch(() => undefined);
+  }
+
+  /** Kills an instance that was replaced, and removes what was its own once it is gone. */
+  private async retire(instance: Instance): Promise<void> {
+    try {
+      await this.stop(instance);
+      await instance.supervisor.close();
+      if (instance.dir) await this.removeInstance(instance.dir, instance.cgroupPath);
+    } catch (error) {
+      this.context.logger.warn(`cleaning up instance ${instance.number} of ${this.id}`, { error: describeError(error) });
+    }
+  }
+
+  private async removeInstance(dir: string, cgroupPath: string): Promise<void> {
+    const { mounts, cgroups } = this.context;
+    for (const target of ['criu-root', 'images', 'rootfs']) await unmountAll(mounts, path.join(dir, target)).catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+    await cgroups.removeTree(cgroupPath);
   }
 }

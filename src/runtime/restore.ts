@@ -1,24 +1,37 @@
 /**
- * `runtime restore [-d] <id>`: restores a container's process tree from its checkpoint through
- * CRIU, with this runtime as the restored init's parent (rst_sibling). Bare, it takes the
- * container's last checkpoint; with --image-path (and --bundle) it restores any checkpoint,
- * also under a new id.
+ * Restore: every way a process tree comes back from CRIU images, with this runtime as the restored
+ * init's parent (rst_sibling).
+ *
+ *   restoreDetached / restoreForeground   `runtime restore [-d] <id>`: the container's last
+ *                                         checkpoint, or with --image-path (and --bundle) any
+ *                                         checkpoint, also under a new id
+ *   restoreContainer                      what the init's parent-to-be runs for that: mount the
+ *                                         rootfs if needed, restore, record the container running
+ *   restoreTree                           the CRIU request itself, shared with reset (a new
+ *                                         instance, a standby, a copy): mountpoints, external
+ *                                         mounts, stdio, cgroups, lazy pages, the restore root
  */
+import { mkdir, rmdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { RuntimeContext } from './context.js';
 import { validateId } from './id.js';
-import { newRecord } from './state/record.js';
+import { newRecord, type ContainerRecord } from './state/record.js';
+import { assertCanHappen } from './state/status.js';
 import { requireRoot } from './privileges.js';
-import { loadBundle } from './oci/index.js';
-import { writeEffectiveBundle } from './effective-bundle.js';
+import { loadBundle, specHasNamespace, type Spec } from './oci/index.js';
+import { readEffectiveSpec, writeEffectiveBundle } from './effective-bundle.js';
 import { readCheckpoint, CheckpointNotFoundError } from './checkpoint-metadata.js';
-import { assertTransition } from './state/status.js';
 import { defaultImagePath } from './checkpoint.js';
-import { launchMonitor } from './monitor/launch.js';
+import { restoreMountMap } from './external-mounts.js';
+import { mountStorage, planStorage, unmountStorage } from './storage.js';
+import { ContainerNotFoundError, InitEndedError, describeError } from './errors.js';
 import { runInForeground, type ForegroundContainer, type ForegroundStdio } from './monitor/foreground.js';
-import type { RestoreJob } from './monitor/job.js';
-import type { RestoreCriuOptions } from '../criu/options.js';
-import { ContainerNotFoundError } from './errors.js';
+import type { Supervisor } from './monitor/supervisor.js';
+import type { RestoreJob } from './monitor/protocol.js';
+import { restoreOpts, type RestoreCriuOptions } from '../criu/options.js';
+import { requireFeaturesFor } from '../criu/service.js';
+import type { InheritFd } from '../criu/rpc/messages.js';
+import { ensureMountpoints } from '../rootfs/mountpoints.js';
 
 export interface RestoreRequest extends RestoreCriuOptions {
   readonly id: string;
@@ -27,35 +40,38 @@ export interface RestoreRequest extends RestoreCriuOptions {
   readonly pidFile?: string;
 }
 
+/** Restores under a detached monitor; returns the restored init's pid. */
 export async function restoreDetached(context: RuntimeContext, request: RestoreRequest): Promise<number> {
   const { job, createdRecord } = await prepareRestore(context, request);
   try {
-    return await launchMonitor(context, job);
+    return await context.monitors.launch(job);
   } catch (error) {
     if (createdRecord) await context.store.remove(job.id);
     throw error;
   }
 }
 
+/** Restores with this process as the init's parent. */
 export async function restoreForeground(context: RuntimeContext, request: RestoreRequest, stdio: ForegroundStdio): Promise<ForegroundContainer> {
   const { job, createdRecord } = await prepareRestore(context, request);
   try {
-    return await runInForeground(context, job, stdio);
+    return await runInForeground(context, job.id, (supervisor) => restoreContainer(context, supervisor, job), stdio);
   } catch (error) {
     if (createdRecord) await context.store.remove(job.id);
     throw error;
   }
 }
 
+/** Checks the request and the checkpoint, and records a container the runtime did not know yet. */
 async function prepareRestore(context: RuntimeContext, request: RestoreRequest): Promise<{ job: RestoreJob; createdRecord: boolean }> {
   const id = validateId(request.id);
-  requireRoot('runtime restore');
+  requireRoot(context.processes, 'runtime restore');
   const { store, criu, logger } = context;
   const existing = await store.load(id).catch((error: unknown) => {
     if (error instanceof ContainerNotFoundError) return undefined;
     throw error;
   });
-  if (existing) assertTransition(id, existing.status, 'running', 'restore');
+  if (existing) assertCanHappen(existing, 'restored');
 
   const imagePath = path.resolve(request.imagePath ?? existing?.lastCheckpoint?.imagePath ?? defaultImagePath(context, id));
   if (existing && !request.imagePath && !existing.lastCheckpoint) {
@@ -63,12 +79,16 @@ async function prepareRestore(context: RuntimeContext, request: RestoreRequest):
   }
   const { metadata } = await readCheckpoint(imagePath);
   await criu.requireVersion();
+  await requireFeaturesFor(criu, request);
 
-  const criuOptions: RestoreCriuOptions = {
-    ...request,
-    ...(request.workPath ? { workPath: path.resolve(request.workPath) } : {}),
+  const { id: _id, bundle: _bundle, pidFile: _pidFile, ...criuOptions } = request;
+  const job: RestoreJob = {
+    kind: 'restore',
+    id,
+    imagePath,
+    criu: { ...criuOptions, ...(request.workPath ? { workPath: path.resolve(request.workPath) } : {}) },
+    ...(request.pidFile ? { pidFile: path.resolve(request.pidFile) } : {}),
   };
-  const job: RestoreJob = { kind: 'restore', id, imagePath, criu: stripRequest(criuOptions), ...(request.pidFile ? { pidFile: path.resolve(request.pidFile) } : {}) };
 
   if (existing) {
     if (request.bundle) {
@@ -76,7 +96,7 @@ async function prepareRestore(context: RuntimeContext, request: RestoreRequest):
       const effective = await writeEffectiveBundle(store.paths(id).effectiveBundle, bundle, id, logger);
       await store.withLock(id, async () => {
         const record = await store.load(id);
-        await store.save({ ...record, bundle: bundle.path, rootfs: bundle.rootfs, cgroupPath: effective.cgroupPath });
+        await store.commit(record, { kind: 'amended', changes: { bundle: bundle.path, rootfs: bundle.rootfs, cgroupPath: effective.cgroupPath } });
       });
     }
     return { job, createdRecord: false };
@@ -87,7 +107,7 @@ async function prepareRestore(context: RuntimeContext, request: RestoreRequest):
   const paths = await store.reserve(id);
   try {
     const effective = await writeEffectiveBundle(paths.effectiveBundle, bundle, id, logger);
-    await store.save(
+    await store.create(
       newRecord(
         {
           id,
@@ -109,8 +129,126 @@ async function prepareRestore(context: RuntimeContext, request: RestoreRequest):
   return { job, createdRecord: true };
 }
 
-/** Only the CRIU options travel in the job (not the id, bundle or pid file). */
-function stripRequest(options: RestoreCriuOptions & Partial<RestoreRequest>): RestoreCriuOptions {
-  const { id: _id, bundle: _bundle, pidFile: _pidFile, ...criu } = options;
-  return criu;
+/**
+ * Restores the container from the job's images with the supervisor's stdio, this process as the
+ * init's parent, and records it running. A rootfs from a storage driver is mounted first when it
+ * is not (after a reboot, or moved), and unmounted again if the restore fails.
+ */
+export async function restoreContainer(context: RuntimeContext, supervisor: Supervisor, job: RestoreJob): Promise<number> {
+  const { store, processes } = context;
+  const paths = store.paths(job.id);
+  const pid = await store.withLock(job.id, async () => {
+    const record = await store.load(job.id);
+    assertCanHappen(record, 'restored');
+    const { spec } = await readEffectiveSpec(paths.effectiveBundle);
+    const planned = record.storage ? await planStorage(context, record.storage) : undefined;
+    const mountedNow = planned ? await mountStorage(context, planned) : false;
+    try {
+      const pid = await restoreTree(context, supervisor, {
+        record,
+        spec,
+        imagePath: job.imagePath,
+        criu: job.criu,
+        rootfs: record.layers?.target ?? record.rootfs,
+        cgroupPath: record.cgroupPath,
+        criuRoot: paths.criuRoot,
+      });
+      const init = await processes.identify(pid);
+      if (!init) throw new InitEndedError(job.id, pid, 'restored', paths.containerLog);
+      const monitor = supervisor.foreground ? undefined : await processes.self();
+      await store.commit(record, { kind: 'restored', init, ...(monitor ? { monitor } : {}), ...(mountedNow ? { mountedRootfs: true } : {}) });
+      return pid;
+    } catch (error) {
+      // Nothing stays mounted after a failed restore.
+      if (mountedNow && record.storage) await unmountStorage(context, record.storage).catch(() => undefined);
+      throw error;
+    }
+  });
+  if (job.pidFile) await writeFile(job.pidFile, String(pid));
+  return pid;
+}
+
+/** One restore of a process tree: where from, where to, and how. */
+export interface TreeRestore {
+  readonly record: ContainerRecord;
+  /** The container's effective spec (mounts, namespaces). */
+  readonly spec: Spec;
+  readonly imagePath: string;
+  readonly criu: RestoreCriuOptions;
+  /** The host directory holding the tree's root filesystem. */
+  readonly rootfs: string;
+  /** The cgroup to restore into (created, with CRIU put inside before it restores). */
+  readonly cgroupPath: string;
+  /** An empty directory to bind the rootfs on for CRIU (it needs a mount point). */
+  readonly criuRoot: string;
+  /** Leave the restored tree stopped (a standby for a later reset) → leave_stopped. */
+  readonly leaveStopped?: boolean;
+}
+
+/**
+ * The CRIU restore request, with the calling process as the restored init's parent: mountpoints
+ * recreated, external mounts mapped to their sources, stdio pipes reconnected, the tree put into
+ * its cgroup, lazy pages served when asked. Returns the init's pid.
+ */
+export async function restoreTree(context: RuntimeContext, supervisor: Supervisor, request: TreeRestore): Promise<number> {
+  const { criu, mounts, cgroups, logger } = context;
+  const { record, spec } = request;
+  const { metadata, descriptors } = await readCheckpoint(request.imagePath);
+  const created = await ensureMountpoints(spec.mounts ?? [], request.rootfs, record.bundle);
+  if (created.length > 0) logger.debug('recreated mountpoints in the rootfs', { id: record.id, created });
+  const extMounts = await restoreMountMap(metadata.externalMounts, {
+    spec,
+    bundle: record.bundle,
+    bundleConfig: `${context.store.paths(record.id).effectiveBundle}/config.json`,
+    rootfs: request.rootfs,
+    hierarchies: await cgroups.hierarchies(),
+    cgroupPath: request.cgroupPath,
+  });
+  // runc's convention: every stdio fd that was a pipe is reconnected to the new pipe at that fd.
+  const inheritFds: InheritFd[] = descriptors
+    .map((target, fd) => ({ key: target, fd }))
+    .filter((entry) => entry.fd < 3 && entry.key.startsWith('pipe:'));
+
+  const workPath = request.criu.workPath;
+  const lazy = request.criu.lazyPages && workPath ? await criu.startLazyPages(request.imagePath, workPath) : undefined;
+  if (lazy) supervisor.onClose(() => lazy.stop());
+
+  // CRIU needs the root to be a mount point whose parent is not overmounted.
+  await mkdir(request.criuRoot, { recursive: true });
+  await mounts.bind(request.rootfs, request.criuRoot);
+  try {
+    return await criu.restore({
+      opts: restoreOpts(request.criu, {
+        root: request.criuRoot,
+        extMounts,
+        inheritFds,
+        cgroupRoots: [],
+        ...(request.leaveStopped ? { leaveStopped: true } : {}),
+      }),
+      imagePath: request.imagePath,
+      inheritFiles: joinedNamespaces(spec),
+      ...(workPath ? { workPath } : {}),
+      stdio: supervisor.childStdio,
+      // As runc: CRIU is put into the container's cgroups before it restores, and told their roots.
+      prepare: (criuPid) => cgroups.enter(request.cgroupPath, criuPid),
+    });
+  } catch (error) {
+    await lazy?.stop();
+    throw error;
+  } finally {
+    await mounts.unmount(request.criuRoot, { detach: true }).catch((error: unknown) => {
+      logger.warn('could not unmount the restore root', { path: request.criuRoot, error: describeError(error) });
+    });
+    await rmdir(request.criuRoot).catch(() => undefined);
+  }
+}
+
+/** Namespaces the container joins by path are handed to CRIU under the keys the dump named them. */
+function joinedNamespaces(spec: Spec): { key: string; path: string }[] {
+  const files: { key: string; path: string }[] = [];
+  const network = specHasNamespace(spec, 'network')?.path;
+  const pid = specHasNamespace(spec, 'pid')?.path;
+  if (network) files.push({ key: 'extRootNetNS', path: network });
+  if (pid) files.push({ key: 'extRootPidNS', path: pid });
+  return files;
 }

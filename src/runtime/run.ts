@@ -1,16 +1,24 @@
 /**
  * `runtime run [-d] --bundle DIR <id>`: validates the bundle, records the container, and has the
  * OCI runtime start it with this runtime (a monitor, or the CLI in the foreground) as the parent.
+ *
+ *   runDetached / runForeground   the verb: record the container, then start it in a monitor
+ *                                 process or in this one
+ *   startContainer                what the init's parent-to-be runs: the OCI runtime forks the
+ *                                 init and exits; the init is reparented to us (subreaper)
  */
+import { writeFile } from 'node:fs/promises';
 import type { RuntimeContext } from './context.js';
 import { validateId } from './id.js';
 import { newRecord } from './state/record.js';
+import { assertCanHappen } from './state/status.js';
 import { loadBundle } from './oci/index.js';
 import { writeEffectiveBundle } from './effective-bundle.js';
 import { requireRoot } from './privileges.js';
-import { launchMonitor } from './monitor/launch.js';
+import { InitEndedError } from './errors.js';
 import { runInForeground, type ForegroundContainer, type ForegroundStdio } from './monitor/foreground.js';
-import type { RunJob } from './monitor/job.js';
+import type { Supervisor } from './monitor/supervisor.js';
+import type { RunJob } from './monitor/protocol.js';
 import { mountStorage, planStorage, unmountStorage, type StorageSpec } from './storage.js';
 
 export interface RunOptions {
@@ -27,7 +35,7 @@ export interface RunOptions {
 export async function runDetached(context: RuntimeContext, options: RunOptions): Promise<number> {
   const job = await prepareRun(context, options);
   try {
-    return await launchMonitor(context, job);
+    return await context.monitors.launch(job);
   } catch (error) {
     await context.store.remove(options.id);
     throw error;
@@ -38,7 +46,7 @@ export async function runDetached(context: RuntimeContext, options: RunOptions):
 export async function runForeground(context: RuntimeContext, options: RunOptions, stdio: ForegroundStdio): Promise<ForegroundContainer> {
   const job = await prepareRun(context, options);
   try {
-    return await runInForeground(context, job, stdio);
+    return await runInForeground(context, job.id, (supervisor) => startContainer(context, supervisor, job), stdio);
   } catch (error) {
     await context.store.remove(options.id);
     throw error;
@@ -47,7 +55,7 @@ export async function runForeground(context: RuntimeContext, options: RunOptions
 
 async function prepareRun(context: RuntimeContext, options: RunOptions): Promise<RunJob> {
   const id = validateId(options.id);
-  requireRoot('runtime run');
+  requireRoot(context.processes, 'runtime run');
   const loaded = await loadBundle(options.bundle, { requireRootfs: options.storage === undefined });
   const planned = options.storage ? await planStorage(context, options.storage) : undefined;
   const bundle = planned ? { ...loaded, rootfs: planned.plan.rootfs } : loaded;
@@ -56,7 +64,7 @@ async function prepareRun(context: RuntimeContext, options: RunOptions): Promise
   try {
     if (planned) mounted = await mountStorage(context, planned);
     const effective = await writeEffectiveBundle(paths.effectiveBundle, bundle, id, context.logger);
-    await context.store.save(
+    await context.store.create(
       newRecord(
         {
           id,
@@ -77,4 +85,33 @@ async function prepareRun(context: RuntimeContext, options: RunOptions): Promise
     throw error;
   }
   return { kind: 'run', id, ...(options.pidFile ? { pidFile: options.pidFile } : {}) };
+}
+
+/**
+ * Starts the init through the OCI runtime with the supervisor's stdio, this process as its
+ * parent, and records it running.
+ */
+export async function startContainer(context: RuntimeContext, supervisor: Supervisor, job: RunJob): Promise<number> {
+  const { store, ociRuntime, processes } = context;
+  const paths = store.paths(job.id);
+  const pid = await store.withLock(job.id, async () => {
+    const record = await store.load(job.id);
+    assertCanHappen(record, 'started');
+    const pid = await ociRuntime.start({
+      id: job.id,
+      bundle: paths.effectiveBundle,
+      root: paths.ociRoot,
+      logPath: paths.ociLog,
+      stdio: supervisor.childStdio,
+    });
+    const init = await processes.identify(pid);
+    if (!init) throw new InitEndedError(job.id, pid, 'started', paths.containerLog);
+    // The OCI runtime's own record is not needed past start: this runtime owns the container now.
+    await ociRuntime.forget({ id: job.id, root: paths.ociRoot });
+    const monitor = supervisor.foreground ? undefined : await processes.self();
+    await store.commit(record, { kind: 'started', init, ...(monitor ? { monitor } : {}) });
+    return pid;
+  });
+  if (job.pidFile) await writeFile(job.pidFile, String(pid));
+  return pid;
 }

@@ -26,13 +26,13 @@ export async function listRecords(context: RuntimeContext): Promise<{ state: Oci
 }
 
 async function toOciState(context: RuntimeContext, record: ContainerRecord): Promise<OciState> {
-  const alive = record.status === 'running' && record.init !== undefined && (await context.processes.isAlive(record.init));
+  const alive = record.status === 'running' && (await context.processes.isAlive(record.init));
   const status = record.status === 'running' && !alive ? 'stopped' : record.status;
   return {
     ociVersion: OCI_VERSION,
     id: record.id,
     status,
-    ...(status === 'running' && record.init ? { pid: record.init.pid } : {}),
+    ...(status === 'running' && record.status === 'running' ? { pid: record.init.pid } : {}),
     bundle: record.bundle,
     annotations: { ...record.annotations },
   } as OciState;

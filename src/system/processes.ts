@@ -5,6 +5,14 @@
  */
 import { readFile, readlink } from 'node:fs/promises';
 import { injectable } from 'tsyringe';
+import { RuntimeError } from './errors.js';
+
+export class ProcFormatError extends RuntimeError {
+  readonly code = 'PROC_FORMAT' as const;
+  constructor(message: string) {
+    super(message);
+  }
+}
 
 /** A process identity that survives pid reuse: the pid and its start time in clock ticks since boot. */
 export interface ProcessIdentity {
@@ -26,7 +34,7 @@ export interface ProcStat {
 export function parseProcStat(text: string): ProcStat {
   const open = text.indexOf('(');
   const close = text.lastIndexOf(')');
-  if (open < 0 || close < open) throw new Error(`malformed /proc stat: ${text.slice(0, 80)}`);
+  if (open < 0 || close < open) throw new ProcFormatError(`malformed /proc stat: ${text.slice(0, 80)}`);
   const rest = text.slice(close + 2).split(' ');
   // rest[0] is field 3 (state); field 22 (starttime) is rest[19].
   return {
@@ -76,6 +84,10 @@ export interface ProcessService {
   children(pid: number): Promise<number[]>;
   /** The inode of one of pid's namespaces ("net", "pid", ...), as /proc/<pid>/ns/<type> names it. */
   namespaceInode(pid: number, type: string): Promise<number>;
+  /** This process's effective uid (root is 0). */
+  effectiveUid(): number;
+  /** This process's own identity. */
+  self(): Promise<ProcessIdentity>;
 }
 
 export const PROCESS_SERVICE = Symbol('ProcessService');
@@ -128,10 +140,20 @@ export class LinuxProcessService implements ProcessService {
     return text.split(' ').filter((p) => p.trim() !== '').map(Number);
   }
 
+  effectiveUid(): number {
+    return process.geteuid?.() ?? -1;
+  }
+
+  async self(): Promise<ProcessIdentity> {
+    const identity = await this.identify(process.pid);
+    if (!identity) throw new ProcFormatError(`/proc/${process.pid}/stat: this process has no entry`);
+    return identity;
+  }
+
   async namespaceInode(pid: number, type: string): Promise<number> {
     const link = await readlink(`/proc/${pid}/ns/${type}`);
     const match = /\[(\d+)\]$/.exec(link);
-    if (!match) throw new Error(`unexpected namespace link ${link} for pid ${pid}`);
+    if (!match) throw new ProcFormatError(`unexpected namespace link ${link} for pid ${pid}`);
     return Number(match[1]);
   }
 }

@@ -6,13 +6,25 @@
  */
 import { becomeChildSubreaper, reapIfExited, type WaitStatus } from './libc.js';
 
+/** What a parent needs to reap children Node did not spawn (a service, so tests can fake it). */
+export interface ChildReaper {
+  /** Makes this process a child subreaper and starts listening for SIGCHLD. */
+  install(): void;
+  /** Resolves with pid's exit once it is reaped. pid must be our child (directly or as subreaper). */
+  wait(pid: number): Promise<WaitStatus>;
+  /** How many pids are being waited for. */
+  readonly watching: number;
+  /** Stops listening, so the process can exit. */
+  uninstall(): void;
+}
+
 interface Watch {
   readonly pid: number;
   readonly resolve: (status: WaitStatus) => void;
   readonly reject: (error: unknown) => void;
 }
 
-export class Reaper {
+export class Reaper implements ChildReaper {
   private readonly watches = new Map<number, Watch>();
   private installed = false;
   private timer: NodeJS.Timeout | undefined;

@@ -5,30 +5,23 @@
  */
 import net from 'node:net';
 import path from 'node:path';
-import type { RestoreCriuOptions } from '../../criu/options.js';
-import type { SerializedError } from './job.js';
+import { RuntimeError } from '../errors.js';
+import { parseControlRequest, parseControlResponse, ProtocolError, type ControlRequest, type ControlResponse } from './protocol.js';
+
+export class MonitorTimeoutError extends RuntimeError {
+  readonly code = 'MONITOR_TIMEOUT' as const;
+  constructor(stateDir: string, timeoutMs: number) {
+    super(`the monitor did not answer within ${timeoutMs / 1000} s`, { hint: `read ${path.join(stateDir, 'monitor.log')}` });
+  }
+}
+
+export type { ControlRequest, ControlResponse } from './protocol.js';
 
 export const CONTROL_SOCKET = 'monitor.sock';
 
 export function controlSocketPath(stateDir: string): string {
   return path.join(stateDir, CONTROL_SOCKET);
 }
-
-/** What a reset asks for: which snapshot, and how to restore it. */
-export interface ResetSpec {
-  /** The container whose snapshot it is (itself, or the source of a copy). */
-  readonly sourceId: string;
-  readonly name: string;
-  readonly criu: Omit<RestoreCriuOptions, 'imagePath' | 'workPath' | 'autoDedup'>;
-  /** Keep a stopped standby of the snapshot ready, so the next reset only switches to it. */
-  readonly standby: boolean;
-}
-
-export type ControlRequest = { readonly op: 'reset'; readonly reset: ResetSpec };
-
-export type ControlResponse =
-  | { readonly ok: true; readonly pid: number }
-  | { readonly ok: false; readonly error: SerializedError };
 
 /**
  * Sends a request to a container's monitor; undefined when no monitor listens there (none runs,
@@ -41,7 +34,7 @@ export function sendControl(stateDir: string, request: ControlRequest, timeoutMs
     let connected = false;
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(new Error(`the monitor did not answer within ${timeoutMs / 1000} s`));
+      reject(new MonitorTimeoutError(stateDir, timeoutMs));
     }, timeoutMs);
     socket.setEncoding('utf8');
     socket.once('connect', () => {
@@ -58,9 +51,9 @@ export function sendControl(stateDir: string, request: ControlRequest, timeoutMs
       clearTimeout(timer);
       if (!connected) return;
       try {
-        resolve(JSON.parse(text) as ControlResponse);
-      } catch {
-        reject(new Error(`the monitor's answer was not understood: ${text.slice(0, 200)}`));
+        resolve(parseControlResponse(text));
+      } catch (error) {
+        reject(error);
       }
     });
   });
@@ -86,9 +79,10 @@ export function serveControl(stateDir: string, handle: (request: ControlRequest)
       text = '';
       let request: ControlRequest;
       try {
-        request = JSON.parse(line) as ControlRequest;
-      } catch {
-        socket.end(JSON.stringify({ ok: false, error: { code: 'USAGE', message: 'malformed control request' } }));
+        request = parseControlRequest(line);
+      } catch (error) {
+        const message = error instanceof ProtocolError ? error.message : 'malformed control request';
+        socket.end(JSON.stringify({ ok: false, error: { code: 'MONITOR_PROTOCOL', message } }));
         return;
       }
       const answered: Promise<void> = handle(request)

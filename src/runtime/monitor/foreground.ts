@@ -1,12 +1,11 @@
 /**
- * The foreground form of a job: this process is the init's parent. Output is copied to the
- * given streams, input forwarded, and the usual terminating signals are passed to the init.
+ * The foreground form of run and restore: this process is the init's parent. Output is copied to
+ * the given streams, input forwarded, and the usual terminating signals are passed to the init
+ * (only while it is the very process that was started: pid and start time).
  */
 import type { Readable, Writable } from 'node:stream';
 import type { RuntimeContext } from '../context.js';
 import type { WaitStatus } from '../../system/libc.js';
-import { startFirstInstance } from './execute.js';
-import type { RestoreJob, RunJob } from './job.js';
 import { Supervisor } from './supervisor.js';
 
 export interface ForegroundStdio {
@@ -23,23 +22,26 @@ export interface ForegroundContainer {
 
 const forwardedSignals = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'] as const;
 
-export async function runInForeground(context: RuntimeContext, job: RunJob | RestoreJob, stdio: ForegroundStdio): Promise<ForegroundContainer> {
+/** Starts the init with `start` (run or restore), this process as its parent. */
+export async function runInForeground(
+  context: RuntimeContext,
+  id: string,
+  start: (supervisor: Supervisor) => Promise<number>,
+  stdio: ForegroundStdio,
+): Promise<ForegroundContainer> {
   context.reaper.install();
   const supervisor = new Supervisor({
-    id: job.id,
+    id,
     store: context.store,
     reaper: context.reaper,
     foreground: true,
     echo: { stdout: stdio.stdout, stderr: stdio.stderr },
   });
-  const pid = await startFirstInstance(context, supervisor, job);
+  const pid = await supervisor.startInit(start);
+  const init = await context.processes.identify(pid);
   if (stdio.stdin) supervisor.forwardInput(stdio.stdin);
   const forward = (signal: NodeJS.Signals) => {
-    try {
-      process.kill(pid, signal);
-    } catch {
-      // already gone
-    }
+    if (init) void context.processes.signal(init, signal).catch(() => undefined);
   };
   for (const signal of forwardedSignals) process.on(signal, forward);
   const exited = supervisor.superviseInit(pid).finally(async () => {

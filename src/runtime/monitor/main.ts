@@ -1,17 +1,14 @@
 /**
- * The monitor process: `node dist/src/runtime/monitor/main.js <id>`, started detached by `run -d`
- * and `restore -d`. It is the parent of the container's init for as long as the init lives.
+ * The monitor process: `node dist/src/runtime/monitor/main.js <id>`, started detached by `run -d`,
+ * `restore -d` and a reset with no monitor alive. Its job and configuration come in the
+ * environment; its report goes out on fd 3. The work is in container-monitor.ts.
  */
 import { closeSync, writeSync } from 'node:fs';
 import { composeRuntime, resolveContext } from '../composition-root.js';
 import { describeError } from '../errors.js';
-import { startFirstInstance } from './execute.js';
-import { MONITOR_JOB_VARIABLE, type MonitorEnvelope } from './launch.js';
-import type { MonitorReport } from './job.js';
-import { serializeError } from './report.js';
-import { Supervisor } from './supervisor.js';
-import { ContainerMonitor } from './container-monitor.js';
-import { writeFile } from 'node:fs/promises';
+import { MONITOR_JOB_VARIABLE } from './launch.js';
+import { parseMonitorEnvelope, type MonitorReport } from './protocol.js';
+import { superviseContainer } from './container-monitor.js';
 
 const REPORT_FD = 3;
 
@@ -31,37 +28,15 @@ async function main(): Promise<number> {
     return 2;
   }
   delete process.env[MONITOR_JOB_VARIABLE];
-  const { config, job } = JSON.parse(raw) as MonitorEnvelope;
+  const { config, job } = parseMonitorEnvelope(raw);
   process.title = `runtime monitor ${job.id}`;
   const context = resolveContext(composeRuntime(config));
   context.reaper.install();
   // Signals for the container go to it through `runtime kill`; the monitor itself ignores them.
   for (const signal of ['SIGINT', 'SIGHUP', 'SIGTERM', 'SIGPIPE'] as const) process.on(signal, () => undefined);
-
-  const monitor = new ContainerMonitor(context, job.id);
-  let pid: number;
-  try {
-    if (job.kind === 'reset') {
-      pid = await monitor.resetFirst(job.reset);
-    } else {
-      const supervisor = new Supervisor({ id: job.id, store: context.store, reaper: context.reaper, foreground: false });
-      pid = await startFirstInstance(context, supervisor, job);
-      await monitor.adopt(pid, supervisor);
-    }
-    if (job.kind === 'reset' && job.pidFile) await writeFile(job.pidFile, String(pid));
-  } catch (error) {
-    context.logger.error(`${job.kind} of ${job.id} failed`, { error: describeError(error) });
-    report({ ok: false, error: serializeError(error) });
-    await monitor.shutdown().catch(() => undefined);
-    return 1;
-  }
-  report({ ok: true, pid });
-  context.logger.info(`supervising ${job.id}`, { pid });
-  const status = await monitor.untilEnded();
-  context.logger.info(`${job.id} ended`, { status });
-  await monitor.shutdown();
+  const code = await superviseContainer(context, job, report);
   context.reaper.uninstall();
-  return 0;
+  return code;
 }
 
 main().then(

@@ -8,7 +8,7 @@ import { closeSync, createWriteStream, type WriteStream } from 'node:fs';
 import net from 'node:net';
 import type { Writable } from 'node:stream';
 import { pipe, type WaitStatus } from '../../system/libc.js';
-import type { Reaper } from '../../system/reaper.js';
+import type { ChildReaper } from '../../system/reaper.js';
 import type { ContainerStore } from '../state/store.js';
 import type { ExitRecord } from '../state/record.js';
 import { signalName } from '../signals.js';
@@ -16,7 +16,7 @@ import { signalName } from '../signals.js';
 export interface SupervisorOptions {
   readonly id: string;
   readonly store: ContainerStore;
-  readonly reaper: Reaper;
+  readonly reaper: ChildReaper;
   /** True when the CLI itself is the parent (no monitor process is recorded). */
   readonly foreground: boolean;
   /** Also copy the output here (the foreground CLI's own stdout and stderr). */
@@ -58,6 +58,22 @@ export class Supervisor {
     this.pump(stderrRead, this.options.echo?.stderr);
   }
 
+  /**
+   * Starts the container's init with this supervisor's stdio (through the OCI runtime, or CRIU),
+   * then starts copying its output; the supervisor is closed again if the start fails.
+   */
+  async startInit(start: (supervisor: Supervisor) => Promise<number>): Promise<number> {
+    let pid: number;
+    try {
+      pid = await start(this);
+    } catch (error) {
+      await this.close();
+      throw error;
+    }
+    this.startPumping();
+    return pid;
+  }
+
   /** Forwards a readable (the foreground CLI's stdin) into the container's stdin. */
   forwardInput(input: NodeJS.ReadableStream): void {
     const socket = new net.Socket({ fd: this.stdinWrite, readable: false, writable: true });
@@ -82,9 +98,8 @@ export class Supervisor {
     const { store, id } = this.options;
     await store.withLock(id, async () => {
       const record = await store.load(id).catch(() => undefined);
-      if (!record || record.status !== 'running' || record.init?.pid !== pid) return;
-      const { init: _init, monitor: _monitor, ...rest } = record;
-      await store.save({ ...rest, status: 'stopped', exit });
+      if (!record || record.status !== 'running' || record.init.pid !== pid) return;
+      await store.commit(record, { kind: 'exited', exit });
     });
     return status;
   }

@@ -7,7 +7,7 @@
  */
 import { readdir, readFile, rm, stat, writeFile, rename, mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { RuntimeError } from '../errors.js';
+import { RuntimeError, UsageError } from '../errors.js';
 
 export interface SnapshotInfo {
   readonly formatVersion: 1;
@@ -71,6 +71,20 @@ export class SnapshotExistsError extends RuntimeError {
       hint: `choose another name, or remove it with \`runtime snapshots rm ${id} ${snapshot}\``,
     });
   }
+}
+
+/**
+ * A snapshot's images are never changed, so every reset starts from the same bytes: CRIU's
+ * auto_dedup, which punches holes in the images it reads, is refused wherever a snapshot is used.
+ */
+export function refuseAutoDedup(options: { readonly autoDedup?: boolean }, message = '--auto-dedup cannot be used with a named snapshot'): void {
+  if (options.autoDedup) throw new UsageError(message, "a named snapshot's images are never changed, so every reset starts from the same bytes");
+}
+
+/** A reset or restore --name takes the snapshot's own images: no image or work directory, no dedup. */
+export function refuseImageOptions(request: { readonly imagePath?: string; readonly workPath?: string; readonly autoDedup?: boolean }): void {
+  if (request.imagePath || request.workPath) throw new UsageError('a named snapshot has its own images: --image-path and --work-path do not apply');
+  refuseAutoDedup(request);
 }
 
 export function validateSnapshotName(name: string): string {

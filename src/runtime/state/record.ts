@@ -1,11 +1,19 @@
-/** What the runtime keeps about one container, persisted as <stateRoot>/<id>/state.json. */
-import type { ContainerStatus } from './status.js';
-import type { OciRuntimeName } from '../config.js';
+/**
+ * What the runtime keeps about one container, persisted as <stateRoot>/<id>/state.json: a union
+ * by status, so a field exists only in the statuses that have it (an init only while running, an
+ * exit only once stopped). Records change only through `transition` (state/status.ts), which
+ * checks the move and drops what the new status does not have. The file is validated on read.
+ */
+import { z } from 'zod';
+import { ociRuntimes, type OciRuntimeName } from '../config.js';
 import type { StorageSpec } from '../../rootfs/drivers/types.js';
 import type { LayeredRootfs } from '../../rootfs/layers.js';
 import type { ProcessIdentity } from '../../system/processes.js';
 
 export type { ProcessIdentity };
+
+export const statuses = ['creating', 'running', 'stopped', 'checkpointed'] as const;
+export type ContainerStatus = (typeof statuses)[number];
 
 export interface ExitRecord {
   readonly code?: number;
@@ -20,17 +28,13 @@ export interface CheckpointRecord {
   readonly leftRunning: boolean;
 }
 
-export interface ContainerRecord {
+/** What a container has in every status. */
+export interface RecordBase {
   readonly id: string;
-  readonly status: ContainerStatus;
   /** The user's bundle directory (absolute). */
   readonly bundle: string;
   /** The root filesystem's host path (absolute). */
   readonly rootfs: string;
-  /** The container's init, while it runs. */
-  readonly init?: ProcessIdentity;
-  /** The runtime process that is the init's parent and reaps it (absent for a foreground CLI). */
-  readonly monitor?: ProcessIdentity;
   /** cgroup path below each v1 hierarchy's mount point, e.g. "/runtime/web1". */
   readonly cgroupPath: string;
   readonly ociRuntime: OciRuntimeName;
@@ -39,7 +43,6 @@ export interface ContainerRecord {
   /** Where the container's stdout and stderr are appended. */
   readonly logPath: string;
   readonly lastCheckpoint?: CheckpointRecord;
-  readonly exit?: ExitRecord;
   /** Times this container has been restored. */
   readonly restoreCount: number;
   /** The storage driver layout the rootfs comes from, when it is not a plain directory. */
@@ -58,10 +61,43 @@ export interface ContainerRecord {
   readonly instance?: number;
 }
 
+export interface CreatingRecord extends RecordBase {
+  readonly status: 'creating';
+}
+
+export interface RunningRecord extends RecordBase {
+  readonly status: 'running';
+  /** The container's init. */
+  readonly init: ProcessIdentity;
+  /** The runtime process that is the init's parent and reaps it (absent for a foreground CLI). */
+  readonly monitor?: ProcessIdentity;
+}
+
+export interface StoppedRecord extends RecordBase {
+  readonly status: 'stopped';
+  readonly exit?: ExitRecord;
+}
+
+export interface CheckpointedRecord extends RecordBase {
+  readonly status: 'checkpointed';
+}
+
+export type ContainerRecord = CreatingRecord | RunningRecord | StoppedRecord | CheckpointedRecord;
+
+/** The init of a running record; undefined in every other status. */
+export function initOf(record: ContainerRecord): ProcessIdentity | undefined {
+  return record.status === 'running' ? record.init : undefined;
+}
+
+/** The monitor of a running record; undefined in every other status. */
+export function monitorOf(record: ContainerRecord): ProcessIdentity | undefined {
+  return record.status === 'running' ? record.monitor : undefined;
+}
+
 /** What every new container's record starts from; the caller adds what is particular to it. */
 export interface NewRecordFields {
   readonly id: string;
-  readonly status: ContainerRecord['status'];
+  readonly status: 'creating' | 'checkpointed';
   readonly bundle: string;
   readonly rootfs: string;
   readonly cgroupPath: string;
@@ -70,6 +106,41 @@ export interface NewRecordFields {
   readonly logPath: string;
 }
 
-export function newRecord(fields: NewRecordFields, extra: Partial<ContainerRecord> = {}): ContainerRecord {
-  return { ...fields, created: new Date().toISOString(), restoreCount: 0, ...extra };
+export type NewRecordExtras = Partial<Pick<RecordBase, 'storage' | 'rootfsMountedByRuntime' | 'lastCheckpoint' | 'snapshotOf' | 'snapshot'>>;
+
+export function newRecord(fields: NewRecordFields, extra: NewRecordExtras = {}): CreatingRecord | CheckpointedRecord {
+  return { ...fields, created: new Date().toISOString(), restoreCount: 0, ...extra } as CreatingRecord | CheckpointedRecord;
 }
+
+const identity = z.object({ pid: z.number().int().positive(), startTime: z.string().regex(/^\d+$/) });
+const base = {
+  id: z.string().min(1),
+  bundle: z.string(),
+  rootfs: z.string(),
+  cgroupPath: z.string(),
+  ociRuntime: z.enum(ociRuntimes),
+  created: z.string(),
+  annotations: z.record(z.string(), z.string()),
+  logPath: z.string(),
+  lastCheckpoint: z.object({ imagePath: z.string(), time: z.string(), leftRunning: z.boolean() }).optional(),
+  restoreCount: z.number().int().nonnegative(),
+  storage: z.object({ driver: z.string(), storageRoot: z.string(), layer: z.string() }).optional(),
+  rootfsMountedByRuntime: z.boolean().optional(),
+  layers: z.object({ lowers: z.array(z.string()), upper: z.string(), work: z.string(), target: z.string() }).optional(),
+  snapshot: z.string().optional(),
+  snapshotOf: z.string().optional(),
+  cgroupBase: z.string().optional(),
+  instance: z.number().int().nonnegative().optional(),
+};
+
+/** state.json's schema: one shape per status. */
+export const containerRecordSchema = z.discriminatedUnion('status', [
+  z.object({ ...base, status: z.literal('creating') }),
+  z.object({ ...base, status: z.literal('running'), init: identity, monitor: identity.optional() }),
+  z.object({
+    ...base,
+    status: z.literal('stopped'),
+    exit: z.object({ code: z.number().int().optional(), signal: z.string().optional(), time: z.string() }).optional(),
+  }),
+  z.object({ ...base, status: z.literal('checkpointed') }),
+]);

@@ -9,8 +9,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ContainerExistsError, ContainerNotFoundError, RuntimeError } from '../errors.js';
 import { validateId } from '../id.js';
 import { tryLockExclusive, unlock } from '../../system/libc.js';
-import type { ContainerRecord } from './record.js';
-import { statuses } from './status.js';
+import { containerRecordSchema, type ContainerRecord, type CheckpointedRecord, type CreatingRecord } from './record.js';
+import { transition, type RecordEvent } from './status.js';
 
 export interface ContainerPaths {
   readonly dir: string;
@@ -94,18 +94,39 @@ export class ContainerStore {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new ContainerNotFoundError(id, this.root);
       throw error;
     }
-    let record: ContainerRecord;
+    let json: unknown;
     try {
-      record = JSON.parse(text) as ContainerRecord;
+      json = JSON.parse(text);
     } catch (error) {
       throw new CorruptStateError(file, (error as Error).message);
     }
-    if (record.id !== id || !statuses.includes(record.status)) throw new CorruptStateError(file, 'id or status is missing or wrong');
-    return record;
+    const parsed = containerRecordSchema.safeParse(json);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      const where = issue?.path.join('.');
+      throw new CorruptStateError(file, where === 'id' || where === 'status' || !issue ? 'id or status is missing or wrong' : `${where || 'the record'}: ${issue.message}`);
+    }
+    if (parsed.data.id !== id) throw new CorruptStateError(file, 'id or status is missing or wrong');
+    return parsed.data as ContainerRecord;
+  }
+
+  /** Records a new container (its directory reserved first). */
+  async create(record: CreatingRecord | CheckpointedRecord): Promise<void> {
+    await this.write(record);
+  }
+
+  /**
+   * Records what happened to a container: the one way an existing record changes. The caller
+   * holds the container's lock and passes the record it read under it.
+   */
+  async commit(current: ContainerRecord, event: RecordEvent): Promise<ContainerRecord> {
+    const next = transition(current, event);
+    await this.write(next);
+    return next;
   }
 
   /** Writes state.json atomically: a reader sees the old record or the new one, never half. */
-  async save(record: ContainerRecord): Promise<void> {
+  private async write(record: ContainerRecord): Promise<void> {
     const file = this.paths(record.id).stateFile;
     const temporary = `${file}.${process.pid}.tmp`;
     await writeFile(temporary, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });

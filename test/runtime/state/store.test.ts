@@ -3,11 +3,11 @@ import { mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ContainerExistsError, ContainerNotFoundError, InvalidIdError } from '../../../src/runtime/errors.js';
-import type { ContainerRecord } from '../../../src/runtime/state/record.js';
+import type { ContainerRecord, RunningRecord } from '../../../src/runtime/state/record.js';
 import { ContainerStore, CorruptStateError, LockTimeoutError } from '../../../src/runtime/state/store.js';
 import { tempDir } from '../fixtures.js';
 
-function record(id: string, overrides: Partial<ContainerRecord> = {}): ContainerRecord {
+function record(id: string, overrides: Partial<RunningRecord> = {}): RunningRecord {
   return {
     id,
     status: 'running',
@@ -22,6 +22,11 @@ function record(id: string, overrides: Partial<ContainerRecord> = {}): Container
     restoreCount: 0,
     ...overrides,
   };
+}
+
+/** A state file as a runtime wrote it (the store itself writes only through create and commit). */
+async function writeRecord(store: ContainerStore, value: ContainerRecord): Promise<void> {
+  await writeFile(store.paths(value.id).stateFile, JSON.stringify(value));
 }
 
 async function newStore(t: Parameters<typeof tempDir>[0]): Promise<ContainerStore> {
@@ -63,25 +68,43 @@ test('reserve makes the directory once; twice is ContainerExistsError', async (t
   t.is(error.hint, 'choose another id, or remove it first with `runtime delete -f web1`');
 });
 
-test('save and load round trip; the write leaves no temporary file', async (t) => {
+test('create, commit and load round trip; the write leaves no temporary file', async (t) => {
   const store = await newStore(t);
   await store.reserve('web1');
-  const saved = record('web1', {
-    status: 'checkpointed',
+  const { init: _init, ...base } = record('web1');
+  const created = {
+    ...base,
+    status: 'checkpointed' as const,
     lastCheckpoint: { imagePath: '/var/lib/cp/web1', time: '2024-05-01T10:05:00.000Z', leftRunning: false },
-    exit: { signal: 'SIGKILL', time: '2024-05-01T10:05:01.000Z' },
     restoreCount: 2,
-  });
-  await store.save(saved);
-  t.deepEqual(await store.load('web1'), saved);
+  };
+  await store.create(created);
+  t.deepEqual(await store.load('web1'), created);
   t.deepEqual(await readdir(store.paths('web1').dir), ['state.json']);
-  t.deepEqual(JSON.parse(await readFile(store.paths('web1').stateFile, 'utf8')), saved);
+  t.deepEqual(JSON.parse(await readFile(store.paths('web1').stateFile, 'utf8')), created);
   t.is((await stat(store.paths('web1').stateFile)).mode & 0o777, 0o600);
   t.true(await store.exists('web1'));
 
-  const updated = { ...saved, status: 'running' as const, restoreCount: 3 };
-  await store.save(updated);
+  const init = { pid: 4343, startTime: '987654999' };
+  const updated = await store.commit(created, { kind: 'restored', init });
+  t.deepEqual(updated, { ...created, status: 'running', init, restoreCount: 3 });
   t.deepEqual(await store.load('web1'), updated);
+
+  const exit = { signal: 'SIGKILL', time: '2024-05-01T10:05:01.000Z' };
+  const stopped = await store.commit(updated, { kind: 'exited', exit });
+  // Stopped has an exit and no init any more.
+  t.deepEqual(await store.load('web1'), { ...created, status: 'stopped', exit, restoreCount: 3 });
+  t.deepEqual(stopped, await store.load('web1'));
+});
+
+test('a commit that cannot happen is refused and writes nothing', async (t) => {
+  const store = await newStore(t);
+  await store.reserve('web1');
+  const { init: _init, ...base } = record('web1');
+  const created = { ...base, status: 'checkpointed' as const };
+  await store.create(created);
+  await t.throwsAsync(store.commit(created, { kind: 'exited', exit: { code: 0, time: 'now' } }), { code: 'ILLEGAL_TRANSITION' } as never);
+  t.deepEqual(await store.load('web1'), created);
 });
 
 test('load of an unknown id is ContainerNotFoundError naming the root', async (t) => {
@@ -117,7 +140,7 @@ test('ids are sorted and only those with a state file', async (t) => {
   t.deepEqual(await store.ids(), []); // the root does not exist yet
   for (const id of ['web2', 'db', 'web10', 'cache']) {
     await store.reserve(id);
-    await store.save(record(id));
+    await writeRecord(store, record(id));
   }
   await store.reserve('reserved-only');
   await mkdir(join(store.root, 'not an id'));
@@ -129,7 +152,7 @@ test('ids are sorted and only those with a state file', async (t) => {
 test('remove deletes the container directory; removing again is fine', async (t) => {
   const store = await newStore(t);
   await store.reserve('web1');
-  await store.save(record('web1'));
+  await writeRecord(store, record('web1'));
   await store.remove('web1');
   await t.throwsAsync(stat(store.paths('web1').dir), { code: 'ENOENT' });
   await t.notThrowsAsync(store.remove('web1'));

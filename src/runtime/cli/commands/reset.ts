@@ -2,7 +2,7 @@ import { defineCommand, type CommandIo } from '../command.js';
 import { commonCriuFlags, commonCriuOptions } from './criu-flags.js';
 import type { Runtime } from '../../runtime.js';
 import type { ResetRequest } from '../../reset.js';
-import { UsageError } from '../../errors.js';
+import { refuseImageOptions } from '../../snapshots/store.js';
 
 /** Shared by `reset` and `restore --name`: detached by default for reset, as -d says for restore. */
 export async function runReset(
@@ -12,8 +12,7 @@ export async function runReset(
   io: CommandIo,
   detachByDefault = false,
 ): Promise<number> {
-  if (request.imagePath || request.workPath) throw new UsageError('a named snapshot has its own images: --image-path and --work-path do not apply');
-  if (request.autoDedup) throw new UsageError('--auto-dedup cannot be used with a named snapshot', 'a reset never changes the snapshot\'s images');
+  refuseImageOptions(request);
   const { imagePath: _i, workPath: _w, autoDedup: _a, ...reset } = request;
   // A reset is always done by the container's monitor, which stays its parent across resets.
   void flags.detach;

@@ -1,0 +1,190 @@
+/**
+ * What travels between runtime processes, all JSON and all validated on read:
+ *   - the job a monitor process is started with (in its environment),
+ *   - the report it sends back once the init runs or has failed (on its fd 3),
+ *   - the requests and answers of its control socket (one line each way).
+ * Errors travel with their code and hint, and CRIU's failure details, and are rebuilt as coded
+ * errors on the other side.
+ */
+import { z } from 'zod';
+import { cgroupsModes, type RestoreCriuOptions } from '../../criu/options.js';
+import { configSchema, type RuntimeConfig } from '../config.js';
+import { RuntimeError } from '../errors.js';
+import { CriuRequestError, type CriuFailure } from '../../criu/errors.js';
+
+/** The CRIU options a reset may take: the snapshot has its own images and work directory. */
+export const resetCriuKeys = ['tcpEstablished', 'extUnixSk', 'shellJob', 'fileLocks', 'manageCgroupsMode', 'lazyPages'] as const;
+export type ResetCriuOptions = Pick<RestoreCriuOptions, (typeof resetCriuKeys)[number]>;
+
+/** The reset subset of any options object: the one place it is written out. */
+export function pickResetCriuOptions(options: ResetCriuOptions): ResetCriuOptions {
+  const picked: Partial<Record<(typeof resetCriuKeys)[number], unknown>> = {};
+  for (const key of resetCriuKeys) if (options[key] !== undefined && options[key] !== false) picked[key] = options[key];
+  return picked as ResetCriuOptions;
+}
+
+/** What a reset asks for: which snapshot, and how to restore it. */
+export interface ResetSpec {
+  /** The container whose snapshot it is (itself, or the source of a copy). */
+  readonly sourceId: string;
+  readonly name: string;
+  readonly criu: ResetCriuOptions;
+  /** Keep a stopped standby of the snapshot ready, so the next reset only switches to it. */
+  readonly standby: boolean;
+}
+
+export interface RunJob {
+  readonly kind: 'run';
+  readonly id: string;
+  readonly pidFile?: string;
+}
+
+export interface RestoreJob {
+  readonly kind: 'restore';
+  readonly id: string;
+  readonly imagePath: string;
+  readonly criu: RestoreCriuOptions;
+  readonly pidFile?: string;
+}
+
+export interface ResetJob {
+  readonly kind: 'reset';
+  readonly id: string;
+  readonly reset: ResetSpec;
+  readonly pidFile?: string;
+}
+
+export type MonitorJob = RunJob | RestoreJob | ResetJob;
+
+export interface SerializedError {
+  readonly code: string;
+  readonly message: string;
+  readonly hint?: string;
+  /** CRIU's failure details, when CRIU failed. */
+  readonly failure?: CriuFailure;
+}
+
+/** What the monitor tells the command that launched it, once the init runs or has failed. */
+export type MonitorReport = { readonly ok: true; readonly pid: number } | { readonly ok: false; readonly error: SerializedError };
+
+export type ControlRequest = { readonly op: 'reset'; readonly reset: ResetSpec };
+export type ControlResponse = MonitorReport;
+
+const criuOptions = z
+  .object({
+    imagePath: z.string(),
+    workPath: z.string(),
+    tcpEstablished: z.boolean(),
+    extUnixSk: z.boolean(),
+    shellJob: z.boolean(),
+    fileLocks: z.boolean(),
+    manageCgroupsMode: z.enum(cgroupsModes),
+    autoDedup: z.boolean(),
+    lazyPages: z.boolean(),
+    pageServer: z.string(),
+  })
+  .partial()
+  .strict();
+
+const resetSpec = z.object({
+  sourceId: z.string().min(1),
+  name: z.string().min(1),
+  criu: criuOptions.omit({ imagePath: true, workPath: true, autoDedup: true, pageServer: true }),
+  standby: z.boolean(),
+});
+
+const monitorJob = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('run'), id: z.string().min(1), pidFile: z.string().optional() }),
+  z.object({ kind: z.literal('restore'), id: z.string().min(1), imagePath: z.string(), criu: criuOptions, pidFile: z.string().optional() }),
+  z.object({ kind: z.literal('reset'), id: z.string().min(1), reset: resetSpec, pidFile: z.string().optional() }),
+]);
+
+const failure = z.object({
+  request: z.string(),
+  errno: z.number().optional(),
+  criuMessage: z.string().optional(),
+  logPath: z.string().optional(),
+  logTail: z.array(z.string()),
+});
+
+const serializedError = z.object({ code: z.string(), message: z.string(), hint: z.string().optional(), failure: failure.optional() });
+
+const report = z.discriminatedUnion('ok', [
+  z.object({ ok: z.literal(true), pid: z.number().int().positive() }),
+  z.object({ ok: z.literal(false), error: serializedError }),
+]);
+
+const controlRequest = z.object({ op: z.literal('reset'), reset: resetSpec });
+
+/** A monitor is started with the launching command's configuration and its job. */
+const envelope = z.object({ config: configSchema, job: monitorJob });
+
+export interface MonitorEnvelope {
+  readonly config: RuntimeConfig;
+  readonly job: MonitorJob;
+}
+
+export class ProtocolError extends RuntimeError {
+  readonly code = 'MONITOR_PROTOCOL' as const;
+  constructor(what: string, detail: string) {
+    super(`${what} was not understood: ${detail}`, { hint: 'the runtime that sent it may be of another version; restart the container\'s monitor' });
+  }
+}
+
+function parse<T>(schema: z.ZodType<T>, text: string, what: string): T {
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    throw new ProtocolError(what, `not JSON: ${text.slice(0, 200)}`);
+  }
+  const parsed = schema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new ProtocolError(what, issue ? `${issue.path.join('.') || 'the message'}: ${issue.message}` : 'invalid');
+  }
+  return parsed.data;
+}
+
+export function parseMonitorEnvelope(text: string): MonitorEnvelope {
+  return parse(envelope, text, 'the monitor\'s job') as MonitorEnvelope;
+}
+
+export function parseMonitorReport(text: string): MonitorReport {
+  return parse(report, text, 'the monitor\'s report') as MonitorReport;
+}
+
+export function parseControlRequest(text: string): ControlRequest {
+  return parse(controlRequest, text, 'the control request') as ControlRequest;
+}
+
+export function parseControlResponse(text: string): ControlResponse {
+  return parse(report, text, 'the monitor\'s answer') as ControlResponse;
+}
+
+/**
+ * An error reported by another runtime process, rebuilt with the code and hint it had there, so
+ * a program switching on `code` sees the same code whichever process failed.
+ */
+export class ReportedError extends RuntimeError {
+  constructor(
+    readonly code: string,
+    message: string,
+    hint: string | undefined,
+  ) {
+    super(message, hint === undefined ? {} : { hint });
+  }
+}
+
+export function serializeError(error: unknown): SerializedError {
+  if (error instanceof CriuRequestError) return { code: error.code, message: error.message, failure: error.failure, ...(error.hint ? { hint: error.hint } : {}) };
+  if (error instanceof RuntimeError) return { code: error.code, message: error.message, ...(error.hint ? { hint: error.hint } : {}) };
+  if (error instanceof Error) return { code: 'INTERNAL', message: error.message };
+  return { code: 'INTERNAL', message: String(error) };
+}
+
+/** The error as the launching process sees it; an internal one points at the monitor's log. */
+export function deserializeError(error: SerializedError, monitorLog: string): RuntimeError {
+  if (error.code === 'CRIU_FAILED' && error.failure) return new CriuRequestError(error.failure);
+  return new ReportedError(error.code, error.message, error.hint ?? `read ${monitorLog}`);
+}
