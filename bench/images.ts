@@ -108,7 +108,7 @@ export async function runImagesBench(): Promise<void> {
   if (process.getuid?.() !== 0) throw new BenchError('BENCH_NOT_ROOT', 'the images benchmark checkpoints a container and needs root', { hint: 'run `sudo npm run bench`' });
   if (!existsSync(timeBinary)) throw new BenchError('BENCH_MISSING_TOOL', `${timeBinary} is missing (it measures the peak RSS)`, { hint: 'apt-get install time' });
   const critVersion = spawnSync('crit', ['--version'], { encoding: 'utf8' });
-  if (critVersion.error || critVersion.status !== 0) throw new BenchError('BENCH_MISSING_TOOL', '`crit --version` failed', { hint: 'apt-get install python3-pycriu' });
+  if (critVersion.error || critVersion.status !== 0) throw new BenchError('BENCH_MISSING_TOOL', '`crit --version` failed', { hint: 'run scripts/install-criu.sh as root' });
   if (!existsSync(path.join(repoRoot, 'dist/src/runtime/cli/main.js'))) throw new BenchError('BENCH_NOT_BUILT', 'the CLI is not built', { hint: 'npm run build' });
 
   const cleanup = new Cleanup();

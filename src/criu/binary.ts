@@ -1,6 +1,7 @@
 /**
  * Finding the criu binary: the --criu flag, then RUNTIME_CRIU, then the configuration, then PATH
- * (the resolved configuration already holds the first three in that order).
+ * (the resolved configuration already holds the first three in that order), then the project's
+ * prefix (scripts/install-criu.sh), then the system's sbin directories.
  */
 import { access, constants, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -16,7 +17,10 @@ async function isExecutable(file: string): Promise<boolean> {
   }
 }
 
-/** An explicitly configured path must exist; otherwise `criu` is looked up on PATH (plus /usr/sbin). */
+/** Where scripts/install-criu.sh installs criu. */
+export const PREFIX_CRIU_DIR = '/opt/runtime/criu/sbin';
+
+/** An explicitly configured path must exist; otherwise `criu` is looked up on PATH (plus the prefix and /usr/sbin). */
 export async function locateCriu(configured: string | undefined, searchPath = process.env.PATH ?? ''): Promise<string> {
   if (configured) {
     if (configured.includes('/')) {
@@ -29,7 +33,7 @@ export async function locateCriu(configured: string | undefined, searchPath = pr
 }
 
 async function locateOnPath(name: string, searchPath: string): Promise<string> {
-  const directories = [...searchPath.split(':').filter((d) => d !== ''), '/usr/local/sbin', '/usr/sbin', '/sbin'];
+  const directories = [...searchPath.split(':').filter((d) => d !== ''), PREFIX_CRIU_DIR, '/usr/local/sbin', '/usr/sbin', '/sbin'];
   for (const directory of directories) {
     const candidate = path.join(directory, name);
     if (await isExecutable(candidate)) return candidate;

@@ -2,7 +2,7 @@
 import { RuntimeError, errnoName } from '../system/errors.js';
 
 const installHint =
-  'install CRIU 4.x: run `bash scripts/install-system-deps.sh` as root (Debian: criu from trixie with -t trixie), ' +
+  'install CRIU 4.2: run `bash scripts/install-criu.sh` as root (it builds CRIU 4.2.1 into /opt/runtime/criu), ' +
   'or point --criu / RUNTIME_CRIU at a criu binary';
 
 export class CriuNotFoundError extends RuntimeError {
@@ -40,7 +40,7 @@ export class RpcProtoMissingError extends RuntimeError {
   constructor(readonly path: string, options: { cause?: unknown } = {}) {
     super(`CRIU's rpc.proto was not found at ${path}`, {
       ...options,
-      hint: 'install libcriu-dev (Debian trixie: `apt-get install -t trixie libcriu-dev`), or set RUNTIME_CRIU_RPC_PROTO',
+      hint: 'run `bash scripts/install-criu.sh` as root (it installs /opt/runtime/criu/include/criu/rpc.proto), or set RUNTIME_CRIU_RPC_PROTO',
     });
   }
 }

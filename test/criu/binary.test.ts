@@ -1,7 +1,8 @@
 import test from 'ava';
+import { existsSync } from 'node:fs';
 import { chmod, mkdir, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
-import { locateCriu } from '../../src/criu/binary.js';
+import { PREFIX_CRIU_DIR, locateCriu } from '../../src/criu/binary.js';
 import { CriuNotFoundError } from '../../src/criu/errors.js';
 import { tempDir } from '../runtime/fixtures.js';
 
@@ -58,6 +59,14 @@ test('with nothing configured, "criu" is looked up on the given PATH first', asy
   const criu = await fakeExecutable(join(dir, 'criu'));
   t.is(await locateCriu(undefined, dir), criu);
   t.is(await locateCriu('', dir), criu);
+});
+
+test('without criu on PATH, the prefix of scripts/install-criu.sh comes before the system directories', async (t) => {
+  const dir = await tempDir(t, 'criu-bin-');
+  const prefixCriu = join(PREFIX_CRIU_DIR, 'criu');
+  const found = await locateCriu(undefined, dir).catch(() => undefined);
+  if (existsSync(prefixCriu)) t.is(found, prefixCriu);
+  else t.false(found?.startsWith(PREFIX_CRIU_DIR) ?? false);
 });
 
 test('a directory named like the binary is not an executable', async (t) => {

@@ -48,7 +48,7 @@ test('without errno, message or log, only the request', (t) => {
 test('every CRIU error has its literal code and a hint', (t) => {
   const cases: Array<[RuntimeError, string, string]> = [
     [new CriuNotFoundError('no executable "criu" on PATH'), 'CRIU_NOT_FOUND', 'CRIU was not found (no executable "criu" on PATH)'],
-    [new CriuTooOldError('/usr/sbin/criu', '3.17.0', '4.0.0'), 'CRIU_TOO_OLD', 'CRIU at /usr/sbin/criu is version 3.17.0; this runtime needs 4.0.0 or newer'],
+    [new CriuTooOldError('/usr/sbin/criu', '4.1.1', '4.2.0'), 'CRIU_TOO_OLD', 'CRIU at /usr/sbin/criu is version 4.1.1; this runtime needs 4.2.0 or newer'],
     [new CriuUnusableError('/usr/sbin/criu', 'swrk exited'), 'CRIU_UNUSABLE', 'CRIU at /usr/sbin/criu could not be used: swrk exited'],
     [new CriuFeatureMissingError('mem_dirty_track', '--pre-dump', 'soft-dirty is off'), 'CRIU_FEATURE_MISSING', '--pre-dump needs the CRIU feature "mem_dirty_track", which this kernel or CRIU lacks'],
     [new RpcProtoMissingError('/usr/share/criu/rpc.proto'), 'CRIU_RPC_PROTO_MISSING', 'CRIU\'s rpc.proto was not found at /usr/share/criu/rpc.proto'],
@@ -60,4 +60,6 @@ test('every CRIU error has its literal code and a hint', (t) => {
   }
   t.is(cases[3]![0].hint, 'soft-dirty is off; `criu check --feature mem_dirty_track` shows the details');
   t.regex(cases[0]![0].hint ?? '', /--criu \/ RUNTIME_CRIU/);
+  // A missing or too old CRIU, or a missing rpc.proto, names the installer.
+  for (const i of [0, 1, 2, 4]) t.regex(cases[i]![0].hint ?? '', /bash scripts\/install-criu\.sh/);
 });

@@ -41,6 +41,9 @@ test('isAtLeast compares the numbers', (t) => {
   t.true(isAtLeast(v('4.0.1'), v('4.0.0')));
   t.false(isAtLeast(v('3.19'), v('4.0.0')));
   t.false(isAtLeast(v('4.0.0'), v('4.0.1')));
+  // The default minimum (config/defaults.json): 4.1.1 cannot dump inet sockets on kernels >= 6.16.
+  t.false(isAtLeast(v('4.1.1'), v('4.2.0')));
+  t.true(isAtLeast(v('4.2.1'), v('4.2.0')));
   t.false(isAtLeast(v('3.17.1'), v('3.18')));
   t.true(isAtLeast({ ...v('3.17.1'), gitId: 'abc' }, v('3.18')));
   t.false(isAtLeast({ ...v('3.17.1'), gitId: 'abc' }, v('3.18.1')));

@@ -17,13 +17,14 @@ serial('a wrong CRIU path is a clear error and the container keeps running', asy
   const missing = await box.cli(['--criu', '/nonexistent/criu', 'checkpoint', 'c']);
   t.is(missing.exitCode, 1);
   t.regex(missing.stderr, /CRIU was not found \(\/nonexistent\/criu is not an executable file\)/);
-  t.regex(missing.stderr, /install-system-deps\.sh/);
+  t.regex(missing.stderr, /install-criu\.sh/);
   const notCriu = await box.cli(['checkpoint', 'c'], { env: { RUNTIME_CRIU: '/bin/true' } });
   t.is(notCriu.exitCode, 1);
   t.regex(notCriu.stderr, /CRIU at \/bin\/true could not be used/);
   const tooOld = await box.cli(['checkpoint', 'c'], { env: { RUNTIME_MIN_CRIU_VERSION: '99.0' } });
   t.is(tooOld.exitCode, 1);
   t.regex(tooOld.stderr, /this runtime needs 99\.0\.0 or newer/);
+  t.regex(tooOld.stderr, /install-criu\.sh/);
   t.true(isAlive(pid));
   t.is((await box.runtime.state('c')).status, 'running');
 });

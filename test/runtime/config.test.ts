@@ -10,7 +10,7 @@ const defaults: RuntimeConfig = {
   checkpointRoot: '/var/lib/runtime/checkpoints',
   criu: '',
   ociRuntime: 'runc',
-  minCriuVersion: '4.0.0',
+  minCriuVersion: '4.2.0',
   logLevel: 'info',
   logFormat: 'text',
   logFile: '',

@@ -54,7 +54,7 @@ export class ImageDescriptorsNotFoundError extends RuntimeError {
   readonly code = 'IMAGE_DESCRIPTORS_NOT_FOUND' as const;
   constructor(readonly tried: readonly string[], reason: string, options: RuntimeErrorOptions = {}) {
     super(`CRIU image descriptors not found (${reason}); looked in ${tried.join(', ') || 'nowhere'}`, {
-      hint: 'install python3-pycriu (Debian: `apt-get install python3-pycriu`, the same version as criu), ' +
+      hint: 'run `bash scripts/install-criu.sh` as root (it installs pycriu into /opt/runtime/criu/lib/pycriu), or a python3-pycriu of criu\'s version, ' +
         'or set RUNTIME_PYCRIU_DIR to the pycriu package directory (the one with images/magic.py)',
       ...options,
     });

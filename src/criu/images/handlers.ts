@@ -1,6 +1,6 @@
 /**
  * How each image type is laid out, mirroring the `handlers` table of pycriu's images.py (CRIU
- * 4.1.1): most are a run of one message type, some carry a payload after each message, and
+ * 4.2.1, the same as 4.1.1's): most are a run of one message type, some carry a payload after each message, and
  * PAGEMAP and GHOST_FILE have their own shape. Magics without a handler here (SIGNAL, KDAT,
  * BINFMT_MISC, PIDFD, ...) are ones CRIT cannot decode either.
  */

@@ -1,13 +1,21 @@
 /**
- * CRIU's own rpc.proto (Debian's libcriu-dev ships it), loaded once with protobufjs. Using the
- * installed file keeps the wire format in step with the installed CRIU.
+ * CRIU's own rpc.proto (scripts/install-criu.sh installs it beside criu; Debian's libcriu-dev
+ * ships it too), loaded once with protobufjs. Using the installed file keeps the wire format in
+ * step with the installed CRIU.
  */
 import protobuf from 'protobufjs';
 import { existsSync } from 'node:fs';
 import { RpcProtoMissingError } from '../errors.js';
 import type { CriuReq, CriuResp } from './messages.js';
 
-export const DEFAULT_RPC_PROTO = '/usr/include/criu/rpc.proto';
+/** The one scripts/install-criu.sh installs. */
+export const DEFAULT_RPC_PROTO = '/opt/runtime/criu/include/criu/rpc.proto';
+/** libcriu-dev's, used when the default is not there. */
+export const FALLBACK_RPC_PROTO = '/usr/include/criu/rpc.proto';
+
+export function defaultRpcProto(): string {
+  return !existsSync(DEFAULT_RPC_PROTO) && existsSync(FALLBACK_RPC_PROTO) ? FALLBACK_RPC_PROTO : DEFAULT_RPC_PROTO;
+}
 
 export interface RpcCodec {
   encodeRequest(request: CriuReq): Uint8Array;
@@ -16,7 +24,7 @@ export interface RpcCodec {
 
 const codecs = new Map<string, RpcCodec>();
 
-export function rpcCodec(protoPath = process.env.RUNTIME_CRIU_RPC_PROTO ?? DEFAULT_RPC_PROTO): RpcCodec {
+export function rpcCodec(protoPath = process.env.RUNTIME_CRIU_RPC_PROTO ?? defaultRpcProto()): RpcCodec {
   const cached = codecs.get(protoPath);
   if (cached) return cached;
   if (!existsSync(protoPath)) throw new RpcProtoMissingError(protoPath);

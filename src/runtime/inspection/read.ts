@@ -278,7 +278,8 @@ async function readMemory(images: Images, nodes: readonly ProcessNode[], pageSiz
     let parent = 0n;
     let lazy = 0n;
     for (const entry of (pagemap ?? []).slice(1)) {
-      const pages = big(entry.nr_pages);
+      // CRIU 4.2 writes the count in nr_pages; older images have it in field 2, now compat_nr_pages.
+      const pages = big(entry.nr_pages ?? entry.compat_nr_pages);
       // Images before CRIU 3.x have in_parent instead of flags.
       const flags = entry.flags !== undefined ? big(entry.flags) : entry.in_parent === true ? PE_PARENT : PE_PRESENT;
       if (flags & PE_PRESENT) present += pages;

@@ -55,6 +55,7 @@ test('without pycriu every call fails with ImageDescriptorsNotFoundError and say
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const error = t.throws(() => loadImageCatalog(dir), { instanceOf: ImageDescriptorsNotFoundError });
   t.is(error?.code, 'IMAGE_DESCRIPTORS_NOT_FOUND');
+  t.regex(error?.hint ?? '', /scripts\/install-criu\.sh/);
   t.regex(error?.hint ?? '', /python3-pycriu/);
   t.true(error?.message.includes(dir));
   await t.throwsAsync(decodeImage(Buffer.alloc(8), { pycriuDir: dir }), { instanceOf: ImageDescriptorsNotFoundError });

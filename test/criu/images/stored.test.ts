@@ -11,7 +11,7 @@ import {
 } from '../../../src/criu/images/index.js';
 import { crit, hasCommand, mapLimit, requiring, storedImagesDir } from './helpers.js';
 
-const test = requiring(anyTest as TestFn, 'stored image tests (crit)', hasCommand('crit') ? undefined : 'crit is not installed (apt-get install python3-pycriu)');
+const test = requiring(anyTest as TestFn, 'stored image tests (crit)', hasCommand('crit') ? undefined : 'crit is not installed (run scripts/install-criu.sh)');
 
 async function storedFiles(): Promise<string[]> {
   return (await readdir(storedImagesDir)).sort().map((name) => path.join(storedImagesDir, name));

@@ -16,7 +16,7 @@ const maybe = hasCommand('crit') ? test : test.skip;
 
 maybe('entries come out while the input is still arriving', async (t) => {
   const count = 50_000;
-  const entries = Array.from({ length: count }, (_, i) => ({ vaddr: 0x400000 + i * 4096, nr_pages: 1 + (i % 7), flags: 4 }));
+  const entries = Array.from({ length: count }, (_, i) => ({ vaddr: 0x400000 + i * 4096, compat_nr_pages: 0, flags: 4, nr_pages: 1 + (i % 7) }));
   const bytes = encodeImage({ magic: 'PAGEMAP', entries: [{ pages_id: 1 }, ...entries] });
   let pulled = 0;
   async function* chunks(): AsyncGenerator<Uint8Array> {

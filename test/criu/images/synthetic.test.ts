@@ -15,7 +15,7 @@ import {
 import { syntheticImages } from '../../fixtures/images/synthetic.js';
 import { crit, hasCommand, requiring } from './helpers.js';
 
-const test = requiring(anyTest as TestFn, 'synthetic image tests (crit)', hasCommand('crit') ? undefined : 'crit is not installed (apt-get install python3-pycriu)');
+const test = requiring(anyTest as TestFn, 'synthetic image tests (crit)', hasCommand('crit') ? undefined : 'crit is not installed (run scripts/install-criu.sh)');
 
 let dir: string;
 if (hasCommand('crit')) {

@@ -1,6 +1,7 @@
 /**
- * Finds the installed pycriu (Debian's python3-pycriu, built from the same CRIU release as the
- * criu binary) and reads what it ships as data: the serialized FileDescriptorProtos embedded in
+ * Finds the installed pycriu (the one scripts/install-criu.sh builds with criu, else Debian's
+ * python3-pycriu: built from the same CRIU release as the criu binary) and reads what it ships as
+ * data: the serialized FileDescriptorProtos embedded in
  * images/*_pb2.py and the magic table in images/magic.py. Reading them as text keeps the codec in
  * step with the installed CRIU without running Python.
  */
@@ -20,7 +21,7 @@ export interface PycriuData {
 
 /** Directories that may hold the pycriu package, most likely first. */
 export function candidatePycriuDirs(): string[] {
-  const dirs = ['/usr/lib/python3/dist-packages/pycriu'];
+  const dirs = ['/opt/runtime/criu/lib/pycriu', '/usr/lib/python3/dist-packages/pycriu'];
   for (const base of ['/usr/lib', '/usr/lib64', '/usr/local/lib', '/usr/local/lib64']) {
     let entries: string[];
     try {

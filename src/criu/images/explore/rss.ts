@@ -42,7 +42,10 @@ export async function exploreRss(dir: string, options: ExploreOptions = {}): Pro
     let pvmi = -1;
     for (const pm of pagemap.slice(1)) {
       const vaddr = BigInt(pm.vaddr as Int);
-      const nrPages = BigInt(pm.nr_pages as Int);
+      // CRIU 4.2 writes the count in nr_pages; older images have it in field 2, now compat_nr_pages
+      // (CRIT 4.2 fails on them with a KeyError).
+      const count = (pm.nr_pages ?? pm.compat_nr_pages) as Int;
+      const nrPages = BigInt(count);
       while (vmi < vmas.length && BigInt(vmaAt(vmi).end as Int) <= vaddr) vmi++;
       const pme = vaddr + (nrPages << 12n);
       const touched: RssVma[] = [];
@@ -61,7 +64,7 @@ export async function exploreRss(dir: string, options: ExploreOptions = {}): Pro
         vmi++;
       }
       vmi--;
-      ranges.push({ vaddr: pm.vaddr as Int, nrPages: pm.nr_pages as Int, vmas: touched });
+      ranges.push({ vaddr: pm.vaddr as Int, nrPages: count, vmas: touched });
     }
     out.push({ pid, ranges });
   }

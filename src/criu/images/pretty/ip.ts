@@ -1,7 +1,9 @@
 /**
  * IP addresses as pycriu prints and reads `(criu).ipadd` fields: repeated u32 words in network
  * byte order (on this little-endian host, socket.ntohl swaps them), shown with Python's
- * ipaddress module: IPv4 for one word, IPv6 (compressed, "::ffff:a.b.c.d" for mapped) for four.
+ * ipaddress module: IPv4 for one word, IPv6 (compressed) for four. crit runs on the host's
+ * python3 (bookworm's 3.11), which prints an IPv4-mapped address in hex like any other
+ * ("::ffff:a00:1"); Python 3.13 would print "::ffff:10.0.0.1".
  */
 
 function words(value: readonly number[], count: number): Uint8Array {
@@ -57,16 +59,7 @@ function hextetsOf(b: Uint8Array, count: number): string[] {
 export function formatIpWords(value: readonly number[]): string | undefined {
   if (value.length === 1) return ipv4Text(words(value, 1));
   if (value.length < 4) return undefined;
-  const b = words(value, 4);
-  const mapped = b.subarray(0, 10).every((x) => x === 0) && b[10] === 0xff && b[11] === 0xff;
-  if (mapped) {
-    // str(IPv6Address) of a mapped address: the high 96 bits as an address, then the IPv4 part.
-    const high = new Uint8Array(16);
-    high[14] = 0xff;
-    high[15] = 0xff;
-    return `${compressHextets(hextetsOf(high, 8))}:${ipv4Text(b, 12)}`;
-  }
-  return compressHextets(hextetsOf(b, 8));
+  return compressHextets(hextetsOf(words(value, 4), 8));
 }
 
 function parseIpv4(text: string): Uint8Array | undefined {

@@ -1,13 +1,13 @@
 /**
  * The flag and value tables of pycriu's pb2dict.py that `(criu).flags` and `(criu).dict` name.
- * They are Python code, not descriptor data, so they are mirrored here (CRIU 4.1.1).
+ * They are Python code, not descriptor data, so they are mirrored here (CRIU 4.2.1).
  */
 
 export type FlagTable = readonly (readonly [name: string, bit: bigint])[];
 
 const mmapProt: FlagTable = [['PROT_READ', 0x1n], ['PROT_WRITE', 0x2n], ['PROT_EXEC', 0x4n]];
 
-const mmapFlags: FlagTable = [['MAP_SHARED', 0x1n], ['MAP_PRIVATE', 0x2n], ['MAP_ANON', 0x20n], ['MAP_GROWSDOWN', 0x0100n]];
+const mmapFlags: FlagTable = [['MAP_SHARED', 0x1n], ['MAP_PRIVATE', 0x2n], ['MAP_DROPPABLE', 0x08n], ['MAP_ANON', 0x20n], ['MAP_GROWSDOWN', 0x0100n]];
 
 const mmapStatus: FlagTable = [
   ['VMA_AREA_NONE', 0n],
@@ -26,6 +26,7 @@ const mmapStatus: FlagTable = [
   ['VMA_AREA_AIORING', 1n << 13n],
   ['VMA_AREA_MEMFD', 1n << 14n],
   ['VMA_AREA_SHSTK', 1n << 15n],
+  ['VMA_AREA_UPROBES', 1n << 17n],
   ['VMA_UNSUPP', 1n << 31n],
 ];
 
