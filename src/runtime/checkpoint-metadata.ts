@@ -7,7 +7,8 @@ import { access, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { RuntimeError } from './errors.js';
 import type { ExternalMount } from './external-mounts.js';
-import type { OciRuntimeName } from './config.js';
+import { ociRuntimes, type OciRuntimeName } from './config.js';
+import { z } from 'zod';
 
 export const METADATA_FILE = 'runtime-checkpoint.json';
 export const DESCRIPTORS_FILE = 'descriptors.json';
@@ -75,16 +76,39 @@ export async function readCheckpoint(imagePath: string): Promise<CheckpointFiles
   } catch {
     throw new CheckpointNotFoundError(imagePath, 'it holds no CRIU images (inventory.img is missing)');
   }
-  const metadata = await readJson<CheckpointMetadata>(path.join(imagePath, METADATA_FILE));
-  if (metadata.formatVersion !== 1 || !Array.isArray(metadata.externalMounts)) {
-    throw new CorruptCheckpointError(path.join(imagePath, METADATA_FILE), `unknown format ${String(metadata.formatVersion)}`);
-  }
-  const descriptors = await readJson<string[]>(path.join(imagePath, DESCRIPTORS_FILE));
-  if (!Array.isArray(descriptors)) throw new CorruptCheckpointError(path.join(imagePath, DESCRIPTORS_FILE), 'not a JSON array');
-  return { metadata, descriptors };
+  const metadataFile = path.join(imagePath, METADATA_FILE);
+  const raw = await readJson(metadataFile);
+  const version = (raw as { formatVersion?: unknown } | null)?.formatVersion;
+  if (version !== 1) throw new CorruptCheckpointError(metadataFile, `unknown format ${String(version)}`);
+  const metadata = validated(metadataSchema, raw, metadataFile) as CheckpointMetadata;
+  const descriptorsFile = path.join(imagePath, DESCRIPTORS_FILE);
+  const descriptors = await readJson(descriptorsFile);
+  if (!Array.isArray(descriptors)) throw new CorruptCheckpointError(descriptorsFile, 'not a JSON array');
+  return { metadata, descriptors: validated(z.array(z.string()), descriptors, descriptorsFile) };
 }
 
-async function readJson<T>(file: string): Promise<T> {
+const metadataSchema = z.object({
+  formatVersion: z.literal(1),
+  id: z.string().min(1),
+  created: z.string(),
+  bundle: z.string(),
+  rootfs: z.string(),
+  cgroupPath: z.string(),
+  ociRuntime: z.enum(ociRuntimes),
+  criuVersion: z.string(),
+  leftRunning: z.boolean(),
+  externalMounts: z.array(z.object({ kind: z.enum(['bind', 'cgroup', 'masked', 'device']), mountPoint: z.string(), name: z.string() })),
+  annotations: z.record(z.string(), z.string()),
+});
+
+function validated<T>(schema: z.ZodType<T>, value: unknown, file: string): T {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  throw new CorruptCheckpointError(file, issue ? `${issue.path.join('.') || 'the file'}: ${issue.message}` : 'invalid');
+}
+
+async function readJson(file: string): Promise<unknown> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -92,7 +116,7 @@ async function readJson<T>(file: string): Promise<T> {
     throw new CorruptCheckpointError(file, 'it is missing (was this checkpoint written by runtime?)', { cause });
   }
   try {
-    return JSON.parse(text) as T;
+    return JSON.parse(text) as unknown;
   } catch (cause) {
     throw new CorruptCheckpointError(file, (cause as Error).message, { cause });
   }

@@ -71,7 +71,7 @@ export interface ProcessMemory {
   readonly pagesLazy: number;
 }
 
-export interface MountInfo {
+export interface CheckpointMount {
   /** The mount namespace image the mount comes from (mountpoints-<n>.img). */
   readonly namespace: number;
   readonly mountpoint: string;
@@ -105,7 +105,7 @@ export interface CheckpointInspection {
   readonly files: readonly ProcessFiles[];
   readonly sockets: readonly ProcessSockets[];
   readonly memory: readonly ProcessMemory[];
-  readonly mounts: readonly MountInfo[];
+  readonly mounts: readonly CheckpointMount[];
   readonly dumpStatistics?: DumpStatistics;
   readonly restoreStatistics?: RestoreStatistics;
 }

@@ -14,7 +14,7 @@ import { quopriDecode } from '../../criu/images/text/quopri.js';
 import type { CritJsonObject, CritJsonValue, ImageEntry } from '../../criu/images/types.js';
 import { METADATA_FILE, type CheckpointMetadata } from '../checkpoint-metadata.js';
 import type {
-  CheckpointContainerInfo, CheckpointInspection, MountInfo, OpenFile, ProcessFiles, ProcessMemory, ProcessNode, ProcessSockets, SocketInfo,
+  CheckpointContainerInfo, CheckpointInspection, CheckpointMount, OpenFile, ProcessFiles, ProcessMemory, ProcessNode, ProcessSockets, SocketInfo,
 } from './model.js';
 
 export interface ReadInspectionOptions {
@@ -306,9 +306,9 @@ function fstypeName(name: string | undefined, value: CritJsonValue | undefined):
   return name === 'UNSUPPORTED' ? 'other' : name.toLowerCase();
 }
 
-async function readMounts(images: Images, names: readonly string[], pycriuDir: string | undefined): Promise<MountInfo[]> {
+async function readMounts(images: Images, names: readonly string[], pycriuDir: string | undefined): Promise<CheckpointMount[]> {
   const fstypes = loadImageCatalog(pycriuDir).registry.enums.get('.fstype')?.byNumber;
-  const out: MountInfo[] = [];
+  const out: CheckpointMount[] = [];
   for (const name of names) {
     const namespace = Number(/^mountpoints-(\d+)\.img$/.exec(name)![1]);
     for (const m of (await images.entries(name)) ?? []) {

@@ -7,6 +7,7 @@
  */
 import { readdir, readFile, rm, stat, writeFile, rename, mkdir } from 'node:fs/promises';
 import path from 'node:path';
+import { z } from 'zod';
 import { RuntimeError, UsageError } from '../errors.js';
 
 export interface SnapshotInfo {
@@ -63,6 +64,24 @@ export class SnapshotInUseError extends RuntimeError {
     });
   }
 }
+
+export class CorruptSnapshotError extends RuntimeError {
+  readonly code = 'CORRUPT_SNAPSHOT' as const;
+  constructor(readonly file: string, reason: string) {
+    super(`the snapshot file ${file} is unusable: ${reason}`, { hint: 'remove the snapshot with `runtime snapshots rm` and take it again' });
+  }
+}
+
+const snapshotSchema = z.object({
+  formatVersion: z.literal(1),
+  name: z.string().min(1),
+  id: z.string().min(1),
+  created: z.string(),
+  layers: z.array(z.string()),
+  memoryBytes: z.number().nonnegative(),
+  rootfsBytes: z.number().nonnegative(),
+  leftRunning: z.boolean(),
+});
 
 export class SnapshotExistsError extends RuntimeError {
   readonly code = 'SNAPSHOT_EXISTS' as const;
@@ -125,12 +144,25 @@ export class SnapshotStore {
 
   async read(id: string, name: string): Promise<SnapshotInfo> {
     const file = this.paths(id, name).info;
+    let text: string;
     try {
-      return JSON.parse(await readFile(file, 'utf8')) as SnapshotInfo;
+      text = await readFile(file, 'utf8');
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new SnapshotNotFoundError(id, name, await this.names(id));
       throw error;
     }
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (error) {
+      throw new CorruptSnapshotError(file, (error as Error).message);
+    }
+    const parsed = snapshotSchema.safeParse(json);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new CorruptSnapshotError(file, issue ? `${issue.path.join('.') || 'the file'}: ${issue.message}` : 'invalid');
+    }
+    return parsed.data as SnapshotInfo;
   }
 
   /** The snapshots of a container, oldest first. */
