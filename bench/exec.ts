@@ -18,7 +18,11 @@ export class BenchError extends Error {
 }
 
 export class CommandFailedError extends BenchError {
-  constructor(readonly argv: readonly string[], how: string, readonly logPath: string) {
+  constructor(
+    readonly argv: readonly string[],
+    how: string,
+    readonly logPath: string,
+  ) {
     super('BENCH_COMMAND_FAILED', `\`${argv.join(' ')}\` failed (${how}); the end of ${logPath}:\n${tail(logPath)}`);
   }
 }
@@ -68,7 +72,8 @@ export async function timedCommand(argv: readonly string[], options: CommandOpti
   });
   const ms = Number(process.hrtime.bigint() - started) / 1e6;
   if (outcome.error) throw new CommandFailedError(argv, outcome.error.message, options.logPath);
-  if (outcome.signal) throw new CommandFailedError(argv, `killed by ${outcome.signal}${ms >= timeoutMs ? ` after the ${timeoutMs} ms timeout` : ''}`, options.logPath);
+  if (outcome.signal)
+    throw new CommandFailedError(argv, `killed by ${outcome.signal}${ms >= timeoutMs ? ` after the ${timeoutMs} ms timeout` : ''}`, options.logPath);
   if (outcome.code !== 0) throw new CommandFailedError(argv, `exit status ${outcome.code}`, options.logPath);
   return ms;
 }

@@ -105,11 +105,15 @@ export async function runImagesBench(): Promise<void> {
   if (!Number.isInteger(mib) || mib < 1 || !Number.isInteger(rounds) || rounds < 1) {
     throw new BenchError('BENCH_SETTING', 'BENCH_IMAGES_MIB and BENCH_IMAGES_ROUNDS must be positive integers');
   }
-  if (process.getuid?.() !== 0) throw new BenchError('BENCH_NOT_ROOT', 'the images benchmark checkpoints a container and needs root', { hint: 'run `sudo npm run bench`' });
-  if (!existsSync(timeBinary)) throw new BenchError('BENCH_MISSING_TOOL', `${timeBinary} is missing (it measures the peak RSS)`, { hint: 'apt-get install time' });
+  if (process.getuid?.() !== 0)
+    throw new BenchError('BENCH_NOT_ROOT', 'the images benchmark checkpoints a container and needs root', { hint: 'run `sudo npm run bench`' });
+  if (!existsSync(timeBinary))
+    throw new BenchError('BENCH_MISSING_TOOL', `${timeBinary} is missing (it measures the peak RSS)`, { hint: 'apt-get install time' });
   const critVersion = spawnSync('crit', ['--version'], { encoding: 'utf8' });
-  if (critVersion.error || critVersion.status !== 0) throw new BenchError('BENCH_MISSING_TOOL', '`crit --version` failed', { hint: 'run scripts/install-criu.sh as root' });
-  if (!existsSync(path.join(repoRoot, 'dist/src/runtime/cli/main.js'))) throw new BenchError('BENCH_NOT_BUILT', 'the CLI is not built', { hint: 'npm run build' });
+  if (critVersion.error || critVersion.status !== 0)
+    throw new BenchError('BENCH_MISSING_TOOL', '`crit --version` failed', { hint: 'run scripts/install-criu.sh as root' });
+  if (!existsSync(path.join(repoRoot, 'dist/src/runtime/cli/main.js')))
+    throw new BenchError('BENCH_NOT_BUILT', 'the CLI is not built', { hint: 'npm run build' });
 
   const cleanup = new Cleanup();
   try {
@@ -128,7 +132,10 @@ export async function runImagesBench(): Promise<void> {
     const scratch = path.join(temp, 'out');
     await mkdir(scratch);
 
-    const names = (await readdir(images, { withFileTypes: true })).filter((e) => e.isFile() && !notImages.test(e.name)).map((e) => e.name).sort();
+    const names = (await readdir(images, { withFileTypes: true }))
+      .filter((e) => e.isFile() && !notImages.test(e.name))
+      .map((e) => e.name)
+      .sort();
     process.stderr.write(`bench images: ${names.length} files, ${rounds} rounds each, crit decode vs runtime image decode vs the library\n`);
     const results: FileResult[] = [];
     const started = Date.now();
@@ -152,9 +159,7 @@ export async function runImagesBench(): Promise<void> {
       if (decodedByCrit) {
         for (let round = 0; round < rounds; round++) library.push(await libraryDecode(file));
       }
-      const agree = decodedByCrit
-        ? cli.every((r) => r.exitCode === 0) && (await sameBytes(critOut, cliOut))
-        : cli.every((r) => r.exitCode !== 0);
+      const agree = decodedByCrit ? cli.every((r) => r.exitCode === 0) && (await sameBytes(critOut, cliOut)) : cli.every((r) => r.exitCode !== 0);
       const median = (runs: readonly number[]) => summarize(runs).median;
       const critMs = median(crit.map((r) => r.ms));
       const cliMs = median(cli.map((r) => r.ms));
@@ -202,7 +207,13 @@ export async function runImagesBench(): Promise<void> {
     const report = {
       benchmark: 'images',
       date: new Date().toISOString(),
-      host: { node: process.version, crit: critVersion.stdout.trim(), kernel: os.release(), cpu: os.cpus()[0]?.model ?? 'unknown', cpus: os.cpus().length },
+      host: {
+        node: process.version,
+        crit: critVersion.stdout.trim(),
+        kernel: os.release(),
+        cpu: os.cpus()[0]?.model ?? 'unknown',
+        cpus: os.cpus().length,
+      },
       setup: {
         workload: `busybox bundle whose init is bench/fixtures/memhog.c holding ${mib} MiB, checkpointed by the runtime (library)`,
         rounds,
@@ -221,21 +232,46 @@ export async function runImagesBench(): Promise<void> {
       files: results,
     };
 
-    const size = (bytes: number) => (bytes >= 2 ** 20 ? `${(bytes / 2 ** 20).toFixed(1)} MiB` : bytes >= 1024 ? `${(bytes / 1024).toFixed(1)} KiB` : `${bytes} B`);
+    const size = (bytes: number) =>
+      bytes >= 2 ** 20 ? `${(bytes / 2 ** 20).toFixed(1)} MiB` : bytes >= 1024 ? `${(bytes / 1024).toFixed(1)} KiB` : `${bytes} B`;
     const rowOf = (r: FileResult) => [
-      r.file, size(r.bytes), r.critMs.toFixed(0), r.cliMs.toFixed(0), r.libraryMs === null ? '-' : r.libraryMs.toFixed(2), r.ratio.toFixed(2),
-      r.critMaxRssMiB.toFixed(1), r.cliMaxRssMiB.toFixed(1), r.agree ? 'yes' : 'NO',
+      r.file,
+      size(r.bytes),
+      r.critMs.toFixed(0),
+      r.cliMs.toFixed(0),
+      r.libraryMs === null ? '-' : r.libraryMs.toFixed(2),
+      r.ratio.toFixed(2),
+      r.critMaxRssMiB.toFixed(1),
+      r.cliMaxRssMiB.toFixed(1),
+      r.agree ? 'yes' : 'NO',
     ];
     const header = ['file', 'size', 'crit ms', 'runtime CLI ms', 'library ms', 'CLI/crit', 'crit peak MiB', 'CLI peak MiB', 'same'];
     const bySize = [...decoded].sort((a, b) => b.bytes - a.bytes);
     const table = formatTable(header, [
       ...bySize.map(rowOf),
-      ['all decoded', size(totals.bytes), totals.critMs.toFixed(0), totals.cliMs.toFixed(0), totals.libraryMs.toFixed(2), totals.cliToCrit.toFixed(2),
-        totals.critMaxRssMiB.toFixed(1), totals.cliMaxRssMiB.toFixed(1), totals.allAgree ? 'yes' : 'NO'],
+      [
+        'all decoded',
+        size(totals.bytes),
+        totals.critMs.toFixed(0),
+        totals.cliMs.toFixed(0),
+        totals.libraryMs.toFixed(2),
+        totals.cliToCrit.toFixed(2),
+        totals.critMaxRssMiB.toFixed(1),
+        totals.cliMaxRssMiB.toFixed(1),
+        totals.allAgree ? 'yes' : 'NO',
+      ],
     ]);
     const refusedTable = formatTable(
       ['refused by crit (raw)', 'size', 'crit ms', 'runtime CLI ms', 'crit peak MiB', 'CLI peak MiB', 'both refuse'],
-      refused.map((r) => [r.file, size(r.bytes), r.critMs.toFixed(0), r.cliMs.toFixed(0), r.critMaxRssMiB.toFixed(1), r.cliMaxRssMiB.toFixed(1), r.agree ? 'yes' : 'NO']),
+      refused.map((r) => [
+        r.file,
+        size(r.bytes),
+        r.critMs.toFixed(0),
+        r.cliMs.toFixed(0),
+        r.critMaxRssMiB.toFixed(1),
+        r.cliMaxRssMiB.toFixed(1),
+        r.agree ? 'yes' : 'NO',
+      ]),
     );
     process.stdout.write(
       `\ndecoding the images of a ${mib} MiB checkpoint (${report.setup.imagesMiB} MiB of files), median of ${rounds} rounds; ` +

@@ -89,7 +89,10 @@ async function checkpointRestore(cleanup: Cleanup, abort: AbortSignal): Promise<
     await mkdir(imagesDir);
     const tmpfsMiB = Math.max(...settings.sizesMiB) * 2 + 256;
     const mount = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${tmpfsMiB}m,mode=0700`, 'runtime-bench', imagesDir], { encoding: 'utf8' });
-    if (mount.status !== 0) throw new BenchError('BENCH_TMPFS', `could not mount a tmpfs on ${imagesDir}: ${mount.stderr.trim()}`, { hint: 'set BENCH_IMAGE_DIR to use a directory instead' });
+    if (mount.status !== 0)
+      throw new BenchError('BENCH_TMPFS', `could not mount a tmpfs on ${imagesDir}: ${mount.stderr.trim()}`, {
+        hint: 'set BENCH_IMAGE_DIR to use a directory instead',
+      });
     cleanup.add(`unmount ${imagesDir}`, () => {
       const umount = spawnSync('umount', [imagesDir], { encoding: 'utf8' });
       if (umount.status !== 0) throw new Error(umount.stderr.trim());
@@ -111,7 +114,18 @@ async function checkpointRestore(cleanup: Cleanup, abort: AbortSignal): Promise<
     const workDir = path.join(temp, `size-${sizeMiB}`);
     await mkdir(workDir);
     samples.push(
-      ...(await benchmarkSize({ sizeMiB, tools, rounds: settings.rounds, warmupRounds: settings.warmupRounds, repoRoot, memhog, workDir, imagesDir, cleanup, abort })),
+      ...(await benchmarkSize({
+        sizeMiB,
+        tools,
+        rounds: settings.rounds,
+        warmupRounds: settings.warmupRounds,
+        repoRoot,
+        memhog,
+        workDir,
+        imagesDir,
+        cleanup,
+        abort,
+      })),
     );
   }
   const elapsedSeconds = (Date.now() - started) / 1000;
@@ -269,7 +283,10 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     void cleanup.run().finally(() => process.exit(130));
   });
 }
-const selected = (process.env.BENCH_ONLY ?? Object.keys(benchmarks).join(',')).split(',').map((name) => name.trim()).filter((name) => name !== '');
+const selected = (process.env.BENCH_ONLY ?? Object.keys(benchmarks).join(','))
+  .split(',')
+  .map((name) => name.trim())
+  .filter((name) => name !== '');
 const unknown = selected.filter((name) => !(name in benchmarks));
 if (unknown.length > 0) {
   process.stderr.write(`bench: BENCH_ONLY: unknown benchmark ${unknown.join(', ')}\n  hint: the benchmarks are ${Object.keys(benchmarks).join(', ')}\n`);

@@ -87,8 +87,16 @@ export function results(settings: ResetSettings, samples: readonly ResetSample[]
  */
 export function targetChecks(rows: readonly SeriesResult[]): TargetCheck[] {
   const median = (sizeMiB: number, series: SeriesName) => rows.find((row) => row.sizeMiB === sizeMiB && row.series === series)?.medianMs;
-  const check = (kind: TargetCheck['kind'], target: string, bound: number, measured: number | undefined, against: number | undefined, missing: string): TargetCheck => {
-    if (measured === undefined || against === undefined) return { target, kind, measuredMs: null, limitMs: null, ratio: null, bound, verdict: 'n/a', why: missing };
+  const check = (
+    kind: TargetCheck['kind'],
+    target: string,
+    bound: number,
+    measured: number | undefined,
+    against: number | undefined,
+    missing: string,
+  ): TargetCheck => {
+    if (measured === undefined || against === undefined)
+      return { target, kind, measuredMs: null, limitMs: null, ratio: null, bound, verdict: 'n/a', why: missing };
     const ratio = round(measured / against, 3);
     return { target, kind, measuredMs: measured, limitMs: round(bound * against), ratio, bound, verdict: measured <= bound * against ? 'PASS' : 'FAIL' };
   };
@@ -104,7 +112,16 @@ export function targetChecks(rows: readonly SeriesResult[]): TargetCheck[] {
     checks.push(check(kind, `eager reset 256 MiB (${how}) <= 0.5 x runc restore 256 MiB`, 0.5, median(256, eager), runc256, missing(eager, '256')));
     if (kind === 'informational' && eager === 'reset-eager-standby-cli') continue; // the CLI runs eager resets only
     checks.push(check(kind, `lazy reset 256 MiB (${how}) <= 0.25 x runc restore 256 MiB`, 0.25, median(256, lazy), runc256, missing(lazy, '256')));
-    checks.push(check(kind, `lazy reset 1024 MiB (${how}) <= 2 x lazy reset 16 MiB`, 2, median(1024, lazy), median(16, lazy), `needs 16 and 1024 MiB in BENCH_RESET_SIZES and the series ${lazy}`));
+    checks.push(
+      check(
+        kind,
+        `lazy reset 1024 MiB (${how}) <= 2 x lazy reset 16 MiB`,
+        2,
+        median(1024, lazy),
+        median(16, lazy),
+        `needs 16 and 1024 MiB in BENCH_RESET_SIZES and the series ${lazy}`,
+      ),
+    );
   }
   return checks;
 }
@@ -114,7 +131,11 @@ export function buildReport(settings: ResetSettings, samples: readonly ResetSamp
   return {
     benchmark: 'reset',
     date: new Date().toISOString(),
-    host: { ...context.versions, cpu: os.cpus()[0]?.model ?? 'unknown', cpus: os.cpus().length, memoryMiB: Math.round(os.totalmem() / 2 ** 20),
+    host: {
+      ...context.versions,
+      cpu: os.cpus()[0]?.model ?? 'unknown',
+      cpus: os.cpus().length,
+      memoryMiB: Math.round(os.totalmem() / 2 ** 20),
       loadAverage: { before: context.load.before.map((value) => round(value, 2)), after: context.load.after.map((value) => round(value, 2)) },
     },
     setup: {
@@ -133,7 +154,7 @@ export function buildReport(settings: ResetSettings, samples: readonly ResetSamp
         'runc checkpoints its own container of an identical bundle (same memhog, same size) once; every round `runc restore -d` ' +
         'restores from that same image directory, and an untimed `runc delete -f` follows',
       verification:
-        'after each reset: the returned pid is the record\'s init and the monitor\'s child, and an eager reset\'s init holds N MiB; ' +
+        "after each reset: the returned pid is the record's init and the monitor's child, and an eager reset's init holds N MiB; " +
         `memhog checks every byte (SIGUSR1) ${settings.verifyEveryRound ? 'after every round' : 'after the last round of each series'}`,
       series: Object.fromEntries(settings.series.map((name) => [name, seriesNamed(name).measured])),
       elapsedSeconds: round(context.elapsedSeconds),
@@ -176,7 +197,7 @@ export function renderReport(settings: ResetSettings, report: ResetReport): stri
   const targets = report.targets.map((check) => {
     const detail =
       check.verdict === 'n/a'
-        ? check.why ?? ''
+        ? (check.why ?? '')
         : `${check.measuredMs!.toFixed(1)} ms vs limit ${check.limitMs!.toFixed(1)} ms (ratio ${check.ratio!.toFixed(3)}, bound ${check.bound})`;
     return `  ${check.verdict.padEnd(4)} ${check.kind === 'target' ? '' : '(info) '}${check.target}: ${detail}`;
   });

@@ -96,7 +96,10 @@ export async function benchmarkResetSize(run: ResetSizeRun): Promise<{ samples: 
   if (!isAlive(firstPid)) throw new BenchError('BENCH_STILL_RUNNING', `container ${id}: pid ${firstPid} is gone after a leaveRunning snapshot`);
   const snapshotPages = await imageSize(snapshot.value.imagePath);
   if (!holds(snapshotPages.pagesMiB, sizeMiB)) {
-    throw new BenchError('BENCH_IMAGE_SIZE', `container ${id}: the snapshot holds ${snapshotPages.pagesMiB.toFixed(1)} MiB of pages, expected ${sizeMiB} MiB`);
+    throw new BenchError(
+      'BENCH_IMAGE_SIZE',
+      `container ${id}: the snapshot holds ${snapshotPages.pagesMiB.toFixed(1)} MiB of pages, expected ${sizeMiB} MiB`,
+    );
   }
   const first = await recordOf(run.runtime, id);
   const monitorPid = first.status === 'running' ? first.monitor?.pid : undefined;
@@ -117,7 +120,10 @@ export async function benchmarkResetSize(run: ResetSizeRun): Promise<{ samples: 
   const runcCheckpointMs = await run.runc.checkpoint(runcId, imagePath);
   const runcPages = await imageSize(imagePath);
   if (!holds(runcPages.pagesMiB, sizeMiB)) {
-    throw new BenchError('BENCH_IMAGE_SIZE', `runc container ${runcId}: the image holds ${runcPages.pagesMiB.toFixed(1)} MiB of pages, expected ${sizeMiB} MiB`);
+    throw new BenchError(
+      'BENCH_IMAGE_SIZE',
+      `runc container ${runcId}: the image holds ${runcPages.pagesMiB.toFixed(1)} MiB of pages, expected ${sizeMiB} MiB`,
+    );
   }
   process.stderr.write(`  ${sizeMiB} MiB runc checkpoint: ${Math.round(runcCheckpointMs)} ms, ${runcPages.pagesMiB.toFixed(1)} MiB of pages\n`);
 
@@ -197,7 +203,11 @@ async function contender(run: ResetSizeRun, series: Series, shared: Shared): Pro
         const ms = await run.runc.restore(shared.runcId, shared.imagePath, shared.runcBundle, shared.runcPidFile);
         const pid = await readPidFile(shared.runcPidFile);
         const resident = await residentMiB(pid);
-        if (!holds(resident, sizeMiB)) throw new BenchError('BENCH_RESTORE', `runc container ${shared.runcId} holds ${resident.toFixed(1)} MiB after the restore, expected ${sizeMiB} MiB`);
+        if (!holds(resident, sizeMiB))
+          throw new BenchError(
+            'BENCH_RESTORE',
+            `runc container ${shared.runcId} holds ${resident.toFixed(1)} MiB after the restore, expected ${sizeMiB} MiB`,
+          );
         if (last(round)) await verifyMemoryOf(pid, sizeMiB);
         await run.runc.remove(shared.runcId);
         await pause();
@@ -282,11 +292,16 @@ async function resetOnce(run: ResetSizeRun, target: ResetTarget, series: SeriesN
   if (pid === target.pid) throw new BenchError('BENCH_RESET', `${where}: the reset returned the previous init's pid ${pid}`);
   const record = await recordOf(runtime, id);
   if (record.status !== 'running' || record.init.pid !== pid) {
-    throw new BenchError('BENCH_RESET', `${where}: the record says ${record.status}, init ${record.status === 'running' ? record.init.pid : 'none'}, but the reset returned pid ${pid}`);
+    throw new BenchError(
+      'BENCH_RESET',
+      `${where}: the record says ${record.status}, init ${record.status === 'running' ? record.init.pid : 'none'}, but the reset returned pid ${pid}`,
+    );
   }
   const parent = await parentOf(pid);
   if (record.monitor?.pid !== target.monitorPid || parent !== target.monitorPid) {
-    run.anomalies.push(`${sizeMiB} MiB ${series}: the init's parent is ${parent} and the record's monitor ${record.monitor?.pid}, not the container's monitor ${target.monitorPid}`);
+    run.anomalies.push(
+      `${sizeMiB} MiB ${series}: the init's parent is ${parent} and the record's monitor ${record.monitor?.pid}, not the container's monitor ${target.monitorPid}`,
+    );
   }
   target.pid = pid;
 
@@ -325,7 +340,8 @@ async function coldStart(
   }
   const ms = Number(process.hrtime.bigint() - started) / 1e6;
   const text = (await readFile(ready, 'utf8')).trim();
-  if (Number(text.split(/\s+/)[1]) !== run.sizeMiB) throw new BenchError('BENCH_WORKLOAD', `${series}: memhog reports "${text}", expected ${run.sizeMiB} MiB`);
+  if (Number(text.split(/\s+/)[1]) !== run.sizeMiB)
+    throw new BenchError('BENCH_WORKLOAD', `${series}: memhog reports "${text}", expected ${run.sizeMiB} MiB`);
   const resident = await residentMiB(pid);
   await how.remove();
   if (run.pauseMs > 0) await sleep(run.pauseMs);

@@ -37,7 +37,8 @@ function settingsFromEnvironment(environment: NodeJS.ProcessEnv): ResetSettings 
   if (environment.BENCH_RESET_SERIES) {
     series = environment.BENCH_RESET_SERIES.split(',').map((name) => name.trim()) as SeriesName[];
     const unknown = series.filter((name) => !known.includes(name));
-    if (unknown.length > 0) throw new BenchError('BENCH_SETTING', `BENCH_RESET_SERIES: unknown ${unknown.join(', ')}`, { hint: `the series are ${known.join(', ')}` });
+    if (unknown.length > 0)
+      throw new BenchError('BENCH_SETTING', `BENCH_RESET_SERIES: unknown ${unknown.join(', ')}`, { hint: `the series are ${known.join(', ')}` });
   }
   if (environment.BENCH_RESET_CLI === '0') series = series.filter((name) => name !== 'reset-eager-standby-cli' && name !== 'cli-startup');
   return {
@@ -55,7 +56,9 @@ function settingsFromEnvironment(environment: NodeJS.ProcessEnv): ResetSettings 
 function version(command: string, packageName: string): string {
   const result = spawnSync(command, ['--version'], { encoding: 'utf8' });
   if (result.error || result.status !== 0) {
-    throw new BenchError('BENCH_MISSING_TOOL', `\`${command} --version\` failed: ${result.error?.message ?? result.stderr.trim()}`, { hint: `install ${packageName}` });
+    throw new BenchError('BENCH_MISSING_TOOL', `\`${command} --version\` failed: ${result.error?.message ?? result.stderr.trim()}`, {
+      hint: `install ${packageName}`,
+    });
   }
   return `${result.stdout}${result.stderr}`.trim().split('\n')[0]!;
 }
@@ -112,7 +115,10 @@ export async function benchmarkReset(repoRoot: string, cleanup: Cleanup, abort: 
     // The snapshot and runc's images of the largest size, and room for overlay upper layers.
     const tmpfsMiB = Math.max(...settings.sizesMiB) * 2 + 512;
     const mount = spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${tmpfsMiB}m,mode=0700`, 'runtime-bench-reset', tmpfs], { encoding: 'utf8' });
-    if (mount.status !== 0) throw new BenchError('BENCH_TMPFS', `could not mount a tmpfs on ${tmpfs}: ${mount.stderr.trim()}`, { hint: 'set BENCH_IMAGE_DIR to use a directory instead' });
+    if (mount.status !== 0)
+      throw new BenchError('BENCH_TMPFS', `could not mount a tmpfs on ${tmpfs}: ${mount.stderr.trim()}`, {
+        hint: 'set BENCH_IMAGE_DIR to use a directory instead',
+      });
     cleanup.add(`unmount ${tmpfs}`, () => {
       const umount = spawnSync('umount', [tmpfs], { encoding: 'utf8' });
       if (umount.status !== 0) throw new Error(umount.stderr.trim());

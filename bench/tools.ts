@@ -34,7 +34,10 @@ export class RuntimeCli implements Tool {
     return new RuntimeCli(repoRoot, dir);
   }
 
-  private constructor(private readonly repoRoot: string, dir: string) {
+  private constructor(
+    private readonly repoRoot: string,
+    dir: string,
+  ) {
     const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('RUNTIME_')));
     this.env = {
       ...env,
@@ -107,7 +110,10 @@ export class Runc implements Tool {
   private readonly root: string;
   private readonly logPath: string;
 
-  private constructor(dir: string, private readonly pipes: StdioPipes) {
+  private constructor(
+    dir: string,
+    private readonly pipes: StdioPipes,
+  ) {
     this.root = path.join(dir, 'state');
     this.logPath = path.join(dir, 'runc.log');
   }

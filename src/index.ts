@@ -25,8 +25,21 @@ export { InvalidBundleError } from './runtime/oci/index.js';
 export { composeRuntime } from './runtime/composition-root.js';
 export { resolveConfig } from './runtime/config.js';
 export type { InspectRequest } from './runtime/inspect.js';
-export type { CheckpointInspection, ProcessNode, ProcessFiles, ProcessSockets, ProcessMemory, CheckpointMount, SocketInfo } from './runtime/inspection/model.js';
+export type {
+  CheckpointInspection,
+  ProcessNode,
+  ProcessFiles,
+  ProcessSockets,
+  ProcessMemory,
+  CheckpointMount,
+  SocketInfo,
+} from './runtime/inspection/model.js';
 export { formatInspection, formatInspectionJson } from './runtime/inspection/format.js';
 export {
-  readCheckpointStats, readRestoreStats, formatStatsReport, StatisticsNotFoundError, type CheckpointStatsReport, type RestoreStatsReport,
+  readCheckpointStats,
+  readRestoreStats,
+  formatStatsReport,
+  StatisticsNotFoundError,
+  type CheckpointStatsReport,
+  type RestoreStatsReport,
 } from './runtime/checkpoint-stats.js';

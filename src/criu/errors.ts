@@ -14,21 +14,33 @@ export class CriuNotFoundError extends RuntimeError {
 
 export class CriuTooOldError extends RuntimeError {
   readonly code = 'CRIU_TOO_OLD' as const;
-  constructor(readonly binary: string, readonly found: string, readonly minimum: string) {
+  constructor(
+    readonly binary: string,
+    readonly found: string,
+    readonly minimum: string,
+  ) {
     super(`CRIU at ${binary} is version ${found}; this runtime needs ${minimum} or newer`, { hint: installHint });
   }
 }
 
 export class CriuUnusableError extends RuntimeError {
   readonly code = 'CRIU_UNUSABLE' as const;
-  constructor(readonly binary: string, reason: string, options: { cause?: unknown } = {}) {
+  constructor(
+    readonly binary: string,
+    reason: string,
+    options: { cause?: unknown } = {},
+  ) {
     super(`CRIU at ${binary} could not be used: ${reason}`, { ...options, hint: installHint });
   }
 }
 
 export class CriuFeatureMissingError extends RuntimeError {
   readonly code = 'CRIU_FEATURE_MISSING' as const;
-  constructor(readonly feature: string, readonly neededFor: string, why: string) {
+  constructor(
+    readonly feature: string,
+    readonly neededFor: string,
+    why: string,
+  ) {
     super(`${neededFor} needs the CRIU feature "${feature}", which this kernel or CRIU lacks`, {
       hint: `${why}; \`criu check --feature ${feature}\` shows the details`,
     });
@@ -37,7 +49,10 @@ export class CriuFeatureMissingError extends RuntimeError {
 
 export class RpcProtoMissingError extends RuntimeError {
   readonly code = 'CRIU_RPC_PROTO_MISSING' as const;
-  constructor(readonly path: string, options: { cause?: unknown } = {}) {
+  constructor(
+    readonly path: string,
+    options: { cause?: unknown } = {},
+  ) {
     super(`CRIU's rpc.proto was not found at ${path}`, {
       ...options,
       hint: 'run `bash scripts/install-criu.sh` as root (it installs /opt/runtime/criu/include/criu/rpc.proto), or set RUNTIME_CRIU_RPC_PROTO',
@@ -66,7 +81,8 @@ export class CriuRequestError extends RuntimeError {
 
   constructor(failure: CriuFailure, options: { cause?: unknown; hint?: string } = {}) {
     const parts = [`CRIU ${failure.request} failed`];
-    if (failure.errno) parts.push(errnoName(failure.errno).startsWith('errno') ? `errno ${failure.errno}` : `errno ${failure.errno} (${errnoName(failure.errno)})`);
+    if (failure.errno)
+      parts.push(errnoName(failure.errno).startsWith('errno') ? `errno ${failure.errno}` : `errno ${failure.errno} (${errnoName(failure.errno)})`);
     if (failure.criuMessage) parts.push(failure.criuMessage);
     let message = parts.join(': ');
     if (failure.logTail.length > 0) message += `\n  ${failure.logTail.join('\n  ')}`;

@@ -15,7 +15,10 @@ const SOCKET = 'lazy-pages.socket';
 const LOG = 'lazy-pages.log';
 
 export class LazyPagesDaemon {
-  private constructor(private readonly child: ChildProcess, readonly exited: Promise<number | null>) {}
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly exited: Promise<number | null>,
+  ) {}
 
   static async start(binary: string, imagePath: string, workPath: string, timeoutMs = 5000): Promise<LazyPagesDaemon> {
     await rm(path.join(workPath, SOCKET), { force: true });
@@ -23,12 +26,23 @@ export class LazyPagesDaemon {
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      if (await access(path.join(workPath, SOCKET)).then(() => true, () => false)) return new LazyPagesDaemon(child, exited);
+      if (
+        await access(path.join(workPath, SOCKET)).then(
+          () => true,
+          () => false,
+        )
+      )
+        return new LazyPagesDaemon(child, exited);
       const ended = await Promise.race([exited.then(() => true), sleep(2).then(() => false)]);
       if (ended || Date.now() > deadline) {
         child.kill('SIGKILL');
         const logPath = path.join(workPath, LOG);
-        throw new CriuRequestError({ request: 'lazy-pages', criuMessage: ended ? 'the lazy-pages daemon exited before it was ready' : 'the lazy-pages daemon did not become ready', logPath, logTail: await criuLogTail(logPath) });
+        throw new CriuRequestError({
+          request: 'lazy-pages',
+          criuMessage: ended ? 'the lazy-pages daemon exited before it was ready' : 'the lazy-pages daemon did not become ready',
+          logPath,
+          logTail: await criuLogTail(logPath),
+        });
       }
     }
   }

@@ -27,7 +27,10 @@ export async function criuLogTail(logPath: string, limit = 5): Promise<string[]>
 }
 
 export function tailOfLog(text: string, limit = 5): string[] {
-  const lines = text.split('\n').map((line) => line.trimEnd()).filter((line) => line !== '');
+  const lines = text
+    .split('\n')
+    .map((line) => line.trimEnd())
+    .filter((line) => line !== '');
   const errors = lines.filter((line) => /\bError\b/.test(line));
   return (errors.length > 0 ? errors : lines).slice(-limit);
 }

@@ -6,12 +6,7 @@
 import { constants, openSync, closeSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { locateCriu } from './binary.js';
-import {
-  CriuFeatureMissingError,
-  CriuRequestError,
-  CriuTooOldError,
-  CriuUnusableError,
-} from './errors.js';
+import { CriuFeatureMissingError, CriuRequestError, CriuTooOldError, CriuUnusableError } from './errors.js';
 import { criuLogTail } from './log.js';
 import { ReqType, reqTypeNames, type CgroupRoot, type CriuFeatures, type CriuOpts, type CriuResp, type InheritFd } from './rpc/messages.js';
 import type { DirectorylessOpts } from './options.js';
@@ -98,7 +93,8 @@ export const CRIU_SERVICE = Symbol('CriuService');
 const benign = /Can't setup RLIMIT_NOFILE/;
 
 const featureWhy: Readonly<Record<FeatureName, string>> = {
-  mem_track: 'memory change tracking needs soft-dirty bits (CONFIG_MEM_SOFT_DIRTY), which this kernel does not offer; take a full dump instead of --pre-dump/--parent-path',
+  mem_track:
+    'memory change tracking needs soft-dirty bits (CONFIG_MEM_SOFT_DIRTY), which this kernel does not offer; take a full dump instead of --pre-dump/--parent-path',
   lazy_pages: 'lazy pages need userfaultfd (CONFIG_USERFAULTFD) with non-cooperative events; restore without --lazy-pages',
 };
 
@@ -214,7 +210,12 @@ export class SwrkCriuService implements CriuService {
       {
         request: reqTypeNames[response.type] ?? String(response.type),
         errno: response.cr_errno,
-        criuMessage: first ?? lastReal?.replace(/^\(\d+\.\d+\)\s*/, '') ?? response.cr_errmsg ?? (cause instanceof Error ? cause.message : undefined) ?? (stderr || undefined),
+        criuMessage:
+          first ??
+          lastReal?.replace(/^\(\d+\.\d+\)\s*/, '') ??
+          response.cr_errmsg ??
+          (cause instanceof Error ? cause.message : undefined) ??
+          (stderr || undefined),
         logPath,
         logTail,
       },

@@ -96,7 +96,10 @@ export class ProcKernelSupport implements KernelSupport {
     if (this.root !== '/') return undefined; // a fixture tree has no kernel to ask
     const result = await (await loadExeca())('dmsetup', ['targets'], { reject: false });
     if (result.failed || result.exitCode !== 0) return undefined;
-    return result.stdout.split('\n').map((line) => line.trim().split(/\s+/)[0] ?? '').filter((name) => name !== '');
+    return result.stdout
+      .split('\n')
+      .map((line) => line.trim().split(/\s+/)[0] ?? '')
+      .filter((name) => name !== '');
   }
 }
 
@@ -108,32 +111,49 @@ export async function requireFilesystem(kernel: KernelSupport, driver: string, f
 }
 
 export async function checkOverlaySupport(kernel: KernelSupport, driver: string): Promise<void> {
-  await requireFilesystem(kernel, driver, 'overlay',
-    'load the overlay module (`modprobe overlay`; kernel option CONFIG_OVERLAY_FS), or restore with a dir rootfs');
+  await requireFilesystem(
+    kernel,
+    driver,
+    'overlay',
+    'load the overlay module (`modprobe overlay`; kernel option CONFIG_OVERLAY_FS), or restore with a dir rootfs',
+  );
 }
 
 /** aufs: in /proc/filesystems and not in a user namespace, as moby's supportsAufs checks. */
 export async function checkAufsSupport(kernel: KernelSupport): Promise<void> {
-  await requireFilesystem(kernel, 'aufs', 'aufs',
-    'aufs is not in mainline Linux: boot a kernel with the aufs patches (e.g. Ubuntu\'s linux-modules-extra, or aufs-dkms) and `modprobe aufs`, ' +
-    'or have the engine migrate the container to overlay2');
+  await requireFilesystem(
+    kernel,
+    'aufs',
+    'aufs',
+    "aufs is not in mainline Linux: boot a kernel with the aufs patches (e.g. Ubuntu's linux-modules-extra, or aufs-dkms) and `modprobe aufs`, " +
+      'or have the engine migrate the container to overlay2',
+  );
   if (!(await kernel.inInitialUserNamespace())) {
-    throw new KernelSupportError('aufs', 'aufs cannot be mounted in a user namespace',
-      'run the runtime as root in the initial user namespace (not rootless)');
+    throw new KernelSupportError(
+      'aufs',
+      'aufs cannot be mounted in a user namespace',
+      'run the runtime as root in the initial user namespace (not rootless)',
+    );
   }
 }
 
 /** devicemapper: the control node and the thin target (dm-thin-pool). */
 export async function checkDeviceMapperSupport(kernel: KernelSupport): Promise<void> {
   if (!(await kernel.pathExists('/dev/mapper/control'))) {
-    throw new KernelSupportError('devicemapper', '/dev/mapper/control does not exist (no device-mapper)',
-      'load device-mapper (`modprobe dm_mod`; kernel option CONFIG_BLK_DEV_DM) and create the node with `dmsetup mknodes`');
+    throw new KernelSupportError(
+      'devicemapper',
+      '/dev/mapper/control does not exist (no device-mapper)',
+      'load device-mapper (`modprobe dm_mod`; kernel option CONFIG_BLK_DEV_DM) and create the node with `dmsetup mknodes`',
+    );
   }
   // dm-thin-pool registers /sys/module/dm_thin_pool (it has module parameters, so even when
   // built in); otherwise ask device-mapper itself.
   if (await kernel.pathExists('/sys/module/dm_thin_pool')) return;
   const targets = await kernel.deviceMapperTargets();
   if (targets?.includes('thin')) return;
-  throw new KernelSupportError('devicemapper', 'the device-mapper "thin" target is not available (no dm-thin-pool)',
-    'load it with `modprobe dm_thin_pool` (kernel option CONFIG_DM_THIN_PROVISIONING) and install dmsetup');
+  throw new KernelSupportError(
+    'devicemapper',
+    'the device-mapper "thin" target is not available (no dm-thin-pool)',
+    'load it with `modprobe dm_thin_pool` (kernel option CONFIG_DM_THIN_PROVISIONING) and install dmsetup',
+  );
 }

@@ -22,7 +22,11 @@ export interface LayeredRootfs {
 
 export class LayerCopyError extends RuntimeError {
   readonly code = 'LAYER_COPY_FAILED' as const;
-  constructor(readonly source: string, readonly destination: string, detail: string) {
+  constructor(
+    readonly source: string,
+    readonly destination: string,
+    detail: string,
+  ) {
     super(`copying the rootfs layer ${source} to ${destination} failed: ${detail}`, {
       hint: 'check the free space of the checkpoint root (`df -h`)',
     });

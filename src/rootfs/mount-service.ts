@@ -99,8 +99,12 @@ function runMountFrom(request: MountFromRequest, fds: readonly number[]): Promis
     const child = spawn(process.execPath, [mountFromScript], { stdio: ['pipe', 'pipe', 'pipe', ...fds] });
     let stdout = '';
     let stderr = '';
-    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => { stdout += chunk; });
-    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk; });
+    child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+      stdout += chunk;
+    });
+    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
+      stderr += chunk;
+    });
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
     child.stdin?.end(JSON.stringify(request));

@@ -19,8 +19,20 @@ export interface CgroupHierarchy {
 }
 
 const knownControllers = new Set([
-  'cpu', 'cpuacct', 'cpuset', 'memory', 'devices', 'freezer', 'net_cls', 'blkio', 'perf_event',
-  'net_prio', 'hugetlb', 'pids', 'rdma', 'misc',
+  'cpu',
+  'cpuacct',
+  'cpuset',
+  'memory',
+  'devices',
+  'freezer',
+  'net_cls',
+  'blkio',
+  'perf_event',
+  'net_prio',
+  'hugetlb',
+  'pids',
+  'rdma',
+  'misc',
 ]);
 
 /** The host's cgroup hierarchies, from its mount table. */
@@ -30,8 +42,7 @@ export function cgroupHierarchies(mounts: readonly MountInfo[]): CgroupHierarchy
   for (const mount of mounts) {
     if (mount.fsType !== 'cgroup' && mount.fsType !== 'cgroup2') continue;
     if (mount.root !== '/') continue;
-    const controllers =
-      mount.fsType === 'cgroup2' ? [] : mount.superOptions.filter((o) => knownControllers.has(o) || o.startsWith('name='));
+    const controllers = mount.fsType === 'cgroup2' ? [] : mount.superOptions.filter((o) => knownControllers.has(o) || o.startsWith('name='));
     const key = mount.fsType === 'cgroup2' ? 'unified' : [...controllers].sort().join(',');
     if (seen.has(key)) continue;
     seen.add(key);
@@ -127,7 +138,10 @@ export async function cgroupPids(hierarchies: readonly CgroupHierarchy[], cgroup
   for (const hierarchy of hierarchies) {
     try {
       const text = await readFile(path.join(cgroupDirectory(hierarchy, cgroupPath), 'cgroup.procs'), 'utf8');
-      return text.split('\n').filter((l) => l !== '').map(Number);
+      return text
+        .split('\n')
+        .filter((l) => l !== '')
+        .map(Number);
     } catch {
       continue;
     }

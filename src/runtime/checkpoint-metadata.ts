@@ -31,7 +31,10 @@ export interface CheckpointMetadata {
 
 export class CheckpointNotFoundError extends RuntimeError {
   readonly code = 'CHECKPOINT_NOT_FOUND' as const;
-  constructor(readonly imagePath: string, reason: string) {
+  constructor(
+    readonly imagePath: string,
+    reason: string,
+  ) {
     super(`no checkpoint at ${imagePath}: ${reason}`, {
       hint: 'pass the --image-path a checkpoint was written to, or checkpoint the container first',
     });
@@ -40,7 +43,11 @@ export class CheckpointNotFoundError extends RuntimeError {
 
 export class CorruptCheckpointError extends RuntimeError {
   readonly code = 'CORRUPT_CHECKPOINT' as const;
-  constructor(readonly file: string, reason: string, options: { cause?: unknown } = {}) {
+  constructor(
+    readonly file: string,
+    reason: string,
+    options: { cause?: unknown } = {},
+  ) {
     super(`the checkpoint file ${file} is unusable: ${reason}`, {
       ...options,
       hint: 'take a new checkpoint; this one cannot be restored by this runtime',

@@ -24,7 +24,10 @@ export interface RestoreStatsReport {
 
 export class StatisticsNotFoundError extends RuntimeError {
   readonly code = 'CRIU_STATISTICS_NOT_FOUND' as const;
-  constructor(readonly file: string, readonly dirs: readonly string[]) {
+  constructor(
+    readonly file: string,
+    readonly dirs: readonly string[],
+  ) {
     super(`CRIU wrote no ${file} in ${dirs.join(' or ')}`, {
       hint: 'CRIU writes its statistics to the work directory (--work-path), else the image directory; a lazy-pages restore writes them only when all pages are in',
     });

@@ -55,7 +55,10 @@ export interface CheckpointResult {
 
 export class ContainerNotRunningError extends RuntimeError {
   readonly code = 'CONTAINER_NOT_RUNNING' as const;
-  constructor(readonly id: string, status: string) {
+  constructor(
+    readonly id: string,
+    status: string,
+  ) {
     super(`container ${JSON.stringify(id)} is not running (it is ${status})`, {
       hint: status === 'checkpointed' ? `restore it with \`runtime restore ${id}\`` : `start it with \`runtime run\` first`,
     });
@@ -94,7 +97,8 @@ export async function checkpoint(context: RuntimeContext, request: CheckpointReq
   if (request.name !== undefined) {
     validateSnapshotName(request.name);
     refuseAutoDedup(request, '--auto-dedup cannot be used with --name');
-    if (request.imagePath || request.preDump) throw new UsageError("--name keeps its images in the container's snapshots; it goes without --image-path and --pre-dump");
+    if (request.imagePath || request.preDump)
+      throw new UsageError("--name keeps its images in the container's snapshots; it goes without --image-path and --pre-dump");
   }
 
   return store.withLock(id, async () => {
@@ -138,10 +142,21 @@ export async function checkpoint(context: RuntimeContext, request: CheckpointReq
       );
     }
 
-    logger.info(`checkpointing ${id}`, { pid, imagePath: target.finalPath, leaveRunning: leftRunning, ...(request.name ? { snapshot: request.name } : {}) });
+    logger.info(`checkpointing ${id}`, {
+      pid,
+      imagePath: target.finalPath,
+      leaveRunning: leftRunning,
+      ...(request.name ? { snapshot: request.name } : {}),
+    });
     try {
       await criu.dump({
-        opts: dumpOpts(request, { pid, root: record.rootfs, ...(freezeCgroup ? { freezeCgroup } : {}), extMounts: dumpMountMap(externalMounts), external }),
+        opts: dumpOpts(request, {
+          pid,
+          root: record.rootfs,
+          ...(freezeCgroup ? { freezeCgroup } : {}),
+          extMounts: dumpMountMap(externalMounts),
+          external,
+        }),
         imagePath: target.writePath,
         ...(request.workPath ? { workPath: path.resolve(request.workPath) } : {}),
         ...(target.preDump ? { preDump: true } : {}),
@@ -164,7 +179,9 @@ async function recordCheckpoint(
   done: { readonly imagePath: string; readonly leftRunning: boolean; readonly snapshot: SnapshotInfo | undefined },
 ): Promise<ContainerRecord> {
   // A named snapshot is reached by name (reset), never as the bare checkpoint to restore.
-  const lastCheckpoint = done.snapshot ? record.lastCheckpoint : { imagePath: done.imagePath, time: new Date().toISOString(), leftRunning: done.leftRunning };
+  const lastCheckpoint = done.snapshot
+    ? record.lastCheckpoint
+    : { imagePath: done.imagePath, time: new Date().toISOString(), leftRunning: done.leftRunning };
   if (done.leftRunning) return context.store.commit(record, { kind: 'amended', changes: lastCheckpoint ? { lastCheckpoint } : {} });
   return context.store.commit(record, { kind: 'checkpointed', ...(lastCheckpoint ? { lastCheckpoint } : {}) });
 }
@@ -240,7 +257,9 @@ async function snapshotTarget(context: RuntimeContext, record: RunningRecord, na
     async abandon(error) {
       // The unfinished snapshot goes, and CRIU's log with it: the log is kept beside the state.
       const kept =
-        error instanceof CriuRequestError ? await keepLog(error.failure.logPath ?? '', path.join(store.paths(record.id).dir, 'checkpoint-failed.log')) : undefined;
+        error instanceof CriuRequestError
+          ? await keepLog(error.failure.logPath ?? '', path.join(store.paths(record.id).dir, 'checkpoint-failed.log'))
+          : undefined;
       await snapshots.abandon(building);
       return kept && error instanceof CriuRequestError ? new CriuRequestError(withLogAt(error.failure, kept), { cause: error }) : error;
     },

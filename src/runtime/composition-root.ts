@@ -28,19 +28,49 @@ export function composeRuntime(config: RuntimeConfig, parent: DependencyContaine
   const services = parent.createChildContainer();
   const configOf = (c: DependencyContainer) => c.resolve<RuntimeConfig>(RUNTIME_CONFIG);
   services.register(RUNTIME_CONFIG, { useValue: config });
-  services.register(LOGGER, cached((c) => {
-    const { logLevel, logFormat, logFile } = configOf(c);
-    return createLogger({ level: logLevel, format: logFormat, file: logFile });
-  }));
-  services.register(CONTAINER_STORE, cached((c) => new ContainerStore(configOf(c).stateRoot)));
-  services.register(SNAPSHOT_STORE, cached((c) => new SnapshotStore(configOf(c).checkpointRoot)));
-  services.register(CRIU_SERVICE, cached((c) => new SwrkCriuService({ binary: configOf(c).criu, minimumVersion: configOf(c).minCriuVersion })));
-  services.register(MOUNT_SERVICE, cached(() => new LinuxMountService()));
-  services.register(PROCESS_SERVICE, cached(() => new LinuxProcessService()));
-  services.register(CGROUP_SERVICE, cached((c) => new LinuxCgroupService(c.resolve<MountService>(MOUNT_SERVICE), c.resolve<ProcessService>(PROCESS_SERVICE))));
-  services.register(OCI_RUNTIME, cached((c) => new CommandOciRuntime(configOf(c).ociRuntime)));
-  services.register(REAPER, cached(() => new Reaper()));
-  services.register(MONITOR_CLIENT, cached((c) => new ProcessMonitorClient(configOf(c), c.resolve<ContainerStore>(CONTAINER_STORE))));
+  services.register(
+    LOGGER,
+    cached((c) => {
+      const { logLevel, logFormat, logFile } = configOf(c);
+      return createLogger({ level: logLevel, format: logFormat, file: logFile });
+    }),
+  );
+  services.register(
+    CONTAINER_STORE,
+    cached((c) => new ContainerStore(configOf(c).stateRoot)),
+  );
+  services.register(
+    SNAPSHOT_STORE,
+    cached((c) => new SnapshotStore(configOf(c).checkpointRoot)),
+  );
+  services.register(
+    CRIU_SERVICE,
+    cached((c) => new SwrkCriuService({ binary: configOf(c).criu, minimumVersion: configOf(c).minCriuVersion })),
+  );
+  services.register(
+    MOUNT_SERVICE,
+    cached(() => new LinuxMountService()),
+  );
+  services.register(
+    PROCESS_SERVICE,
+    cached(() => new LinuxProcessService()),
+  );
+  services.register(
+    CGROUP_SERVICE,
+    cached((c) => new LinuxCgroupService(c.resolve<MountService>(MOUNT_SERVICE), c.resolve<ProcessService>(PROCESS_SERVICE))),
+  );
+  services.register(
+    OCI_RUNTIME,
+    cached((c) => new CommandOciRuntime(configOf(c).ociRuntime)),
+  );
+  services.register(
+    REAPER,
+    cached(() => new Reaper()),
+  );
+  services.register(
+    MONITOR_CLIENT,
+    cached((c) => new ProcessMonitorClient(configOf(c), c.resolve<ContainerStore>(CONTAINER_STORE))),
+  );
   return services;
 }
 

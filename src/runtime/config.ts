@@ -35,7 +35,10 @@ export type RuntimeConfig = Readonly<z.infer<typeof configSchema>>;
 
 export class InvalidConfigError extends RuntimeError {
   readonly code = 'INVALID_CONFIG' as const;
-  constructor(readonly source: string, reason: string) {
+  constructor(
+    readonly source: string,
+    reason: string,
+  ) {
     super(`invalid configuration in ${source}: ${reason}`, {
       hint: 'see "Configuration" in the README for the keys and their values',
     });

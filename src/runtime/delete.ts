@@ -35,7 +35,11 @@ export async function deleteContainer(context: RuntimeContext, id: string, optio
   for (const other of await store.ids()) {
     if (other !== id && (await store.load(other).catch(() => undefined))?.snapshotOf === id) copies.push(other);
   }
-  if (copies.length > 0) throw new SnapshotInUseError(`of ${id}`, copies.map((c) => `container ${c}`));
+  if (copies.length > 0)
+    throw new SnapshotInUseError(
+      `of ${id}`,
+      copies.map((c) => `container ${c}`),
+    );
   const init = initOf(record);
   const monitor = monitorOf(record);
   const running = init !== undefined && (await processes.isAlive(init));
@@ -54,7 +58,11 @@ export async function deleteContainer(context: RuntimeContext, id: string, optio
   const paths = store.paths(id);
   // Nothing may stay mounted below the state directory before it is removed (a restore root,
   // a copy's rootfs), and the overlay a reset put on the rootfs goes too.
-  for (const target of (await mounts.mounts()).map((m) => m.mountPoint).filter((p) => p.startsWith(`${paths.dir}/`)).sort().reverse()) {
+  for (const target of (await mounts.mounts())
+    .map((m) => m.mountPoint)
+    .filter((p) => p.startsWith(`${paths.dir}/`))
+    .sort()
+    .reverse()) {
     await unmountAll(mounts, target);
   }
   if (record.layers) {

@@ -5,7 +5,10 @@ export { RuntimeError, UsageError, SystemCallError, errnoName, describeError, ty
 
 export class InvalidIdError extends RuntimeError {
   readonly code = 'INVALID_ID' as const;
-  constructor(readonly id: string, reason: string) {
+  constructor(
+    readonly id: string,
+    reason: string,
+  ) {
     super(`invalid container id ${JSON.stringify(id)}: ${reason}`, {
       hint: 'ids are 1 to 1024 characters of letters, digits, "_", "+", "-" and "."; not "." or ".."',
     });
@@ -14,7 +17,10 @@ export class InvalidIdError extends RuntimeError {
 
 export class ContainerNotFoundError extends RuntimeError {
   readonly code = 'CONTAINER_NOT_FOUND' as const;
-  constructor(readonly id: string, stateRoot: string) {
+  constructor(
+    readonly id: string,
+    stateRoot: string,
+  ) {
     super(`container ${JSON.stringify(id)} does not exist in ${stateRoot}`, {
       hint: 'run `runtime list` to see the containers, or pass the --root the container was created with',
     });
@@ -41,7 +47,12 @@ export class NotRootError extends RuntimeError {
 
 export class InitEndedError extends RuntimeError {
   readonly code = 'INIT_ENDED' as const;
-  constructor(readonly id: string, readonly pid: number, how: 'started' | 'restored', logPath: string) {
+  constructor(
+    readonly id: string,
+    readonly pid: number,
+    how: 'started' | 'restored',
+    logPath: string,
+  ) {
     super(`the init of ${id} (pid ${pid}) ended right after it was ${how}`, { hint: `read the container's output in ${logPath}` });
   }
 }

@@ -27,7 +27,10 @@ export interface ExternalMount {
 
 export class MissingMountMappingError extends RuntimeError {
   readonly code = 'MISSING_MOUNT_MAPPING' as const;
-  constructor(readonly mountPoint: string, bundleConfig: string) {
+  constructor(
+    readonly mountPoint: string,
+    bundleConfig: string,
+  ) {
     super(`the checkpoint has a bind mount at ${mountPoint}, and ${bundleConfig} has no bind mount there`, {
       hint: 'restore with the bundle the container was checkpointed with, or add the bind mount to its config.json',
     });

@@ -21,7 +21,10 @@ export interface InspectRequest {
 }
 
 async function isImageDir(dir: string): Promise<boolean> {
-  return stat(path.join(dir, 'inventory.img')).then((s) => s.isFile(), () => false);
+  return stat(path.join(dir, 'inventory.img')).then(
+    (s) => s.isFile(),
+    () => false,
+  );
 }
 
 /** The image directory the request names. */
@@ -29,7 +32,13 @@ export async function resolveInspectTarget(context: RuntimeContext, request: Ins
   const { target } = request;
   if (request.snapshot === undefined && (target.includes('/') || target === '.' || target === '..' || (await isImageDir(target)))) {
     const dir = path.resolve(target);
-    if (!(await stat(dir).then((s) => s.isDirectory(), () => false))) throw new CheckpointNotFoundError(dir, 'the directory does not exist');
+    if (
+      !(await stat(dir).then(
+        (s) => s.isDirectory(),
+        () => false,
+      ))
+    )
+      throw new CheckpointNotFoundError(dir, 'the directory does not exist');
     if (!(await isImageDir(dir))) throw new CheckpointNotFoundError(dir, 'it holds no CRIU images (inventory.img is missing)');
     return dir;
   }
@@ -41,7 +50,10 @@ export async function resolveInspectTarget(context: RuntimeContext, request: Ins
     return snapshots.paths(id, request.snapshot).images;
   }
   if (!record.lastCheckpoint) {
-    throw new CheckpointNotFoundError(path.join(context.config.checkpointRoot, id), `container ${id} was never checkpointed (inspect a named snapshot with --snapshot NAME)`);
+    throw new CheckpointNotFoundError(
+      path.join(context.config.checkpointRoot, id),
+      `container ${id} was never checkpointed (inspect a named snapshot with --snapshot NAME)`,
+    );
   }
   const dir = record.lastCheckpoint.imagePath;
   if (!(await isImageDir(dir))) throw new CheckpointNotFoundError(dir, 'its last checkpoint is gone or holds no CRIU images');

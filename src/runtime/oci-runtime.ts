@@ -10,7 +10,12 @@ import type { OciRuntimeName } from './config.js';
 
 export class OciRuntimeError extends RuntimeError {
   readonly code = 'OCI_RUNTIME_FAILED' as const;
-  constructor(readonly runtime: string, readonly operation: string, detail: string, logPath: string) {
+  constructor(
+    readonly runtime: string,
+    readonly operation: string,
+    detail: string,
+    logPath: string,
+  ) {
     super(`${runtime} ${operation} failed: ${detail}`, { hint: `read ${logPath}, and check the bundle's config.json` });
   }
 }
@@ -41,8 +46,19 @@ export class CommandOciRuntime implements OciRuntime {
   async start(request: OciStartRequest): Promise<number> {
     const pidFile = path.join(path.dirname(request.logPath), 'init.pid');
     const args = [
-      '--root', request.root, '--log', request.logPath, '--log-format', 'json',
-      'run', '--detach', '--pid-file', pidFile, '--bundle', request.bundle, request.id,
+      '--root',
+      request.root,
+      '--log',
+      request.logPath,
+      '--log-format',
+      'json',
+      'run',
+      '--detach',
+      '--pid-file',
+      pidFile,
+      '--bundle',
+      request.bundle,
+      request.id,
     ];
     // The fds go to the init as they are (runc and crun pass their stdio through when detached).
     const exit = await new Promise<{ code: number | null; error?: Error }>((resolve) => {

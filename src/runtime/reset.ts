@@ -188,7 +188,13 @@ export class Resetter {
   /** Takes over the instance a run or restore started (this process is its parent). */
   async adopt(pid: number, supervisor: Supervisor): Promise<void> {
     const record = await this.context.store.load(this.id);
-    this.current = await this.track({ number: record.instance ?? 0, pid, supervisor, cgroupPath: record.cgroupPath, ...(record.layers ? { layers: record.layers } : {}) });
+    this.current = await this.track({
+      number: record.instance ?? 0,
+      pid,
+      supervisor,
+      cgroupPath: record.cgroupPath,
+      ...(record.layers ? { layers: record.layers } : {}),
+    });
   }
 
   /** Resolves when the container has ended on its own (not replaced by a reset). */
@@ -319,7 +325,8 @@ export class Resetter {
     } catch (error) {
       await supervisor.close();
       // The instance's directory goes, and CRIU's log with it: the log is kept beside the state.
-      const kept = error instanceof CriuRequestError ? await keepLog(error.failure.logPath ?? '', path.join(this.paths.dir, 'reset-failed.log')) : undefined;
+      const kept =
+        error instanceof CriuRequestError ? await keepLog(error.failure.logPath ?? '', path.join(this.paths.dir, 'reset-failed.log')) : undefined;
       await this.removeInstance(dir, cgroupPath);
       throw kept && error instanceof CriuRequestError ? new CriuRequestError(withLogAt(error.failure, kept), { cause: error }) : error;
     }

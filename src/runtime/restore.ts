@@ -205,9 +205,7 @@ export async function restoreTree(context: RuntimeContext, supervisor: Superviso
     cgroupPath: request.cgroupPath,
   });
   // runc's convention: every stdio fd that was a pipe is reconnected to the new pipe at that fd.
-  const inheritFds: InheritFd[] = descriptors
-    .map((target, fd) => ({ key: target, fd }))
-    .filter((entry) => entry.fd < 3 && entry.key.startsWith('pipe:'));
+  const inheritFds: InheritFd[] = descriptors.map((target, fd) => ({ key: target, fd })).filter((entry) => entry.fd < 3 && entry.key.startsWith('pipe:'));
 
   const workPath = request.criu.workPath;
   const lazy = request.criu.lazyPages && workPath ? await criu.startLazyPages(request.imagePath, workPath) : undefined;

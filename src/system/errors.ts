@@ -34,15 +34,35 @@ export class UsageError extends RuntimeError {
 
 export class SystemCallError extends RuntimeError {
   readonly code = 'SYSCALL' as const;
-  constructor(readonly syscall: string, readonly errno: number, detail: string, options: RuntimeErrorOptions = {}) {
+  constructor(
+    readonly syscall: string,
+    readonly errno: number,
+    detail: string,
+    options: RuntimeErrorOptions = {},
+  ) {
     super(`${syscall}(${detail}) failed: ${errnoName(errno)} (errno ${errno})`, options);
   }
 }
 
 const errnoNames: Readonly<Record<number, string>> = {
-  1: 'EPERM', 2: 'ENOENT', 3: 'ESRCH', 4: 'EINTR', 9: 'EBADF', 10: 'ECHILD', 11: 'EAGAIN', 12: 'ENOMEM',
-  13: 'EACCES', 16: 'EBUSY', 17: 'EEXIST', 19: 'ENODEV', 20: 'ENOTDIR', 22: 'EINVAL', 24: 'EMFILE',
-  28: 'ENOSPC', 38: 'ENOSYS', 95: 'EOPNOTSUPP',
+  1: 'EPERM',
+  2: 'ENOENT',
+  3: 'ESRCH',
+  4: 'EINTR',
+  9: 'EBADF',
+  10: 'ECHILD',
+  11: 'EAGAIN',
+  12: 'ENOMEM',
+  13: 'EACCES',
+  16: 'EBUSY',
+  17: 'EEXIST',
+  19: 'ENODEV',
+  20: 'ENOTDIR',
+  22: 'EINVAL',
+  24: 'EMFILE',
+  28: 'ENOSPC',
+  38: 'ENOSYS',
+  95: 'EOPNOTSUPP',
 };
 
 export function errnoName(errno: number): string {

@@ -30,7 +30,9 @@ function libc(): LibcFunctions {
     waitpid: lib.func('int waitpid(int pid, _Out_ int *status, int options)') as LibcFunctions['waitpid'],
     prctl: lib.func('int prctl(int option, unsigned long a2, unsigned long a3, unsigned long a4, unsigned long a5)') as LibcFunctions['prctl'],
     flock: lib.func('int flock(int fd, int operation)') as LibcFunctions['flock'],
-    mount: lib.func('int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)') as LibcFunctions['mount'],
+    mount: lib.func(
+      'int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)',
+    ) as LibcFunctions['mount'],
     umount2: lib.func('int umount2(const char *target, int flags)') as LibcFunctions['umount2'],
   };
   return loaded;
@@ -64,9 +66,7 @@ export const WNOHANG = 1;
 export const WALL = 0x40000000;
 
 /** How a reaped process ended. */
-export type WaitStatus =
-  | { readonly kind: 'exited'; readonly code: number }
-  | { readonly kind: 'signaled'; readonly signal: number };
+export type WaitStatus = { readonly kind: 'exited'; readonly code: number } | { readonly kind: 'signaled'; readonly signal: number };
 
 export function decodeWaitStatus(status: number): WaitStatus {
   const signal = status & 0x7f;

@@ -62,7 +62,10 @@ export function parseProcCgroup(text: string): CgroupMembership[] {
       const second = line.indexOf(':', first + 1);
       return {
         hierarchy: Number(line.slice(0, first)),
-        controllers: line.slice(first + 1, second).split(',').filter((c) => c !== ''),
+        controllers: line
+          .slice(first + 1, second)
+          .split(',')
+          .filter((c) => c !== ''),
         path: line.slice(second + 1),
       };
     });
@@ -137,7 +140,10 @@ export class LinuxProcessService implements ProcessService {
 
   async children(pid: number): Promise<number[]> {
     const text = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '');
-    return text.split(' ').filter((p) => p.trim() !== '').map(Number);
+    return text
+      .split(' ')
+      .filter((p) => p.trim() !== '')
+      .map(Number);
   }
 
   effectiveUid(): number {

@@ -9,11 +9,11 @@ import {
 } from '../../src/criu/errors.js';
 import { RuntimeError } from '../../src/runtime/errors.js';
 
-test('a failed request names the errno, CRIU\'s message, the log tail and the log path', (t) => {
+test("a failed request names the errno, CRIU's message, the log tail and the log path", (t) => {
   const error = new CriuRequestError({
     request: 'DUMP',
     errno: 16,
-    criuMessage: 'mnt: Can\'t proceed',
+    criuMessage: "mnt: Can't proceed",
     logPath: '/var/lib/cp/web1/dump.log',
     logTail: ['(00.1) Error (criu/mount.c:1): first', '(00.2) Error (criu/cr-dump.c:2): Dumping FAILED.'],
   });
@@ -22,7 +22,7 @@ test('a failed request names the errno, CRIU\'s message, the log tail and the lo
   t.true(error instanceof RuntimeError);
   t.is(
     error.message,
-    'CRIU DUMP failed: errno 16 (EBUSY): mnt: Can\'t proceed\n' +
+    "CRIU DUMP failed: errno 16 (EBUSY): mnt: Can't proceed\n" +
       '  (00.1) Error (criu/mount.c:1): first\n' +
       '  (00.2) Error (criu/cr-dump.c:2): Dumping FAILED.\n' +
       '  log: /var/lib/cp/web1/dump.log',
@@ -48,10 +48,18 @@ test('without errno, message or log, only the request', (t) => {
 test('every CRIU error has its literal code and a hint', (t) => {
   const cases: Array<[RuntimeError, string, string]> = [
     [new CriuNotFoundError('no executable "criu" on PATH'), 'CRIU_NOT_FOUND', 'CRIU was not found (no executable "criu" on PATH)'],
-    [new CriuTooOldError('/usr/sbin/criu', '4.1.1', '4.2.0'), 'CRIU_TOO_OLD', 'CRIU at /usr/sbin/criu is version 4.1.1; this runtime needs 4.2.0 or newer'],
+    [
+      new CriuTooOldError('/usr/sbin/criu', '4.1.1', '4.2.0'),
+      'CRIU_TOO_OLD',
+      'CRIU at /usr/sbin/criu is version 4.1.1; this runtime needs 4.2.0 or newer',
+    ],
     [new CriuUnusableError('/usr/sbin/criu', 'swrk exited'), 'CRIU_UNUSABLE', 'CRIU at /usr/sbin/criu could not be used: swrk exited'],
-    [new CriuFeatureMissingError('mem_dirty_track', '--pre-dump', 'soft-dirty is off'), 'CRIU_FEATURE_MISSING', '--pre-dump needs the CRIU feature "mem_dirty_track", which this kernel or CRIU lacks'],
-    [new RpcProtoMissingError('/usr/share/criu/rpc.proto'), 'CRIU_RPC_PROTO_MISSING', 'CRIU\'s rpc.proto was not found at /usr/share/criu/rpc.proto'],
+    [
+      new CriuFeatureMissingError('mem_dirty_track', '--pre-dump', 'soft-dirty is off'),
+      'CRIU_FEATURE_MISSING',
+      '--pre-dump needs the CRIU feature "mem_dirty_track", which this kernel or CRIU lacks',
+    ],
+    [new RpcProtoMissingError('/usr/share/criu/rpc.proto'), 'CRIU_RPC_PROTO_MISSING', "CRIU's rpc.proto was not found at /usr/share/criu/rpc.proto"],
   ];
   for (const [error, code, message] of cases) {
     t.is(error.code, code);

@@ -6,7 +6,7 @@ import { coreFixturePath, readCoreFixture, tempDir } from '../runtime/fixtures.j
 
 const dumpErrors = [
   '(00.004100) Error (criu/mount.c:1088): mnt: Mount 613 ./sys/fs/cgroup/cpu,cpuacct (master_id: 14 shared_id: 0) has unreachable sharing. Try --enable-external-masters.',
-  '(00.004200) Error (criu/mount.c:1115): mnt: Can\'t proceed 613 ./sys/fs/cgroup/cpu,cpuacct',
+  "(00.004200) Error (criu/mount.c:1115): mnt: Can't proceed 613 ./sys/fs/cgroup/cpu,cpuacct",
   '(00.004600) Error (criu/cr-dump.c:2093): Dumping FAILED.',
 ];
 

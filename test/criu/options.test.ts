@@ -24,7 +24,7 @@ const restoreContext: RestoreContext = {
   cgroupRoots: [],
 };
 
-test('dump with no options: runc\'s fixed choices and every flag off', (t) => {
+test("dump with no options: runc's fixed choices and every flag off", (t) => {
   t.deepEqual(dumpOpts({}, dumpContext), {
     pid: 4242,
     root: '/var/lib/bundles/web1/rootfs',
@@ -43,7 +43,7 @@ test('dump with no options: runc\'s fixed choices and every flag off', (t) => {
   });
 });
 
-test('dump copies ext_mnt rather than sharing the context\'s array', (t) => {
+test("dump copies ext_mnt rather than sharing the context's array", (t) => {
   const extMounts = [{ key: '/a', val: '/a' }];
   const opts = dumpOpts({}, { ...dumpContext, extMounts });
   t.deepEqual(opts.ext_mnt, [{ key: '/a', val: '/a' }]);
@@ -88,7 +88,7 @@ test('dump: optional fields appear only when asked for', (t) => {
   }
 });
 
-test('manage_cgroups_mode for every name, and CRIU\'s DEFAULT when unset', (t) => {
+test("manage_cgroups_mode for every name, and CRIU's DEFAULT when unset", (t) => {
   const expected = { soft: 3, full: 4, strict: 5, ignore: 0 } as const;
   for (const [name, value] of Object.entries(expected)) {
     const mode = parseCgroupsMode(name);

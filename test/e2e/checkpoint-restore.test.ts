@@ -42,10 +42,16 @@ serial('CLI: run -d, bare checkpoint, bare restore -d; the counter continues und
   // The loop's child (sleep) came back with it.
   const children = await childrenOf(restored.pid);
   const commands = await Promise.all(children.map((pid) => readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')));
-  t.true(commands.some((c) => c.startsWith('sleep\x001000000')), `children: ${commands.join(' | ')}`);
+  t.true(
+    commands.some((c) => c.startsWith('sleep\x001000000')),
+    `children: ${commands.join(' | ')}`,
+  );
 
   const list = JSON.parse((await box.cli(['list', '--format', 'json'])).stdout) as { id: string; status: string }[];
-  t.deepEqual(list.map((s) => [s.id, s.status]), [['web1', 'running']]);
+  t.deepEqual(
+    list.map((s) => [s.id, s.status]),
+    [['web1', 'running']],
+  );
 
   const removed = await box.cli(['delete', '-f', 'web1']);
   t.is(removed.exitCode, 0, removed.stderr);
@@ -100,7 +106,7 @@ serial('a bind-mounted volume keeps its data and stays writable across checkpoin
   t.is(await readFile(path.join(bundle, 'rootfs/tmp/seen'), 'utf8'), 'from the host\n');
 });
 
-serial('foreground run exits with the container\'s code and leaves it stopped', async (t) => {
+serial("foreground run exits with the container's code and leaves it stopped", async (t) => {
   const box = await sandbox(t);
   const bundle = await box.bundle('exit', ['sh', '-c', 'echo out; echo err >&2; exit 7']);
   const result = await box.cli(['run', '--bundle', bundle, 'fg']);

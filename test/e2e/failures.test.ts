@@ -47,7 +47,13 @@ serial('a corrupt config.json names the file and the field', async (t) => {
 
 serial('unknown and invalid ids are clear errors', async (t) => {
   const box = await sandbox(t);
-  for (const command of [['checkpoint', 'ghost'], ['restore', 'ghost'], ['state', 'ghost'], ['kill', 'ghost'], ['delete', 'ghost']]) {
+  for (const command of [
+    ['checkpoint', 'ghost'],
+    ['restore', 'ghost'],
+    ['state', 'ghost'],
+    ['kill', 'ghost'],
+    ['delete', 'ghost'],
+  ]) {
     const result = await box.cli(command);
     t.is(result.exitCode, 1, command.join(' '));
     t.regex(result.stderr, command[0] === 'restore' ? /no checkpoint at .*ghost/ : /container "ghost" does not exist/, command.join(' '));
@@ -77,7 +83,8 @@ serial('a container that cannot be dumped stays running with its state unchanged
   const box = await sandbox(t);
   // An open, unlinked 4 MiB file is a ghost file over CRIU's 1 MiB ghost limit: the dump fails.
   const bundle = await box.bundle('ghost', [
-    'sh', '-c',
+    'sh',
+    '-c',
     'dd if=/dev/zero of=/tmp/big bs=1M count=4 2>/dev/null; exec 3</tmp/big; rm /tmp/big; i=0; while true; do i=$((i+1)); echo $i >/tmp/counter; sleep 0.2; done',
   ]);
   const pid = await box.runtime.run({ id: 'g', bundle });
@@ -98,7 +105,11 @@ serial('a container that cannot be dumped stays running with its state unchanged
 serial('without root the commands refuse clearly', async (t) => {
   const box = await sandbox(t);
   await chmod(box.dir, 0o755);
-  for (const command of [['checkpoint', 'x'], ['restore', 'x'], ['run', '--bundle', box.dir, 'x']]) {
+  for (const command of [
+    ['checkpoint', 'x'],
+    ['restore', 'x'],
+    ['run', '--bundle', box.dir, 'x'],
+  ]) {
     const result = await execa('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, cliPath, ...command], {
       reject: false,
       env: { RUNTIME_ROOT: path.join(box.dir, 'state') },

@@ -142,7 +142,10 @@ export async function parentOf(pid: number): Promise<{ pid: number; cmdline: str
 
 export async function childrenOf(pid: number): Promise<number[]> {
   const text = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '');
-  return text.split(' ').filter((p) => p.trim() !== '').map(Number);
+  return text
+    .split(' ')
+    .filter((p) => p.trim() !== '')
+    .map(Number);
 }
 
 export function isAlive(pid: number): boolean {

@@ -24,7 +24,7 @@ async function start(box: Sandbox, id: string): Promise<number> {
 const checkpointKeys = ['freezing_time', 'frozen_time', 'memdump_time', 'memwrite_time', 'pages_scanned', 'pages_written'];
 const restoreKeys = ['pages_compared', 'pages_skipped_cow', 'forking_time', 'restore_time', 'pages_restored'];
 
-serial('checkpoint and restore --print-stats print podman\'s JSON', async (t) => {
+serial("checkpoint and restore --print-stats print podman's JSON", async (t) => {
   const box = await sandbox(t);
   await start(box, 's1');
   const checkpoint = await box.cli(['checkpoint', '--print-stats', 's1']);

@@ -25,7 +25,8 @@ async function counter(merged: string): Promise<number | undefined> {
 serial('overlay2 rootfs of three layers: run, write, checkpoint, unmount, restore remounts it', async (t) => {
   const box = await sandbox(t);
   const bundle = await box.bundle('overlay', [
-    'sh', '-c',
+    'sh',
+    '-c',
     'cat /etc/from-layer-2 >/tmp/seen; echo written-before-checkpoint >/tmp/file; i=0; while true; do i=$((i+1)); echo $i >/tmp/counter; sleep 0.2; done',
   ]);
   const storageRoot = path.join(box.dir, 'docker');
@@ -34,10 +35,22 @@ serial('overlay2 rootfs of three layers: run, write, checkpoint, unmount, restor
   await execa('cp', ['-a', `${path.join(bundle, 'rootfs')}/.`, layout.layers[0]!.diff]);
   const merged = path.join(layout.top.dir, 'merged');
 
-  const run = await box.cli(['run', '-d', '--bundle', bundle, '--storage-driver', 'overlay2', '--storage-root', storageRoot, '--layer', layout.top.id, 'ov']);
+  const run = await box.cli([
+    'run',
+    '-d',
+    '--bundle',
+    bundle,
+    '--storage-driver',
+    'overlay2',
+    '--storage-root',
+    storageRoot,
+    '--layer',
+    layout.top.id,
+    'ov',
+  ]);
   t.is(run.exitCode, 0, run.stderr);
   t.true(await isMounted(merged), 'run mounted the overlay');
-  const before = await waitFor('the counter', async () => ((await counter(merged)) ?? 0) > 2 ? counter(merged) : undefined);
+  const before = await waitFor('the counter', async () => (((await counter(merged)) ?? 0) > 2 ? counter(merged) : undefined));
   t.is(await readFile(path.join(merged, 'tmp/seen'), 'utf8'), 'layer two\n');
   // Writes land in the top (read-write) layer.
   t.is(await readFile(path.join(layout.top.diff, 'tmp/file'), 'utf8'), 'written-before-checkpoint\n');

@@ -111,7 +111,9 @@ export async function describeTree(root: string, directories: readonly string[] 
       tree[relative] = `dir ${mode}`;
       for (const entry of (await readdir(full)).sort()) await visit(path.join(relative, entry));
     } else if (info.isFile()) {
-      tree[relative] = `file ${mode} ${createHash('sha256').update(await readFile(full)).digest('hex')}`;
+      tree[relative] = `file ${mode} ${createHash('sha256')
+        .update(await readFile(full))
+        .digest('hex')}`;
     } else if (info.isSymbolicLink()) {
       tree[relative] = `link ${await readlink(full)}`;
     } else {

@@ -17,7 +17,6 @@ async function snapshotCounter(snapshotDir: string): Promise<number> {
   return Number((await readFile(path.join(snapshotDir, 'rootfs/tmp/counter'), 'utf8')).trim());
 }
 
-
 /** Runs the counter container, snapshots it as "base", and resets to it once. */
 async function snapshotAndReset(box: Sandbox, id: string, bundle: string) {
   await box.runtime.run({ id, bundle });
@@ -76,7 +75,9 @@ serial('200 resets in a row leave no mounts, cgroups, processes, descriptors or 
   t.true((await counterAbove(bundle, now)) > now, 'the counter moves');
   t.is((await box.runtime.context.store.load(id)).restoreCount, resets + 1);
   const logAfter = (await readFile((await box.runtime.context.store.load(id)).logPath)).length;
-  t.log(`reset of a busybox counter: median ${median(times).toFixed(0)} ms, max ${Math.max(...times).toFixed(0)} ms over ${resets}; container.log grew by ${logAfter - logBefore} bytes`);
+  t.log(
+    `reset of a busybox counter: median ${median(times).toFixed(0)} ms, max ${Math.max(...times).toFixed(0)} ms over ${resets}; container.log grew by ${logAfter - logBefore} bytes`,
+  );
 });
 
 serial('a reset that fails after stopping the instance leaves the snapshot intact, and the next reset works', async (t) => {
@@ -132,7 +133,7 @@ serial('a reset that fails after stopping the instance leaves the snapshot intac
     }).catch(async () => box.runtime.state(id));
     t.true(status.status === 'stopped' || status.status === 'checkpointed', `attempt ${attempt}: the container is ${status.status}`);
     t.is(status.pid, undefined);
-    const counts = await waitFor('the container\'s processes to be gone', async () => {
+    const counts = await waitFor("the container's processes to be gone", async () => {
       const now = await settledCounts(box, [id], undefined, 5_000);
       return now.containerProcesses === 0 ? now : undefined;
     }).catch(() => settledCounts(box, [id], undefined, 1_000));

@@ -111,7 +111,7 @@ async function mutateFiles(rootfs: string, pid: number, round: number): Promise<
   }
 }
 
-withRedis('redis: 100 rounds of writes and a reset, each back to exactly the snapshot\'s data and files', async (t) => {
+withRedis("redis: 100 rounds of writes and a reset, each back to exactly the snapshot's data and files", async (t) => {
   t.timeout(300_000);
   const box = await sandbox(t);
   const loaded = await startLoadedRedis(t, box, 'redis');
@@ -146,12 +146,14 @@ withRedis('redis: 100 rounds of writes and a reset, each back to exactly the sna
   t.is(await redis(pid, ['SET', 'after', 'the-last-reset']), 'OK');
   t.is(await redis(pid, ['GET', 'after']), 'the-last-reset');
   t.is(await redis(pid, ['GET', 'key:0999']), valueOf(999));
-  t.deepEqual(await describeTree(loaded.snapshotDir), snapshotBefore, 'the snapshot\'s files are byte for byte what they were');
+  t.deepEqual(await describeTree(loaded.snapshotDir), snapshotBefore, "the snapshot's files are byte for byte what they were");
   const state = await box.runtime.state('redis');
   t.is(state.status, 'running');
   t.is(state.pid, pid);
   t.is((await box.runtime.context.store.load('redis')).restoreCount, 100);
-  t.log(`reset of a redis with ${loaded.digest.keys} keys: median ${median(times).toFixed(0)} ms, max ${Math.max(...times).toFixed(0)} ms over ${times.length}`);
+  t.log(
+    `reset of a redis with ${loaded.digest.keys} keys: median ${median(times).toFixed(0)} ms, max ${Math.max(...times).toFixed(0)} ms over ${times.length}`,
+  );
 });
 
 /** The anonymous mapping of exactly `bytes` that memhog fills. */
@@ -188,7 +190,7 @@ serial('a process holding 64 MiB gets exactly its bytes back on every reset, eve
     const start = await memhogRegion(pid, mib << 20);
     const mem = await open(`/proc/${pid}/mem`, 'r+');
     try {
-      await mem.write(Buffer.alloc(4096, 0), 0, 4096, start + (round * 997 % (mib * 256)) * 4096);
+      await mem.write(Buffer.alloc(4096, 0), 0, 4096, start + ((round * 997) % (mib * 256)) * 4096);
     } finally {
       await mem.close();
     }
@@ -207,22 +209,18 @@ serial('a process holding 64 MiB gets exactly its bytes back on every reset, eve
   }
 });
 
-serial('a bind mount whose host source is a symlink (as Debian\'s /lib is) comes back with the reset', async (t) => {
+serial("a bind mount whose host source is a symlink (as Debian's /lib is) comes back with the reset", async (t) => {
   const box = await sandbox(t);
   const real = path.join(box.dir, 'real-lib');
   await mkdir(real);
   await writeFile(path.join(real, 'lib.txt'), 'shared\n');
   const link = path.join(box.dir, 'lib-link');
   await symlink(real, link);
-  const bundle = await box.bundle(
-    'symlinked',
-    ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i >/tmp/counter; sleep 0.2; done'],
-    (spec) => {
-      spec.mounts.push({ destination: '/hostlib', type: 'bind', source: link, options: ['rbind', 'ro'] });
-    },
-  );
+  const bundle = await box.bundle('symlinked', ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i >/tmp/counter; sleep 0.2; done'], (spec) => {
+    spec.mounts.push({ destination: '/hostlib', type: 'bind', source: link, options: ['rbind', 'ro'] });
+  });
   const first = await box.runtime.run({ id: 'sym', bundle });
-  t.is(await readFile(`/proc/${first}/root/hostlib/lib.txt`, 'utf8'), 'shared\n', 'run mounts the symlink\'s target');
+  t.is(await readFile(`/proc/${first}/root/hostlib/lib.txt`, 'utf8'), 'shared\n', "run mounts the symlink's target");
   await counterAbove(bundle, 1);
   await box.runtime.checkpoint({ id: 'sym', name: 'base', leaveRunning: true });
   const pid = await box.runtime.reset({ id: 'sym', name: 'base' });
@@ -255,7 +253,10 @@ withRedis('copies from a snapshot run side by side with the original, each with 
     const parent = await parentOf(pid);
     t.regex(parent.cmdline, new RegExp(`runtime monitor ${id}$`), `${id}'s init is its monitor's child`);
     monitors.add(parent.pid);
-    t.true((await readFile(`/proc/${pid}/cgroup`, 'utf8')).split('\n').some((line) => line.endsWith(`:${records[index]!.cgroupPath}`)), `${id} runs in its cgroup`);
+    t.true(
+      (await readFile(`/proc/${pid}/cgroup`, 'utf8')).split('\n').some((line) => line.endsWith(`:${records[index]!.cgroupPath}`)),
+      `${id} runs in its cgroup`,
+    );
     t.deepEqual(await redisDigest(pid), loaded.digest, `${id} starts with the snapshot's data`);
     t.is(await redisRunId(pid), loaded.runId);
     t.deepEqual(await describeTree(`/proc/${pid}/root`, watched), loaded.files, `${id} starts with the snapshot's files`);
@@ -265,10 +266,12 @@ withRedis('copies from a snapshot run side by side with the original, each with 
   t.is(new Set(netns).size, 3, 'one network namespace each');
 
   // All three at once, each written to differently.
-  await Promise.all(ids.map(async (id) => {
-    await redis(pids[id]!, [], `SET owner ${id}\nSET only:${id} 1\nDEL key:0000\n`);
-    await writeFile(`/proc/${pids[id]}/root/tmp/owner`, `${id}\n`);
-  }));
+  await Promise.all(
+    ids.map(async (id) => {
+      await redis(pids[id]!, [], `SET owner ${id}\nSET only:${id} 1\nDEL key:0000\n`);
+      await writeFile(`/proc/${pids[id]}/root/tmp/owner`, `${id}\n`);
+    }),
+  );
   const expectIsolated = async (id: string) => {
     const pid = pids[id]!;
     t.is(await redis(pid, ['GET', 'owner']), id);
@@ -291,7 +294,7 @@ withRedis('copies from a snapshot run side by side with the original, each with 
   t.deepEqual(await redisDigest(pids.redis), loaded.digest, 'the original is back to the snapshot');
   t.is(pids.copy2, before.copy2);
   await expectIsolated('copy2');
-  t.deepEqual(await redisDigest(pids.copy1), loaded.digest, 'copy1 untouched by the original\'s reset');
+  t.deepEqual(await redisDigest(pids.copy1), loaded.digest, "copy1 untouched by the original's reset");
 
   // The original cannot go while copies use its snapshot.
   await t.throwsAsync(box.runtime.delete('redis', { force: true }), { code: 'SNAPSHOT_IN_USE' });

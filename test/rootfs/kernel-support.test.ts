@@ -1,6 +1,12 @@
 import test from 'ava';
 import {
-  ProcKernelSupport, checkAufsSupport, checkDeviceMapperSupport, checkOverlaySupport, parseFilesystems, readFilesystems, systemPageSize,
+  ProcKernelSupport,
+  checkAufsSupport,
+  checkDeviceMapperSupport,
+  checkOverlaySupport,
+  parseFilesystems,
+  readFilesystems,
+  systemPageSize,
 } from '../../src/rootfs/kernel-support.js';
 import { KernelSupportError } from '../../src/rootfs/errors.js';
 import { FakeKernel, fixturePath } from './helpers/fakes.js';

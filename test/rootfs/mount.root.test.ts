@@ -30,7 +30,10 @@ async function scratch(t: ExecutionContext, pad = 0): Promise<string> {
 }
 
 async function exists(file: string): Promise<boolean> {
-  return stat(file).then(() => true, () => false);
+  return stat(file).then(
+    () => true,
+    () => false,
+  );
 }
 
 const threeLayers: LayerSpec[] = [
@@ -92,7 +95,11 @@ rootTest('overlay (containers/storage): three layers, then 200 layers by descrip
   t.false(await exists(path.join(plan.rootfs, 'tmp/gone')));
   t.true(await driver.unmount(plan));
 
-  const big = await buildOverlay(path.join(root, 'big'), 'overlay', Array.from({ length: 200 }, (_, i) => ({ files: { [`layer${i}`]: `${i}\n` } })));
+  const big = await buildOverlay(
+    path.join(root, 'big'),
+    'overlay',
+    Array.from({ length: 200 }, (_, i) => ({ files: { [`layer${i}`]: `${i}\n` } })),
+  );
   const fdPlan = await driver.plan(big.storageRoot, big.top.id);
   t.is(fdPlan.cwd, '/proc/self/fd');
   t.is(fdPlan.fds?.length, 199);
@@ -134,11 +141,13 @@ rootTest('aufs and devicemapper: planned here, refused at mount time by this ker
   t.is((await readMountInfo()).length, before, 'nothing was mounted');
 });
 
-rootTest('mountFrom passes the child\'s errno back as a SystemCallError', async (t) => {
+rootTest("mountFrom passes the child's errno back as a SystemCallError", async (t) => {
   const root = await scratch(t);
   const target = path.join(root, 'merged');
   await mkdir(target);
-  const error = await t.throwsAsync(new LinuxMountService().mountFrom(root, 'overlay', target, 'overlay', 0, 'lowerdir=no-such-layer'), { instanceOf: SystemCallError });
+  const error = await t.throwsAsync(new LinuxMountService().mountFrom(root, 'overlay', target, 'overlay', 0, 'lowerdir=no-such-layer'), {
+    instanceOf: SystemCallError,
+  });
   t.is(error!.syscall, 'mount');
   t.is(error!.errno, 2);
   t.regex(error!.message, /ENOENT/);

@@ -36,7 +36,7 @@ test('cgroup2 host: the unified hierarchy once', (t) => {
   t.deepEqual(hierarchiesOf('mountinfo-host-v2.txt'), [{ mountPoint: '/sys/fs/cgroup', controllers: [], version: 2 }]);
 });
 
-test('a container\'s own mount table has no hierarchy roots', (t) => {
+test("a container's own mount table has no hierarchy roots", (t) => {
   t.deepEqual(hierarchiesOf('mountinfo-container.txt'), []);
   t.deepEqual(cgroupHierarchies([]), []);
 });
@@ -51,8 +51,20 @@ test('defaultCgroupPath and cgroupDirectory', (t) => {
 test('freezerDirectory: the v1 freezer first, else the unified hierarchy, else none', (t) => {
   t.is(freezerDirectory(v1Host, '/runtime/web1'), '/sys/fs/cgroup/freezer/runtime/web1');
   t.is(freezerDirectory(hierarchiesOf('mountinfo-host-v2.txt'), '/runtime/web1'), '/sys/fs/cgroup/runtime/web1');
-  t.is(freezerDirectory(v1Host.filter((h) => !h.controllers.includes('freezer')), '/runtime/web1'), '/sys/fs/cgroup/unified/runtime/web1');
-  t.is(freezerDirectory(v1Host.filter((h) => h.version === 1 && !h.controllers.includes('freezer')), '/runtime/web1'), undefined);
+  t.is(
+    freezerDirectory(
+      v1Host.filter((h) => !h.controllers.includes('freezer')),
+      '/runtime/web1',
+    ),
+    '/sys/fs/cgroup/unified/runtime/web1',
+  );
+  t.is(
+    freezerDirectory(
+      v1Host.filter((h) => h.version === 1 && !h.controllers.includes('freezer')),
+      '/runtime/web1',
+    ),
+    undefined,
+  );
   t.is(freezerDirectory([], '/runtime/web1'), undefined);
 });
 

@@ -89,7 +89,6 @@ test('a custom defaults file', async (t) => {
   t.is(resolveConfig({ environment: { RUNTIME_CONFIG: '' }, defaultsPath: file }).stateRoot, '/custom');
 });
 
-
 test('a bad value in the file names the file', async (t) => {
   const file = await configFile(t, { logLevel: 'loud' });
   const error = t.throws(() => resolveConfig({ environment: { RUNTIME_CONFIG: file } }), { instanceOf: InvalidConfigError });

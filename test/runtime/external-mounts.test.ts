@@ -2,13 +2,7 @@ import test from 'ava';
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cgroupHierarchies } from '../../src/runtime/cgroups.js';
-import {
-  MissingMountMappingError,
-  dumpMountMap,
-  externalMountsForDump,
-  restoreMountMap,
-  type ExternalMount,
-} from '../../src/runtime/external-mounts.js';
+import { MissingMountMappingError, dumpMountMap, externalMountsForDump, restoreMountMap, type ExternalMount } from '../../src/runtime/external-mounts.js';
 import { isBindMount, resolveInRoot } from '../../src/rootfs/in-root.js';
 import { parseSpec, type Spec } from '../../src/runtime/oci/index.js';
 import { parseMountInfo } from '../../src/rootfs/mountinfo.js';
@@ -186,9 +180,10 @@ test('externalMountsForDump: a spec without mounts or linux section has the defa
   const spec = fixtureSpec();
   const bare: Spec = { ociVersion: spec.ociVersion, process: spec.process, root: spec.root };
   const mounts = await externalMountsForDump({ spec: bare, rootfs: await rootfs(t), containerMounts: [], containerRoot: await containerRoot(t) });
-  t.deepEqual(mounts.map((m) => `${m.kind}:${m.mountPoint}`), [
-    'device:/dev/null', 'device:/dev/zero', 'device:/dev/full', 'device:/dev/random', 'device:/dev/urandom', 'device:/dev/tty',
-  ]);
+  t.deepEqual(
+    mounts.map((m) => `${m.kind}:${m.mountPoint}`),
+    ['device:/dev/null', 'device:/dev/zero', 'device:/dev/full', 'device:/dev/random', 'device:/dev/urandom', 'device:/dev/tty'],
+  );
 });
 
 async function restoreContext(t: T, hostMountInfo: string) {
@@ -245,9 +240,7 @@ test('restoreMountMap: a recorded bind the bundle no longer has', async (t) => {
 test('restoreMountMap: a recorded bind matches the spec destination after symlink resolution', async (t) => {
   const context = await restoreContext(t, 'mountinfo-host-v1.txt');
   // Recorded as /run/app at dump time; the spec still says /var/run/app.
-  t.deepEqual(await restoreMountMap([{ kind: 'bind', mountPoint: '/run/app', name: '/run/app' }], context), [
-    { key: '/run/app', val: '/host/run/app' },
-  ]);
+  t.deepEqual(await restoreMountMap([{ kind: 'bind', mountPoint: '/run/app', name: '/run/app' }], context), [{ key: '/run/app', val: '/host/run/app' }]);
   // Recorded under the unresolved name, it does not match.
   await t.throwsAsync(restoreMountMap([{ kind: 'bind', mountPoint: '/var/run/app', name: '/var/run/app' }], context), {
     instanceOf: MissingMountMappingError,

@@ -32,7 +32,22 @@ test('signalName', (t) => {
 });
 
 test('names and numbers round-trip', (t) => {
-  for (const name of ['SIGHUP', 'SIGINT', 'SIGQUIT', 'SIGKILL', 'SIGUSR1', 'SIGSEGV', 'SIGUSR2', 'SIGPIPE', 'SIGALRM', 'SIGTERM', 'SIGCHLD', 'SIGCONT', 'SIGSTOP', 'SIGWINCH']) {
+  for (const name of [
+    'SIGHUP',
+    'SIGINT',
+    'SIGQUIT',
+    'SIGKILL',
+    'SIGUSR1',
+    'SIGSEGV',
+    'SIGUSR2',
+    'SIGPIPE',
+    'SIGALRM',
+    'SIGTERM',
+    'SIGCHLD',
+    'SIGCONT',
+    'SIGSTOP',
+    'SIGWINCH',
+  ]) {
     t.is(signalName(parseSignal(name)), name);
   }
 });

@@ -45,7 +45,7 @@ export type ImageEntrySource =
 export async function writeImage(file: string, image: ImageJson | ImageEntrySource, options: { readonly pycriuDir?: string } = {}): Promise<void> {
   const encoder = EntryEncoder.for(loadImageCatalog(options.pycriuDir), image.magic);
   const entries = Symbol.asyncIterator in image ? image : entriesOf(image);
-  if (!entries || (typeof entries !== 'object') || !(Symbol.iterator in entries || Symbol.asyncIterator in entries)) {
+  if (!entries || typeof entries !== 'object' || !(Symbol.iterator in entries || Symbol.asyncIterator in entries)) {
     throw new InvalidImageJsonError('entries', 'expected a list or an iterable of entries');
   }
   let handle;

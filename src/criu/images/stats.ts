@@ -63,7 +63,10 @@ async function readStats(file: string, member: 'dump' | 'restore', pycriuDir?: s
 }
 
 /** The first directory's stats-dump, in the order given (work directory first); undefined if none has one. */
-export async function readDumpStatistics(dirs: string | readonly string[], options: { readonly pycriuDir?: string } = {}): Promise<DumpStatistics | undefined> {
+export async function readDumpStatistics(
+  dirs: string | readonly string[],
+  options: { readonly pycriuDir?: string } = {},
+): Promise<DumpStatistics | undefined> {
   for (const dir of typeof dirs === 'string' ? [dirs] : dirs) {
     const stats = await readStats(path.join(dir, DUMP_STATS_FILE), 'dump', options.pycriuDir);
     if (stats) return stats as unknown as DumpStatistics;
@@ -72,7 +75,10 @@ export async function readDumpStatistics(dirs: string | readonly string[], optio
 }
 
 /** The first directory's stats-restore, in the order given (work directory first); undefined if none has one. */
-export async function readRestoreStatistics(dirs: string | readonly string[], options: { readonly pycriuDir?: string } = {}): Promise<RestoreStatistics | undefined> {
+export async function readRestoreStatistics(
+  dirs: string | readonly string[],
+  options: { readonly pycriuDir?: string } = {},
+): Promise<RestoreStatistics | undefined> {
   for (const dir of typeof dirs === 'string' ? [dirs] : dirs) {
     const stats = await readStats(path.join(dir, RESTORE_STATS_FILE), 'restore', options.pycriuDir);
     if (stats) return stats as unknown as RestoreStatistics;

@@ -20,9 +20,20 @@ export const enum ReqType {
 }
 
 export const reqTypeNames: Readonly<Record<number, string>> = {
-  0: 'EMPTY', 1: 'DUMP', 2: 'RESTORE', 3: 'CHECK', 4: 'PRE_DUMP', 5: 'PAGE_SERVER', 6: 'NOTIFY',
-  7: 'CPUINFO_DUMP', 8: 'CPUINFO_CHECK', 9: 'FEATURE_CHECK', 10: 'VERSION', 11: 'WAIT_PID',
-  12: 'PAGE_SERVER_CHLD', 13: 'SINGLE_PRE_DUMP',
+  0: 'EMPTY',
+  1: 'DUMP',
+  2: 'RESTORE',
+  3: 'CHECK',
+  4: 'PRE_DUMP',
+  5: 'PAGE_SERVER',
+  6: 'NOTIFY',
+  7: 'CPUINFO_DUMP',
+  8: 'CPUINFO_CHECK',
+  9: 'FEATURE_CHECK',
+  10: 'VERSION',
+  11: 'WAIT_PID',
+  12: 'PAGE_SERVER_CHLD',
+  13: 'SINGLE_PRE_DUMP',
 };
 
 /** criu_cg_mode */

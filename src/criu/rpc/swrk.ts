@@ -35,7 +35,11 @@ export interface SwrkStartOptions {
 export type NotifyHandler = (notify: CriuNotify) => void | Promise<void>;
 
 export class SwrkConnectionClosedError extends Error {
-  constructor(readonly request: string, readonly exit: string, readonly stderr: string) {
+  constructor(
+    readonly request: string,
+    readonly exit: string,
+    readonly stderr: string,
+  ) {
     super(`criu swrk ended before answering ${request} (${exit})${stderr ? `: ${stderr.trim()}` : ''}`);
   }
 }
@@ -45,7 +49,11 @@ export class SwrkSession {
   private readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private stderrText = '';
 
-  private constructor(private readonly child: ChildProcess, socketFd: number, private readonly codec: RpcCodec) {
+  private constructor(
+    private readonly child: ChildProcess,
+    socketFd: number,
+    private readonly codec: RpcCodec,
+  ) {
     this.socketFd = socketFd;
     this.exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => resolve({ code, signal }));

@@ -41,7 +41,10 @@ export class AufsDriver extends PlannedMountDriver {
     if (!(await isDirectory(rw))) throw new LayerNotFoundError('aufs', layerId, rw);
 
     // bufio.Scanner lines: "\n" or "\r\n" separated, empty lines skipped.
-    const parents = text.split('\n').map((line) => line.replace(/\r$/, '')).filter((line) => line !== '');
+    const parents = text
+      .split('\n')
+      .map((line) => line.replace(/\r$/, ''))
+      .filter((line) => line !== '');
     const ro: string[] = [];
     for (const parent of parents) {
       if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(parent)) {
@@ -114,7 +117,9 @@ export class AufsDriver extends PlannedMountDriver {
       try {
         await this.deps.mounts.mount('none', union, 'aufs', 0, `br:${base},dirperm1,${AUFS_XINO}`);
         supported = true;
-        await this.deps.mounts.unmount(union).catch(() => { clean = false; });
+        await this.deps.mounts.unmount(union).catch(() => {
+          clean = false;
+        });
       } catch {
         supported = false;
       }

@@ -127,8 +127,11 @@ export class DeviceMapperDriver extends PlannedMountDriver {
     }
     const info = parseDeviceInfo(metadataFile, text);
     if (info.deleted) {
-      throw new DeviceStateError(layerId, 'has been marked for deferred deletion',
-        'the engine is deleting this container\'s device; it cannot be restored from it');
+      throw new DeviceStateError(
+        layerId,
+        'has been marked for deferred deletion',
+        "the engine is deleting this container's device; it cannot be restored from it",
+      );
     }
     const setFile = path.join(home, 'metadata', DEVICESET_METADATA);
     const setText = await readTextOrUndefined(setFile);
@@ -181,8 +184,11 @@ export class DeviceMapperDriver extends PlannedMountDriver {
     const poolDevice = thinPoolOf(plan);
     const { kernel } = this.deps;
     if (poolDevice !== undefined && !(await kernel.pathExists(plan.source)) && !(await kernel.pathExists(poolDevice))) {
-      throw new DeviceStateError(path.basename(plan.target), `cannot be activated: its thin pool ${poolDevice} is not active`,
-        'start dockerd once with this storage root (it activates the pool), or activate the pool with dmsetup/lvchange');
+      throw new DeviceStateError(
+        path.basename(plan.target),
+        `cannot be activated: its thin pool ${poolDevice} is not active`,
+        'start dockerd once with this storage root (it activates the pool), or activate the pool with dmsetup/lvchange',
+      );
     }
     return super.mount(plan);
   }

@@ -18,7 +18,7 @@ export class DirDriver extends PlannedMountDriver {
     const absolute = path.resolve(rootPath);
     if (!(await isDirectory(absolute))) {
       throw new LayerNotFoundError('dir', path.basename(absolute), absolute, {
-        hint: 'root.path in the bundle\'s config.json must name an existing directory (relative to the bundle)',
+        hint: "root.path in the bundle's config.json must name an existing directory (relative to the bundle)",
       });
     }
     // mountinfo shows canonical paths; a rootfs behind a symlink is bound at its real place.

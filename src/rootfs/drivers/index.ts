@@ -28,9 +28,9 @@ export class ExecaCommandRunner implements CommandRunner {
     const missing = (result.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
     const packages: Readonly<Record<string, string>> = { dmsetup: 'dmsetup (device-mapper)', auplink: 'aufs-tools' };
     const stderr = typeof result.stderr === 'string' ? result.stderr.trim() : '';
-    throw new PlanStepError(argv, missing ? `${file} is not installed` : (stderr || result.shortMessage || 'failed'), {
+    throw new PlanStepError(argv, missing ? `${file} is not installed` : stderr || result.shortMessage || 'failed', {
       cause: result.cause ?? result,
-      hint: missing ? `install ${packages[file] ?? file}` : 'see the command\'s message above; `dmesg | tail` may say more',
+      hint: missing ? `install ${packages[file] ?? file}` : "see the command's message above; `dmesg | tail` may say more",
     });
   }
 }
@@ -49,11 +49,16 @@ export function driverFor(name: string, deps: Partial<DriverDeps> = {}): RootfsD
   if (!isDriverName(name)) throw new UnknownDriverError(name, DRIVER_NAMES);
   const all: DriverDeps = { ...defaultDriverDeps(), ...deps };
   switch (name) {
-    case 'dir': return new DirDriver(all);
-    case 'overlay2': return new Overlay2Driver(all);
-    case 'overlay': return new ContainersOverlayDriver(all);
-    case 'aufs': return new AufsDriver(all);
-    case 'devicemapper': return new DeviceMapperDriver(all);
+    case 'dir':
+      return new DirDriver(all);
+    case 'overlay2':
+      return new Overlay2Driver(all);
+    case 'overlay':
+      return new ContainersOverlayDriver(all);
+    case 'aufs':
+      return new AufsDriver(all);
+    case 'devicemapper':
+      return new DeviceMapperDriver(all);
   }
 }
 

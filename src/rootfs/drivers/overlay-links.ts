@@ -47,16 +47,21 @@ export async function requireLowerLink(driver: string, home: string, layerId: st
   const link = await lstatOrUndefined(linkPath);
   if (link === undefined) {
     const owner = await layerOwningLink(home, name);
-    throw new MissingLayerError(driver, layerId, `the short link ${linkPath} does not exist` +
-      (owner === undefined ? ' and no layer\'s link file names it' : ` (it is layer ${owner}'s link)`), {
-      hint: owner === undefined
-        ? 'a lower layer was removed while this layer still needs it; pull the image again or recreate the container'
-        : `recreate it: ln -s ../${owner}/diff ${linkPath} (containers/storage does this itself on its next start)`,
-    });
+    throw new MissingLayerError(
+      driver,
+      layerId,
+      `the short link ${linkPath} does not exist` + (owner === undefined ? " and no layer's link file names it" : ` (it is layer ${owner}'s link)`),
+      {
+        hint:
+          owner === undefined
+            ? 'a lower layer was removed while this layer still needs it; pull the image again or recreate the container'
+            : `recreate it: ln -s ../${owner}/diff ${linkPath} (containers/storage does this itself on its next start)`,
+      },
+    );
   }
   const target = await readlinkOrUndefined(linkPath);
   if (target === undefined) {
-    throw new BrokenLayoutError(driver, linkPath, 'is not a symbolic link to a layer\'s diff directory');
+    throw new BrokenLayoutError(driver, linkPath, "is not a symbolic link to a layer's diff directory");
   }
   if (!(await statOrUndefined(linkPath))?.isDirectory()) {
     throw new MissingLayerError(driver, layerId, `${linkPath} points to ${target}, which is not a directory (the lower layer is gone)`, {

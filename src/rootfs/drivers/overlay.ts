@@ -103,8 +103,11 @@ export class ContainersOverlayDriver extends PlannedMountDriver {
 
   private async refuseComposefs(home: string, layerId: string): Promise<void> {
     if ((await statOrUndefined(path.join(home, layerId, 'composefs-data'))) !== undefined) {
-      throw new UnsupportedLayoutError('overlay', `layer ${layerId} is a composefs layer`,
-        'disable composefs in storage.conf (use_composefs = "false") and pull the image again');
+      throw new UnsupportedLayoutError(
+        'overlay',
+        `layer ${layerId} is a composefs layer`,
+        'disable composefs in storage.conf (use_composefs = "false") and pull the image again',
+      );
     }
   }
 }

@@ -46,7 +46,10 @@ export function defineCommand<F extends Flags>(command: Command<F>): Command<F> 
   return command;
 }
 
-export function parseCommandArgs<F extends Flags>(command: Command<F>, argv: readonly string[]): { flags: ParsedFlags<F>; positionals: string[]; help: boolean } {
+export function parseCommandArgs<F extends Flags>(
+  command: Command<F>,
+  argv: readonly string[],
+): { flags: ParsedFlags<F>; positionals: string[]; help: boolean } {
   const options: Record<string, { type: 'boolean' | 'string'; short?: string; multiple?: boolean }> = {
     help: { type: 'boolean', short: 'h' },
   };

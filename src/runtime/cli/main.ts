@@ -25,8 +25,18 @@ import { imageCommand } from './commands/image.js';
 import { inspectCommand } from './commands/inspect.js';
 
 export const commands: readonly Command[] = [
-  runCommand, checkpointCommand, restoreCommand, stateCommand, listCommand, killCommand, deleteCommand, resetCommand, snapshotsCommand, rootfsCommand,
-  inspectCommand, imageCommand,
+  runCommand,
+  checkpointCommand,
+  restoreCommand,
+  stateCommand,
+  listCommand,
+  killCommand,
+  deleteCommand,
+  resetCommand,
+  snapshotsCommand,
+  rootfsCommand,
+  inspectCommand,
+  imageCommand,
 ] as unknown as readonly Command[];
 
 const globalFlags = {
@@ -59,7 +69,7 @@ function mainHelp(): string {
       return `  ${label.padEnd(24)} ${spec.description}`;
     }),
     '',
-    'Run `runtime <command> --help` for a command\'s flags.',
+    "Run `runtime <command> --help` for a command's flags.",
   ];
   return `${lines.join('\n')}\n`;
 }

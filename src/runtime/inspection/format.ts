@@ -102,9 +102,12 @@ function processNode(node: ProcessNode): TreeNode {
 export function describeSocketLine(socket: SocketInfo): string {
   const kind = socket.family === 'UNIX' ? `UNIX ${socket.type}` : `${socket.protocol ?? socket.type}`;
   const state = socket.state ? ` (${socket.state})` : '';
-  const where = socket.family === 'UNIX'
-    ? `${socket.local ?? `unix[${socket.inode ?? '?'}]`}${socket.remote ? ` -> ${socket.remote}` : ''}`
-    : socket.local !== undefined ? `${socket.local} -> ${socket.remote ?? '?'}` : `inode ${socket.inode ?? '?'}`;
+  const where =
+    socket.family === 'UNIX'
+      ? `${socket.local ?? `unix[${socket.inode ?? '?'}]`}${socket.remote ? ` -> ${socket.remote}` : ''}`
+      : socket.local !== undefined
+        ? `${socket.local} -> ${socket.remote ?? '?'}`
+        : `inode ${socket.inode ?? '?'}`;
   return `[${kind}${state}]  fd ${socket.fd}  ${where}`;
 }
 
@@ -145,7 +148,10 @@ export function inspectionTree(inspection: CheckpointInspection): TreeNode {
   if (inspection.sockets.length > 0) {
     sections.push({
       label: 'Sockets',
-      children: inspection.sockets.map((task) => ({ label: taskLabel(task.pid, task.comm), children: task.sockets.map((s) => ({ label: describeSocketLine(s) })) })),
+      children: inspection.sockets.map((task) => ({
+        label: taskLabel(task.pid, task.comm),
+        children: task.sockets.map((s) => ({ label: describeSocketLine(s) })),
+      })),
     });
   }
   if (inspection.memory.length > 0) {
@@ -153,7 +159,8 @@ export function inspectionTree(inspection: CheckpointInspection): TreeNode {
     sections.push({
       label: `Memory (pages in the checkpoint: ${formatBytes(total)}, page size ${formatBytes(inspection.pageSize)})`,
       children: inspection.memory.map((m) => ({
-        label: `${taskLabel(m.pid, m.comm)}  ${formatBytes(m.presentBytes)} (${m.pagesPresent} pages) of ${formatBytes(m.mappedBytes)} mapped in ${m.vmas} VMAs` +
+        label:
+          `${taskLabel(m.pid, m.comm)}  ${formatBytes(m.presentBytes)} (${m.pagesPresent} pages) of ${formatBytes(m.mappedBytes)} mapped in ${m.vmas} VMAs` +
           `${m.pagesInParent > 0 ? `, ${m.pagesInParent} pages in the parent` : ''}`,
       })),
     });

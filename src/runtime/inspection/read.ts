@@ -14,7 +14,15 @@ import { quopriDecode } from '../../criu/images/text/quopri.js';
 import type { CritJsonObject, CritJsonValue, ImageEntry } from '../../criu/images/types.js';
 import { METADATA_FILE, type CheckpointMetadata } from '../checkpoint-metadata.js';
 import type {
-  CheckpointContainerInfo, CheckpointInspection, CheckpointMount, OpenFile, ProcessFiles, ProcessMemory, ProcessNode, ProcessSockets, SocketInfo,
+  CheckpointContainerInfo,
+  CheckpointInspection,
+  CheckpointMount,
+  OpenFile,
+  ProcessFiles,
+  ProcessMemory,
+  ProcessNode,
+  ProcessSockets,
+  SocketInfo,
 } from './model.js';
 
 export interface ReadInspectionOptions {
@@ -78,7 +86,10 @@ function isMissing(error: unknown): boolean {
 /** The images of one directory, each decoded once; a missing image reads as undefined. */
 class Images {
   private readonly cache = new Map<string, Promise<ImageEntry[] | undefined>>();
-  constructor(readonly dir: string, private readonly pycriuDir: string | undefined) {}
+  constructor(
+    readonly dir: string,
+    private readonly pycriuDir: string | undefined,
+  ) {}
 
   entries(name: string, pretty = false): Promise<ImageEntry[] | undefined> {
     const key = `${pretty ? 'pretty:' : ''}${name}`;
@@ -173,7 +184,8 @@ export function describeSocket(fd: number, type: string, sk: CritJsonObject | un
       inode: int(sk.ino),
     };
   }
-  if (type === 'PACKETSK') return { fd, family: 'PACKET', type: kind, ...(sk.protocol !== undefined ? { protocol: String(sk.protocol) } : {}), inode: int(sk.ino) };
+  if (type === 'PACKETSK')
+    return { fd, family: 'PACKET', type: kind, ...(sk.protocol !== undefined ? { protocol: String(sk.protocol) } : {}), inode: int(sk.ino) };
   return { fd, family: 'NETLINK', type: kind, ...(sk.protocol !== undefined ? { protocol: String(sk.protocol) } : {}), inode: int(sk.ino) };
 }
 
@@ -236,7 +248,7 @@ async function readProcesses(images: Images, files: FileTable): Promise<{ nodes:
 
 function taskState(value: CritJsonValue): string {
   const names: Readonly<Record<number, string>> = { 1: 'Alive', 3: 'Zombie', 6: 'Stopped' };
-  return typeof value === 'number' ? names[value] ?? String(value) : String(value);
+  return typeof value === 'number' ? (names[value] ?? String(value)) : String(value);
 }
 
 async function readFiles(images: Images, files: FileTable, nodes: readonly ProcessNode[]): Promise<{ files: ProcessFiles[]; sockets: ProcessSockets[] }> {
@@ -353,7 +365,10 @@ export async function readInspection(dir: string, options: ReadInspectionOptions
   const pageSize = options.pageSize ?? DEFAULT_PAGE_SIZE;
   const images = new Images(imagePath, options.pycriuDir);
   const files = new FileTable(images);
-  const names = (await readdir(imagePath, { withFileTypes: true })).filter((e) => e.isFile()).map((e) => e.name).sort();
+  const names = (await readdir(imagePath, { withFileTypes: true }))
+    .filter((e) => e.isFile())
+    .map((e) => e.name)
+    .sort();
 
   let totalBytes = 0;
   let pagesBytes = 0;
@@ -366,7 +381,11 @@ export async function readInspection(dir: string, options: ReadInspectionOptions
   const { nodes, tree } = await readProcesses(images, files);
   const { files: openFiles, sockets } = await readFiles(images, files, nodes);
   const memory = await readMemory(images, nodes, pageSize);
-  const mounts = await readMounts(images, names.filter((n) => /^mountpoints-\d+\.img$/.test(n)), options.pycriuDir);
+  const mounts = await readMounts(
+    images,
+    names.filter((n) => /^mountpoints-\d+\.img$/.test(n)),
+    options.pycriuDir,
+  );
   const statsDirs = options.workPath ? [path.resolve(options.workPath), imagePath] : [imagePath];
   const dumpStatistics = await readDumpStatistics(statsDirs, options);
   const restoreStatistics = await readRestoreStatistics(statsDirs, options);

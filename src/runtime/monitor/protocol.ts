@@ -127,7 +127,7 @@ export interface MonitorEnvelope {
 export class ProtocolError extends RuntimeError {
   readonly code = 'MONITOR_PROTOCOL' as const;
   constructor(what: string, detail: string) {
-    super(`${what} was not understood: ${detail}`, { hint: 'the runtime that sent it may be of another version; restart the container\'s monitor' });
+    super(`${what} was not understood: ${detail}`, { hint: "the runtime that sent it may be of another version; restart the container's monitor" });
   }
 }
 
@@ -147,11 +147,11 @@ function parse<T>(schema: z.ZodType<T>, text: string, what: string): T {
 }
 
 export function parseMonitorEnvelope(text: string): MonitorEnvelope {
-  return parse(envelope, text, 'the monitor\'s job') as MonitorEnvelope;
+  return parse(envelope, text, "the monitor's job") as MonitorEnvelope;
 }
 
 export function parseMonitorReport(text: string): MonitorReport {
-  return parse(report, text, 'the monitor\'s report') as MonitorReport;
+  return parse(report, text, "the monitor's report") as MonitorReport;
 }
 
 export function parseControlRequest(text: string): ControlRequest {
@@ -159,7 +159,7 @@ export function parseControlRequest(text: string): ControlRequest {
 }
 
 export function parseControlResponse(text: string): ControlResponse {
-  return parse(report, text, 'the monitor\'s answer') as ControlResponse;
+  return parse(report, text, "the monitor's answer") as ControlResponse;
 }
 
 /**
@@ -177,7 +177,8 @@ export class ReportedError extends RuntimeError {
 }
 
 export function serializeError(error: unknown): SerializedError {
-  if (error instanceof CriuRequestError) return { code: error.code, message: error.message, failure: error.failure, ...(error.hint ? { hint: error.hint } : {}) };
+  if (error instanceof CriuRequestError)
+    return { code: error.code, message: error.message, failure: error.failure, ...(error.hint ? { hint: error.hint } : {}) };
   if (error instanceof RuntimeError) return { code: error.code, message: error.message, ...(error.hint ? { hint: error.hint } : {}) };
   if (error instanceof Error) return { code: 'INTERNAL', message: error.message };
   return { code: 'INTERNAL', message: String(error) };

@@ -164,8 +164,7 @@ function describeJsonError(text: string, error: unknown): string {
 }
 
 type PathKind =
-  | { readonly kind: 'directory' | 'other'; readonly error?: undefined }
-  | { readonly kind: 'missing' | 'unreadable'; readonly error: unknown };
+  { readonly kind: 'directory' | 'other'; readonly error?: undefined } | { readonly kind: 'missing' | 'unreadable'; readonly error: unknown };
 
 async function kindOf(path: string): Promise<PathKind> {
   try {
@@ -178,9 +177,7 @@ async function kindOf(path: string): Promise<PathKind> {
 }
 
 function errorCode(error: unknown): string | undefined {
-  return typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'string'
-    ? error.code
-    : undefined;
+  return typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'string' ? error.code : undefined;
 }
 
 function messageOf(error: unknown): string {

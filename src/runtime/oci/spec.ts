@@ -147,9 +147,7 @@ export const LinuxResourcesSchema = z.looseObject({
 });
 
 /** The values runc accepts for rootfsPropagation (libcontainer/specconv, mountPropagationMapping). */
-export const rootfsPropagations = [
-  '', 'private', 'rprivate', 'slave', 'rslave', 'shared', 'rshared', 'unbindable', 'runbindable',
-] as const;
+export const rootfsPropagations = ['', 'private', 'rprivate', 'slave', 'rslave', 'shared', 'rshared', 'unbindable', 'runbindable'] as const;
 
 export const LinuxSchema = z.looseObject({
   namespaces: z

@@ -22,7 +22,12 @@ export async function currentLayers(context: RuntimeContext, record: ContainerRe
     const { plan } = await planStorage(context, record.storage);
     const option = (key: string) => plan.options.find((o) => o.startsWith(`${key}=`))?.slice(key.length + 1) ?? '';
     const resolve = (entry: string) => (path.isAbsolute(entry) ? entry : path.resolve(plan.cwd ?? '/', entry));
-    const lowers = plan.fds ? [...plan.fds] : option('lowerdir').split(':').filter((l) => l !== '').map(resolve);
+    const lowers = plan.fds
+      ? [...plan.fds]
+      : option('lowerdir')
+          .split(':')
+          .filter((l) => l !== '')
+          .map(resolve);
     return { lowers, writable: resolve(option('upperdir')) };
   }
   // A plain directory, or a layout overlay cannot stack on (aufs, devicemapper): copied whole.

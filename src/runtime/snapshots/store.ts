@@ -44,13 +44,17 @@ export class InvalidSnapshotNameError extends RuntimeError {
 
 export class SnapshotNotFoundError extends RuntimeError {
   readonly code = 'SNAPSHOT_NOT_FOUND' as const;
-  constructor(readonly id: string, readonly snapshot: string | undefined, known: readonly string[]) {
+  constructor(
+    readonly id: string,
+    readonly snapshot: string | undefined,
+    known: readonly string[],
+  ) {
     super(
-      snapshot === undefined ? `container ${JSON.stringify(id)} has no snapshots` : `container ${JSON.stringify(id)} has no snapshot ${JSON.stringify(snapshot)}`,
+      snapshot === undefined
+        ? `container ${JSON.stringify(id)} has no snapshots`
+        : `container ${JSON.stringify(id)} has no snapshot ${JSON.stringify(snapshot)}`,
       {
-        hint: known.length > 0
-          ? `its snapshots are: ${known.join(', ')}`
-          : `take one with \`runtime checkpoint --name NAME --leave-running ${id}\``,
+        hint: known.length > 0 ? `its snapshots are: ${known.join(', ')}` : `take one with \`runtime checkpoint --name NAME --leave-running ${id}\``,
       },
     );
   }
@@ -58,7 +62,10 @@ export class SnapshotNotFoundError extends RuntimeError {
 
 export class SnapshotInUseError extends RuntimeError {
   readonly code = 'SNAPSHOT_IN_USE' as const;
-  constructor(readonly snapshot: string, readonly users: readonly string[]) {
+  constructor(
+    readonly snapshot: string,
+    readonly users: readonly string[],
+  ) {
     super(`snapshot ${JSON.stringify(snapshot)} is a layer of ${users.map((u) => JSON.stringify(u)).join(', ')}`, {
       hint: 'remove the snapshots built on it first, or reset the containers that run on it to another snapshot',
     });
@@ -67,7 +74,10 @@ export class SnapshotInUseError extends RuntimeError {
 
 export class CorruptSnapshotError extends RuntimeError {
   readonly code = 'CORRUPT_SNAPSHOT' as const;
-  constructor(readonly file: string, reason: string) {
+  constructor(
+    readonly file: string,
+    reason: string,
+  ) {
     super(`the snapshot file ${file} is unusable: ${reason}`, { hint: 'remove the snapshot with `runtime snapshots rm` and take it again' });
   }
 }
@@ -85,7 +95,10 @@ const snapshotSchema = z.object({
 
 export class SnapshotExistsError extends RuntimeError {
   readonly code = 'SNAPSHOT_EXISTS' as const;
-  constructor(readonly id: string, readonly snapshot: string) {
+  constructor(
+    readonly id: string,
+    readonly snapshot: string,
+  ) {
     super(`container ${JSON.stringify(id)} already has a snapshot ${JSON.stringify(snapshot)}`, {
       hint: `choose another name, or remove it with \`runtime snapshots rm ${id} ${snapshot}\``,
     });
@@ -208,7 +221,10 @@ export class SnapshotStore {
 }
 
 async function exists(file: string): Promise<boolean> {
-  return stat(file).then(() => true, () => false);
+  return stat(file).then(
+    () => true,
+    () => false,
+  );
 }
 
 /** Bytes of memory pages in a CRIU image directory (the pages-*.img files). */

@@ -8,15 +8,7 @@
  * new status from the event, the status-independent fields carried over, nothing else.
  */
 import { RuntimeError } from '../errors.js';
-import type {
-  CheckpointRecord,
-  ContainerRecord,
-  ContainerStatus,
-  ExitRecord,
-  ProcessIdentity,
-  RecordBase,
-  RunningRecord,
-} from './record.js';
+import type { CheckpointRecord, ContainerRecord, ContainerStatus, ExitRecord, ProcessIdentity, RecordBase, RunningRecord } from './record.js';
 import type { LayeredRootfs } from '../../rootfs/layers.js';
 
 export { statuses, type ContainerStatus } from './record.js';
@@ -56,17 +48,18 @@ export type RecordEvent =
 export type RecordEventKind = RecordEvent['kind'];
 
 /** For each event: the statuses it may happen in, the status it leads to, and the operation's name. */
-const moves: Readonly<Record<RecordEventKind, { readonly from: readonly ContainerStatus[]; readonly to?: ContainerStatus; readonly operation: string }>> = {
-  started: { from: ['creating'], to: 'running', operation: 'start' },
-  // Restored from its checkpoint, or from its last checkpoint after it had stopped.
-  restored: { from: ['checkpointed', 'stopped'], to: 'running', operation: 'restore' },
-  // A reset replaces a running instance, or brings a stopped or checkpointed container back.
-  reset: { from: ['running', 'stopped', 'checkpointed'], to: 'running', operation: 'reset' },
-  // The init ended; or the OCI runtime failed to start it.
-  exited: { from: ['running', 'creating'], to: 'stopped', operation: 'record the exit of' },
-  checkpointed: { from: ['running'], to: 'checkpointed', operation: 'checkpoint' },
-  amended: { from: ['creating', 'running', 'stopped', 'checkpointed'], operation: 'update' },
-};
+const moves: Readonly<Record<RecordEventKind, { readonly from: readonly ContainerStatus[]; readonly to?: ContainerStatus; readonly operation: string }>> =
+  {
+    started: { from: ['creating'], to: 'running', operation: 'start' },
+    // Restored from its checkpoint, or from its last checkpoint after it had stopped.
+    restored: { from: ['checkpointed', 'stopped'], to: 'running', operation: 'restore' },
+    // A reset replaces a running instance, or brings a stopped or checkpointed container back.
+    reset: { from: ['running', 'stopped', 'checkpointed'], to: 'running', operation: 'reset' },
+    // The init ended; or the OCI runtime failed to start it.
+    exited: { from: ['running', 'creating'], to: 'stopped', operation: 'record the exit of' },
+    checkpointed: { from: ['running'], to: 'checkpointed', operation: 'checkpoint' },
+    amended: { from: ['creating', 'running', 'stopped', 'checkpointed'], operation: 'update' },
+  };
 
 export class IllegalTransitionError extends RuntimeError {
   readonly code = 'ILLEGAL_TRANSITION' as const;

@@ -29,7 +29,10 @@ export interface ContainerPaths {
 
 export class CorruptStateError extends RuntimeError {
   readonly code = 'CORRUPT_STATE' as const;
-  constructor(readonly file: string, reason: string) {
+  constructor(
+    readonly file: string,
+    reason: string,
+  ) {
     super(`the state file ${file} is unreadable: ${reason}`, {
       hint: 'remove the container with `runtime delete -f <id>`; its processes, if any, are stopped',
     });
@@ -38,7 +41,10 @@ export class CorruptStateError extends RuntimeError {
 
 export class LockTimeoutError extends RuntimeError {
   readonly code = 'LOCK_TIMEOUT' as const;
-  constructor(readonly id: string, waitedMs: number) {
+  constructor(
+    readonly id: string,
+    waitedMs: number,
+  ) {
     super(`container ${JSON.stringify(id)} is busy: another runtime command has held its lock for ${Math.round(waitedMs / 1000)} s`, {
       hint: 'wait for the other command to finish, then try again',
     });
@@ -104,7 +110,10 @@ export class ContainerStore {
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
       const where = issue?.path.join('.');
-      throw new CorruptStateError(file, where === 'id' || where === 'status' || !issue ? 'id or status is missing or wrong' : `${where || 'the record'}: ${issue.message}`);
+      throw new CorruptStateError(
+        file,
+        where === 'id' || where === 'status' || !issue ? 'id or status is missing or wrong' : `${where || 'the record'}: ${issue.message}`,
+      );
     }
     if (parsed.data.id !== id) throw new CorruptStateError(file, 'id or status is missing or wrong');
     return parsed.data as ContainerRecord;

@@ -9,8 +9,24 @@ import { readdir, readFile, mkdtemp, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  CorruptImageError, decodeImage, decodeImageStream, encodeImage, exploreFds, exploreMems, explorePs, exploreRss, formatFds, formatImageJson,
-  formatMems, formatPs, formatRss, imageInfo, parseImageJson, UnknownMagicError, writeImage, type ImageJson,
+  CorruptImageError,
+  decodeImage,
+  decodeImageStream,
+  encodeImage,
+  exploreFds,
+  exploreMems,
+  explorePs,
+  exploreRss,
+  formatFds,
+  formatImageJson,
+  formatMems,
+  formatPs,
+  formatRss,
+  imageInfo,
+  parseImageJson,
+  UnknownMagicError,
+  writeImage,
+  type ImageJson,
 } from '../../../src/criu/images/index.js';
 import { makeCheckpoint, missingCheckpointPrerequisite, type Checkpoint } from '../../fixtures/images/checkpoint.js';
 import { crit, mapLimit, requiring } from './helpers.js';
@@ -40,7 +56,14 @@ if (!missing) {
 const isRaw = (file: string): boolean => /\/(pages-\d+\.img|.*\.tar\.gz\.img)$/.test(file);
 
 test('the checkpoint holds the image types the container was built to produce', (t) => {
-  const names = new Set(t.context.files.map((f) => path.basename(f).replace(/-\d+\.img$/, '').replace(/\.img$/, '')));
+  const names = new Set(
+    t.context.files.map((f) =>
+      path
+        .basename(f)
+        .replace(/-\d+\.img$/, '')
+        .replace(/\.img$/, ''),
+    ),
+  );
   const kinds = ['inventory', 'pstree', 'core', 'mm', 'pagemap', 'pages', 'files', 'fdinfo', 'pipes-data', 'fifo-data', 'ghost-file', 'stats-dump'];
   // From workload.c: SysV IPC, shared memory (SysV, anonymous, /dev/shm) and file locks.
   kinds.push('ipcns-shm', 'ipcns-sem', 'ipcns-msg', 'pagemap-shmem', 'filelocks');
@@ -54,10 +77,25 @@ async function entriesOf<T>(t: { context: Context }, name: string, pretty = fals
   return (await decodeImage(path.join(t.context.checkpoint.imagesDir, name), { pretty })).entries as unknown as T[];
 }
 
-interface PstreeEntry { pid: number; ppid: number; threads: number[] }
-interface CoreEntry { tc?: { comm: string }; thread_core?: object }
-interface Vma { start: string; status: string; flags: string; shmid: number }
-interface FileEntry { id: number; reg?: { name: string } }
+interface PstreeEntry {
+  pid: number;
+  ppid: number;
+  threads: number[];
+}
+interface CoreEntry {
+  tc?: { comm: string };
+  thread_core?: object;
+}
+interface Vma {
+  start: string;
+  status: string;
+  flags: string;
+  shmid: number;
+}
+interface FileEntry {
+  id: number;
+  reg?: { name: string };
+}
 
 /** The workload process of workload.c (not its forked child, also named workload). */
 async function findWorkload(t: { context: Context }): Promise<PstreeEntry | undefined> {
@@ -86,9 +124,15 @@ test('the workload left threads, shared memory, SysV IPC and file locks in the i
   const [mm] = await entriesOf<{ vmas: Vma[] }>(t, `mm-${workload.pid}.img`, true);
   const [childMm] = await entriesOf<{ vmas: Vma[] }>(t, `mm-${child.pid}.img`, true);
   const vmas = mm?.vmas ?? [];
-  t.true(vmas.some((v) => v.status.includes('VMA_AREA_SYSVIPC')), 'a SysV shm VMA');
+  t.true(
+    vmas.some((v) => v.status.includes('VMA_AREA_SYSVIPC')),
+    'a SysV shm VMA',
+  );
   const shared = vmas.filter((v) => v.flags.includes('MAP_SHARED') && !v.status.includes('VMA_AREA_SYSVIPC'));
-  t.true(shared.some((v) => childMm?.vmas.some((c) => c.start === v.start && c.shmid === v.shmid && c.flags.includes('MAP_SHARED'))), 'a shared mapping in parent and child');
+  t.true(
+    shared.some((v) => childMm?.vmas.some((c) => c.start === v.start && c.shmid === v.shmid && c.flags.includes('MAP_SHARED'))),
+    'a shared mapping in parent and child',
+  );
   const files = await entriesOf<FileEntry>(t, 'files.img');
   const devShm = files.find((f) => f.reg?.name === '/dev/shm/workload');
   t.true(devShm !== undefined && shared.some((v) => v.shmid === devShm.id), '/dev/shm/workload mapped shared');
@@ -99,17 +143,23 @@ test('the workload left threads, shared memory, SysV IPC and file locks in the i
   t.true(shmemPages.length >= 2, `pagemap-shmem images with pages: ${shmemPages.length}`);
 
   // SysV IPC of the container's IPC namespace.
-  const ipc = (kind: string): string => path.basename(t.context.files.find((f) => new RegExp(`/ipcns-${kind}-\\d+\\.img$`).test(f)) ?? `ipcns-${kind}-missing`);
+  const ipc = (kind: string): string =>
+    path.basename(t.context.files.find((f) => new RegExp(`/ipcns-${kind}-\\d+\\.img$`).test(f)) ?? `ipcns-${kind}-missing`);
   const sems = await entriesOf<{ desc: { key: number }; nsems: number; extra: number[] }>(t, ipc('sem'));
   t.like(sems, [{ desc: { key: 0x2345 }, nsems: 3, extra: [1, 7, 42] }]);
   const msgs = await entriesOf<{ desc: { key: number }; qnum: number; extra: unknown[] }>(t, ipc('msg'));
   t.like(msgs, [{ desc: { key: 0x3456 }, qnum: 2 }]);
   t.deepEqual(msgs[0]?.extra, [
-    { mtype: 1, msize: 14 }, `${Buffer.from('first message\0').toString('base64')}\n`,
-    { mtype: 5, msize: 7 }, `${Buffer.from('second\0').toString('base64')}\n`,
+    { mtype: 1, msize: 14 },
+    `${Buffer.from('first message\0').toString('base64')}\n`,
+    { mtype: 5, msize: 7 },
+    `${Buffer.from('second\0').toString('base64')}\n`,
   ]);
   const shms = await entriesOf<{ desc: { key: number }; size: number; in_pagemaps?: boolean }>(t, ipc('shm'));
-  t.true(shms.some((s) => s.desc.key === 0x1234 && s.size === 3 * 4096 && s.in_pagemaps === true), JSON.stringify(shms));
+  t.true(
+    shms.some((s) => s.desc.key === 0x1234 && s.size === 3 * 4096 && s.in_pagemaps === true),
+    JSON.stringify(shms),
+  );
 
   // The flock and the POSIX lock, on the fds of /locks/flock and /locks/posix.
   const locks = await entriesOf<{ flag: number; type: number; pid: number; fd: number; start: number; len: number }>(t, 'filelocks.img');
@@ -164,7 +214,9 @@ for (const pretty of [false, true]) {
 }
 
 test('crit encode of the codec JSON gives the same bytes', async (t) => {
-  for (const file of t.context.files.filter((f) => /\/(files|pstree|core-1|mm-1|pagemap-1|ghost-file-\d+|pipes-data|fifo-data|filelocks|memfd|pagemap-shmem-\d+|ipcns-(sem|msg|var)-\d+)\.img$/.test(f))) {
+  for (const file of t.context.files.filter((f) =>
+    /\/(files|pstree|core-1|mm-1|pagemap-1|ghost-file-\d+|pipes-data|fifo-data|filelocks|memfd|pagemap-shmem-\d+|ipcns-(sem|msg|var)-\d+)\.img$/.test(f),
+  )) {
     const json = formatImageJson(await decodeImage(file, { pretty: true }), { pretty: true });
     const encoded = await crit(['encode'], json);
     t.true(encoded.ok, encoded.stderr);
@@ -202,8 +254,14 @@ test('the explorers print what crit x prints', async (t) => {
   t.is(root?.comm, 'sh');
   t.is(formatPs(root), (await crit(['x', dir, 'ps'])).stdout);
   const fds = await exploreFds(dir);
-  t.true(fds.some((task) => task.fds.some((fd) => fd.file.startsWith('unix['))), 'syslogd socket listed');
-  t.true(fds.some((task) => task.fds.some((fd) => /^pipe\[\d+\]$/.test(fd.file))), 'pipes listed');
+  t.true(
+    fds.some((task) => task.fds.some((fd) => fd.file.startsWith('unix['))),
+    'syslogd socket listed',
+  );
+  t.true(
+    fds.some((task) => task.fds.some((fd) => /^pipe\[\d+\]$/.test(fd.file))),
+    'pipes listed',
+  );
   t.is(formatFds(fds), (await crit(['x', dir, 'fds'])).stdout);
   t.is(formatMems(await exploreMems(dir)), (await crit(['x', dir, 'mems'])).stdout);
   t.is(formatRss(await exploreRss(dir)), (await crit(['x', dir, 'rss'])).stdout);

@@ -14,17 +14,20 @@ import { hasCommand } from './helpers.js';
 test('Python bytes literals: every escape protoc and Python use', (t) => {
   const source = String.raw`x = AddSerializedFile(b'\n\x0b\x63ore\'s\\ \"q\" \101\0\7777\t\r\a\b\f\v\q')`;
   const [bytes] = serializedFilesIn(source);
-  t.deepEqual(
-    [...bytes!],
-    [10, 11, 0x63, ...Buffer.from("ore's\\ \"q\" "), 0o101, 0, 0o777 & 0xff, 0x37, 9, 13, 7, 8, 12, 11, 0x5c, 0x71],
-  );
+  t.deepEqual([...bytes!], [10, 11, 0x63, ...Buffer.from('ore\'s\\ "q" '), 0o101, 0, 0o777 & 0xff, 0x37, 9, 13, 7, 8, 12, 11, 0x5c, 0x71]);
   t.throws(() => parsePythonBytesLiteral(`b'abc`, 0), { instanceOf: SyntaxError });
   t.throws(() => parsePythonBytesLiteral(`b'\\xZZ'`, 0), { instanceOf: SyntaxError });
 });
 
 test('magic.py is read as a table', (t) => {
   const magics = parseMagicPy("by_name = {}\nby_name['INVENTORY'] = 1479618838\nby_val[1479618838] = 'INVENTORY'\nby_name['X'] = 0x10\n");
-  t.deepEqual([...magics], [['INVENTORY', 1479618838], ['X', 16]]);
+  t.deepEqual(
+    [...magics],
+    [
+      ['INVENTORY', 1479618838],
+      ['X', 16],
+    ],
+  );
 });
 
 const havePycriu = hasCommand('crit');
@@ -47,7 +50,10 @@ const havePycriu = hasCommand('crit');
   t.is(catalog.magics.byName.get('IMG_COMMON'), 0x54564319);
   // Fields come sorted by number, which is the order pycriu lists them in.
   const numbers = catalog.type('core_entry').fields.map((f) => f.number);
-  t.deepEqual(numbers, [...numbers].sort((a, b) => a - b));
+  t.deepEqual(
+    numbers,
+    [...numbers].sort((a, b) => a - b),
+  );
 });
 
 test('without pycriu every call fails with ImageDescriptorsNotFoundError and says what to install', async (t) => {

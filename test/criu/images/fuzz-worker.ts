@@ -51,7 +51,8 @@ function mutate(source: Uint8Array): Uint8Array {
       case 2: // truncate
         bytes = bytes.slice(0, int(bytes.length + 1));
         break;
-      case 3: { // insert random bytes
+      case 3: {
+        // insert random bytes
         const extra = Uint8Array.from({ length: 1 + int(16) }, () => int(256));
         bytes = Uint8Array.from([...bytes.subarray(0, at), ...extra, ...bytes.subarray(at)]);
         break;
@@ -59,7 +60,8 @@ function mutate(source: Uint8Array): Uint8Array {
       case 4: // an interesting word (sizes, magics)
         if (bytes.length >= 4) new DataView(bytes.buffer).setUint32(int(bytes.length - 3), interesting[int(interesting.length)]!, true);
         break;
-      case 5: { // duplicate a slice
+      case 5: {
+        // duplicate a slice
         const length = int(64);
         bytes = Uint8Array.from([...bytes.subarray(0, at), ...bytes.subarray(at, at + length), ...bytes.subarray(at)]);
         break;
@@ -73,9 +75,27 @@ function mutate(source: Uint8Array): Uint8Array {
 
 const junk = (): CritJsonValue => {
   const choices: (() => CritJsonValue)[] = [
-    () => null, () => true, () => -1, () => 2 ** 64, () => 1.5, () => 18446744073709551616n, () => -9223372036854775809n,
-    () => '', () => '0x', () => 'zz', () => '1:2:3', () => ':', () => 'PROT_READ | NOPE', () => '::1', () => '\ud800',
-    () => [], () => [1, 'x'], () => ({}), () => ({ a: 1 }), () => 'A===', () => int(1000),
+    () => null,
+    () => true,
+    () => -1,
+    () => 2 ** 64,
+    () => 1.5,
+    () => 18446744073709551616n,
+    () => -9223372036854775809n,
+    () => '',
+    () => '0x',
+    () => 'zz',
+    () => '1:2:3',
+    () => ':',
+    () => 'PROT_READ | NOPE',
+    () => '::1',
+    () => '\ud800',
+    () => [],
+    () => [1, 'x'],
+    () => ({}),
+    () => ({ a: 1 }),
+    () => 'A===',
+    () => int(1000),
   ];
   return choices[int(choices.length)]!();
 };
@@ -129,7 +149,11 @@ while (Date.now() < deadline) {
     await check('info', input, () => imageInfo(bytes));
   } else {
     const image = mutateJson(images[int(images.length)]!);
-    await check('encode', JSON.stringify(image, (_, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v)), async () => encodeImage(image));
+    await check(
+      'encode',
+      JSON.stringify(image, (_, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v)),
+      async () => encodeImage(image),
+    );
   }
 }
 parentPort!.postMessage({ kind: 'done', cases: n, outcomes } satisfies FuzzMessage);

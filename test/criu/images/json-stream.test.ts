@@ -11,18 +11,24 @@ async function joined(chunks: AsyncIterable<string>): Promise<string> {
   return text;
 }
 
-test('streamed JSON is formatImageJson\'s text, plain and pretty, for hand-made images', async (t) => {
+test("streamed JSON is formatImageJson's text, plain and pretty, for hand-made images", async (t) => {
   const images: ImageJson[] = [
     { magic: 'PSTREE', entries: [] },
     { magic: 'PSTREE', entries: [{ pid: 1, ppid: 0, threads: [1] }] },
-    { magic: 'PSTREE', entries: [{ pid: 1, ppid: 0, threads: [1] }, { pid: 2, ppid: 1, threads: [], x: { y: [1, { z: 'a\nb' }] } }] },
+    {
+      magic: 'PSTREE',
+      entries: [
+        { pid: 1, ppid: 0, threads: [1] },
+        { pid: 2, ppid: 1, threads: [], x: { y: [1, { z: 'a\nb' }] } },
+      ],
+    },
   ];
   for (const image of images) {
     for (const pretty of [false, true]) t.is(await joined(formatImageJsonChunks(image, { pretty })), formatImageJson(image, { pretty }));
   }
 });
 
-test('streamed JSON of the stored images is formatImageJson\'s text', async (t) => {
+test("streamed JSON of the stored images is formatImageJson's text", async (t) => {
   let catalog = true;
   try {
     await decodeImage(path.join(storedImagesDir, 'pstree.img'));

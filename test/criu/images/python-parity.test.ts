@@ -116,7 +116,8 @@ test('quoted-printable, base64 and repr(bytes) match Python', async (t) => {
     } else if (kind === 'repr') {
       t.is(pythonBytesRepr(Buffer.from(arg as string, 'hex')), expected as string, `repr(${arg})`);
     } else if (kind === 'b64decode') {
-      if (typeof expected === 'string') t.is(Buffer.from(decodeBytesPython(arg as string)).toString('hex'), expected, `decodebytes(${JSON.stringify(arg)})`);
+      if (typeof expected === 'string')
+        t.is(Buffer.from(decodeBytesPython(arg as string)).toString('hex'), expected, `decodebytes(${JSON.stringify(arg)})`);
       else t.throws(() => decodeBytesPython(arg as string), undefined, `decodebytes(${JSON.stringify(arg)}) fails in Python`);
     } else {
       t.is(Buffer.from(quopriDecode(arg as string)).toString('hex'), expected as string, `decodestring(${JSON.stringify(arg)})`);
@@ -144,9 +145,13 @@ test('json.dumps text, plain and indent=4, matches Python; parsing keeps big int
   const values = Array.from({ length: 200 }, () => randomValue(0));
   const text = (v: CritJsonValue): string => formatPythonJson(v);
   // Hand the values to Python as JSON text that keeps big integers exact.
-  const results = await execa(python, ['-c', `import json,sys\nprint(json.dumps([[json.dumps(v), json.dumps(v, indent=4)] for v in json.loads(sys.stdin.read())]))`], {
-    input: `[${values.map(text).join(',')}]`,
-  });
+  const results = await execa(
+    python,
+    ['-c', `import json,sys\nprint(json.dumps([[json.dumps(v), json.dumps(v, indent=4)] for v in json.loads(sys.stdin.read())]))`],
+    {
+      input: `[${values.map(text).join(',')}]`,
+    },
+  );
   const expected = JSON.parse(results.stdout) as [string, string][];
   values.forEach((v, i) => {
     t.is(formatPythonJson(v), expected[i]![0]);
@@ -159,9 +164,28 @@ test('addresses, devices and int(s, 0) match Python', async (t) => {
   const words = (n: number): number[] => Array.from({ length: n }, () => [0, 0xffff0000, 0x0100007f, 0x01000000, int(2 ** 32)][int(5)]!);
   const ips = Array.from({ length: 200 }, () => words(int(2) ? 1 : 4));
   ips.push([0, 0, 0xffff0000, 0x0a00000a], [0, 0, 0, 0], [0x0000fe80, 0, 0, 0x01000000]);
-  const texts = ['127.0.0.1', '::1', '::ffff:1.2.3.4', '1::', '2001:db8::8:800:200c:417a', '::', 'fe80::1%eth0', '1.2.3', '01.2.3.4', '1:2:3:4:5:6:7:8', '1::2::3', 'g::1', '::1.2.3.4'];
+  const texts = [
+    '127.0.0.1',
+    '::1',
+    '::ffff:1.2.3.4',
+    '1::',
+    '2001:db8::8:800:200c:417a',
+    '::',
+    'fe80::1%eth0',
+    '1.2.3',
+    '01.2.3.4',
+    '1:2:3:4:5:6:7:8',
+    '1::2::3',
+    'g::1',
+    '::1.2.3.4',
+  ];
   const devs = [0, 1, 2049, 264241152, 4294967295, 2 ** 40 + 5, 2 ** 52 + 12345];
-  const pairs = [[8, 1], [252, 0], [4095, 1048575], [70000, 300]];
+  const pairs = [
+    [8, 1],
+    [252, 0],
+    [4095, 1048575],
+    [70000, 300],
+  ];
   const ints = ['0x1f', '0X1F', '0o17', '0b101', '10', '-0x10', ' 42 ', '1_000', '0x_ff', '010', '00', '', '0x', '1__0', '+7', '9' + '9'.repeat(30)];
   const tasks: Task[] = [
     ...ips.map((w): Task => ['ip', w]),

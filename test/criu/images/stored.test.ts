@@ -7,11 +7,21 @@ import anyTest, { type TestFn } from 'ava';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
-  decodeImage, decodeImageStream, encodeImage, formatImageJson, imageInfo, parseImageJson, UnknownMagicError,
+  decodeImage,
+  decodeImageStream,
+  encodeImage,
+  formatImageJson,
+  imageInfo,
+  parseImageJson,
+  UnknownMagicError,
 } from '../../../src/criu/images/index.js';
 import { crit, hasCommand, mapLimit, requiring, storedImagesDir } from './helpers.js';
 
-const test = requiring(anyTest as TestFn, 'stored image tests (crit)', hasCommand('crit') ? undefined : 'crit is not installed (run scripts/install-criu.sh)');
+const test = requiring(
+  anyTest as TestFn,
+  'stored image tests (crit)',
+  hasCommand('crit') ? undefined : 'crit is not installed (run scripts/install-criu.sh)',
+);
 
 async function storedFiles(): Promise<string[]> {
   return (await readdir(storedImagesDir)).sort().map((name) => path.join(storedImagesDir, name));
@@ -57,7 +67,10 @@ test('decodeImageStream yields the entries of decodeImage', async (t) => {
   const entries = [];
   for await (const entry of stream) entries.push(entry);
   t.deepEqual({ magic: stream.magic, entries }, await decodeImage(file, { pretty: true }));
-  await t.throwsAsync(async () => {
-    for await (const _ of stream) break;
-  }, { message: /only once/ });
+  await t.throwsAsync(
+    async () => {
+      for await (const _ of stream) break;
+    },
+    { message: /only once/ },
+  );
 });

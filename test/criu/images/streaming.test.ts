@@ -7,7 +7,13 @@ import { mkdtemp, open, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  CorruptImageError, decodeImage, decodeImageStream, encodeImage, ImageReadError, imageInfo, UnknownMagicError,
+  CorruptImageError,
+  decodeImage,
+  decodeImageStream,
+  encodeImage,
+  ImageReadError,
+  imageInfo,
+  UnknownMagicError,
   UnsupportedImageError,
 } from '../../../src/criu/images/index.js';
 import { hasCommand } from './helpers.js';
@@ -54,7 +60,13 @@ maybe('a 4 GiB raw image is refused at once, by its first word', async (t) => {
 });
 
 maybe('errors name the file, the offset and the reason', async (t) => {
-  const bytes = encodeImage({ magic: 'RLIMIT', entries: [{ cur: 1, max: 2 }, { cur: 3, max: 4 }] });
+  const bytes = encodeImage({
+    magic: 'RLIMIT',
+    entries: [
+      { cur: 1, max: 2 },
+      { cur: 3, max: 4 },
+    ],
+  });
   const cut = await t.throwsAsync(decodeImage(bytes.subarray(0, bytes.length - 1), { name: 'rlimit.img' }), { instanceOf: CorruptImageError });
   t.is(cut?.file, 'rlimit.img');
   t.is(cut?.offset, 16);

@@ -9,13 +9,23 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  decodeImage, encodeImage, formatImageJson, IMG_COMMON, InvalidImageJsonError, parseImageJson, UnsupportedImageError,
+  decodeImage,
+  encodeImage,
+  formatImageJson,
+  IMG_COMMON,
+  InvalidImageJsonError,
+  parseImageJson,
+  UnsupportedImageError,
   type ImageJson,
 } from '../../../src/criu/images/index.js';
 import { syntheticImages } from '../../fixtures/images/synthetic.js';
 import { crit, hasCommand, requiring } from './helpers.js';
 
-const test = requiring(anyTest as TestFn, 'synthetic image tests (crit)', hasCommand('crit') ? undefined : 'crit is not installed (run scripts/install-criu.sh)');
+const test = requiring(
+  anyTest as TestFn,
+  'synthetic image tests (crit)',
+  hasCommand('crit') ? undefined : 'crit is not installed (run scripts/install-criu.sh)',
+);
 
 let dir: string;
 if (hasCommand('crit')) {
@@ -98,29 +108,52 @@ const fown = bytesField(5, [...vint(1, 0), ...vint(2, 0), ...vint(3, 0), ...vint
 test('parser corners decode as pycriu sees them', async (t) => {
   // reg_file_entry: id 1, flags 2, pos 3, fown 5, name 6 (string), mnt_id 7 (sint32), size 8, build_id 11 (repeated).
   const reg = (name: number[], extra: number[] = []): number[] => [...vint(1, 1), ...vint(2, 0), ...vint(3, 0), ...fown, ...bytesField(6, name), ...extra];
-  await sameAsCrit(t, 'corners-reg', image(REG_FILES, [
-    reg([0xff, 0xfe]), // invalid UTF-8: pycriu prints the repr of the bytes
-    reg([0x27, 0x80, 0x5c, 0x0a, 0x09, 0x7f]), // repr with a quote, backslash and escapes
-    reg([0x22, 0x27, 0xc3]), // both quotes
-    reg(text('\ufeffbom \u2603 \ud83d\ude00')), // a BOM and astral characters stay as they are
-    reg(text('ok'), [...vint(7, 9), ...bytesField(11, [1, 2, 0x80, 0x01]), ...vint(11, 7)]), // packed then unpacked
-    reg(text('last wins'), [...vint(1, 99), ...vint(1, 4294967296n + 5n)]), // u32 keeps the low 32 bits of the last value
-    reg(text('wrong wire'), [...bytesField(2, [1, 2]), ...field(3, 5), 1, 2, 3, 4, ...vint(999, 1), ...field(998, 1), 1, 2, 3, 4, 5, 6, 7, 8]),
-    reg(text('group'), [...field(50, 3), ...vint(1, 5), ...field(51, 3), ...field(51, 4), ...field(50, 4)]),
-    reg(text('merged'), [...bytesField(5, [...vint(1, 42)])]), // fown appears twice: merged
-  ]));
+  await sameAsCrit(
+    t,
+    'corners-reg',
+    image(REG_FILES, [
+      reg([0xff, 0xfe]), // invalid UTF-8: pycriu prints the repr of the bytes
+      reg([0x27, 0x80, 0x5c, 0x0a, 0x09, 0x7f]), // repr with a quote, backslash and escapes
+      reg([0x22, 0x27, 0xc3]), // both quotes
+      reg(text('\ufeffbom \u2603 \ud83d\ude00')), // a BOM and astral characters stay as they are
+      reg(text('ok'), [...vint(7, 9), ...bytesField(11, [1, 2, 0x80, 0x01]), ...vint(11, 7)]), // packed then unpacked
+      reg(text('last wins'), [...vint(1, 99), ...vint(1, 4294967296n + 5n)]), // u32 keeps the low 32 bits of the last value
+      reg(text('wrong wire'), [...bytesField(2, [1, 2]), ...field(3, 5), 1, 2, 3, 4, ...vint(999, 1), ...field(998, 1), 1, 2, 3, 4, 5, 6, 7, 8]),
+      reg(text('group'), [...field(50, 3), ...vint(1, 5), ...field(51, 3), ...field(51, 4), ...field(50, 4)]),
+      reg(text('merged'), [...bytesField(5, [...vint(1, 42)])]), // fown appears twice: merged
+    ]),
+  );
   // fdinfo_entry: id 1, flags 2, type 3 (enum fd_types), fd 4: unknown enum numbers are dropped.
-  await sameAsCrit(t, 'corners-fdinfo', image(FDINFO, [
-    [...vint(1, 1), ...vint(2, 0), ...vint(3, 1), ...vint(4, 0)],
-    [...vint(1, 2), ...vint(2, 0), ...vint(3, 1000), ...vint(4, 1)],
-    [...vint(1, 3), ...vint(2, 0), ...vint(3, -1), ...vint(4, 2)],
-    [],
-  ]));
+  await sameAsCrit(
+    t,
+    'corners-fdinfo',
+    image(FDINFO, [
+      [...vint(1, 1), ...vint(2, 0), ...vint(3, 1), ...vint(4, 0)],
+      [...vint(1, 2), ...vint(2, 0), ...vint(3, 1000), ...vint(4, 1)],
+      [...vint(1, 3), ...vint(2, 0), ...vint(3, -1), ...vint(4, 2)],
+      [],
+    ]),
+  );
   // creds_entry: cap_* repeated u32, given packed.
-  await sameAsCrit(t, 'corners-creds', image(CREDS, [
-    [...vint(1, 0), ...vint(2, 0), ...vint(3, 0), ...vint(4, 0), ...vint(5, 0), ...vint(6, 0), ...vint(7, 0), ...vint(8, 0),
-      ...bytesField(9, [...varint(4294967295n), 0]), ...bytesField(10, []), ...vint(13, 0)],
-  ]));
+  await sameAsCrit(
+    t,
+    'corners-creds',
+    image(CREDS, [
+      [
+        ...vint(1, 0),
+        ...vint(2, 0),
+        ...vint(3, 0),
+        ...vint(4, 0),
+        ...vint(5, 0),
+        ...vint(6, 0),
+        ...vint(7, 0),
+        ...vint(8, 0),
+        ...bytesField(9, [...varint(4294967295n), 0]),
+        ...bytesField(10, []),
+        ...vint(13, 0),
+      ],
+    ]),
+  );
   // file_entry: a message field with a wrong wire type is skipped.
   await sameAsCrit(t, 'corners-files', image(FILES, [[...vint(1, 1), ...vint(2, 7), ...vint(3, 5)]]));
 });
@@ -147,7 +180,18 @@ test('pretty forms are read back: hex, flag names, devices, dict names, addresse
   const plain = encodeImage({ magic: 'VMAS', entries: [{ start: 4096, end: 8192, pgoff: 0, shmid: 0, prot: 3, flags: 0x22, status: 0x201, fd: -1 }] });
   const pretty = encodeImage({
     magic: 'VMAS',
-    entries: [{ start: '0x1000', end: '0o20000', pgoff: 0, shmid: 0, prot: 'PROT_READ | PROT_WRITE', flags: 'MAP_PRIVATE | 0x20', status: 'VMA_AREA_REGULAR | VMA_ANON_PRIVATE', fd: -1 }],
+    entries: [
+      {
+        start: '0x1000',
+        end: '0o20000',
+        pgoff: 0,
+        shmid: 0,
+        prot: 'PROT_READ | PROT_WRITE',
+        flags: 'MAP_PRIVATE | 0x20',
+        status: 'VMA_AREA_REGULAR | VMA_ANON_PRIVATE',
+        fd: -1,
+      },
+    ],
   });
   t.true(plain.equals(pretty));
 });

@@ -53,7 +53,10 @@ test('no dirperm1 when the scratch mount refuses it', async (t) => {
 
 test('branches past the page budget are appended by remounts in batches (small page, exact)', async (t) => {
   const root = await tempStorageRoot(t);
-  const layout = await buildAufs(root, Array.from({ length: 6 }, () => ({})));
+  const layout = await buildAufs(
+    root,
+    Array.from({ length: 6 }, () => ({})),
+  );
   const diff = (id: string): string => path.join(layout.home, 'diff', id);
   const [top, ...parents] = [...layout.ids].reverse();
   // Each branch is ~120 bytes here; budget = 600 - 54 = 546: br + 3 parents fit, then batches of 3 and 2... computed below.
@@ -76,20 +79,31 @@ test('branches past the page budget are appended by remounts in batches (small p
   t.true(batches.length >= 1, 'the fixture needs remounts');
   const plan = await new AufsDriver(fakeDeps({ pageSize })).plan(root, top!);
   t.deepEqual(plan.options, [br, 'dio', 'xino=/dev/shm/aufs.xino']);
-  t.deepEqual(plan.steps.map((s) => (s.kind === 'remount' ? [s.phase, s.fsType, s.target, s.options] : s)),
-    batches.map((b) => ['after-mount', 'aufs', plan.target, b]));
+  t.deepEqual(
+    plan.steps.map((s) => (s.kind === 'remount' ? [s.phase, s.fsType, s.target, s.options] : s)),
+    batches.map((b) => ['after-mount', 'aufs', plan.target, b]),
+  );
 });
 
 test('a long chain at 4 KiB: every branch once, in order, each data within the page', async (t) => {
   const root = await tempStorageRoot(t, 100);
-  const layout = await buildAufs(root, Array.from({ length: 60 }, () => ({})));
+  const layout = await buildAufs(
+    root,
+    Array.from({ length: 60 }, () => ({})),
+  );
   const diff = (id: string): string => path.join(layout.home, 'diff', id);
   const plan = await new AufsDriver(fakeDeps()).plan(root, layout.top);
   const branches = [
     ...plan.options[0]!.slice('br:'.length).split(':'),
     ...plan.steps.flatMap((s) => (s.kind === 'remount' ? s.options.map((o) => o.slice('append:'.length)) : [])),
   ];
-  t.deepEqual(branches, [`${diff(layout.top)}=rw`, ...[...layout.ids].reverse().slice(1).map((id) => `${diff(id)}=ro+wh`)]);
+  t.deepEqual(branches, [
+    `${diff(layout.top)}=rw`,
+    ...[...layout.ids]
+      .reverse()
+      .slice(1)
+      .map((id) => `${diff(id)}=ro+wh`),
+  ]);
   t.true(plan.steps.length >= 1);
   t.true(plan.options.join(',').length <= 4095);
   for (const step of plan.steps) if (step.kind === 'remount') t.true(step.options.join(',').length + 1 <= 4096 - 54);
@@ -134,7 +148,10 @@ test('in a user namespace aufs is refused even when the kernel has it', async (t
 
 test('with aufs: mount, remount the appended branches, unmount after auplink flush', async (t) => {
   const root = await tempStorageRoot(t);
-  const layout = await buildAufs(root, Array.from({ length: 6 }, () => ({})));
+  const layout = await buildAufs(
+    root,
+    Array.from({ length: 6 }, () => ({})),
+  );
   const deps = fakeDeps({ filesystems: ['aufs'], pageSize: 600 });
   const driver = new AufsDriver(deps);
   const plan = await driver.plan(root, layout.top);

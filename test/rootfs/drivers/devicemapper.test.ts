@@ -50,7 +50,10 @@ test('plan: thin device name, dmsetup table, mount of mnt/<id> with rootfs/ insi
 test('ext4 has no nouuid; dm.mountopt and dm.thinpooldev are honoured', async (t) => {
   const root = await tempStorageRoot(t);
   const layout = await buildDeviceMapper(root, 1, 'ext4', 512 * 1000 + 100);
-  const plan = await new DeviceMapperDriver(fakeDeps()).plan(root, layout.top, { mountOptions: ['discard'], thinPoolDevice: '/dev/mapper/docker-thinpool' });
+  const plan = await new DeviceMapperDriver(fakeDeps()).plan(root, layout.top, {
+    mountOptions: ['discard'],
+    thinPoolDevice: '/dev/mapper/docker-thinpool',
+  });
   t.is(plan.type, 'ext4');
   t.deepEqual(plan.options, ['discard']);
   const create = plan.steps[0];
@@ -174,7 +177,9 @@ test('with device-mapper: activate, mount, make rootfs/ and id; unmount detached
   const driver = new DeviceMapperDriver(deps);
   const plan = await driver.plan(root, layout.top);
   t.true(await driver.mount(plan));
-  t.deepEqual(deps.commands.runs, [['dmsetup', 'create', `${prefix}-${layout.top}`, '--table', `0 20971520 thin /dev/mapper/${prefix}-pool ${layout.deviceIds.get(layout.top)}`]]);
+  t.deepEqual(deps.commands.runs, [
+    ['dmsetup', 'create', `${prefix}-${layout.top}`, '--table', `0 20971520 thin /dev/mapper/${prefix}-pool ${layout.deviceIds.get(layout.top)}`],
+  ]);
   t.deepEqual(deps.mounts.calls, [{ op: 'mount', source: device, target: plan.target, fsType: 'xfs', flags: 0, data: 'nouuid' }]);
   t.true((await stat(plan.rootfs)).isDirectory());
   t.is(await readFile(path.join(plan.target, 'id'), 'utf8'), layout.top);

@@ -30,5 +30,11 @@ test('devicemapper plan JSON lists the activation in steps', async (t) => {
   const layout = await buildDeviceMapper(root, 1);
   const json = planToJson(await planRootfs({ driver: 'devicemapper', storageRoot: root, layer: layout.top }, fakeDeps()));
   const steps = json['steps'] as { argv: string[] }[];
-  t.deepEqual(steps.map((s) => s.argv.slice(0, 2)), [['dmsetup', 'create'], ['dmsetup', 'remove']]);
+  t.deepEqual(
+    steps.map((s) => s.argv.slice(0, 2)),
+    [
+      ['dmsetup', 'create'],
+      ['dmsetup', 'remove'],
+    ],
+  );
 });

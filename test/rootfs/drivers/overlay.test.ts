@@ -22,11 +22,7 @@ test('three layers: absolute short links uppermost first, then upperdir and work
     type: 'overlay',
     source: 'overlay',
     target: path.join(top!.dir, 'merged'),
-    options: [
-      `lowerdir=${layout.home}/l/${middle!.link}:${layout.home}/l/${base!.link}`,
-      `upperdir=${top!.dir}/diff`,
-      `workdir=${top!.dir}/work`,
-    ],
+    options: [`lowerdir=${layout.home}/l/${middle!.link}:${layout.home}/l/${base!.link}`, `upperdir=${top!.dir}/diff`, `workdir=${top!.dir}/work`],
     steps: [],
     rootfs: path.join(top!.dir, 'merged'),
   });
@@ -35,7 +31,9 @@ test('three layers: absolute short links uppermost first, then upperdir and work
 test('configured mountopt options follow, then userxattr when rootless', async (t) => {
   const root = await tempStorageRoot(t);
   const layout = await buildOverlay(root, 'overlay', threeLayers);
-  const plan = await new ContainersOverlayDriver(fakeDeps({ initialUserNamespace: false })).plan(root, layout.top.id, { mountOptions: ['nodev', 'metacopy=on'] });
+  const plan = await new ContainersOverlayDriver(fakeDeps({ initialUserNamespace: false })).plan(root, layout.top.id, {
+    mountOptions: ['nodev', 'metacopy=on'],
+  });
   t.deepEqual(plan.options.slice(3), ['nodev', 'metacopy=on', 'userxattr']);
 });
 
@@ -61,9 +59,16 @@ test('extra diffN directories come after their layer, through the link, uncleane
 test('past the page size: upperdir and workdir relative to the driver root, lowers still absolute', async (t) => {
   // A 1 KiB page makes the window between the two forms easy to hit.
   const root = await tempStorageRoot(t, 150);
-  const layout = await buildOverlay(root, 'overlay', Array.from({ length: 4 }, () => ({})));
+  const layout = await buildOverlay(
+    root,
+    'overlay',
+    Array.from({ length: 4 }, () => ({})),
+  );
   const plan = await new ContainersOverlayDriver(fakeDeps({ pageSize: 1024 })).plan(root, layout.top.id);
-  const lowers = layout.layers.slice(0, -1).reverse().map((l) => `${layout.home}/l/${l.link}`);
+  const lowers = layout.layers
+    .slice(0, -1)
+    .reverse()
+    .map((l) => `${layout.home}/l/${l.link}`);
   t.deepEqual(plan.options, [`lowerdir=${lowers.join(':')}`, `upperdir=${layout.top.id}/diff`, `workdir=${layout.top.id}/work`]);
   t.is(plan.cwd, layout.home);
   t.is(plan.fds, undefined);
@@ -73,9 +78,16 @@ test('past the page size: upperdir and workdir relative to the driver root, lowe
 
 test('still too long: lowers by descriptor from /proc/self/fd, upperdir first (storage-mountfrom)', async (t) => {
   const root = await tempStorageRoot(t, 150);
-  const layout = await buildOverlay(root, 'overlay', Array.from({ length: 200 }, () => ({})));
+  const layout = await buildOverlay(
+    root,
+    'overlay',
+    Array.from({ length: 200 }, () => ({})),
+  );
   const plan = await new ContainersOverlayDriver(fakeDeps()).plan(root, layout.top.id, { mountOptions: ['nodev'] });
-  const lowers = layout.layers.slice(0, -1).reverse().map((l) => `${layout.home}/l/${l.link}`);
+  const lowers = layout.layers
+    .slice(0, -1)
+    .reverse()
+    .map((l) => `${layout.home}/l/${l.link}`);
   t.deepEqual(plan.options, [
     `upperdir=${layout.top.dir}/diff`,
     `workdir=${layout.top.dir}/work`,
@@ -95,7 +107,11 @@ test('more than 500 lowers is "max depth exceeded"', async (t) => {
 
 test('past what even descriptors can carry is refused', async (t) => {
   const root = await tempStorageRoot(t);
-  const layout = await buildOverlay(root, 'overlay', Array.from({ length: 40 }, () => ({})));
+  const layout = await buildOverlay(
+    root,
+    'overlay',
+    Array.from({ length: 40 }, () => ({})),
+  );
   await t.throwsAsync(new ContainersOverlayDriver(fakeDeps({ pageSize: 256 })).plan(root, layout.top.id), { instanceOf: MountDataTooLongError });
 });
 
@@ -118,15 +134,27 @@ test('missing links and layers give clear errors', async (t) => {
 
 test('a descriptor plan hands its directories to mountFrom', async (t) => {
   const root = await tempStorageRoot(t, 150);
-  const layout = await buildOverlay(root, 'overlay', Array.from({ length: 200 }, () => ({})));
+  const layout = await buildOverlay(
+    root,
+    'overlay',
+    Array.from({ length: 200 }, () => ({})),
+  );
   const deps = fakeDeps();
   const driver = new ContainersOverlayDriver(deps);
   const plan = await driver.plan(root, layout.top.id, { mountOptions: ['nodev'] });
   t.true(await driver.mount(plan));
-  t.deepEqual(deps.mounts.calls, [{
-    op: 'mountFrom', cwd: '/proc/self/fd', source: 'overlay', target: plan.target, fsType: 'overlay',
-    flags: 0x4, data: plan.options.filter((o) => o !== 'nodev').join(','), fds: plan.fds!,
-  }]);
+  t.deepEqual(deps.mounts.calls, [
+    {
+      op: 'mountFrom',
+      cwd: '/proc/self/fd',
+      source: 'overlay',
+      target: plan.target,
+      fsType: 'overlay',
+      flags: 0x4,
+      data: plan.options.filter((o) => o !== 'nodev').join(','),
+      fds: plan.fds!,
+    },
+  ]);
 });
 
 function layerIdNotThere(): string {

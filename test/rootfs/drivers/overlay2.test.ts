@@ -2,7 +2,14 @@ import test from 'ava';
 import path from 'node:path';
 import { rm, unlink, writeFile, rmdir } from 'node:fs/promises';
 import { Overlay2Driver } from '../../../src/rootfs/drivers/overlay2.js';
-import { BrokenLayoutError, InvalidLayerIdError, KernelSupportError, LayerNotFoundError, MissingLayerError, MountDataTooLongError } from '../../../src/rootfs/errors.js';
+import {
+  BrokenLayoutError,
+  InvalidLayerIdError,
+  KernelSupportError,
+  LayerNotFoundError,
+  MissingLayerError,
+  MountDataTooLongError,
+} from '../../../src/rootfs/errors.js';
 import { ProcKernelSupport } from '../../../src/rootfs/kernel-support.js';
 import { fakeDeps, fixturePath } from '../helpers/fakes.js';
 import { buildOverlay, tempStorageRoot, type LayerSpec } from '../helpers/layouts.js';
@@ -62,7 +69,11 @@ test('a bottom layer (no lower file) is its diff, bound onto itself', async (t) 
 test('a chain too long for one page is mounted from the driver root with relative paths', async (t) => {
   // 100 layers under a 200-byte root: the absolute form is ~8 KiB, the relative one ~2.9 KiB.
   const root = await tempStorageRoot(t, 200);
-  const layout = await buildOverlay(root, 'overlay2', Array.from({ length: 100 }, (_, i) => ({ files: { [`f${i}`]: `${i}` } })));
+  const layout = await buildOverlay(
+    root,
+    'overlay2',
+    Array.from({ length: 100 }, (_, i) => ({ files: { [`f${i}`]: `${i}` } })),
+  );
   const plan = await new Overlay2Driver(fakeDeps()).plan(root, layout.top.id);
   t.deepEqual(plan.options, ['index=off', `lowerdir=${layout.top.lower}`, `upperdir=${layout.top.id}/diff`, `workdir=${layout.top.id}/work`]);
   t.is(plan.cwd, layout.home);
@@ -72,7 +83,11 @@ test('a chain too long for one page is mounted from the driver root with relativ
 
 test('a chain too long even relative is refused with the length', async (t) => {
   const root = await tempStorageRoot(t);
-  const layout = await buildOverlay(root, 'overlay2', Array.from({ length: 150 }, () => ({})));
+  const layout = await buildOverlay(
+    root,
+    'overlay2',
+    Array.from({ length: 150 }, () => ({})),
+  );
   const error = await t.throwsAsync(new Overlay2Driver(fakeDeps()).plan(root, layout.top.id), { instanceOf: MountDataTooLongError });
   t.regex(error!.message, /at most 4095/);
   t.truthy(error!.hint);
@@ -141,7 +156,11 @@ test('mount and unmount go through the mount service; unmount detaches like Put'
 
 test('a relative plan mounts from its directory', async (t) => {
   const root = await tempStorageRoot(t, 200);
-  const layout = await buildOverlay(root, 'overlay2', Array.from({ length: 100 }, () => ({})));
+  const layout = await buildOverlay(
+    root,
+    'overlay2',
+    Array.from({ length: 100 }, () => ({})),
+  );
   const deps = fakeDeps();
   const driver = new Overlay2Driver(deps);
   const plan = await driver.plan(root, layout.top.id);

@@ -67,7 +67,18 @@ export class RecordingMounts implements MountService {
 
   private async add(target: string, fsType: string, source: string): Promise<void> {
     const mountPoint = await realpath(target).catch(() => target);
-    this.table.push({ id: this.table.length + 100, parentId: 1, device: '0:99', root: '/', mountPoint, mountOptions: ['rw'], optionalFields: [], fsType, source, superOptions: [] });
+    this.table.push({
+      id: this.table.length + 100,
+      parentId: 1,
+      device: '0:99',
+      root: '/',
+      mountPoint,
+      mountOptions: ['rw'],
+      optionalFields: [],
+      fsType,
+      source,
+      superOptions: [],
+    });
   }
 
   async bind(source: string, target: string): Promise<void> {

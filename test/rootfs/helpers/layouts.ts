@@ -152,7 +152,12 @@ export interface DeviceMapperLayout {
  * Docker devicemapper metadata as saveMetadata/saveDeviceSetMetaData write it (json.Marshal, in
  * field order): metadata/base, metadata/<id>, metadata/deviceset-metadata, transaction-metadata.
  */
-export async function buildDeviceMapper(storageRoot: string, count: number, fs: 'xfs' | 'ext4' = 'xfs', size = 10 * 1024 ** 3): Promise<DeviceMapperLayout> {
+export async function buildDeviceMapper(
+  storageRoot: string,
+  count: number,
+  fs: 'xfs' | 'ext4' = 'xfs',
+  size = 10 * 1024 ** 3,
+): Promise<DeviceMapperLayout> {
   const home = path.join(storageRoot, 'devicemapper');
   for (const sub of ['metadata', 'mnt', 'devicemapper']) await mkdir(path.join(home, sub), { recursive: true });
   const info = (deviceId: number, transactionId: number, initialized: boolean): string =>
@@ -167,9 +172,13 @@ export async function buildDeviceMapper(storageRoot: string, count: number, fs: 
     ids.push(id);
     deviceIds.set(id, deviceId);
   }
-  await writeFile(path.join(home, 'metadata', 'deviceset-metadata'),
-    JSON.stringify({ next_device_id: count + 1, BaseDeviceUUID: 'b0c7a6f2-3d1e-4c55-9a1f-6f0e5d4c3b2a', BaseDeviceFilesystem: fs }));
-  await writeFile(path.join(home, 'metadata', 'transaction-metadata'),
-    JSON.stringify({ open_transaction_id: count + 1, device_hash: ids.at(-1) ?? '', device_id: count + 1 }));
+  await writeFile(
+    path.join(home, 'metadata', 'deviceset-metadata'),
+    JSON.stringify({ next_device_id: count + 1, BaseDeviceUUID: 'b0c7a6f2-3d1e-4c55-9a1f-6f0e5d4c3b2a', BaseDeviceFilesystem: fs }),
+  );
+  await writeFile(
+    path.join(home, 'metadata', 'transaction-metadata'),
+    JSON.stringify({ open_transaction_id: count + 1, device_hash: ids.at(-1) ?? '', device_id: count + 1 }),
+  );
   return { storageRoot, home, ids, top: ids.at(-1)!, deviceIds };
 }

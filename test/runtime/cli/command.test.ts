@@ -70,6 +70,8 @@ test('commandHelp lists the usage, every flag and --help', (t) => {
 
 test('commandHelp includes the description', (t) => {
   const help = commandHelp(checkpointCommand);
-  t.true(help.startsWith('runtime checkpoint - checkpoint a running container through CRIU\n\nusage: runtime checkpoint [flags] <id>\n\nDumps the container'));
+  t.true(
+    help.startsWith('runtime checkpoint - checkpoint a running container through CRIU\n\nusage: runtime checkpoint [flags] <id>\n\nDumps the container'),
+  );
   t.regex(help, /\n {6}--image-path DIR +directory of the checkpoint images/);
 });

@@ -10,7 +10,11 @@ import { crit, hasCommand, requiring, storedImagesDir } from '../../criu/images/
 import { inspectImagesDir } from '../inspection/helpers.js';
 import { tempDir } from '../fixtures.js';
 
-const test = requiring(anyTest as TestFn, 'image command tests (crit)', hasCommand('crit') ? undefined : 'crit is not installed (run scripts/install-criu.sh)');
+const test = requiring(
+  anyTest as TestFn,
+  'image command tests (crit)',
+  hasCommand('crit') ? undefined : 'crit is not installed (run scripts/install-criu.sh)',
+);
 
 async function run(argv: readonly string[], input?: Buffer): Promise<{ code: number; stdout: Buffer; stderr: string }> {
   const stdin = new PassThrough();

@@ -44,7 +44,7 @@ test('no command prints the help and exits 2', async (t) => {
   t.true(result.stdout.startsWith('runtime - '));
 });
 
-test('`help <command>` prints that command\'s help', async (t) => {
+test("`help <command>` prints that command's help", async (t) => {
   const result = await run(['help', 'kill']);
   t.is(result.code, 0);
   t.true(result.stdout.startsWith('runtime kill - '));
@@ -88,8 +88,19 @@ test('`checkpoint --help` lists every runc checkpoint flag', async (t) => {
   t.is(result.code, 0);
   t.true(result.stdout.startsWith('runtime checkpoint - '));
   const flags = [
-    '--image-path', '--work-path', '--leave-running', '--tcp-established', '--ext-unix-sk', '--shell-job', '--file-locks',
-    '--manage-cgroups-mode', '--auto-dedup', '--pre-dump', '--parent-path', '--page-server', '--lazy-pages',
+    '--image-path',
+    '--work-path',
+    '--leave-running',
+    '--tcp-established',
+    '--ext-unix-sk',
+    '--shell-job',
+    '--file-locks',
+    '--manage-cgroups-mode',
+    '--auto-dedup',
+    '--pre-dump',
+    '--parent-path',
+    '--page-server',
+    '--lazy-pages',
   ];
   for (const flag of flags) t.regex(result.stdout, new RegExp(`\\n {6}${flag}( [A-Z:]+)? +\\S`), flag);
 });

@@ -1,15 +1,25 @@
 import anyTest, { type TestFn } from 'ava';
 import test from 'ava';
 import { describeSocket, readInspection } from '../../../src/runtime/inspection/read.js';
-import { describeSocketLine, formatBytes, formatInspection, formatInspectionJson, formatMicroseconds, renderTree } from '../../../src/runtime/inspection/format.js';
+import {
+  describeSocketLine,
+  formatBytes,
+  formatInspection,
+  formatInspectionJson,
+  formatMicroseconds,
+  renderTree,
+} from '../../../src/runtime/inspection/format.js';
 import { inspectImagesDir, withPycriu } from './helpers.js';
 
 const imageTest = withPycriu(anyTest as TestFn, 'inspection format tests');
 
-test('renderTree draws checkpointctl\'s branches', (t) => {
+test("renderTree draws checkpointctl's branches", (t) => {
   const text = renderTree({
     label: 'root',
-    children: [{ label: 'a', children: [{ label: 'a1' }, { label: 'a2' }] }, { label: 'b', children: [{ label: 'b1' }] }],
+    children: [
+      { label: 'a', children: [{ label: 'a1' }, { label: 'a2' }] },
+      { label: 'b', children: [{ label: 'b1' }] },
+    ],
   });
   t.is(text, 'root\n├── a\n│   ├── a1\n│   └── a2\n└── b\n    └── b1\n');
 });
@@ -26,10 +36,27 @@ test('durations and sizes', (t) => {
 
 test('an INET socket from files.img (pretty) reads as protocol, state and addresses', (t) => {
   const socket = describeSocket(4, 'INETSK', {
-    id: 9, ino: 1234, family: 'INET', type: 'STREAM', proto: 'TCP', state: 'LISTEN', src_port: 8080, dst_port: 0,
-    src_addr: ['0.0.0.0'], dst_addr: ['0.0.0.0'],
+    id: 9,
+    ino: 1234,
+    family: 'INET',
+    type: 'STREAM',
+    proto: 'TCP',
+    state: 'LISTEN',
+    src_port: 8080,
+    dst_port: 0,
+    src_addr: ['0.0.0.0'],
+    dst_addr: ['0.0.0.0'],
   });
-  t.deepEqual(socket, { fd: 4, family: 'INET', type: 'STREAM', protocol: 'TCP', state: 'LISTEN', local: '0.0.0.0:8080', remote: '0.0.0.0:0', inode: 1234 });
+  t.deepEqual(socket, {
+    fd: 4,
+    family: 'INET',
+    type: 'STREAM',
+    protocol: 'TCP',
+    state: 'LISTEN',
+    local: '0.0.0.0:8080',
+    remote: '0.0.0.0:0',
+    inode: 1234,
+  });
   t.is(describeSocketLine(socket), '[TCP (LISTEN)]  fd 4  0.0.0.0:8080 -> 0.0.0.0:0');
   const v6 = describeSocket(5, 'INETSK', { family: 'INET6', type: 'DGRAM', proto: 'UDP', state: 'CLOSE', src_port: 53, src_addr: ['::1'] });
   t.is(v6.local, '[::1]:53');

@@ -29,7 +29,10 @@ test('parses the config.json that `runc spec` writes', (t) => {
   t.deepEqual(spec.root, { path: 'rootfs', readonly: true });
   t.is(spec.mounts?.length, 7);
   t.is(spec.mounts?.[2]?.destination, '/dev/pts');
-  t.deepEqual(spec.linux?.namespaces?.map((ns) => ns.type), ['pid', 'network', 'ipc', 'uts', 'mount']);
+  t.deepEqual(
+    spec.linux?.namespaces?.map((ns) => ns.type),
+    ['pid', 'network', 'ipc', 'uts', 'mount'],
+  );
   t.deepEqual(spec.linux?.resources?.devices, [{ allow: false, access: 'rwm' }]);
 });
 
@@ -111,10 +114,7 @@ test('a relative mount destination is rejected at mounts[2].destination', (t) =>
 test('an unknown namespace type is rejected and the known ones are listed', (t) => {
   const error = rejects('bad-namespace.json');
   t.is(error.field, 'linux.namespaces[1].type');
-  t.is(
-    error.reason,
-    'must be one of "pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time", not "net"',
-  );
+  t.is(error.reason, 'must be one of "pid", "network", "mount", "ipc", "uts", "user", "cgroup", "time", not "net"');
   t.true(error.message.includes(fixturePath('bad-namespace.json')));
 });
 
@@ -122,10 +122,7 @@ test('wrong types: the first problem is reported and the others are counted', (t
   const error = rejects('wrong-types.json');
   t.is(error.field, 'process.terminal');
   t.is(error.reason, 'must be a boolean, not a string');
-  t.is(
-    error.message,
-    `invalid ${fixturePath('wrong-types.json')}: process.terminal: must be a boolean, not a string (and 2 other problems)`,
-  );
+  t.is(error.message, `invalid ${fixturePath('wrong-types.json')}: process.terminal: must be a boolean, not a string (and 2 other problems)`);
   t.deepEqual(error.problems, [
     { field: 'process.terminal', reason: 'must be a boolean, not a string' },
     { field: 'process.user.uid', reason: 'must be a number, not a string' },
@@ -147,78 +144,132 @@ function problemAfter(change: (spec: any) => void): { field: string; reason: str
 }
 
 test('a missing required field says it is required', (t) => {
-  t.like(problemAfter((s) => delete s.process.args), { field: 'process.args', reason: 'is required (an array)' });
-  t.like(problemAfter((s) => delete s.ociVersion), { field: 'ociVersion', reason: 'is required (a string)' });
-  t.like(problemAfter((s) => delete s.root), { field: 'root', reason: 'is required (an object)' });
-  t.like(problemAfter((s) => delete s.process.user.gid), { field: 'process.user.gid', reason: 'is required (a number)' });
+  t.like(
+    problemAfter((s) => delete s.process.args),
+    { field: 'process.args', reason: 'is required (an array)' },
+  );
+  t.like(
+    problemAfter((s) => delete s.ociVersion),
+    { field: 'ociVersion', reason: 'is required (a string)' },
+  );
+  t.like(
+    problemAfter((s) => delete s.root),
+    { field: 'root', reason: 'is required (an object)' },
+  );
+  t.like(
+    problemAfter((s) => delete s.process.user.gid),
+    { field: 'process.user.gid', reason: 'is required (a number)' },
+  );
 });
 
 test('process.cwd must be absolute', (t) => {
-  t.like(problemAfter((s) => (s.process.cwd = 'home')), { field: 'process.cwd', reason: 'must be an absolute path' });
+  t.like(
+    problemAfter((s) => (s.process.cwd = 'home')),
+    { field: 'process.cwd', reason: 'must be an absolute path' },
+  );
 });
 
 test('ids must be non-negative 32-bit integers', (t) => {
-  t.like(problemAfter((s) => (s.process.user.uid = -1)), { field: 'process.user.uid', reason: 'must be at least 0, not -1' });
-  t.like(problemAfter((s) => (s.process.user.uid = 1.5)), { field: 'process.user.uid', reason: 'must be an integer, not a non-integer number' });
-  t.like(problemAfter((s) => (s.process.user.gid = 2 ** 32)), { field: 'process.user.gid', reason: 'must be at most 4294967295, not 4294967296' });
+  t.like(
+    problemAfter((s) => (s.process.user.uid = -1)),
+    { field: 'process.user.uid', reason: 'must be at least 0, not -1' },
+  );
+  t.like(
+    problemAfter((s) => (s.process.user.uid = 1.5)),
+    { field: 'process.user.uid', reason: 'must be an integer, not a non-integer number' },
+  );
+  t.like(
+    problemAfter((s) => (s.process.user.gid = 2 ** 32)),
+    { field: 'process.user.gid', reason: 'must be at most 4294967295, not 4294967296' },
+  );
 });
 
 test('a namespace listed twice is rejected at the second entry', (t) => {
-  t.like(problemAfter((s) => s.linux.namespaces.push({ type: 'pid' })), {
-    field: 'linux.namespaces[5].type',
-    reason: 'namespace "pid" is listed more than once',
-  });
+  t.like(
+    problemAfter((s) => s.linux.namespaces.push({ type: 'pid' })),
+    {
+      field: 'linux.namespaces[5].type',
+      reason: 'namespace "pid" is listed more than once',
+    },
+  );
 });
 
 test('a namespace path must be absolute', (t) => {
-  t.like(problemAfter((s) => (s.linux.namespaces[1].path = 'run/netns/x')), {
-    field: 'linux.namespaces[1].path',
-    reason: 'must be an absolute path',
-  });
+  t.like(
+    problemAfter((s) => (s.linux.namespaces[1].path = 'run/netns/x')),
+    {
+      field: 'linux.namespaces[1].path',
+      reason: 'must be an absolute path',
+    },
+  );
 });
 
 test('character and block devices need major and minor; fifos do not', (t) => {
-  t.like(problemAfter((s) => (s.linux.devices = [{ path: '/dev/fuse', type: 'c', minor: 229 }])), {
-    field: 'linux.devices[0].major',
-    reason: 'is required for a device of type "c"',
-  });
-  t.like(problemAfter((s) => (s.linux.devices = [{ path: '/dev/x', type: 'z', major: 1, minor: 1 }])), {
-    field: 'linux.devices[0].type',
-  });
+  t.like(
+    problemAfter((s) => (s.linux.devices = [{ path: '/dev/fuse', type: 'c', minor: 229 }])),
+    {
+      field: 'linux.devices[0].major',
+      reason: 'is required for a device of type "c"',
+    },
+  );
+  t.like(
+    problemAfter((s) => (s.linux.devices = [{ path: '/dev/x', type: 'z', major: 1, minor: 1 }])),
+    {
+      field: 'linux.devices[0].type',
+    },
+  );
   const spec = JSON.parse(readFixture('runc-spec.json'));
   spec.linux.devices = [{ path: '/dev/fifo', type: 'p' }];
   t.deepEqual(parseSpec(JSON.stringify(spec), '/b/config.json').linux?.devices, [{ path: '/dev/fifo', type: 'p' }]);
 });
 
 test('hooks need an absolute path and a positive timeout', (t) => {
-  t.like(problemAfter((s) => (s.hooks = { poststop: [{ path: 'cleanup' }] })), {
-    field: 'hooks.poststop[0].path',
-    reason: 'must be an absolute path',
-  });
-  t.like(problemAfter((s) => (s.hooks = { createRuntime: [{ path: '/bin/true', timeout: 0 }] })), {
-    field: 'hooks.createRuntime[0].timeout',
-    reason: 'must be greater than zero',
-  });
+  t.like(
+    problemAfter((s) => (s.hooks = { poststop: [{ path: 'cleanup' }] })),
+    {
+      field: 'hooks.poststop[0].path',
+      reason: 'must be an absolute path',
+    },
+  );
+  t.like(
+    problemAfter((s) => (s.hooks = { createRuntime: [{ path: '/bin/true', timeout: 0 }] })),
+    {
+      field: 'hooks.createRuntime[0].timeout',
+      reason: 'must be greater than zero',
+    },
+  );
 });
 
 test('map keys that are not identifiers are quoted in the field path', (t) => {
-  t.like(problemAfter((s) => (s.linux.sysctl = { 'net.ipv4.ip_forward': 1 })), {
-    field: 'linux.sysctl["net.ipv4.ip_forward"]',
-    reason: 'must be a string, not a number',
-  });
-  t.like(problemAfter((s) => (s.annotations = { 'io.example/ok': 'yes', 'io.example/count': 3 })), {
-    field: 'annotations["io.example/count"]',
-  });
+  t.like(
+    problemAfter((s) => (s.linux.sysctl = { 'net.ipv4.ip_forward': 1 })),
+    {
+      field: 'linux.sysctl["net.ipv4.ip_forward"]',
+      reason: 'must be a string, not a number',
+    },
+  );
+  t.like(
+    problemAfter((s) => (s.annotations = { 'io.example/ok': 'yes', 'io.example/count': 3 })),
+    {
+      field: 'annotations["io.example/count"]',
+    },
+  );
 });
 
 test('resources are checked to be objects, their contents are not', (t) => {
-  t.like(problemAfter((s) => (s.linux.resources.memory = 512)), {
-    field: 'linux.resources.memory',
-    reason: 'must be an object, not a number',
-  });
-  t.like(problemAfter((s) => (s.linux.resources.unified = { 'memory.max': 1 })), {
-    field: 'linux.resources.unified["memory.max"]',
-  });
+  t.like(
+    problemAfter((s) => (s.linux.resources.memory = 512)),
+    {
+      field: 'linux.resources.memory',
+      reason: 'must be an object, not a number',
+    },
+  );
+  t.like(
+    problemAfter((s) => (s.linux.resources.unified = { 'memory.max': 1 })),
+    {
+      field: 'linux.resources.unified["memory.max"]',
+    },
+  );
 });
 
 test('an unlimited rlimit (2^64-1, which a double cannot hold exactly) is accepted', (t) => {

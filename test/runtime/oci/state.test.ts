@@ -20,19 +20,31 @@ test('the statuses are the four of the spec plus checkpointed', (t) => {
 test('an unknown status is rejected', (t) => {
   const result = OciStateSchema.safeParse({ ...running, status: 'paused' });
   t.false(result.success);
-  t.deepEqual(result.error?.issues.map((i) => i.path), [['status']]);
+  t.deepEqual(
+    result.error?.issues.map((i) => i.path),
+    [['status']],
+  );
 });
 
 test('created and running need a pid; stopped does not', (t) => {
   const { pid: _pid, ...withoutPid } = running;
   const result = OciStateSchema.safeParse(withoutPid);
   t.false(result.success);
-  t.deepEqual(result.error?.issues.map((i) => i.path), [['pid']]);
+  t.deepEqual(
+    result.error?.issues.map((i) => i.path),
+    [['pid']],
+  );
   t.false(OciStateSchema.safeParse({ ...withoutPid, status: 'created' }).success);
   t.true(OciStateSchema.safeParse({ ...withoutPid, status: 'stopped' }).success);
 });
 
 test('the bundle must be absolute and the pid positive', (t) => {
-  t.deepEqual(OciStateSchema.safeParse({ ...running, bundle: 'bundles/demo' }).error?.issues.map((i) => i.path), [['bundle']]);
-  t.deepEqual(OciStateSchema.safeParse({ ...running, pid: 0 }).error?.issues.map((i) => i.path), [['pid']]);
+  t.deepEqual(
+    OciStateSchema.safeParse({ ...running, bundle: 'bundles/demo' }).error?.issues.map((i) => i.path),
+    [['bundle']],
+  );
+  t.deepEqual(
+    OciStateSchema.safeParse({ ...running, pid: 0 }).error?.issues.map((i) => i.path),
+    [['pid']],
+  );
 });

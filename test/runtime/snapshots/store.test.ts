@@ -15,8 +15,14 @@ import { tempDir } from '../fixtures.js';
 
 function info(store: SnapshotStore, name: string, created: string, lowers: readonly string[] = []): SnapshotInfo {
   return {
-    formatVersion: 1, name, id: 'c', created, layers: [store.paths('c', name).rootfs, ...lowers],
-    memoryBytes: 0, rootfsBytes: 0, leftRunning: true,
+    formatVersion: 1,
+    name,
+    id: 'c',
+    created,
+    layers: [store.paths('c', name).rootfs, ...lowers],
+    memoryBytes: 0,
+    rootfsBytes: 0,
+    leftRunning: true,
   };
 }
 
@@ -37,7 +43,10 @@ test('begin/commit, read, list oldest first, latest', async (t) => {
   const store = new SnapshotStore(await tempDir(t));
   await make(store, info(store, 'b', '2026-01-02T00:00:00.000Z'));
   await make(store, info(store, 'a', '2026-01-01T00:00:00.000Z'));
-  t.deepEqual((await store.list('c')).map((s) => s.name), ['a', 'b']);
+  t.deepEqual(
+    (await store.list('c')).map((s) => s.name),
+    ['a', 'b'],
+  );
   t.is((await store.latest('c')).name, 'b');
   t.is((await store.read('c', 'a')).created, '2026-01-01T00:00:00.000Z');
   await t.throwsAsync(store.begin('c', 'a'), { instanceOf: SnapshotExistsError });
@@ -66,7 +75,9 @@ test('a snapshot under another one, or under a running container, is not removed
   await make(store, info(store, 'top', '2026-01-02T00:00:00.000Z', base.layers));
   const underTop = await t.throwsAsync(store.remove('c', 'base', []), { instanceOf: SnapshotInUseError });
   t.deepEqual(underTop.users, ['snapshot top']);
-  const inUse = await t.throwsAsync(store.remove('c', 'top', [{ user: 'container copy1', layers: [store.paths('c', 'top').rootfs] }]), { instanceOf: SnapshotInUseError });
+  const inUse = await t.throwsAsync(store.remove('c', 'top', [{ user: 'container copy1', layers: [store.paths('c', 'top').rootfs] }]), {
+    instanceOf: SnapshotInUseError,
+  });
   t.deepEqual(inUse.users, ['container copy1']);
   await store.remove('c', 'top', []);
   await store.remove('c', 'base', []);

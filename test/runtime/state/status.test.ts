@@ -101,12 +101,30 @@ test('a transition drops what the new status does not have, and keeps the rest',
   t.false('exit' in restored);
 
   const checkpointed = transition(restored, events.checkpointed);
-  t.deepEqual(checkpointed, { ...base, status: 'checkpointed', restoreCount: 2, rootfsMountedByRuntime: true, lastCheckpoint: { imagePath: '/cp', time: '2024-05-01T10:05:00.000Z', leftRunning: false } });
+  t.deepEqual(checkpointed, {
+    ...base,
+    status: 'checkpointed',
+    restoreCount: 2,
+    rootfsMountedByRuntime: true,
+    lastCheckpoint: { imagePath: '/cp', time: '2024-05-01T10:05:00.000Z', leftRunning: false },
+  });
 
   const reset = transition(checkpointed, events.reset);
-  t.like(reset, { status: 'running', init, monitor, cgroupBase: '/runtime/web1', cgroupPath: '/runtime/web1/2', instance: 2, snapshot: 'warm', restoreCount: 3 });
+  t.like(reset, {
+    status: 'running',
+    init,
+    monitor,
+    cgroupBase: '/runtime/web1',
+    cgroupPath: '/runtime/web1/2',
+    instance: 2,
+    snapshot: 'warm',
+    restoreCount: 3,
+  });
   // A second reset keeps the container's own cgroup as the base.
-  t.like(transition(reset, { ...events.reset, cgroupPath: '/runtime/web1/3', instance: 3 } as RecordEvent), { cgroupBase: '/runtime/web1', cgroupPath: '/runtime/web1/3' });
+  t.like(transition(reset, { ...events.reset, cgroupPath: '/runtime/web1/3', instance: 3 } as RecordEvent), {
+    cgroupBase: '/runtime/web1',
+    cgroupPath: '/runtime/web1/3',
+  });
 
   const amended = transition(reset, events.amended);
   t.deepEqual(amended, { ...reset, bundle: '/srv/other' });

@@ -161,13 +161,16 @@ test('remove deletes the container directory; removing again is fine', async (t)
   await t.notThrowsAsync(store.reserve('web1'));
 });
 
-test('withLock returns fn\'s value and passes its error through', async (t) => {
+test("withLock returns fn's value and passes its error through", async (t) => {
   const store = await newStore(t);
   await store.reserve('web1');
   t.is(await store.withLock('web1', async () => 42), 42);
-  await t.throwsAsync(store.withLock('web1', async () => {
-    throw new RangeError('inside');
-  }), { instanceOf: RangeError, message: 'inside' });
+  await t.throwsAsync(
+    store.withLock('web1', async () => {
+      throw new RangeError('inside');
+    }),
+    { instanceOf: RangeError, message: 'inside' },
+  );
   // The lock was released despite the error.
   t.is(await store.withLock('web1', async () => 'again', 100), 'again');
 });
@@ -228,7 +231,13 @@ test('a lock held too long is LockTimeoutError', async (t) => {
 
 test('withLock on a container that does not exist is ContainerNotFoundError', async (t) => {
   const store = await newStore(t);
-  await t.throwsAsync(store.withLock('ghost', async () => 1), { instanceOf: ContainerNotFoundError });
+  await t.throwsAsync(
+    store.withLock('ghost', async () => 1),
+    { instanceOf: ContainerNotFoundError },
+  );
   t.throws(() => store.paths('../x'), { instanceOf: InvalidIdError });
-  await t.throwsAsync(store.withLock('../x', async () => 1), { instanceOf: InvalidIdError });
+  await t.throwsAsync(
+    store.withLock('../x', async () => 1),
+    { instanceOf: InvalidIdError },
+  );
 });

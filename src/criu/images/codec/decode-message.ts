@@ -15,9 +15,7 @@ import { pythonBytesRepr } from '../descriptors/python-bytes.js';
 import { encodeBytesPython } from '../text/base64.js';
 import { quopriEncode } from '../text/quopri.js';
 import type { CritJsonObject, CritJsonValue } from '../types.js';
-import {
-  WIRE_FIXED32, WIRE_FIXED64, WIRE_LENGTH, WIRE_VARINT, WireError, WireReader,
-} from '../wire/reader.js';
+import { WIRE_FIXED32, WIRE_FIXED64, WIRE_LENGTH, WIRE_VARINT, WireError, WireReader } from '../wire/reader.js';
 
 type FieldReader = (r: WireReader, wireType: number, slots: unknown[]) => void;
 
@@ -197,7 +195,7 @@ function decodeCompiled(c: CompiledMessage, buf: Uint8Array, start: number, end:
     const at = r.pos;
     // Tags of fields 1 to 15 are one byte.
     const first = buf[at]!;
-    const tag = first < 0x80 ? (r.pos = at + 1, first) : r.uint32();
+    const tag = first < 0x80 ? ((r.pos = at + 1), first) : r.uint32();
     const number = tag >>> 3;
     const wireType = tag & 7;
     if (number === 0) throw new WireError(at, 'field number 0');

@@ -17,7 +17,10 @@ import { WireWriter } from '../wire/writer.js';
 
 /** A value the encoder cannot take; `path` is a JSON path such as `entries[0].tc.comm`. */
 export class EncodeError extends Error {
-  constructor(readonly path: string, readonly reason: string) {
+  constructor(
+    readonly path: string,
+    readonly reason: string,
+  ) {
     super(`${path}: ${reason}`);
     this.name = 'EncodeError';
   }
@@ -101,7 +104,8 @@ function castString(value: CritJsonValue, path: string): string {
 }
 
 function castBytes(field: FieldSchema, value: CritJsonValue, path: string): Uint8Array {
-  if (typeof value !== 'string') throw new EncodeError(path, `expected a ${field.criu.conv === 'unix_name' ? 'quoted-printable' : 'base64'} string, got ${describe(value)}`);
+  if (typeof value !== 'string')
+    throw new EncodeError(path, `expected a ${field.criu.conv === 'unix_name' ? 'quoted-printable' : 'base64'} string, got ${describe(value)}`);
   try {
     return field.criu.conv === 'unix_name' ? quopriDecode(value) : decodeBytesPython(value);
   } catch (cause) {

@@ -29,7 +29,11 @@ export function lengthField(reader: ByteReader, offset: number, plain: CritJsonO
 
 /** Reads the payload of one entry whose message (plain form) is `plain`. */
 export async function loadExtra(
-  kind: ExtraKind, reader: ByteReader, catalog: ImageCatalog, plain: CritJsonObject, offset: number,
+  kind: ExtraKind,
+  reader: ByteReader,
+  catalog: ImageCatalog,
+  plain: CritJsonObject,
+  offset: number,
 ): Promise<CritJsonValue> {
   const size = (name: string, required = false): number => lengthField(reader, offset, plain, name, required);
   switch (kind) {
@@ -100,9 +104,7 @@ function pyFixed1(value: number): string {
 }
 
 /** Skips the payload for `crit show --nopl`; returns the "... <size>" text pycriu puts in its place. */
-export async function skipExtra(
-  kind: ExtraKind, reader: ByteReader, catalog: ImageCatalog, plain: CritJsonObject, offset: number,
-): Promise<string> {
+export async function skipExtra(kind: ExtraKind, reader: ByteReader, catalog: ImageCatalog, plain: CritJsonObject, offset: number): Promise<string> {
   const size = (name: string, required = false): number => lengthField(reader, offset, plain, name, required);
   let shown: number;
   switch (kind) {
@@ -153,9 +155,7 @@ export async function skipExtra(
 }
 
 /** Skips the payload exactly, for counting entries. */
-export async function skipExtraExactly(
-  kind: ExtraKind, reader: ByteReader, catalog: ImageCatalog, plain: CritJsonObject, offset: number,
-): Promise<void> {
+export async function skipExtraExactly(kind: ExtraKind, reader: ByteReader, catalog: ImageCatalog, plain: CritJsonObject, offset: number): Promise<void> {
   if (kind === 'tcpStream') {
     const n = lengthField(reader, offset, plain, 'inq_len') + lengthField(reader, offset, plain, 'outq_len');
     await skipPayload(reader, n, 'TCP queues');

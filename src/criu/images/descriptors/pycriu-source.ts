@@ -25,7 +25,10 @@ export function candidatePycriuDirs(): string[] {
   for (const base of ['/usr/lib', '/usr/lib64', '/usr/local/lib', '/usr/local/lib64']) {
     let entries: string[];
     try {
-      entries = readdirSync(base).filter((name) => /^python3(\.\d+)?$/.test(name)).sort().reverse();
+      entries = readdirSync(base)
+        .filter((name) => /^python3(\.\d+)?$/.test(name))
+        .sort()
+        .reverse();
     } catch {
       continue;
     }
@@ -59,7 +62,9 @@ export function readPycriu(explicitDir?: string): PycriuData {
     const magics = parseMagicPy(readFileSync(path.join(imagesDir, 'magic.py'), 'utf8'));
     if (magics.size === 0) throw new Error('magic.py defines no magics');
     const files: RawFile[] = [];
-    for (const name of readdirSync(imagesDir).filter((n) => n.endsWith('_pb2.py')).sort()) {
+    for (const name of readdirSync(imagesDir)
+      .filter((n) => n.endsWith('_pb2.py'))
+      .sort()) {
       for (const bytes of serializedFilesIn(readFileSync(path.join(imagesDir, name), 'utf8'))) {
         files.push(readFileDescriptor(bytes));
       }

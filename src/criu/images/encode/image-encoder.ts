@@ -54,7 +54,11 @@ export class EntryEncoder {
   private index = 0;
   private ghostChunks: boolean | undefined;
 
-  constructor(private readonly catalog: ImageCatalog, readonly magicName: string, private readonly spec: HandlerSpec) {}
+  constructor(
+    private readonly catalog: ImageCatalog,
+    readonly magicName: string,
+    private readonly spec: HandlerSpec,
+  ) {}
 
   /** Resolves the magic name of a JSON image to its encoder (the name is checked before anything is written). */
   static for(catalog: ImageCatalog, magicName: unknown): EntryEncoder {
@@ -110,7 +114,7 @@ export class EntryEncoder {
       return chunks;
     }
     if (!this.ghostChunks) {
-      throw new InvalidImageJsonError(path, 'a ghost file without chunks has a single entry (its data is in the first entry\'s extra)');
+      throw new InvalidImageJsonError(path, "a ghost file without chunks has a single entry (its data is in the first entry's extra)");
     }
     const { chunks } = this.message(this.catalog.type('ghost_chunk_entry'), entry, path);
     chunks.push(base64(extra, `${path}.extra`));

@@ -57,7 +57,10 @@ export class CheckpointDir {
   private readonly typeImages = new Map<string, Promise<ImageEntry[]>>();
   private readonly described = new Map<string, string>();
 
-  constructor(readonly dir: string, private readonly options: ExploreOptions = {}) {}
+  constructor(
+    readonly dir: string,
+    private readonly options: ExploreOptions = {},
+  ) {}
 
   /** The entries of an image in this directory (plain form, as the explorers use). */
   entries(name: string): Promise<ImageEntry[]> {

@@ -9,8 +9,7 @@ const VMA_FILE_SHARED = 1n << 7n;
 
 /** A VMA a page range touches; `continued` when the previous range already listed it (CRIT's "~"). */
 export type RssVma =
-  | { readonly continued: false; readonly start: Int; readonly pages: Int; readonly file: string | undefined }
-  | { readonly continued: true };
+  { readonly continued: false; readonly start: Int; readonly pages: Int; readonly file: string | undefined } | { readonly continued: true };
 
 export interface RssRange {
   readonly vaddr: Int;
@@ -55,9 +54,7 @@ export async function exploreRss(dir: string, options: ExploreOptions = {}): Pro
           touched.push({ continued: true });
         } else {
           const start = BigInt(vma.start as Int);
-          const file = BigInt(vma.status as Int) & (VMA_FILE_PRIVATE | VMA_FILE_SHARED)
-            ? await images.describeFile('REG', vma.shmid as Int)
-            : undefined;
+          const file = BigInt(vma.status as Int) & (VMA_FILE_PRIVATE | VMA_FILE_SHARED) ? await images.describeFile('REG', vma.shmid as Int) : undefined;
           touched.push({ continued: false, start: vma.start as Int, pages: (BigInt(vma.end as Int) - start) >> 12n, file });
           pvmi = vmi;
         }

@@ -18,7 +18,10 @@ interface ChunkSource {
 
 class FileChunks implements ChunkSource {
   private position = 0;
-  constructor(private readonly handle: FileHandle, private readonly size: number) {}
+  constructor(
+    private readonly handle: FileHandle,
+    private readonly size: number,
+  ) {}
 
   async next(min: number): Promise<Uint8Array | null> {
     // Never allocate past the end of the file, whatever size a damaged entry claims.
@@ -82,7 +85,10 @@ export class ByteReader {
   /** Absolute offset of buf[0] in the input. */
   private base = 0;
 
-  private constructor(readonly name: string, private readonly source: ChunkSource) {}
+  private constructor(
+    readonly name: string,
+    private readonly source: ChunkSource,
+  ) {}
 
   static async open(source: ImageSource, name?: string): Promise<ByteReader> {
     if (typeof source === 'string') {

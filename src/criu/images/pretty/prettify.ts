@@ -16,8 +16,16 @@ export class PrettyError extends Error {
 }
 
 const integerTypes: ReadonlySet<number> = new Set([
-  FieldType.INT32, FieldType.UINT32, FieldType.SINT32, FieldType.INT64, FieldType.UINT64, FieldType.SINT64,
-  FieldType.FIXED32, FieldType.FIXED64, FieldType.SFIXED32, FieldType.SFIXED64,
+  FieldType.INT32,
+  FieldType.UINT32,
+  FieldType.SINT32,
+  FieldType.INT64,
+  FieldType.UINT64,
+  FieldType.SINT64,
+  FieldType.FIXED32,
+  FieldType.FIXED64,
+  FieldType.SFIXED32,
+  FieldType.SFIXED64,
 ]);
 
 /** pb2dict's map_flags: names of the set bits, then the rest in hex, joined by " | ". */

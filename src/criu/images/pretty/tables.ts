@@ -5,9 +5,19 @@
 
 export type FlagTable = readonly (readonly [name: string, bit: bigint])[];
 
-const mmapProt: FlagTable = [['PROT_READ', 0x1n], ['PROT_WRITE', 0x2n], ['PROT_EXEC', 0x4n]];
+const mmapProt: FlagTable = [
+  ['PROT_READ', 0x1n],
+  ['PROT_WRITE', 0x2n],
+  ['PROT_EXEC', 0x4n],
+];
 
-const mmapFlags: FlagTable = [['MAP_SHARED', 0x1n], ['MAP_PRIVATE', 0x2n], ['MAP_DROPPABLE', 0x08n], ['MAP_ANON', 0x20n], ['MAP_GROWSDOWN', 0x0100n]];
+const mmapFlags: FlagTable = [
+  ['MAP_SHARED', 0x1n],
+  ['MAP_PRIVATE', 0x2n],
+  ['MAP_DROPPABLE', 0x08n],
+  ['MAP_ANON', 0x20n],
+  ['MAP_GROWSDOWN', 0x0100n],
+];
 
 const mmapStatus: FlagTable = [
   ['VMA_AREA_NONE', 0n],
@@ -57,7 +67,11 @@ const sealsFlags: FlagTable = [
   ['F_SEAL_FUTURE_WRITE', 0x0010n],
 ];
 
-const pmapFlags: FlagTable = [['PE_PARENT', 1n << 0n], ['PE_LAZY', 1n << 1n], ['PE_PRESENT', 1n << 2n]];
+const pmapFlags: FlagTable = [
+  ['PE_PARENT', 1n << 0n],
+  ['PE_LAZY', 1n << 1n],
+  ['PE_PRESENT', 1n << 2n],
+];
 
 export const flagTables: ReadonlyMap<string, FlagTable> = new Map([
   ['mmap.prot', mmapProt],
@@ -72,20 +86,66 @@ type ValueTable = ReadonlyMap<number, string>;
 
 /** dict name -> field name -> value -> text. */
 export const dictTables: ReadonlyMap<string, ReadonlyMap<string, ValueTable>> = new Map([
-  ['gen', new Map([['task_state', new Map([[1, 'Alive'], [3, 'Zombie'], [6, 'Stopped']])]])],
+  [
+    'gen',
+    new Map([
+      [
+        'task_state',
+        new Map([
+          [1, 'Alive'],
+          [3, 'Zombie'],
+          [6, 'Stopped'],
+        ]),
+      ],
+    ]),
+  ],
   [
     'sk',
     new Map([
-      ['family', new Map([[1, 'UNIX'], [2, 'INET'], [10, 'INET6'], [16, 'NETLINK'], [17, 'PACKET']])],
-      ['type', new Map([[1, 'STREAM'], [2, 'DGRAM'], [3, 'RAW'], [5, 'SEQPACKET'], [10, 'PACKET']])],
+      [
+        'family',
+        new Map([
+          [1, 'UNIX'],
+          [2, 'INET'],
+          [10, 'INET6'],
+          [16, 'NETLINK'],
+          [17, 'PACKET'],
+        ]),
+      ],
+      [
+        'type',
+        new Map([
+          [1, 'STREAM'],
+          [2, 'DGRAM'],
+          [3, 'RAW'],
+          [5, 'SEQPACKET'],
+          [10, 'PACKET'],
+        ]),
+      ],
       [
         'state',
         new Map([
-          [1, 'ESTABLISHED'], [2, 'SYN_SENT'], [3, 'SYN_RECV'], [4, 'FIN_WAIT1'], [5, 'FIN_WAIT2'],
-          [6, 'TIME_WAIT'], [7, 'CLOSE'], [8, 'CLOSE_WAIT'], [9, 'LAST_ACK'], [10, 'LISTEN'],
+          [1, 'ESTABLISHED'],
+          [2, 'SYN_SENT'],
+          [3, 'SYN_RECV'],
+          [4, 'FIN_WAIT1'],
+          [5, 'FIN_WAIT2'],
+          [6, 'TIME_WAIT'],
+          [7, 'CLOSE'],
+          [8, 'CLOSE_WAIT'],
+          [9, 'LAST_ACK'],
+          [10, 'LISTEN'],
         ]),
       ],
-      ['proto', new Map([[0, 'IP'], [6, 'TCP'], [17, 'UDP'], [136, 'UDPLITE']])],
+      [
+        'proto',
+        new Map([
+          [0, 'IP'],
+          [6, 'TCP'],
+          [17, 'UDP'],
+          [136, 'UDPLITE'],
+        ]),
+      ],
     ]),
   ],
 ]);

@@ -7,7 +7,13 @@ import type { CritJsonValue } from '../types.js';
 import { narrow } from '../wire/reader.js';
 
 const shortEscapes: Readonly<Record<number, string>> = {
-  0x22: '\\"', 0x5c: '\\\\', 0x0a: '\\n', 0x0d: '\\r', 0x09: '\\t', 0x08: '\\b', 0x0c: '\\f',
+  0x22: '\\"',
+  0x5c: '\\\\',
+  0x0a: '\\n',
+  0x0d: '\\r',
+  0x09: '\\t',
+  0x08: '\\b',
+  0x0c: '\\f',
 };
 
 /** Python's json string encoding with ensure_ascii=True. */
@@ -78,7 +84,10 @@ export function formatPythonJson(value: CritJsonValue, indent?: number): string 
 }
 
 export class JsonSyntaxError extends SyntaxError {
-  constructor(readonly offset: number, reason: string) {
+  constructor(
+    readonly offset: number,
+    reason: string,
+  ) {
     super(`${reason} at offset ${offset}`);
     this.name = 'JsonSyntaxError';
   }

@@ -6,7 +6,10 @@
  */
 
 export class WireError extends Error {
-  constructor(readonly offset: number, readonly reason: string) {
+  constructor(
+    readonly offset: number,
+    readonly reason: string,
+  ) {
     super(`${reason} (at byte ${offset} of the message)`);
     this.name = 'WireError';
   }
@@ -27,7 +30,11 @@ export class WireReader {
   lo = 0;
   hi = 0;
 
-  constructor(readonly buf: Uint8Array, start = 0, readonly end = buf.length) {
+  constructor(
+    readonly buf: Uint8Array,
+    start = 0,
+    readonly end = buf.length,
+  ) {
     this.pos = start;
   }
 

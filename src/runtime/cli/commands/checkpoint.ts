@@ -7,7 +7,7 @@ export const checkpointCommand = defineCommand({
   summary: 'checkpoint a running container through CRIU',
   usage: '<id>',
   description:
-    'Dumps the container\'s process tree. Without --image-path the images go to the container\'s managed\n' +
+    "Dumps the container's process tree. Without --image-path the images go to the container's managed\n" +
     'checkpoint directory, and a bare `runtime restore <id>` restores them. Without --leave-running the\n' +
     'container stops; if the dump fails it keeps running, unchanged.',
   positionals: { min: 1, max: 1 },
@@ -19,11 +19,13 @@ export const checkpointCommand = defineCommand({
     'tcp-skip-in-flight': { type: 'boolean', description: 'skip data in flight on TCP connections' },
     'link-remap': { type: 'boolean', description: 'allow open files that were unlinked' },
     name: { type: 'string', value: 'NAME', description: 'save a named snapshot (processes and rootfs) to reset to with `runtime reset`' },
-    'print-stats': { type: 'boolean', description: 'print the checkpoint\'s duration and CRIU\'s statistics as JSON (as podman does)' },
+    'print-stats': { type: 'boolean', description: "print the checkpoint's duration and CRIU's statistics as JSON (as podman does)" },
   },
   async run(runtime, flags, [id], io) {
     const started = process.hrtime.bigint();
-    const result = await (await runtime()).checkpoint({
+    const result = await (
+      await runtime()
+    ).checkpoint({
       id: id!,
       ...commonCriuOptions(flags),
       ...(flags['leave-running'] ? { leaveRunning: true } : {}),
@@ -34,7 +36,8 @@ export const checkpointCommand = defineCommand({
       ...(flags.name !== undefined ? { name: flags.name } : {}),
     });
     const what = result.snapshot ? `snapshot ${result.snapshot.name} of ${id}` : `${id} to ${result.imagePath}`;
-    if (flags['print-stats']) io.stdout.write(formatStatsReport(await readCheckpointStats(microsecondsSince(started), result.imagePath, flags['work-path'])));
+    if (flags['print-stats'])
+      io.stdout.write(formatStatsReport(await readCheckpointStats(microsecondsSince(started), result.imagePath, flags['work-path'])));
     io.stderr.write(`checkpointed ${what} in ${result.durationMs} ms${result.leftRunning ? ' (left running)' : ''}\n`);
     return 0;
   },

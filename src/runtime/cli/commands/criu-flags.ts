@@ -3,13 +3,13 @@ import { parseCgroupsMode, type CommonCriuOptions } from '../../../criu/options.
 import type { FlagSpec, ParsedFlags } from '../command.js';
 
 export const commonCriuFlags = {
-  'image-path': { type: 'string', value: 'DIR', description: 'directory of the checkpoint images (default: the container\'s managed checkpoint)' },
-  'work-path': { type: 'string', value: 'DIR', description: 'directory for CRIU\'s log and work files (default: the image directory)' },
+  'image-path': { type: 'string', value: 'DIR', description: "directory of the checkpoint images (default: the container's managed checkpoint)" },
+  'work-path': { type: 'string', value: 'DIR', description: "directory for CRIU's log and work files (default: the image directory)" },
   'tcp-established': { type: 'boolean', description: 'checkpoint/restore established TCP connections' },
   'ext-unix-sk': { type: 'boolean', description: 'allow external unix sockets' },
   'shell-job': { type: 'boolean', description: 'the container is a shell job (session outside it)' },
   'file-locks': { type: 'boolean', description: 'checkpoint/restore file locks' },
-  'manage-cgroups-mode': { type: 'string', value: 'MODE', description: 'cgroups mode: soft, full, strict or ignore (default: CRIU\'s)' },
+  'manage-cgroups-mode': { type: 'string', value: 'MODE', description: "cgroups mode: soft, full, strict or ignore (default: CRIU's)" },
   'auto-dedup': { type: 'boolean', description: 'punch holes in images as pages are used (saves space)' },
   'lazy-pages': { type: 'boolean', description: 'use userfaultfd lazy pages (restore returns before all memory is copied)' },
   'page-server': { type: 'string', value: 'ADDR:PORT', description: 'a CRIU page server to send pages to or take them from' },

@@ -11,8 +11,21 @@ import type { Writable } from 'node:stream';
 import { defineCommand, type Command, type CommandIo, type FlagSpec } from '../command.js';
 import { RuntimeError, UsageError } from '../../errors.js';
 import {
-  decodeImageStream, encodeImage, explorePs, exploreFds, exploreMems, exploreRss, formatFds, formatImageJsonChunks, formatMems, formatPs,
-  formatRss, imageInfo, parseImageJson, writeImage, ImageWriteError,
+  decodeImageStream,
+  encodeImage,
+  explorePs,
+  exploreFds,
+  exploreMems,
+  exploreRss,
+  formatFds,
+  formatImageJsonChunks,
+  formatMems,
+  formatPs,
+  formatRss,
+  imageInfo,
+  parseImageJson,
+  writeImage,
+  ImageWriteError,
 } from '../../../criu/images/index.js';
 
 const imageFlags = {
@@ -33,7 +46,12 @@ interface Subcommand {
 }
 
 const subcommands: Readonly<Record<string, Subcommand>> = {
-  decode: { usage: 'decode [-i FILE] [-o FILE] [--pretty] | decode --dir DIR -o OUTDIR [--pretty]', summary: 'an image as JSON (crit decode), or all images of a directory', flags: ['in', 'out', 'pretty', 'dir'], positionals: 0 },
+  decode: {
+    usage: 'decode [-i FILE] [-o FILE] [--pretty] | decode --dir DIR -o OUTDIR [--pretty]',
+    summary: 'an image as JSON (crit decode), or all images of a directory',
+    flags: ['in', 'out', 'pretty', 'dir'],
+    positionals: 0,
+  },
   encode: { usage: 'encode [-i JSON] [-o FILE]', summary: 'JSON back to an image (crit encode)', flags: ['in', 'out'], positionals: 0 },
   info: { usage: 'info FILE', summary: 'the image type and its number of entries (crit info)', flags: [], positionals: 1 },
   show: { usage: 'show FILE [--nopl]', summary: 'an image as pretty JSON (crit show)', flags: ['nopl'], positionals: 1 },
@@ -69,7 +87,10 @@ async function closeOutput(stream: Writable): Promise<void> {
 async function decodeDirectory(dir: string, outDir: string | undefined, pretty: boolean, io: CommandIo): Promise<number> {
   if (!outDir) throw new UsageError('image decode --dir needs -o OUTDIR', 'for example: runtime image decode --dir ./checkpoint -o ./decoded');
   await mkdir(outDir, { recursive: true });
-  const names = (await readdir(dir, { withFileTypes: true })).filter((e) => e.isFile() && (e.name.endsWith('.img') || e.name.startsWith('stats-'))).map((e) => e.name).sort();
+  const names = (await readdir(dir, { withFileTypes: true }))
+    .filter((e) => e.isFile() && (e.name.endsWith('.img') || e.name.startsWith('stats-')))
+    .map((e) => e.name)
+    .sort();
   let decoded = 0;
   for (const name of names) {
     let image;
@@ -156,7 +177,9 @@ export const imageCommand = defineCommand({
   summary: 'decode, encode and explore CRIU images, as CRIT does (`image decode|encode|info|show|x`)',
   usage: 'decode|encode|info|show|x [ARGS]',
   description:
-    Object.values(subcommands).map((sub) => `runtime image ${sub.usage}`).join('\n') +
+    Object.values(subcommands)
+      .map((sub) => `runtime image ${sub.usage}`)
+      .join('\n') +
     '\n\nThe JSON is the text `crit decode` prints, byte for byte, and `image encode` turns it back into the\n' +
     'same image. Raw images (pages-*.img, *.tar.gz.img) have no magic and are refused, as CRIT refuses them.',
   positionals: { min: 1, max: 3 },
@@ -167,7 +190,8 @@ export const imageCommand = defineCommand({
     if (!sub) throw new UsageError(`unknown image subcommand ${JSON.stringify(name)}`, `the subcommands are: ${Object.keys(subcommands).join(', ')}`);
     const misplaced = (Object.keys(flags) as ImageFlagName[]).filter((flag) => flags[flag] !== undefined && !sub.flags.includes(flag));
     if (misplaced.length > 0) throw new UsageError(`image ${name} takes no --${misplaced[0]}`, `usage: runtime image ${sub.usage}`);
-    if (args.length !== sub.positionals) throw new UsageError(`image ${name}: expected ${sub.usage.slice(name!.length + 1) || 'no arguments'}`, `usage: runtime image ${sub.usage}`);
+    if (args.length !== sub.positionals)
+      throw new UsageError(`image ${name}: expected ${sub.usage.slice(name!.length + 1) || 'no arguments'}`, `usage: runtime image ${sub.usage}`);
     switch (name) {
       case 'decode':
         return decode(flags, io);

@@ -12,13 +12,15 @@ export const inspectCommand = defineCommand({
   positionals: { min: 1, max: 1 },
   flags: {
     format: { type: 'string', short: 'f', value: 'tree|json', description: 'output format (default: tree)' },
-    snapshot: { type: 'string', value: 'NAME', description: 'inspect the container\'s named snapshot NAME' },
+    snapshot: { type: 'string', value: 'NAME', description: "inspect the container's named snapshot NAME" },
     'work-path': { type: 'string', value: 'DIR', description: 'where CRIU wrote its statistics, if not the image directory' },
   },
   async run(runtime, flags, [target], io) {
     const format = flags.format ?? 'tree';
     if (format !== 'tree' && format !== 'json') throw new UsageError(`unknown --format ${JSON.stringify(format)}`, 'use tree or json');
-    const inspection = await (await runtime()).inspect({
+    const inspection = await (
+      await runtime()
+    ).inspect({
       target: target!,
       ...(flags.snapshot !== undefined ? { snapshot: flags.snapshot } : {}),
       ...(flags['work-path'] ? { workPath: flags['work-path'] } : {}),

@@ -2,7 +2,7 @@ import { defineCommand } from '../command.js';
 
 export const killCommand = defineCommand({
   name: 'kill',
-  summary: 'send a signal to a container\'s init (default: SIGTERM)',
+  summary: "send a signal to a container's init (default: SIGTERM)",
   usage: '<id> [SIGNAL]',
   positionals: { min: 1, max: 2 },
   flags: {},

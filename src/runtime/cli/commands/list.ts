@@ -18,7 +18,13 @@ export const listCommand = defineCommand({
     if (flags.quiet) {
       for (const { state } of rows) io.stdout.write(`${state.id}\n`);
     } else if (format === 'json') {
-      io.stdout.write(`${JSON.stringify(rows.map((r) => r.state), null, 2)}\n`);
+      io.stdout.write(
+        `${JSON.stringify(
+          rows.map((r) => r.state),
+          null,
+          2,
+        )}\n`,
+      );
     } else {
       const table = [['ID', 'PID', 'STATUS', 'BUNDLE', 'CREATED']];
       for (const { state, record } of rows) table.push([state.id, String(state.pid ?? 0), state.status, state.bundle, record.created]);

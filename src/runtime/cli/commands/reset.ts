@@ -28,8 +28,8 @@ export const resetCommand = defineCommand({
   summary: 'put a container back to a named snapshot (processes and rootfs)',
   usage: '<id> [NAME]',
   description:
-    'Stops the running instance, gives the container a fresh, empty writable layer over the snapshot\'s\n' +
-    'rootfs, and restores the snapshot\'s processes. The snapshot is only read, so every reset starts\n' +
+    "Stops the running instance, gives the container a fresh, empty writable layer over the snapshot's\n" +
+    "rootfs, and restores the snapshot's processes. The snapshot is only read, so every reset starts\n" +
     'from the same state. Without NAME, the newest snapshot. Detached: a runtime monitor is the parent.',
   positionals: { min: 1, max: 2 },
   flags: {
@@ -39,10 +39,16 @@ export const resetCommand = defineCommand({
     'file-locks': commonCriuFlags['file-locks'],
     'manage-cgroups-mode': commonCriuFlags['manage-cgroups-mode'],
     'lazy-pages': commonCriuFlags['lazy-pages'],
-    'pid-file': { type: 'string', value: 'FILE', description: 'write the restored init\'s pid to FILE' },
+    'pid-file': { type: 'string', value: 'FILE', description: "write the restored init's pid to FILE" },
     'no-standby': { type: 'boolean', description: 'do not keep a stopped standby of the snapshot ready for the next reset' },
   },
   async run(runtime, flags, [id, name], io) {
-    return runReset(runtime, { id: id!, ...(name ? { name } : {}), ...commonCriuOptions(flags), ...(flags['no-standby'] ? { standby: false } : {}) }, flags, io, true);
+    return runReset(
+      runtime,
+      { id: id!, ...(name ? { name } : {}), ...commonCriuOptions(flags), ...(flags['no-standby'] ? { standby: false } : {}) },
+      flags,
+      io,
+      true,
+    );
   },
 });

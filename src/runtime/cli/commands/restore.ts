@@ -11,23 +11,27 @@ export const restoreCommand = defineCommand({
   summary: 'restore a container from a checkpoint through CRIU',
   usage: '<id>',
   description:
-    'Restores the container\'s process tree; the restored init is a child of the runtime. In the\n' +
-    'foreground the command forwards signals and exits with the container\'s code; with -d a\n' +
+    "Restores the container's process tree; the restored init is a child of the runtime. In the\n" +
+    "foreground the command forwards signals and exits with the container's code; with -d a\n" +
     'monitor process of the runtime supervises it. With --image-path and --bundle it restores any\n' +
     'checkpoint, also under a new id.',
   positionals: { min: 1, max: 1 },
   flags: {
     ...commonCriuFlags,
     detach: { type: 'boolean', short: 'd', description: 'detach: a runtime monitor becomes the parent' },
-    bundle: { type: 'string', short: 'b', value: 'DIR', description: 'the bundle to restore with (default: the container\'s own)' },
-    'pid-file': { type: 'string', value: 'FILE', description: 'write the restored init\'s pid to FILE' },
+    bundle: { type: 'string', short: 'b', value: 'DIR', description: "the bundle to restore with (default: the container's own)" },
+    'pid-file': { type: 'string', value: 'FILE', description: "write the restored init's pid to FILE" },
     name: { type: 'string', value: 'NAME', description: 'restore a named snapshot, rootfs included (as `runtime reset`)' },
-    from: { type: 'string', value: 'ID', description: 'with --name: restore that container\'s snapshot as a new container <id>' },
-    'print-stats': { type: 'boolean', description: 'print the restore\'s duration and CRIU\'s statistics as JSON (as podman does)' },
+    from: { type: 'string', value: 'ID', description: "with --name: restore that container's snapshot as a new container <id>" },
+    'print-stats': { type: 'boolean', description: "print the restore's duration and CRIU's statistics as JSON (as podman does)" },
   },
   async run(runtime, flags, [id], io) {
     if (flags.name !== undefined || flags.from !== undefined) {
-      if (flags['print-stats']) throw new UsageError('--print-stats does not go with --name', 'a reset may be served by a standby restored earlier; its statistics are not this command\'s');
+      if (flags['print-stats'])
+        throw new UsageError(
+          '--print-stats does not go with --name',
+          "a reset may be served by a standby restored earlier; its statistics are not this command's",
+        );
       if (flags.name === undefined) throw new UsageError('--from goes with --name', 'for example: runtime restore --name warm --from db db-copy-1');
       return runReset(runtime, { id: id!, name: flags.name, ...(flags.from ? { from: flags.from } : {}), ...commonCriuOptions(flags) }, flags, io);
     }
@@ -38,7 +42,11 @@ export const restoreCommand = defineCommand({
     };
     const started = process.hrtime.bigint();
     const stats = async (): Promise<string> => {
-      const where = { id: id!, ...(flags['image-path'] ? { imagePath: flags['image-path'] } : {}), ...(flags['work-path'] ? { workPath: flags['work-path'] } : {}) };
+      const where = {
+        id: id!,
+        ...(flags['image-path'] ? { imagePath: flags['image-path'] } : {}),
+        ...(flags['work-path'] ? { workPath: flags['work-path'] } : {}),
+      };
       return formatStatsReport(await readContainerRestoreStats((await runtime()).context, where, microsecondsSince(started)));
     };
     if (flags.detach) {

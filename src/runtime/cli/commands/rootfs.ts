@@ -13,7 +13,7 @@ export const rootfsCommand = defineCommand({
   positionals: { min: 1, max: 1 },
   flags: {
     driver: { type: 'string', value: 'NAME', description: 'dir, overlay2, overlay, aufs or devicemapper' },
-    'storage-root': { type: 'string', value: 'DIR', description: 'the engine\'s storage root' },
+    'storage-root': { type: 'string', value: 'DIR', description: "the engine's storage root" },
     layer: { type: 'string', value: 'ID', description: 'the layer id' },
   },
   async run(_runtime, flags, [subcommand], io) {

@@ -10,7 +10,7 @@ function size(bytes: number): string {
 
 export const snapshotsCommand = defineCommand({
   name: 'snapshots',
-  summary: 'list a container\'s named snapshots, or remove one (`snapshots rm <id> NAME`)',
+  summary: "list a container's named snapshots, or remove one (`snapshots rm <id> NAME`)",
   usage: '<id> | rm <id> NAME',
   positionals: { min: 1, max: 3 },
   flags: {

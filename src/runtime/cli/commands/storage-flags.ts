@@ -2,11 +2,9 @@
 import { UsageError } from '../../errors.js';
 import type { StorageSpec } from '../../storage.js';
 
-export function storageOptions(flags: {
-  readonly 'storage-driver'?: string;
-  readonly 'storage-root'?: string;
-  readonly layer?: string;
-}): { storage?: StorageSpec } {
+export function storageOptions(flags: { readonly 'storage-driver'?: string; readonly 'storage-root'?: string; readonly layer?: string }): {
+  storage?: StorageSpec;
+} {
   const driver = flags['storage-driver'];
   const storageRoot = flags['storage-root'];
   const layer = flags.layer;
