@@ -192,3 +192,11 @@ export class SymlinkLoopError extends RuntimeError {
     super(`too many symlinks resolving ${unsafePath} in ${root}`, { hint: 'a symlink in the rootfs points back at itself' });
   }
 }
+
+/** A mount that failed in the mount helper without an errno, or a mount table that cannot be read. */
+export class MountError extends RuntimeError {
+  readonly code = 'MOUNT_FAILED' as const;
+  constructor(message: string) {
+    super(message, { hint: 'check the kernel log (`dmesg`) and the paths involved' });
+  }
+}

@@ -8,6 +8,7 @@ import { mkdir, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { MountService } from './mount-service.js';
 import { RuntimeError } from '../system/errors.js';
+import { MountError } from './errors.js';
 
 /** execa is loaded only when a command is run: it is slow to load, and most runs need none. */
 const loadExeca = async () => (await import('execa')).execa;
@@ -65,7 +66,7 @@ export async function unmountAll(mounts: MountService, target: string): Promise<
   while (await mounts.isMountPoint(target)) {
     await mounts.unmount(target, { detach: true });
     count++;
-    if (count > 32) throw new Error(`${target} is still mounted after 32 unmounts`);
+    if (count > 32) throw new MountError(`${target} is still mounted after 32 unmounts`);
   }
   return count;
 }

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { injectable } from 'tsyringe';
 import { mount, umount, MS_BIND, MS_REC, MS_PRIVATE, MS_REMOUNT, MS_RDONLY, MNT_DETACH } from '../system/libc.js';
 import { SystemCallError } from '../system/errors.js';
+import { MountError } from './errors.js';
 import { readMountInfo, type MountInfo } from './mountinfo.js';
 import type { MountFromFailure, MountFromRequest } from './mount-from.js';
 
@@ -69,7 +70,7 @@ export class LinuxMountService implements MountService {
       }
       const detail = `${source} on ${target} type ${fsType} from ${cwd}`;
       if (failure.errno !== undefined) throw new SystemCallError('mount', failure.errno, detail);
-      throw new Error(`${detail}: ${failure.message}`);
+      throw new MountError(`${detail}: ${failure.message}`);
     } finally {
       for (const fd of opened) closeSync(fd);
     }

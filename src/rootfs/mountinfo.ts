@@ -3,6 +3,7 @@
  * the cgroup v1 hierarchies, and to see the mounts of a container's mount namespace.
  */
 import { readFile } from 'node:fs/promises';
+import { MountError } from './errors.js';
 
 export interface MountInfo {
   readonly id: number;
@@ -30,7 +31,7 @@ export function parseMountInfo(text: string): MountInfo[] {
     if (line.trim() === '') continue;
     const fields = line.split(' ');
     const separator = fields.indexOf('-', 6);
-    if (separator < 0 || fields.length < separator + 3) throw new Error(`malformed mountinfo line: ${line}`);
+    if (separator < 0 || fields.length < separator + 3) throw new MountError(`malformed mountinfo line: ${line}`);
     mounts.push({
       id: Number(fields[0]),
       parentId: Number(fields[1]),
