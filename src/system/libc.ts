@@ -17,6 +17,8 @@ interface LibcFunctions {
   flock(fd: number, operation: number): number;
   mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): number;
   umount2(target: string, flags: number): number;
+  setns(fd: number, nstype: number): number;
+  socket(domain: number, type: number, protocol: number): number;
 }
 
 let loaded: LibcFunctions | undefined;
@@ -34,6 +36,8 @@ function libc(): LibcFunctions {
       'int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)',
     ) as LibcFunctions['mount'],
     umount2: lib.func('int umount2(const char *target, int flags)') as LibcFunctions['umount2'],
+    setns: lib.func('int setns(int fd, int nstype)') as LibcFunctions['setns'],
+    socket: lib.func('int socket(int domain, int type, int protocol)') as LibcFunctions['socket'],
   };
   return loaded;
 }
@@ -125,4 +129,30 @@ export function mount(source: string | null, target: string, fstype: string | nu
 
 export function umount(target: string, flags = 0): void {
   check(libc().umount2(target, flags), 'umount2', target);
+}
+
+const CLONE_NEWNET = 0x40000000;
+const SOCK_STREAM = 1;
+export const AF_INET = 2;
+export const AF_INET6 = 10;
+
+/**
+ * A TCP socket (not yet connected) that belongs to another network namespace: this thread enters
+ * the namespace (netnsFd, an open /proc/<pid>/ns/net), creates the socket and returns to
+ * hostNetnsFd before anything else runs. A socket stays in the namespace it was created in, so
+ * Node can then connect it as usual. setns(CLONE_NEWNET) changes only the calling thread, and
+ * no JavaScript runs between the two calls.
+ */
+export function tcpSocketInNetns(netnsFd: number, hostNetnsFd: number, family: number = AF_INET): number {
+  check(libc().setns(netnsFd, CLONE_NEWNET), 'setns', `fd ${netnsFd}, CLONE_NEWNET`);
+  let fd: number;
+  let errno = 0;
+  try {
+    fd = libc().socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) errno = koffi.errno();
+  } finally {
+    check(libc().setns(hostNetnsFd, CLONE_NEWNET), 'setns', `fd ${hostNetnsFd} (back), CLONE_NEWNET`);
+  }
+  if (fd < 0) throw new SystemCallError('socket', errno, family === AF_INET6 ? 'AF_INET6, SOCK_STREAM' : 'AF_INET, SOCK_STREAM');
+  return fd;
 }
