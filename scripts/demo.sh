@@ -11,7 +11,7 @@ fi
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-step "installing CRIU 4, runc, iptables, busybox-static (idempotent)"
+step "installing CRIU 4.2.1 (built into /opt/runtime/criu), runc, iptables, busybox-static (idempotent)"
 bash scripts/install-system-deps.sh
 
 step "installing npm dependencies and building"

@@ -170,7 +170,7 @@ tar -xJf "$work/$tarball" -C "$work"
 src=$work/criu-$criu_version
 [ -f "$src/Makefile" ] || fail "$tarball did not unpack to criu-$criu_version/"
 say "building CRIU $criu_version (make -j$(nproc) criu lib crit; log: $work/build.log)"
-if ! make -C "$src" -j"$(nproc)" PREFIX="$dest" criu lib crit >"$work/build.log" 2>&1; then
+if ! make -C "$src" -j"$(nproc)" PREFIX="$dest" PYTHON=/usr/bin/python3 criu lib crit >"$work/build.log" 2>&1; then
   tail -n 40 "$work/build.log" >&2
   cp "$work/build.log" /tmp/install-criu-build.log
   fail "the build failed (whole log: /tmp/install-criu-build.log)"
@@ -200,10 +200,16 @@ from crit.__main__ import main  # noqa: E402
 sys.exit(main())
 CRIT
 chmod 755 "$stage/bin/crit"
-python3 -m compileall -q "$stage/lib" >/dev/null
+/usr/bin/python3 -m compileall -q "$stage/lib" >/dev/null
 
-rm -rf "$dest"
-mv "$stage" "$dest"
+# Swapped by renames, so that a criu in use keeps running and the window without one is tiny.
+old=
+if [ -e "$dest" ]; then
+  old=$root/.criu-$criu_version.old.$$
+  mv -T "$dest" "$old"
+fi
+mv -T "$stage" "$dest"
+[ -z "$old" ] || rm -rf "$old"
 ln -sfn "criu-$criu_version" "$current.new"
 mv -T "$current.new" "$current"
 make_links
@@ -213,4 +219,4 @@ make_links
 prefix_complete "$current" || fail "$current is incomplete after the install"
 "$current/bin/crit" --version >/dev/null 2>&1 || fail "$current/bin/crit does not run (python3-protobuf?)"
 [ "$(. /etc/os-release && echo "$VERSION_CODENAME")" = "$codename" ] || fail "/etc/os-release changed during the install"
-say "installed $("$current/sbin/criu" --version | head -n 1) in $dest ($(($(date +%s) - started)) s)"
+say "installed CRIU $("$current/sbin/criu" --version | sed -n "s/^Version: *//p") in $dest ($(($(date +%s) - started)) s)"
