@@ -8,6 +8,7 @@ export type { RestoreRequest } from './runtime/restore.js';
 export type { DeleteOptions } from './runtime/delete.js';
 export type { ResetRequest } from './runtime/reset.js';
 export { PristineContainer, type PristineOptions } from './runtime/pristine.js';
+export { parsePublish, PortInUseError, type PublishedPort } from './runtime/ports.js';
 export type { SnapshotInfo } from './runtime/snapshots/store.js';
 export type { RuntimeConfig } from './runtime/config.js';
 export type { ForegroundContainer, ForegroundStdio } from './runtime/monitor/foreground.js';

@@ -11,6 +11,7 @@ import type { ResetRequest } from './reset.js';
 import type { DeleteOptions } from './delete.js';
 import type { OciState } from './oci/index.js';
 import { pickResetCriuOptions, type ResetCriuOptions } from './monitor/protocol.js';
+import type { PublishedPort } from './ports.js';
 
 /** The operations a pristine container is made of (the Runtime has them). */
 export interface PristineHost {
@@ -34,6 +35,8 @@ export interface PristineOptions extends ResetCriuOptions {
   readonly snapshot?: string;
   /** Keep a stopped standby ready so a reset only switches to it (default true). */
   readonly standby?: boolean;
+  /** Host ports forwarded into the container; the same host address reaches it after every reset. */
+  readonly ports?: readonly PublishedPort[];
 }
 
 export class PristineContainer {
@@ -45,7 +48,7 @@ export class PristineContainer {
 
   /** Runs the container, waits for `ready`, and takes the snapshot (the container keeps running). */
   static async start(runtime: PristineHost, options: PristineOptions): Promise<PristineContainer> {
-    await runtime.run({ id: options.id, bundle: options.bundle });
+    await runtime.run({ id: options.id, bundle: options.bundle, ...(options.ports ? { ports: options.ports } : {}) });
     try {
       const starting = new PristineContainer(runtime, options, undefined as unknown as SnapshotInfo);
       await options.ready?.(starting);

@@ -29,6 +29,7 @@ import { keepLog } from '../criu/log.js';
 import { requireFeaturesFor } from '../criu/service.js';
 import { mountLayers, unmountAll, type LayeredRootfs } from '../rootfs/layers.js';
 import type { WaitStatus } from '../system/libc.js';
+import { checkPublished, type PublishedPort } from './ports.js';
 
 export interface ResetRequest extends ResetCriuOptions {
   readonly id: string;
@@ -36,6 +37,8 @@ export interface ResetRequest extends ResetCriuOptions {
   readonly name?: string;
   /** Restore another container's snapshot as this (new) container: a copy. */
   readonly from?: string;
+  /** For a copy: host ports to forward into it (`-p`); a container keeps its own otherwise. */
+  readonly ports?: readonly PublishedPort[];
   readonly pidFile?: string;
   /**
    * Keep a stopped standby of the snapshot ready (default), so the next reset only switches to
@@ -84,7 +87,7 @@ async function prepareReset(context: RuntimeContext, request: ResetRequest): Pro
   if (existing && request.from && existing.snapshotOf !== sourceId) throw new ContainerExistsError(id);
   if (!existing) {
     if (!request.from) throw new ContainerNotFoundError(id, store.root);
-    await createCopy(context, id, await store.load(sourceId), snapshot);
+    await createCopy(context, id, await store.load(sourceId), snapshot, checkPublished(request.ports ?? []));
   }
   return { id, spec: { sourceId, name: snapshot.name, standby: request.standby ?? true, criu: pickResetCriuOptions(request) } };
 }
@@ -110,7 +113,13 @@ export async function stopInstance(context: RuntimeContext, record: ContainerRec
 }
 
 /** A new container made from another's snapshot: its own rootfs mount point, cgroup and state. */
-async function createCopy(context: RuntimeContext, id: string, source: ContainerRecord, snapshot: SnapshotInfo): Promise<void> {
+async function createCopy(
+  context: RuntimeContext,
+  id: string,
+  source: ContainerRecord,
+  snapshot: SnapshotInfo,
+  ports: readonly PublishedPort[],
+): Promise<void> {
   const { store, logger } = context;
   const paths = await store.reserve(id);
   try {
@@ -136,7 +145,7 @@ async function createCopy(context: RuntimeContext, id: string, source: Container
           annotations: source.annotations,
           logPath: paths.containerLog,
         },
-        { snapshotOf: source.id, snapshot: snapshot.name },
+        { snapshotOf: source.id, snapshot: snapshot.name, ...(ports.length > 0 ? { ports } : {}) },
       ),
     );
   } catch (error) {
@@ -179,6 +188,8 @@ export class Resetter {
   constructor(
     private readonly context: RuntimeContext,
     private readonly id: string,
+    /** Told the pid of each instance that becomes the current one (published ports follow it). */
+    private readonly onInstance: (pid: number) => void = () => undefined,
   ) {}
 
   private get paths() {
@@ -195,6 +206,7 @@ export class Resetter {
       cgroupPath: record.cgroupPath,
       ...(record.layers ? { layers: record.layers } : {}),
     });
+    this.onInstance(pid);
   }
 
   /** Resolves when the container has ended on its own (not replaced by a reset). */
@@ -261,6 +273,7 @@ export class Resetter {
       });
     });
     this.current = next;
+    this.onInstance(next.pid);
     // A standby was left stopped by CRIU: now it runs.
     if (next === ready) await cgroups.signal(next.cgroupPath, 'SIGCONT');
     logger.info(`reset ${this.id} to ${spec.name}`, { pid: next.pid, ms: Date.now() - started, standby: next === ready });

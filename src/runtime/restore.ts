@@ -24,7 +24,8 @@ import { readCheckpoint, CheckpointNotFoundError } from './checkpoint-metadata.j
 import { defaultImagePath } from './checkpoint.js';
 import { restoreMountMap } from './external-mounts.js';
 import { mountStorage, planStorage, unmountStorage } from './storage.js';
-import { ContainerNotFoundError, InitEndedError, describeError } from './errors.js';
+import { ContainerNotFoundError, InitEndedError, UsageError, describeError } from './errors.js';
+import { checkPublished, type PublishedPort } from './ports.js';
 import { runInForeground, type ForegroundContainer, type ForegroundStdio } from './monitor/foreground.js';
 import type { Supervisor } from './monitor/supervisor.js';
 import type { RestoreJob } from './monitor/protocol.js';
@@ -38,6 +39,8 @@ export interface RestoreRequest extends RestoreCriuOptions {
   /** The bundle to restore with; the container's own (or the checkpoint's) when unset. */
   readonly bundle?: string;
   readonly pidFile?: string;
+  /** For a container restored under a new id: host ports to forward into it (`-p`). */
+  readonly ports?: readonly PublishedPort[];
 }
 
 /** Restores under a detached monitor; returns the restored init's pid. */
@@ -81,7 +84,10 @@ async function prepareRestore(context: RuntimeContext, request: RestoreRequest):
   await criu.requireVersion();
   await requireFeaturesFor(criu, request);
 
-  const { id: _id, bundle: _bundle, pidFile: _pidFile, ...criuOptions } = request;
+  const { id: _id, bundle: _bundle, pidFile: _pidFile, ports: _ports, ...criuOptions } = request;
+  const ports = checkPublished(request.ports ?? []);
+  if (existing && ports.length > 0)
+    throw new UsageError(`container ${id} keeps the ports it was run with`, '-p applies to a container restored under a new id');
   const job: RestoreJob = {
     kind: 'restore',
     id,
@@ -119,7 +125,7 @@ async function prepareRestore(context: RuntimeContext, request: RestoreRequest):
           annotations: bundle.spec.annotations ?? {},
           logPath: paths.containerLog,
         },
-        { lastCheckpoint: { imagePath, time: metadata.created, leftRunning: metadata.leftRunning } },
+        { lastCheckpoint: { imagePath, time: metadata.created, leftRunning: metadata.leftRunning }, ...(ports.length > 0 ? { ports } : {}) },
       ),
     );
   } catch (error) {

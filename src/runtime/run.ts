@@ -12,14 +12,15 @@ import type { RuntimeContext } from './context.js';
 import { validateId } from './id.js';
 import { newRecord } from './state/record.js';
 import { assertCanHappen } from './state/status.js';
-import { loadBundle } from './oci/index.js';
+import { loadBundle, specHasNamespace, type Spec } from './oci/index.js';
 import { writeEffectiveBundle } from './effective-bundle.js';
 import { requireRoot } from './privileges.js';
-import { InitEndedError } from './errors.js';
+import { InitEndedError, UsageError } from './errors.js';
 import { runInForeground, type ForegroundContainer, type ForegroundStdio } from './monitor/foreground.js';
 import type { Supervisor } from './monitor/supervisor.js';
 import type { RunJob } from './monitor/protocol.js';
 import { mountStorage, planStorage, unmountStorage, type StorageSpec } from './storage.js';
+import { checkPublished, type PublishedPort } from './ports.js';
 
 export interface RunOptions {
   readonly id: string;
@@ -29,6 +30,8 @@ export interface RunOptions {
   readonly pidFile?: string;
   /** Take the rootfs from a storage driver's layout instead of the bundle's root.path. */
   readonly storage?: StorageSpec;
+  /** Host ports to forward into the container (`-p`), across checkpoints, restores and resets. */
+  readonly ports?: readonly PublishedPort[];
 }
 
 /** Starts the container under a detached monitor; returns the init's pid. */
@@ -56,7 +59,9 @@ export async function runForeground(context: RuntimeContext, options: RunOptions
 async function prepareRun(context: RuntimeContext, options: RunOptions): Promise<RunJob> {
   const id = validateId(options.id);
   requireRoot(context.processes, 'runtime run');
+  const ports = checkPublished(options.ports ?? []);
   const loaded = await loadBundle(options.bundle, { requireRootfs: options.storage === undefined });
+  if (ports.length > 0) requireOwnNetwork(loaded.spec, id);
   const planned = options.storage ? await planStorage(context, options.storage) : undefined;
   const bundle = planned ? { ...loaded, rootfs: planned.plan.rootfs } : loaded;
   const paths = await context.store.reserve(id);
@@ -76,7 +81,10 @@ async function prepareRun(context: RuntimeContext, options: RunOptions): Promise
           annotations: bundle.spec.annotations ?? {},
           logPath: paths.containerLog,
         },
-        options.storage ? { storage: options.storage, rootfsMountedByRuntime: mounted } : {},
+        {
+          ...(options.storage ? { storage: options.storage, rootfsMountedByRuntime: mounted } : {}),
+          ...(ports.length > 0 ? { ports } : {}),
+        },
       ),
     );
   } catch (error) {
@@ -114,4 +122,15 @@ export async function startContainer(context: RuntimeContext, supervisor: Superv
   });
   if (job.pidFile) await writeFile(job.pidFile, String(pid));
   return pid;
+}
+
+/** A published port is forwarded into the container's own network namespace: it needs one. */
+export function requireOwnNetwork(spec: Spec, id: string): void {
+  const network = specHasNamespace(spec, 'network');
+  if (!network || network.path) {
+    throw new UsageError(
+      `container ${id} has no network namespace of its own, so -p has nothing to forward to`,
+      'add {"type": "network"} (without a path) to linux.namespaces in config.json',
+    );
+  }
 }

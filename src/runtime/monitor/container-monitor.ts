@@ -14,21 +14,27 @@ import { Resetter } from '../reset.js';
 import { CONTROL_SOCKET, serveControl, type ControlServer } from './control.js';
 import { serializeError, type ControlRequest, type ControlResponse, type MonitorJob, type MonitorReport } from './protocol.js';
 import { Supervisor } from './supervisor.js';
+import { PortForwarder } from '../port-forwarder.js';
 
 /** Runs the job and supervises the container until it ends; returns the process's exit code. */
 export async function superviseContainer(context: RuntimeContext, job: MonitorJob, report: (message: MonitorReport) => void): Promise<number> {
-  const resetter = new Resetter(context, job.id);
+  const forwarder = new PortForwarder((await context.store.load(job.id)).ports ?? [], context.logger);
+  // Published ports follow the container's current instance, across resets.
+  const resetter = new Resetter(context, job.id, (pid) => forwarder.switchTo(pid));
   const socket = path.join(context.store.paths(job.id).dir, CONTROL_SOCKET);
   let server: ControlServer | undefined;
   const shutdown = async (): Promise<void> => {
     server?.close();
     await server?.idle();
     await rm(socket, { force: true });
+    await forwarder.close();
     await resetter.shutdown();
   };
 
   let pid: number;
   try {
+    // The host ports are taken before anything starts: a port in use fails the job at once.
+    await forwarder.listen();
     if (job.kind === 'reset') {
       pid = await resetter.reset(job.reset);
       if (job.pidFile) await writeFile(job.pidFile, String(pid));

@@ -7,6 +7,7 @@ import type { Readable, Writable } from 'node:stream';
 import type { RuntimeContext } from '../context.js';
 import type { WaitStatus } from '../../system/libc.js';
 import { Supervisor } from './supervisor.js';
+import { PortForwarder } from '../port-forwarder.js';
 
 export interface ForegroundStdio {
   readonly stdin?: Readable;
@@ -37,7 +38,17 @@ export async function runInForeground(
     foreground: true,
     echo: { stdout: stdio.stdout, stderr: stdio.stderr },
   });
-  const pid = await supervisor.startInit(start);
+  // Published ports are forwarded by the parent: here, this process.
+  const forwarder = new PortForwarder((await context.store.load(id)).ports ?? [], context.logger);
+  await forwarder.listen();
+  let pid: number;
+  try {
+    pid = await supervisor.startInit(start);
+  } catch (error) {
+    await forwarder.close();
+    throw error;
+  }
+  forwarder.switchTo(pid);
   const init = await context.processes.identify(pid);
   if (stdio.stdin) supervisor.forwardInput(stdio.stdin);
   const forward = (signal: NodeJS.Signals) => {
@@ -46,6 +57,7 @@ export async function runInForeground(
   for (const signal of forwardedSignals) process.on(signal, forward);
   const exited = supervisor.superviseInit(pid).finally(async () => {
     for (const signal of forwardedSignals) process.off(signal, forward);
+    await forwarder.close();
     await supervisor.close();
   });
   return { pid, exited };

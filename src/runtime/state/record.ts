@@ -9,6 +9,7 @@ import { ociRuntimes, type OciRuntimeName } from '../config.js';
 import type { StorageSpec } from '../../rootfs/drivers/types.js';
 import type { LayeredRootfs } from '../../rootfs/layers.js';
 import type { ProcessIdentity } from '../../system/processes.js';
+import type { PublishedPort } from '../ports.js';
 
 export type { ProcessIdentity };
 
@@ -59,6 +60,8 @@ export interface RecordBase {
   readonly cgroupBase?: string;
   /** The number of the running reset instance (<stateRoot>/<id>/instances/<n>). */
   readonly instance?: number;
+  /** Host ports forwarded into the container by its parent (`-p`). */
+  readonly ports?: readonly PublishedPort[];
 }
 
 export interface CreatingRecord extends RecordBase {
@@ -106,7 +109,7 @@ export interface NewRecordFields {
   readonly logPath: string;
 }
 
-export type NewRecordExtras = Partial<Pick<RecordBase, 'storage' | 'rootfsMountedByRuntime' | 'lastCheckpoint' | 'snapshotOf' | 'snapshot'>>;
+export type NewRecordExtras = Partial<Pick<RecordBase, 'storage' | 'rootfsMountedByRuntime' | 'lastCheckpoint' | 'snapshotOf' | 'snapshot' | 'ports'>>;
 
 export function newRecord(fields: NewRecordFields, extra: NewRecordExtras = {}): CreatingRecord | CheckpointedRecord {
   return { ...fields, created: new Date().toISOString(), restoreCount: 0, ...extra } as CreatingRecord | CheckpointedRecord;
@@ -131,6 +134,7 @@ const base = {
   snapshotOf: z.string().optional(),
   cgroupBase: z.string().optional(),
   instance: z.number().int().nonnegative().optional(),
+  ports: z.array(z.object({ hostIp: z.string(), hostPort: z.number().int(), containerPort: z.number().int() })).optional(),
 };
 
 /** state.json's schema: one shape per status. */

@@ -4,6 +4,7 @@ import { commonCriuFlags, commonCriuOptions } from './criu-flags.js';
 import { exitCodeOf } from './attach.js';
 import { UsageError } from '../../errors.js';
 import { runReset } from './reset.js';
+import { publishFlag, publishOptions } from './publish-flag.js';
 import { formatStatsReport, microsecondsSince, readContainerRestoreStats } from '../../checkpoint-stats.js';
 
 export const restoreCommand = defineCommand({
@@ -24,6 +25,7 @@ export const restoreCommand = defineCommand({
     name: { type: 'string', value: 'NAME', description: 'restore a named snapshot, rootfs included (as `runtime reset`)' },
     from: { type: 'string', value: 'ID', description: "with --name: restore that container's snapshot as a new container <id>" },
     'print-stats': { type: 'boolean', description: "print the restore's duration and CRIU's statistics as JSON (as podman does)" },
+    publish: { ...publishFlag, description: 'for a new container (under a new id, or --from): forward a host port to a container port (repeatable)' },
   },
   async run(runtime, flags, [id], io) {
     if (flags.name !== undefined || flags.from !== undefined) {
@@ -33,12 +35,18 @@ export const restoreCommand = defineCommand({
           "a reset may be served by a standby restored earlier; its statistics are not this command's",
         );
       if (flags.name === undefined) throw new UsageError('--from goes with --name', 'for example: runtime restore --name warm --from db db-copy-1');
-      return runReset(runtime, { id: id!, name: flags.name, ...(flags.from ? { from: flags.from } : {}), ...commonCriuOptions(flags) }, flags, io);
+      return runReset(
+        runtime,
+        { id: id!, name: flags.name, ...(flags.from ? { from: flags.from } : {}), ...commonCriuOptions(flags), ...publishOptions(flags.publish) },
+        flags,
+        io,
+      );
     }
     const request = {
       id: id!,
       ...commonCriuOptions(flags),
       ...(flags.bundle ? { bundle: flags.bundle } : {}),
+      ...publishOptions(flags.publish),
     };
     const started = process.hrtime.bigint();
     const stats = async (): Promise<string> => {

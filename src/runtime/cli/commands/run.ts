@@ -2,6 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { defineCommand } from '../command.js';
 import { exitCodeOf } from './attach.js';
 import { storageOptions } from './storage-flags.js';
+import { publishFlag, publishOptions } from './publish-flag.js';
 
 export const runCommand = defineCommand({
   name: 'run',
@@ -19,9 +20,10 @@ export const runCommand = defineCommand({
     'storage-driver': { type: 'string', value: 'NAME', description: 'take the rootfs from a storage layout: dir, overlay2, overlay, aufs, devicemapper' },
     'storage-root': { type: 'string', value: 'DIR', description: "the engine's storage root (/var/lib/docker, /var/lib/containers/storage)" },
     layer: { type: 'string', value: 'ID', description: "the container's layer id in the storage root" },
+    publish: publishFlag,
   },
   async run(runtime, flags, [id], io) {
-    const options = { id: id!, bundle: flags.bundle ?? process.cwd(), ...storageOptions(flags) };
+    const options = { id: id!, bundle: flags.bundle ?? process.cwd(), ...storageOptions(flags), ...publishOptions(flags.publish) };
     if (flags.detach) {
       await (await runtime()).run({ ...options, ...(flags['pid-file'] ? { pidFile: flags['pid-file'] } : {}) });
       return 0;
