@@ -188,12 +188,16 @@ async function recordCheckpoint(
 
 async function targetFor(context: RuntimeContext, record: RunningRecord, request: CheckpointRequest): Promise<CheckpointTarget> {
   if (request.name !== undefined) return snapshotTarget(context, record, request.name);
-  if (request.imagePath === undefined) return managedTarget(defaultImagePath(context, record.id), request.preDump === true);
+  if (request.imagePath === undefined) {
+    // A managed pre-dump has a directory of its own: it must never replace the last full checkpoint.
+    const finalPath = request.preDump ? path.join(context.config.checkpointRoot, record.id, 'pre-dump') : defaultImagePath(context, record.id);
+    return managedTarget(finalPath, request.preDump === true, keptLogPath(context, record.id));
+  }
   return directoryTarget(path.resolve(request.imagePath), request.preDump === true);
 }
 
 /** Written aside and swapped in, so a failure keeps the last good checkpoint. */
-async function managedTarget(finalPath: string, preDump: boolean): Promise<CheckpointTarget> {
+async function managedTarget(finalPath: string, preDump: boolean, keptLog: string): Promise<CheckpointTarget> {
   const writePath = `${finalPath}.new`;
   await rm(writePath, { recursive: true, force: true });
   await mkdir(writePath, { recursive: true, mode: 0o700 });
@@ -207,7 +211,10 @@ async function managedTarget(finalPath: string, preDump: boolean): Promise<Check
       return undefined;
     },
     async abandon(error) {
-      return error;
+      // The failed images go; CRIU's log is kept beside the state, and the error says where.
+      const moved = await keepFailureLog(error, keptLog);
+      await rm(writePath, { recursive: true, force: true });
+      return moved;
     },
   };
 }
@@ -229,7 +236,7 @@ async function directoryTarget(imagePath: string, preDump: boolean): Promise<Che
 
 /** A named snapshot: built in a directory of its own, moved into place once complete. */
 async function snapshotTarget(context: RuntimeContext, record: RunningRecord, name: string): Promise<CheckpointTarget> {
-  const { snapshots, store } = context;
+  const { snapshots } = context;
   const building: SnapshotPaths = await snapshots.begin(record.id, name);
   const layers = await currentLayers(context, record);
   return {
@@ -256,14 +263,23 @@ async function snapshotTarget(context: RuntimeContext, record: RunningRecord, na
     },
     async abandon(error) {
       // The unfinished snapshot goes, and CRIU's log with it: the log is kept beside the state.
-      const kept =
-        error instanceof CriuRequestError
-          ? await keepLog(error.failure.logPath ?? '', path.join(store.paths(record.id).dir, 'checkpoint-failed.log'))
-          : undefined;
+      const moved = await keepFailureLog(error, keptLogPath(context, record.id));
       await snapshots.abandon(building);
-      return kept && error instanceof CriuRequestError ? new CriuRequestError(withLogAt(error.failure, kept), { cause: error }) : error;
+      return moved;
     },
   };
+}
+
+/** Where CRIU's log of a failed checkpoint is kept once its directory is removed. */
+function keptLogPath(context: RuntimeContext, id: string): string {
+  return path.join(context.store.paths(id).dir, 'checkpoint-failed.log');
+}
+
+/** Moves a failed CRIU request's log to `kept`; returns the error to throw, pointing there. */
+async function keepFailureLog(error: unknown, kept: string): Promise<unknown> {
+  if (!(error instanceof CriuRequestError)) return error;
+  const moved = await keepLog(error.failure.logPath ?? '', kept);
+  return moved ? new CriuRequestError(withLogAt(error.failure, moved), { cause: error }) : error;
 }
 
 /**

@@ -32,6 +32,11 @@ export class Supervisor {
   private readonly log: WriteStream;
   private readonly sockets: net.Socket[] = [];
   private readonly closers: (() => Promise<void>)[] = [];
+  /** The output's read ends belong to the pumping sockets once pumping started. */
+  private pumping = false;
+  /** The stdin write end belongs to the socket that forwards input, once there is one. */
+  private stdinSocket: net.Socket | undefined;
+  private closing: Promise<void> | undefined;
 
   constructor(private readonly options: SupervisorOptions) {
     const [stdinRead, stdinWrite] = pipe();
@@ -53,6 +58,7 @@ export class Supervisor {
    */
   startPumping(): void {
     this.closeChildEnds();
+    this.pumping = true;
     const [stdoutRead, stderrRead] = this.outputReads;
     this.pump(stdoutRead, this.options.echo?.stdout);
     this.pump(stderrRead, this.options.echo?.stderr);
@@ -78,6 +84,7 @@ export class Supervisor {
   forwardInput(input: NodeJS.ReadableStream): void {
     const socket = new net.Socket({ fd: this.stdinWrite, readable: false, writable: true });
     socket.on('error', () => undefined);
+    this.stdinSocket = socket;
     this.sockets.push(socket);
     input.pipe(socket);
   }
@@ -109,8 +116,17 @@ export class Supervisor {
     this.closers.push(closer);
   }
 
-  /** Waits for the output to drain (the writers are gone once the tree is), then closes all. */
-  async close(): Promise<void> {
+  /**
+   * Waits for the output to drain (the writers are gone once the tree is), then closes all. Each
+   * fd is closed exactly once, however often close is called: a second close(2) of a number could
+   * close whatever file reused it meanwhile.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.closeOnce();
+    return this.closing;
+  }
+
+  private async closeOnce(): Promise<void> {
     for (const closer of this.closers.splice(0)) await closer().catch(() => undefined);
     this.closeChildEnds();
     await Promise.all(
@@ -129,11 +145,9 @@ export class Supervisor {
           }),
       ),
     );
-    try {
-      closeSync(this.stdinWrite);
-    } catch {
-      // already closed through the socket that forwarded input
-    }
+    if (!this.pumping) for (const fd of this.outputReads) closeSync(fd);
+    if (this.stdinSocket) this.stdinSocket.destroy();
+    else closeSync(this.stdinWrite);
     await new Promise<void>((resolve) => this.log.end(resolve));
   }
 
