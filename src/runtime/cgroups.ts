@@ -213,10 +213,13 @@ export interface CgroupService {
   /** Sends a signal to every process of the cgroup (pid reuse guarded); returns how many it reached. */
   signal(cgroupPath: string, signal: NodeJS.Signals): Promise<number>;
   /**
-   * The one way a container's processes are killed: every process of each cgroup of the tree gets
-   * SIGKILL, then the cgroup is thawed (a frozen v1 task dies only once thawed, and with SIGKILL
-   * pending it never runs its own code again), then SIGKILL again for any child forked meanwhile.
+   * The one way a container's processes are killed: every process of the cgroup gets SIGKILL,
+   * then the cgroup is thawed (a frozen v1 task dies only once thawed, and with SIGKILL pending
+   * it never runs its own code again), then SIGKILL again for any child forked meanwhile. Only
+   * the cgroup's own processes: a reset instance's cgroup lies below the first instance's.
    */
+  kill(cgroupPath: string): Promise<void>;
+  /** kill() for the cgroup and every cgroup below it: the whole container. */
   killTree(cgroupPath: string): Promise<void>;
   /** Removes the cgroup and every cgroup below it; returns the directories still busy. */
   removeTree(cgroupPath: string): Promise<string[]>;
@@ -262,12 +265,14 @@ export class LinuxCgroupService implements CgroupService {
     return reached;
   }
 
+  async kill(cgroupPath: string): Promise<void> {
+    await this.signal(cgroupPath, 'SIGKILL');
+    await this.setFrozen(cgroupPath, false);
+    await this.signal(cgroupPath, 'SIGKILL');
+  }
+
   async killTree(cgroupPath: string): Promise<void> {
-    for (const cgroup of await cgroupTree(await this.hierarchies(), cgroupPath)) {
-      await this.signal(cgroup, 'SIGKILL');
-      await this.setFrozen(cgroup, false);
-      await this.signal(cgroup, 'SIGKILL');
-    }
+    for (const cgroup of await cgroupTree(await this.hierarchies(), cgroupPath)) await this.kill(cgroup);
   }
 
   async removeTree(cgroupPath: string): Promise<string[]> {

@@ -270,15 +270,15 @@ async function snapshotTarget(context: RuntimeContext, record: RunningRecord, na
   };
 }
 
-/** Where CRIU's log of a failed checkpoint is kept once its directory is removed. */
+/** Where CRIU's logs of a failed checkpoint are kept once its directory is removed: the state directory. */
 function keptLogPath(context: RuntimeContext, id: string): string {
-  return path.join(context.store.paths(id).dir, 'checkpoint-failed.log');
+  return context.store.paths(id).dir;
 }
 
-/** Moves a failed CRIU request's log to `kept`; returns the error to throw, pointing there. */
-async function keepFailureLog(error: unknown, kept: string): Promise<unknown> {
-  if (!(error instanceof CriuRequestError)) return error;
-  const moved = await keepLog(error.failure.logPath ?? '', kept);
+/** Moves a failed CRIU request's log into `dir` as failed-<name>; returns the error to throw, pointing there. */
+async function keepFailureLog(error: unknown, dir: string): Promise<unknown> {
+  if (!(error instanceof CriuRequestError) || !error.failure.logPath) return error;
+  const moved = await keepLog(error.failure.logPath, path.join(dir, `failed-${path.basename(error.failure.logPath)}`));
   return moved ? new CriuRequestError(withLogAt(error.failure, moved), { cause: error }) : error;
 }
 

@@ -234,29 +234,56 @@ export class Resetter {
   }
 
   private async resetNow(spec: ResetSpec): Promise<number> {
-    const { store, logger, cgroups, mounts, processes, snapshots } = this.context;
+    const { logger, cgroups, processes, snapshots } = this.context;
     const started = Date.now();
     await requireFeaturesFor(this.context.criu, spec.criu);
     const snapshot = await snapshots.read(spec.sourceId, spec.name);
     const key = instanceKey(spec);
     const ready = await this.standby.catch(() => undefined);
     this.standby = Promise.resolve(undefined);
-    let next: Instance;
     const old = this.current;
-    if (spec.standby && ready && ready.key === key && (await processes.isAlive(ready.identity))) {
-      next = ready;
-    } else {
-      if (ready) void this.retire(ready);
-      // The old instance stops first, so it cannot write on (to shared volumes) meanwhile. (It is
-      // not frozen instead: a v1 freezer freezes the cgroups below too, where the new one goes.)
-      // Its mounts and directories are removed in the background.
-      if (old) {
-        await this.stop(old);
-        void this.retire(old);
+    // The old instance is held still (SIGSTOP) while the new one is made ready, so it cannot write
+    // on (to shared volumes) meanwhile, and it runs on if the new one cannot be had: a failed
+    // reset leaves the container as it was. (A v1 freezer would freeze the cgroups below the
+    // first instance's too, where the new ones go; a stop signal reaches its own processes only.)
+    if (old) await cgroups.signal(old.cgroupPath, 'SIGSTOP');
+    let next: Instance;
+    try {
+      if (spec.standby && ready && ready.key === key && (await processes.isAlive(ready.identity))) {
+        next = ready;
+      } else {
+        if (ready) void this.retire(ready);
+        next = await this.restoreInstance(spec, snapshot, false);
       }
-      next = await this.restoreInstance(spec, snapshot, false);
+      try {
+        await this.switchTo(next, spec);
+      } catch (error) {
+        void this.retire(next);
+        throw error;
+      }
+    } catch (error) {
+      if (old) await cgroups.signal(old.cgroupPath, 'SIGCONT');
+      throw error;
     }
+    // A standby was left stopped by CRIU: now it runs.
+    if (next === ready) await cgroups.signal(next.cgroupPath, 'SIGCONT');
+    // When the reset returns, the old instance is gone: its processes killed and reaped (its
+    // published port already points at the new one). Its mounts and directories go afterwards.
+    if (old) {
+      await this.stop(old);
+      void this.retire(old);
+    }
+    logger.info(`reset ${this.id} to ${spec.name}`, { pid: next.pid, ms: Date.now() - started, standby: next === ready });
 
+    // The next standby is restored in the background, once the caller has had a moment to act
+    // on the answer: it is not in the way of the caller's next request.
+    if (spec.standby) this.standby = sleep(BACKGROUND_DELAY_MS).then(() => this.prepareStandby(spec, snapshot));
+    return next.pid;
+  }
+
+  /** Makes next the container's instance: its rootfs on the container's rootfs path, the record, the ports. */
+  private async switchTo(next: Instance, spec: ResetSpec): Promise<void> {
+    const { store, mounts, processes } = this.context;
     await store.withLock(this.id, async () => {
       const record = await store.load(this.id);
       // The rootfs path shows the new instance's rootfs.
@@ -274,17 +301,6 @@ export class Resetter {
     });
     this.current = next;
     this.onInstance(next.pid);
-    // A standby was left stopped by CRIU: now it runs.
-    if (next === ready) await cgroups.signal(next.cgroupPath, 'SIGCONT');
-    logger.info(`reset ${this.id} to ${spec.name}`, { pid: next.pid, ms: Date.now() - started, standby: next === ready });
-
-    // The answer goes out first, and the caller gets a moment to act on it: the old instance's
-    // teardown (freeing a large tree takes the kernel a while) and the next standby's restore
-    // start after that, not in its way.
-    const afterReply = new Promise<void>((resolve) => setTimeout(resolve, BACKGROUND_DELAY_MS));
-    if (old && next === ready) void afterReply.then(() => this.retire(old));
-    if (spec.standby) this.standby = afterReply.then(() => this.prepareStandby(spec, snapshot));
-    return next.pid;
   }
 
   private async prepareStandby(spec: ResetSpec, snapshot: SnapshotInfo): Promise<Instance | undefined> {
@@ -358,7 +374,7 @@ export class Resetter {
 
   /** Kills an instance's processes and waits until its init is reaped. */
   private async stop(instance: Instance): Promise<void> {
-    await this.context.cgroups.killTree(instance.cgroupPath);
+    await this.context.cgroups.kill(instance.cgroupPath);
     await instance.exited.catch(() => undefined);
   }
 

@@ -247,6 +247,7 @@ export type CgroupCall =
   | { readonly op: 'enter'; readonly cgroupPath: string; readonly pid: number }
   | { readonly op: 'setFrozen'; readonly cgroupPath: string; readonly frozen: boolean }
   | { readonly op: 'signal'; readonly cgroupPath: string; readonly signal: NodeJS.Signals; readonly reached: number }
+  | { readonly op: 'kill'; readonly cgroupPath: string }
   | { readonly op: 'killTree'; readonly cgroupPath: string }
   | { readonly op: 'removeTree'; readonly cgroupPath: string };
 
@@ -290,6 +291,11 @@ export class FakeCgroups implements CgroupService {
     for (const process of this.processes.inCgroup(cgroupPath)) if (this.processes.deliver(process.pid, signal)) reached++;
     this.calls.push({ op: 'signal', cgroupPath, signal, reached });
     return reached;
+  }
+
+  async kill(cgroupPath: string): Promise<void> {
+    this.calls.push({ op: 'kill', cgroupPath });
+    for (const process of this.processes.inCgroup(cgroupPath)) if (process.state !== 'dead') this.processes.deliver(process.pid, 'SIGKILL');
   }
 
   async killTree(cgroupPath: string): Promise<void> {

@@ -191,10 +191,10 @@ test("a failed dump leaves no checkpoint.new behind, and keeps CRIU's log beside
   rt.fakes.criu.failNextDump({ at: 'post-dump' });
   const error = await t.throwsAsync(checkpoint(rt.context, { id: 'web1' }), { instanceOf: CriuRequestError });
   t.false(existsSync(`${defaultImagePath(rt.context, 'web1')}.new`));
-  t.is(error.failure.logPath, path.join(rt.context.store.paths('web1').dir, 'checkpoint-failed.log'));
+  t.is(error.failure.logPath, path.join(rt.context.store.paths('web1').dir, 'failed-dump.log'));
 });
 
-test("a failed snapshot dump abandons the snapshot and keeps CRIU's log as checkpoint-failed.log", async (t) => {
+test("a failed snapshot dump abandons the snapshot and keeps CRIU's log as failed-dump.log", async (t) => {
   const rt = await fakeRuntime(t);
   await runningContainer(rt);
   const before = await load(rt);
@@ -202,7 +202,7 @@ test("a failed snapshot dump abandons the snapshot and keeps CRIU's log as check
 
   const error = await t.throwsAsync(checkpoint(rt.context, { id: 'web1', name: 'base', leaveRunning: true }), { instanceOf: CriuRequestError });
 
-  const kept = path.join(rt.context.store.paths('web1').dir, 'checkpoint-failed.log');
+  const kept = path.join(rt.context.store.paths('web1').dir, 'failed-dump.log');
   t.is(error!.failure.logPath, kept);
   t.true(error!.cause instanceof CriuRequestError);
   t.regex(await readFile(kept, 'utf8'), /page-xfer failed/);

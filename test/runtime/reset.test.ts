@@ -114,17 +114,22 @@ test('with standby, a stopped instance is restored ahead (leave_stopped), and th
 
   t.is(standby.pid, second);
   t.is(criu.restores.length, 2, 'no restore: the standby is taken');
-  t.deepEqual(cgroups.callsOf('signal'), [{ op: 'signal', cgroupPath: '/runtime/web1/2', signal: 'SIGCONT', reached: 1 }]);
+  // The old instance is held still while the switch is made, the standby let go, and when the
+  // reset returns the old instance is gone.
+  t.deepEqual(cgroups.callsOf('signal'), [
+    { op: 'signal', cgroupPath: '/runtime/web1/1', signal: 'SIGSTOP', reached: 1 },
+    { op: 'signal', cgroupPath: '/runtime/web1/2', signal: 'SIGCONT', reached: 1 },
+  ]);
   t.is(processes.process(second).state, 'running');
+  t.false(processes.alive(first));
+  t.deepEqual(cgroups.callsOf('kill')[0], { op: 'kill', cgroupPath: '/runtime/web1/1' });
   const record = await load(rt);
   t.like(record, { instance: 2, cgroupPath: '/runtime/web1/2', cgroupBase: '/runtime/web1', restoreCount: 2 });
   t.is(record.status === 'running' ? record.init.pid : undefined, second);
   t.deepEqual(mounts.callsOf('bind').at(-1), { op: 'bind', source: path.join(instanceDir(rt, 2), 'rootfs'), target: record.rootfs });
 
-  // After the answer: the replaced instance is killed and removed, and the next standby restored.
+  // After the answer: the replaced instance's directory and cgroup are removed, and the next standby restored.
   await until(() => cgroups.callsOf('removeTree').some((c) => c.cgroupPath === '/runtime/web1/1') && !existsSync(instanceDir(rt, 1)), 'instance 1 to go');
-  t.false(processes.alive(first));
-  t.deepEqual(cgroups.callsOf('killTree')[0], { op: 'killTree', cgroupPath: '/runtime/web1/1' });
   t.deepEqual(mounts.mountedUnder(instanceDir(rt, 1)), []);
   await until(() => criu.restores[2]?.pid !== undefined, 'the next standby');
   t.true(criu.restores[2]!.request.opts.leave_stopped);
@@ -171,7 +176,7 @@ test.serial("a failed restore removes the new instance's directory, mounts and c
   t.true(rt.fakes.processes.alive(pid));
 });
 
-test.serial('a failed reset of a running instance: that instance was stopped first, so the container ends stopped', async (t) => {
+test.serial('a failed reset leaves the container running on its old instance, which was only held still meanwhile', async (t) => {
   const rt = await fakeRuntime(t);
   await snapshotted(rt);
   const { resetter } = resetterFor(t, rt);
@@ -180,16 +185,26 @@ test.serial('a failed reset of a running instance: that instance was stopped fir
 
   await t.throwsAsync(resetter.reset(base), { instanceOf: CriuRequestError });
 
-  // By design (reset.ts): the old instance stops before the new one is restored, so it cannot
-  // write on meanwhile; with no new instance, the container has ended.
-  t.false(rt.fakes.processes.alive(first));
-  t.deepEqual(rt.fakes.cgroups.callsOf('killTree')[0], { op: 'killTree', cgroupPath: '/runtime/web1/1' });
+  // The old instance was stopped (SIGSTOP) while the new one was tried, then let go again.
+  t.deepEqual(
+    rt.fakes.cgroups.callsOf('signal').map((c) => [c.cgroupPath, c.signal]),
+    [
+      ['/runtime/web1/1', 'SIGSTOP'],
+      ['/runtime/web1/1', 'SIGCONT'],
+    ],
+  );
+  t.true(rt.fakes.processes.alive(first));
+  t.is(rt.fakes.processes.process(first).state, 'running');
+  t.deepEqual(rt.fakes.cgroups.callsOf('kill'), []);
+  // What the failed instance had is gone; the record still names the old instance.
   t.true(rt.fakes.cgroups.callsOf('removeTree').some((c) => c.cgroupPath === '/runtime/web1/2'));
   t.false(existsSync(instanceDir(rt, 2)));
-  const record = await load(rt);
-  t.is(record.status, 'stopped');
-  t.is(record.status === 'stopped' ? record.exit?.signal : undefined, 'SIGKILL');
-  t.deepEqual(await resetter.untilEnded(), { kind: 'signaled', signal: 9 });
+  t.like(await load(rt), { status: 'running', instance: 1, cgroupPath: '/runtime/web1/1' });
+  // And the next reset works.
+  const third = await resetter.reset(base);
+  t.false(rt.fakes.processes.alive(first));
+  t.like(await load(rt), { status: 'running', instance: 3 });
+  t.true(rt.fakes.processes.alive(third));
 });
 
 test.serial('a standby that fails to restore is only logged; the next reset restores afresh', async (t) => {
