@@ -220,6 +220,10 @@ export async function restoreTree(context: RuntimeContext, supervisor: Superviso
   // CRIU needs the root to be a mount point whose parent is not overmounted.
   await mkdir(request.criuRoot, { recursive: true });
   await mounts.bind(request.rootfs, request.criuRoot);
+  // The restored tasks are our children (rst_sibling, and orphans come to us as the subreaper):
+  // if the restore fails, CRIU kills them and they are ours to reap, or they stay zombies of a
+  // parent that lives on (the monitor, across resets).
+  const children = context.reaper.children();
   try {
     return await criu.restore({
       opts: restoreOpts(request.criu, {
@@ -238,6 +242,8 @@ export async function restoreTree(context: RuntimeContext, supervisor: Superviso
     });
   } catch (error) {
     await lazy?.stop();
+    const left = await context.reaper.reapStrays(children);
+    if (left.length > 0) logger.warn('tasks of a failed restore are still running', { pids: left });
     throw error;
   } finally {
     await mounts.unmount(request.criuRoot, { detach: true }).catch((error: unknown) => {

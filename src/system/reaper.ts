@@ -4,7 +4,10 @@
  * would stay a zombie. On every SIGCHLD the reaper calls waitpid(pid, WNOHANG) for each pid it
  * watches, which never blocks a thread and never takes a child libuv is waiting for.
  */
+import { readdirSync, readFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { becomeChildSubreaper, reapIfExited, type WaitStatus } from './libc.js';
+import { parseProcStat } from './processes.js';
 
 /** What a parent needs to reap children Node did not spawn (a service, so tests can fake it). */
 export interface ChildReaper {
@@ -16,6 +19,14 @@ export interface ChildReaper {
   readonly watching: number;
   /** Stops listening, so the process can exit. */
   uninstall(): void;
+  /** Pids of this process's children now (running or ended, not yet reaped). */
+  children(): Set<number>;
+  /**
+   * Waits until every child not in `known` has ended, and reaps it: what a failed restore leaves
+   * (its tasks are this process's children through rst_sibling and the subreaper). Resolves with
+   * the pids that were left running after timeoutMs.
+   */
+  reapStrays(known: ReadonlySet<number>, timeoutMs?: number): Promise<number[]>;
 }
 
 interface Watch {
@@ -49,6 +60,35 @@ export class Reaper implements ChildReaper {
     this.sweep();
     this.timer ??= setInterval(() => this.sweep(), 1000);
     return promise;
+  }
+
+  children(): Set<number> {
+    const children = new Set<number>();
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        if (parseProcStat(readFileSync(`/proc/${entry}/stat`, 'utf8')).ppid === process.pid) children.add(Number(entry));
+      } catch {
+        // gone meanwhile
+      }
+    }
+    return children;
+  }
+
+  async reapStrays(known: ReadonlySet<number>, timeoutMs = 2_000): Promise<number[]> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const strays = [...this.children()].filter((pid) => !known.has(pid) && !this.watches.has(pid));
+      const left = strays.filter((pid) => {
+        try {
+          return reapIfExited(pid) === undefined;
+        } catch {
+          return false; // not ours after all (ECHILD)
+        }
+      });
+      if (left.length === 0 || Date.now() > deadline) return left;
+      await sleep(10);
+    }
   }
 
   get watching(): number {

@@ -80,7 +80,7 @@ serial('200 resets in a row leave no mounts, cgroups, processes, descriptors or 
   );
 });
 
-serial('a reset that fails after stopping the instance leaves the snapshot intact, and the next reset works', async (t) => {
+serial('a reset that fails leaves the container running as it was and the snapshot intact, and the next reset works', async (t) => {
   t.timeout(120_000);
   const box = await sandbox(t);
   const volume = path.join(box.dir, 'data-volume');

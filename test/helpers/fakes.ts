@@ -235,6 +235,19 @@ export class FakeReaper implements ChildReaper {
   uninstall(): void {
     this.uninstalls++;
   }
+
+  /** The fake processes that are alive or not yet waited for (all are "ours"). */
+  children(): Set<number> {
+    return new Set([...this.processes.table.keys()]);
+  }
+
+  /** Records each sweep: the pids it was told it may leave alone. */
+  readonly sweeps: number[][] = [];
+
+  async reapStrays(known: ReadonlySet<number>): Promise<number[]> {
+    this.sweeps.push([...known]);
+    return [...this.processes.table.values()].filter((p) => !known.has(p.pid) && p.state !== 'dead').map((p) => p.pid);
+  }
 }
 
 /** A cgroup v1 host with a freezer and a memory hierarchy. */

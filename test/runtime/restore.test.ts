@@ -150,6 +150,9 @@ test('a failed restore leaves the container checkpointed, with the restore root 
   t.deepEqual(rt.fakes.mounts.table, []);
   t.false(existsSync(criuRoot));
   t.deepEqual(rt.fakes.reaper.waits, [], 'no init to reap');
+  // What the failed restore left of the tree is reaped (its tasks are our children): one sweep,
+  // which leaves alone the children this process had before.
+  t.is(rt.fakes.reaper.sweeps.length, 1);
   // The last checkpoint is still there to try again.
   t.true(existsSync(path.join(defaultImagePath(rt.context, 'web1'), 'inventory.img')));
 });
