@@ -6,18 +6,11 @@
 import test from 'ava';
 import http from 'node:http';
 import net from 'node:net';
+import { freePort } from '../helpers/net.js';
 import { execa } from 'execa';
 import { e2e, sandbox, waitFor } from './helpers.js';
 
 const serial = e2e(test);
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /** GET over the published port, from the host. */
 async function get(port: number, file: string): Promise<string> {

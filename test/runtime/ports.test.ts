@@ -6,6 +6,7 @@
 import test, { type ExecutionContext } from 'ava';
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
+import { freePort } from '../helpers/net.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PortInUseError, checkPublished, formatPort, parsePublish } from '../../src/runtime/ports.js';
 import { PortForwarder } from '../../src/runtime/port-forwarder.js';
@@ -65,14 +66,6 @@ async function ask(port: number, line: string): Promise<string> {
     socket.on('error', reject);
     socket.on('close', () => resolve(text.trim()));
   });
-}
-
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 rootTest("the forwarder reaches the instance it is switched to, and closes the old one's connections", async (t) => {
