@@ -1,0 +1,44 @@
+/**
+ * Containers with a user namespace of their own (linux.uidMappings/gidMappings). CRIU restores
+ * such a tree from inside the namespace: the restored tasks, as the container's root (an
+ * unprivileged uid on the host), open their own images. What the host must allow them, and
+ * nothing more:
+ *
+ *   containerRoot            the host uid and gid the container's root (id 0) is mapped to
+ *   shareWithContainerRoot   an image directory made searchable by that gid (group --x): the
+ *                            images are 0644, the directory 0700 otherwise
+ */
+import { chmod, chown, stat } from 'node:fs/promises';
+import { specHasNamespace, type IdMapping, type Spec } from './oci/index.js';
+
+/** The host ids of the container's root, when the spec creates a user namespace with mappings. */
+export function containerRoot(spec: Spec): { readonly uid: number; readonly gid: number } | undefined {
+  const namespace = specHasNamespace(spec, 'user');
+  // A namespace joined by path carries no mappings in the spec: nothing is known to prepare for.
+  if (!namespace || namespace.path) return undefined;
+  const uid = hostIdOfRoot(spec.linux?.uidMappings);
+  const gid = hostIdOfRoot(spec.linux?.gidMappings);
+  return uid === undefined || gid === undefined ? undefined : { uid, gid };
+}
+
+function hostIdOfRoot(mappings: readonly IdMapping[] | undefined): number | undefined {
+  const range = mappings?.find((m) => m.containerID === 0 && m.size > 0);
+  return range?.hostID;
+}
+
+/**
+ * Lets the container's root reach the images in `dir` (CRIU: "Unable to open tty-info.img:
+ * Permission denied" otherwise). Only the directory changes, and only as much as needed: it
+ * keeps its owner (root), its group becomes the container's root group with search permission
+ * only, so it can open the images by name but neither list nor write the directory. Nothing
+ * changes for a container without a user namespace, or when the directory already allows it (a
+ * snapshot's images are prepared when the snapshot is taken, and reset only reads them).
+ */
+export async function shareWithContainerRoot(dir: string, spec: Spec): Promise<void> {
+  const root = containerRoot(spec);
+  if (!root) return;
+  const info = await stat(dir);
+  if (info.gid === root.gid && (info.mode & 0o030) === 0o010) return;
+  await chown(dir, info.uid, root.gid);
+  await chmod(dir, (info.mode & 0o7707) | 0o010);
+}
