@@ -4,6 +4,7 @@ import { chmod, mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { checkpoint } from '../../src/runtime/checkpoint.js';
+import { Resetter } from '../../src/runtime/reset.js';
 import { containerRoot, shareWithContainerRoot } from '../../src/runtime/userns.js';
 import type { Spec } from '../../src/runtime/oci/index.js';
 import { fakeRuntime, runningContainer } from '../helpers/fake-runtime.js';
@@ -84,4 +85,20 @@ test("a snapshot of a user-namespaced container: its images directory is searcha
   t.is(images.gid, gid);
   t.is(images.mode & 0o777, 0o710);
   t.is((await stat(path.dirname(imagePath))).mode & 0o777, 0o700, 'the snapshot stays root-only');
+});
+
+test("a reset instance's overlay root takes the owner and mode of the snapshot's top layer", async (t) => {
+  const rt = await fakeRuntime(t, { editSpec: withUserNamespace });
+  await runningContainer(rt);
+  await checkpoint(rt.context, { id: 'web1', name: 'base', leaveRunning: true });
+  const top = rt.context.snapshots.paths('web1', 'base').rootfs;
+  await chmod(top, 0o751);
+  const resetter = new Resetter(rt.context, 'web1');
+  t.teardown(() => resetter.shutdown().catch(() => undefined));
+
+  await resetter.reset({ sourceId: 'web1', name: 'base', standby: false, criu: {} });
+
+  const upper = await stat(path.join(rt.context.store.paths('web1').dir, 'instances', '1', 'upper'));
+  const lower = await stat(top);
+  t.deepEqual([upper.uid, upper.gid, upper.mode & 0o7777], [lower.uid, lower.gid, 0o751]);
 });
