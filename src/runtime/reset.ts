@@ -30,7 +30,7 @@ import { requireFeaturesFor } from '../criu/service.js';
 import { mountLayers, unmountAll, type LayeredRootfs } from '../rootfs/layers.js';
 import type { WaitStatus } from '../system/libc.js';
 import { checkPublished, type PublishedPort } from './ports.js';
-import { shareWithContainerRoot } from './userns.js';
+import { requireLazyPagesAllowed, shareWithContainerRoot } from './userns.js';
 
 export interface ResetRequest extends ResetCriuOptions {
   readonly id: string;
@@ -55,6 +55,9 @@ export interface ResetRequest extends ResetCriuOptions {
 export async function reset(context: RuntimeContext, request: ResetRequest): Promise<number> {
   const { id, spec } = await prepareReset(context, request);
   const record = await context.store.load(id);
+  // Refused here, while the running instance still runs, rather than by the restore after it stopped.
+  const { spec: ociSpec } = await readEffectiveSpec(context.store.paths(id).effectiveBundle);
+  await requireLazyPagesAllowed(context.processes, ociSpec, id, spec.criu.lazyPages);
   const monitor = monitorOf(record);
   if (monitor && (await context.processes.isAlive(monitor))) {
     // The monitor checked CRIU when it started; it does the reset.

@@ -1,15 +1,19 @@
 /**
  * Containers with a user namespace of their own (linux.uidMappings/gidMappings). CRIU restores
  * such a tree from inside the namespace: the restored tasks, as the container's root (an
- * unprivileged uid on the host), open their own images. What the host must allow them, and
- * nothing more:
+ * unprivileged uid on the host), open their own images and their userfaultfd. What the host must
+ * allow them, and nothing more:
  *
  *   containerRoot            the host uid and gid the container's root (id 0) is mapped to
  *   shareWithContainerRoot   an image directory made searchable by that gid (group --x): the
  *                            images are 0644, the directory 0700 otherwise
+ *   requireLazyPagesAllowed  --lazy-pages into a user namespace needs a host that lets an
+ *                            unprivileged process open a userfaultfd; checked before anything stops
  */
 import { chmod, chown, stat } from 'node:fs/promises';
+import { RuntimeError } from './errors.js';
 import { specHasNamespace, type IdMapping, type Spec } from './oci/index.js';
+import type { ProcessService } from '../system/processes.js';
 
 /** The host ids of the container's root, when the spec creates a user namespace with mappings. */
 export function containerRoot(spec: Spec): { readonly uid: number; readonly gid: number } | undefined {
@@ -41,4 +45,26 @@ export async function shareWithContainerRoot(dir: string, spec: Spec): Promise<v
   if (info.gid === root.gid && (info.mode & 0o030) === 0o010) return;
   await chown(dir, info.uid, root.gid);
   await chmod(dir, (info.mode & 0o7707) | 0o010);
+}
+
+export class UserfaultfdRestrictedError extends RuntimeError {
+  readonly code = 'USERFAULTFD_RESTRICTED' as const;
+  constructor(readonly id: string) {
+    super(
+      `--lazy-pages cannot restore ${id} in its user namespace: this host lets only processes with CAP_SYS_PTRACE open a userfaultfd (vm.unprivileged_userfaultfd is 0), and CRIU opens it in the restored tasks, as the container's root`,
+      { hint: 'restore without --lazy-pages, or allow unprivileged userfaultfd on the host with `sysctl -w vm.unprivileged_userfaultfd=1`' },
+    );
+  }
+}
+
+/**
+ * CRIU opens each task's userfaultfd in the task itself, inside the container's user namespace,
+ * where it never has CAP_SYS_PTRACE over the host: the kernel then allows it only when
+ * vm.unprivileged_userfaultfd is 1 (CRIU fails with "Unable to open an userfaultfd descriptor:
+ * Operation not permitted"). Checked before an instance is stopped, so a refused reset leaves
+ * the container running.
+ */
+export async function requireLazyPagesAllowed(processes: ProcessService, spec: Spec, id: string, lazyPages: boolean | undefined): Promise<void> {
+  if (!lazyPages || !containerRoot(spec)) return;
+  if ((await processes.sysctl('vm.unprivileged_userfaultfd')) === '0') throw new UserfaultfdRestrictedError(id);
 }

@@ -4,9 +4,10 @@ import { chmod, mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { checkpoint } from '../../src/runtime/checkpoint.js';
-import { Resetter } from '../../src/runtime/reset.js';
-import { containerRoot, shareWithContainerRoot } from '../../src/runtime/userns.js';
+import { reset, Resetter } from '../../src/runtime/reset.js';
+import { containerRoot, requireLazyPagesAllowed, shareWithContainerRoot, UserfaultfdRestrictedError } from '../../src/runtime/userns.js';
 import type { Spec } from '../../src/runtime/oci/index.js';
+import { FakeProcesses } from '../helpers/fakes.js';
 import { fakeRuntime, runningContainer } from '../helpers/fake-runtime.js';
 
 // The host ids of the container's root are this test's own, so that no root is needed to chgrp.
@@ -77,6 +78,20 @@ test('shareWithContainerRoot leaves the directory of a container without a user 
   t.deepEqual([after.mode, after.gid, after.ctimeMs], [before.mode, before.gid, before.ctimeMs]);
 });
 
+test('lazy pages into a user namespace need vm.unprivileged_userfaultfd = 1', async (t) => {
+  const processes = new FakeProcesses();
+  processes.sysctls['vm.unprivileged_userfaultfd'] = '0';
+  await t.throwsAsync(requireLazyPagesAllowed(processes, usernsSpec(), 'db', true), {
+    instanceOf: UserfaultfdRestrictedError,
+    code: 'USERFAULTFD_RESTRICTED',
+    message: /--lazy-pages cannot restore db in its user namespace/,
+  });
+  await t.notThrowsAsync(requireLazyPagesAllowed(processes, usernsSpec(), 'db', false), 'not lazy');
+  await t.notThrowsAsync(requireLazyPagesAllowed(processes, plainSpec, 'db', true), 'no user namespace: CRIU opens it with the privileges it has');
+  processes.sysctls['vm.unprivileged_userfaultfd'] = '1';
+  await t.notThrowsAsync(requireLazyPagesAllowed(processes, usernsSpec(), 'db', true));
+});
+
 test("a snapshot of a user-namespaced container: its images directory is searchable by the container's root group", async (t) => {
   const rt = await fakeRuntime(t, { editSpec: withUserNamespace });
   await runningContainer(rt);
@@ -85,6 +100,20 @@ test("a snapshot of a user-namespaced container: its images directory is searcha
   t.is(images.gid, gid);
   t.is(images.mode & 0o777, 0o710);
   t.is((await stat(path.dirname(imagePath))).mode & 0o777, 0o700, 'the snapshot stays root-only');
+});
+
+test('a lazy reset of a user-namespaced container on a host that forbids it is refused before the instance is stopped', async (t) => {
+  const rt = await fakeRuntime(t, { editSpec: withUserNamespace });
+  await runningContainer(rt);
+  await checkpoint(rt.context, { id: 'web1', name: 'base', leaveRunning: true });
+  rt.fakes.processes.sysctls['vm.unprivileged_userfaultfd'] = '0';
+
+  await t.throwsAsync(reset(rt.context, { id: 'web1', name: 'base', lazyPages: true }), { code: 'USERFAULTFD_RESTRICTED' });
+
+  t.deepEqual(rt.fakes.processes.signals, [], 'nothing was killed');
+  t.deepEqual(rt.fakes.cgroups.callsOf('killTree'), []);
+  t.deepEqual(rt.fakes.monitors.launched, []);
+  t.is((await rt.context.store.load('web1')).status, 'running');
 });
 
 test("a reset instance's overlay root takes the owner and mode of the snapshot's top layer", async (t) => {
