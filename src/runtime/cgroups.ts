@@ -51,9 +51,9 @@ export function cgroupHierarchies(mounts: readonly MountInfo[]): CgroupHierarchy
   return hierarchies;
 }
 
-/** The default cgroup of a container that does not name one: /runtime/<id>. */
-export function defaultCgroupPath(id: string): string {
-  return `/runtime/${id}`;
+/** The default cgroup of a container that does not name one: <parent>/<id>, /runtime/<id> by default. */
+export function defaultCgroupPath(id: string, parent = '/runtime'): string {
+  return `${parent}/${id}`;
 }
 
 export function cgroupDirectory(hierarchy: CgroupHierarchy, cgroupPath: string): string {

@@ -23,6 +23,11 @@ export const configSchema = z.strictObject({
   criu: z.string(),
   /** The OCI runtime that creates namespaces and the init process. */
   ociRuntime: z.enum(ociRuntimes),
+  /**
+   * The cgroup under which containers that name none get theirs: <cgroupParent>/<id>. Two
+   * runtimes with separate state roots that may use the same ids need separate parents.
+   */
+  cgroupParent: z.string().regex(/^(\/[A-Za-z0-9_.+-]+)+$/, 'an absolute cgroup path such as /runtime'),
   /** The oldest CRIU accepted, checked through the RPC VERSION request. */
   minCriuVersion: z.string().regex(/^\d+\.\d+(\.\d+)?$/),
   logLevel: z.enum(logLevels),
@@ -51,6 +56,7 @@ export const environmentVariables: Readonly<Record<keyof RuntimeConfig, string>>
   checkpointRoot: 'RUNTIME_CHECKPOINT_ROOT',
   criu: 'RUNTIME_CRIU',
   ociRuntime: 'RUNTIME_OCI_RUNTIME',
+  cgroupParent: 'RUNTIME_CGROUP_PARENT',
   minCriuVersion: 'RUNTIME_MIN_CRIU_VERSION',
   logLevel: 'RUNTIME_LOG_LEVEL',
   logFormat: 'RUNTIME_LOG_FORMAT',

@@ -15,11 +15,11 @@ export interface EffectiveBundle {
   readonly cgroupPath: string;
 }
 
-export async function writeEffectiveBundle(dir: string, bundle: Bundle, id: string, logger: Logger): Promise<EffectiveBundle> {
+export async function writeEffectiveBundle(dir: string, bundle: Bundle, id: string, logger: Logger, cgroupParent?: string): Promise<EffectiveBundle> {
   if (bundle.spec.process?.terminal) {
     logger.warn('process.terminal is true in the bundle; the runtime gives containers pipes, not a terminal', { id });
   }
-  const cgroupPath = bundle.spec.linux?.cgroupsPath || defaultCgroupPath(id);
+  const cgroupPath = bundle.spec.linux?.cgroupsPath || defaultCgroupPath(id, cgroupParent);
   const spec = {
     ...bundle.spec,
     root: { ...bundle.spec.root!, path: bundle.rootfs },

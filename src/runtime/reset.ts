@@ -136,6 +136,7 @@ async function createCopy(
       { path: source.bundle, configPath: path.join(source.bundle, 'config.json'), spec: { ...spec, linux }, rootfs },
       id,
       logger,
+      context.config.cgroupParent,
     );
     await store.create(
       newRecord(
@@ -144,7 +145,7 @@ async function createCopy(
           status: 'checkpointed',
           bundle: source.bundle,
           rootfs,
-          cgroupPath: effective.cgroupPath || defaultCgroupPath(id),
+          cgroupPath: effective.cgroupPath || defaultCgroupPath(id, context.config.cgroupParent),
           ociRuntime: source.ociRuntime,
           annotations: source.annotations,
           logPath: paths.containerLog,

@@ -101,7 +101,7 @@ async function prepareRestore(context: RuntimeContext, request: RestoreRequest):
   if (existing) {
     if (request.bundle) {
       const bundle = await loadBundle(request.bundle);
-      const effective = await writeEffectiveBundle(store.paths(id).effectiveBundle, bundle, id, logger);
+      const effective = await writeEffectiveBundle(store.paths(id).effectiveBundle, bundle, id, logger, context.config.cgroupParent);
       await store.withLock(id, async () => {
         const record = await store.load(id);
         await store.commit(record, { kind: 'amended', changes: { bundle: bundle.path, rootfs: bundle.rootfs, cgroupPath: effective.cgroupPath } });
@@ -114,7 +114,7 @@ async function prepareRestore(context: RuntimeContext, request: RestoreRequest):
   const bundle = await loadBundle(request.bundle ?? metadata.bundle);
   const paths = await store.reserve(id);
   try {
-    const effective = await writeEffectiveBundle(paths.effectiveBundle, bundle, id, logger);
+    const effective = await writeEffectiveBundle(paths.effectiveBundle, bundle, id, logger, context.config.cgroupParent);
     await store.create(
       newRecord(
         {

@@ -68,7 +68,7 @@ async function prepareRun(context: RuntimeContext, options: RunOptions): Promise
   let mounted = false;
   try {
     if (planned) mounted = await mountStorage(context, planned);
-    const effective = await writeEffectiveBundle(paths.effectiveBundle, bundle, id, context.logger);
+    const effective = await writeEffectiveBundle(paths.effectiveBundle, bundle, id, context.logger, context.config.cgroupParent);
     await context.store.create(
       newRecord(
         {

@@ -68,12 +68,17 @@ export async function sandbox(t: ExecutionContext): Promise<Sandbox> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'runtime-e2e-'));
   const stateRoot = path.join(dir, 'state');
   const checkpointRoot = path.join(dir, 'checkpoints');
-  const runtime = Runtime.create({ stateRoot, checkpointRoot, logLevel: 'warn' });
+  // Each sandbox's containers get cgroups of their own: test files run side by side, and two
+  // containers with the same id must not share (and freeze, dump or kill) each other's cgroup.
+  const cgroupParent = `/runtime-test/${path.basename(dir)}`;
+  const runtime = Runtime.create({ stateRoot, checkpointRoot, cgroupParent, logLevel: 'warn' });
   t.teardown(async () => {
     for (const id of await runtime.context.store.ids().catch(() => [])) {
       await runtime.delete(id, { force: true }).catch((error: unknown) => t.log(`cleanup of ${id}: ${String(error)}`));
     }
     await rm(dir, { recursive: true, force: true });
+    const left = await runtime.context.cgroups.removeTree(cgroupParent).catch(() => []);
+    if (left.length > 0) t.log(`cgroups left: ${left.join(', ')}`);
   });
   return {
     dir,
@@ -83,7 +88,13 @@ export async function sandbox(t: ExecutionContext): Promise<Sandbox> {
     async cli(args, options = {}) {
       const result = await execa(process.execPath, [cliPath, ...args], {
         reject: false,
-        env: { RUNTIME_ROOT: stateRoot, RUNTIME_CHECKPOINT_ROOT: checkpointRoot, RUNTIME_LOG_LEVEL: 'warn', ...options.env },
+        env: {
+          RUNTIME_ROOT: stateRoot,
+          RUNTIME_CHECKPOINT_ROOT: checkpointRoot,
+          RUNTIME_CGROUP_PARENT: cgroupParent,
+          RUNTIME_LOG_LEVEL: 'warn',
+          ...options.env,
+        },
         stdin: 'ignore',
       });
       return { exitCode: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };

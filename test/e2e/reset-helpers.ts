@@ -11,6 +11,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { repoRoot, waitFor, type Sandbox } from './helpers.js';
+import { defaultCgroupPath } from '../../src/runtime/cgroups.js';
 
 /**
  * redis listens on a unix socket in the container's /tmp, not on TCP: CRIU 4.1.1 cannot dump an
@@ -190,13 +191,13 @@ async function walkCgroup(directory: string, processes: Set<number>): Promise<nu
 }
 
 /**
- * A container's cgroups: its default /runtime/<id>, and whatever its record names (a reset
+ * A container's cgroups: its default <cgroupParent>/<id>, and whatever its record names (a reset
  * instance may get a cgroup of its own below the container's), each counted once.
  */
 async function cgroupRoots(box: Sandbox, ids: readonly string[]): Promise<string[]> {
   const candidates = new Set<string>();
   for (const id of ids) {
-    candidates.add(`/runtime/${id}`);
+    candidates.add(defaultCgroupPath(id, box.runtime.config.cgroupParent));
     const record = (await box.runtime.context.store.load(id).catch(() => undefined)) as { cgroupPath?: string; cgroupBase?: string } | undefined;
     if (record?.cgroupBase) candidates.add(record.cgroupBase);
     if (record?.cgroupPath) candidates.add(record.cgroupPath);

@@ -43,6 +43,8 @@ test("a container's own mount table has no hierarchy roots", (t) => {
 
 test('defaultCgroupPath and cgroupDirectory', (t) => {
   t.is(defaultCgroupPath('web1'), '/runtime/web1');
+  // Under another parent (cgroupParent): runtimes with separate state roots never share a cgroup.
+  t.is(defaultCgroupPath('web1', '/ci/job7'), '/ci/job7/web1');
   t.is(cgroupDirectory(v1Host[3]!, '/runtime/web1'), '/sys/fs/cgroup/freezer/runtime/web1');
   t.is(cgroupDirectory(v1Host[2]!, 'runtime/web1'), '/sys/fs/cgroup/cpu,cpuacct/runtime/web1');
   t.is(cgroupDirectory({ mountPoint: '/sys/fs/cgroup', controllers: [], version: 2 }, '/'), '/sys/fs/cgroup/');
