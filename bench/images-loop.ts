@@ -7,10 +7,13 @@
  *
  *   node dist/bench/images-loop.js ROUNDS DIR OUT
  *
- * Prints {"ms": [...], "decoded": N, "skipped": [...], "maxRssKiB": N} on stdout.
+ * Pass N writes to OUT/N, a new directory as for the CLI (rewriting files in place would time the
+ * file system's truncation instead); the one before is removed between passes, untimed, so
+ * OUT/ROUNDS holds the last. Prints {"ms": [...], "decoded": N, "skipped": [...], "maxRssKiB": N}
+ * on stdout.
  */
 import { createWriteStream } from 'node:fs';
-import { mkdir, readdir } from 'node:fs/promises';
+import { mkdir, readdir, rm } from 'node:fs/promises';
 import { once } from 'node:events';
 import path from 'node:path';
 import { decodeImageStream, formatImageJsonChunks } from '../src/criu/images/index.js';
@@ -26,6 +29,7 @@ async function decodeCandidates(dir: string): Promise<string[]> {
 
 /** One pass: what src/runtime/cli/commands/image.ts decodeDirectory does, without its messages. */
 async function decodePass(dir: string, out: string, names: readonly string[]): Promise<{ decoded: number; skipped: string[] }> {
+  await mkdir(out, { recursive: true });
   let decoded = 0;
   const skipped: string[] = [];
   for (const name of names) {
@@ -61,14 +65,14 @@ async function main([roundsText, dir, out]: string[]): Promise<void> {
     process.exitCode = 2;
     return;
   }
-  await mkdir(out, { recursive: true });
   const names = await decodeCandidates(dir);
-  await decodePass(dir, out, names);
+  await decodePass(dir, path.join(out, '0'), names);
   const ms: number[] = [];
   let last = { decoded: 0, skipped: [] as string[] };
-  for (let round = 0; round < rounds; round++) {
+  for (let pass = 1; pass <= rounds; pass++) {
+    await rm(path.join(out, String(pass - 1)), { recursive: true, force: true });
     const started = process.hrtime.bigint();
-    last = await decodePass(dir, out, names);
+    last = await decodePass(dir, path.join(out, String(pass)), names);
     ms.push(Number(process.hrtime.bigint() - started) / 1e6);
   }
   process.stdout.write(`${JSON.stringify({ ms, ...last, maxRssKiB: process.resourceUsage().maxRSS })}\n`);

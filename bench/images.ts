@@ -320,8 +320,9 @@ async function benchmarkCheckpoint(checkpoint: Checkpoint, python: PythonSide, r
   process.stderr.write(`bench images: ${checkpoint.name}: in-process, 1 warm-up + ${rounds} passes, pycriu\n`);
   const pyLoop = await loopRun([python.python, pythonScript, '--loop', String(rounds), images, pyLoopOut], python.env);
   const loadAfter = os.loadavg()[0]!;
-  const inProcess = await compareOutputs(nodeLoopOut, pyLoopOut);
-  const loopAgreesWithWhole = await compareOutputs(nodeLoopOut, cliOut);
+  const lastPass = (out: string) => path.join(out, String(rounds));
+  const inProcess = await compareOutputs(lastPass(nodeLoopOut), lastPass(pyLoopOut));
+  const loopAgreesWithWhole = await compareOutputs(lastPass(nodeLoopOut), cliOut);
 
   const decodedNames = whole.files.map((file) => file.replace(/\.json$/, ''));
   // What each side refused, by name ("pages-1.img: UnknownMagicError"): the same files, the raw pages among them.
@@ -421,7 +422,7 @@ export async function runImagesBench(cleanup: Cleanup, abort: AbortSignal): Prom
     `  whole process: \`node bin/runtime.js image decode --dir DIR -o OUT\` against \`${python.python} bench/fixtures/pycriu-decode-dir.py DIR OUT\`,\n` +
     '    wall time from spawn to exit (start-up, imports, decoding, JSON, writing), peak RSS from /usr/bin/time (highest of the rounds)\n' +
     '  in-process: the library (bench/images-loop.ts) against pycriu (pycriu-decode-dir.py --loop), each in its own process: one pass over\n' +
-    '    the same files (read, decode, format as crit does, write OUT/<name>.json) timed inside the process after a warm-up pass;\n' +
+    '    the same files (read, decode, format as crit does, write a new OUT/<name>.json) timed inside the process after a warm-up pass;\n' +
     '    start-up and imports not timed; peak RSS is the process\'s own high-water mark, so it includes the interpreter and the warm-up pass';
 
   const results: CheckpointResult[] = [];
