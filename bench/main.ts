@@ -265,7 +265,7 @@ function renderTables(settings: Settings, tools: readonly Tool[], report: Report
 const benchmarks: Record<string, (cleanup: Cleanup, abort: AbortSignal) => Promise<void>> = {
   'checkpoint-restore': checkpointRestore,
   reset: (cleanup, abort) => benchmarkReset(repoRoot, cleanup, abort),
-  images: () => runImagesBench(),
+  images: (cleanup, abort) => runImagesBench(cleanup, abort),
 };
 
 let cleanup = new Cleanup();

@@ -1,6 +1,8 @@
 /**
  * The workload: a busybox bundle whose init is memhog (bench/fixtures/memhog.c), a static
  * program holding N MiB of touched, non-zero memory. busybox alone cannot allocate an exact amount.
+ * The images benchmark also runs mapshog (bench/fixtures/mapshog.c): many processes with many
+ * mappings each.
  */
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -13,14 +15,20 @@ import { BenchError } from './exec.js';
 export const readyFileInContainer = '/tmp/memhog.ready';
 
 /** Compiles memhog statically into cacheDir, once per source version; returns the binary's path. */
-export async function buildMemhog(source: string, cacheDir: string): Promise<string> {
+export function buildMemhog(source: string, cacheDir: string): Promise<string> {
+  return buildStatic(source, cacheDir);
+}
+
+/** Compiles a fixture (bench/fixtures/NAME.c) statically into cacheDir, once per source version. */
+export async function buildStatic(source: string, cacheDir: string): Promise<string> {
   const text = await readFile(source);
-  const binary = path.join(cacheDir, `memhog-${createHash('sha256').update(text).digest('hex').slice(0, 12)}`);
+  const name = path.basename(source, '.c');
+  const binary = path.join(cacheDir, `${name}-${createHash('sha256').update(text).digest('hex').slice(0, 12)}`);
   if (existsSync(binary)) return binary;
   await mkdir(cacheDir, { recursive: true });
   const probe = spawnSync('cc', ['--version'], { encoding: 'utf8' });
   if (probe.error) {
-    throw new BenchError('BENCH_NO_CC', 'the benchmark compiles its workload (bench/fixtures/memhog.c) and found no C compiler `cc`', {
+    throw new BenchError('BENCH_NO_CC', `the benchmark compiles its workload (${path.relative(process.cwd(), source)}) and found no C compiler \`cc\``, {
       hint: 'install one: apt-get install gcc libc6-dev',
     });
   }
@@ -38,8 +46,14 @@ export async function buildMemhog(source: string, cacheDir: string): Promise<str
 }
 
 /** Makes a busybox bundle (scripts/make-busybox-bundle.sh) whose init holds `mib` MiB. */
-export async function makeBundle(repoRoot: string, dir: string, memhog: string, mib: number): Promise<void> {
-  const made = spawnSync('bash', [path.join(repoRoot, 'scripts/make-busybox-bundle.sh'), dir, '/bin/memhog', String(mib), readyFileInContainer], {
+export function makeBundle(repoRoot: string, dir: string, memhog: string, mib: number): Promise<void> {
+  return makeBundleRunning(repoRoot, dir, memhog, [String(mib), readyFileInContainer]);
+}
+
+/** Makes a busybox bundle whose init is `binary` (copied to /bin/<its name>) run with `args`. */
+export async function makeBundleRunning(repoRoot: string, dir: string, binary: string, args: readonly string[]): Promise<void> {
+  const inContainer = `/bin/${path.basename(binary).replace(/-[0-9a-f]{12}$/, '')}`;
+  const made = spawnSync('bash', [path.join(repoRoot, 'scripts/make-busybox-bundle.sh'), dir, inContainer, ...args], {
     encoding: 'utf8',
   });
   if (made.status !== 0) {
@@ -47,8 +61,8 @@ export async function makeBundle(repoRoot: string, dir: string, memhog: string, 
       hint: 'it needs busybox-static and runc on PATH',
     });
   }
-  const target = path.join(dir, 'rootfs/bin/memhog');
-  await copyFile(memhog, target);
+  const target = path.join(dir, 'rootfs', inContainer);
+  await copyFile(binary, target);
   await chmod(target, 0o755);
 }
 
@@ -80,9 +94,14 @@ async function readIfExists(file: string): Promise<string | undefined> {
   }
 }
 
+/** Waits until the workload has written its ready file (readyFileInContainer); returns its text. */
+export function readyText(bundle: string, what: string, timeoutMs: number): Promise<string> {
+  return poll(what, timeoutMs, () => readIfExists(hostPath(bundle, readyFileInContainer)));
+}
+
 /** Waits until memhog has touched all its memory. */
 export async function waitReady(bundle: string, mib: number, timeoutMs = 30_000): Promise<void> {
-  const text = await poll(`memhog in ${bundle} to touch ${mib} MiB`, timeoutMs, () => readIfExists(hostPath(bundle, readyFileInContainer)));
+  const text = await readyText(bundle, `memhog in ${bundle} to touch ${mib} MiB`, timeoutMs);
   if (Number(text.trim().split(/\s+/)[1]) !== mib) throw new BenchError('BENCH_WORKLOAD', `memhog reports "${text.trim()}", expected ${mib} MiB`);
 }
 
