@@ -108,3 +108,18 @@ test('decode --dir writes every image of a checkpoint as crit decode -o would, a
   }
   t.is((await run(['image', 'decode', '--dir', storedImagesDir])).code, 2, 'an output directory is required');
 });
+
+// Serial: it changes RUNTIME_PYCRIU_DIR for this process (ava runs serial tests before the others).
+test.serial('decode --dir without the message definitions fails instead of skipping every image', async (t) => {
+  const saved = process.env.RUNTIME_PYCRIU_DIR;
+  process.env.RUNTIME_PYCRIU_DIR = path.join(await tempDir(t), 'no-pycriu-here');
+  try {
+    const result = await run(['image', 'decode', '--dir', storedImagesDir, '-o', await tempDir(t)]);
+    t.is(result.code, 1);
+    t.regex(result.stderr, /CRIU image descriptors not found/);
+    t.notRegex(result.stderr, /skipped/);
+  } finally {
+    if (saved === undefined) delete process.env.RUNTIME_PYCRIU_DIR;
+    else process.env.RUNTIME_PYCRIU_DIR = saved;
+  }
+});

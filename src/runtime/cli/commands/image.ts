@@ -12,6 +12,7 @@ import { defineCommand, type Command, type CommandIo, type FlagSpec } from '../c
 import { RuntimeError, UsageError } from '../../errors.js';
 import {
   decodeImageStream,
+  ImageDescriptorsNotFoundError,
   encodeImage,
   explorePs,
   exploreFds,
@@ -97,7 +98,9 @@ async function decodeDirectory(dir: string, outDir: string | undefined, pretty: 
     try {
       image = await decodeImageStream(path.join(dir, name), { pretty });
     } catch (error) {
-      if (error instanceof RuntimeError) {
+      // Only an image itself may be skipped (a raw one, as crit refuses it); without the message
+      // definitions no image can be decoded, and the command fails.
+      if (error instanceof RuntimeError && !(error instanceof ImageDescriptorsNotFoundError)) {
         await write(io.stderr, `skipped ${name}: ${error.message}\n`);
         continue;
       }
