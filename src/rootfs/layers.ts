@@ -4,7 +4,7 @@
  * directory, or of a whole plain-directory rootfs); a reset mounts an overlay of the snapshot's
  * layers with an empty upper directory on the container's rootfs path, so nothing is copied.
  */
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { chmod, chown, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { MountService } from './mount-service.js';
 import { RuntimeError } from '../system/errors.js';
@@ -56,6 +56,7 @@ export function overlayOptions(rootfs: LayeredRootfs): string {
 export async function mountLayers(mounts: MountService, rootfs: LayeredRootfs): Promise<void> {
   await emptyDirectory(rootfs.upper);
   await emptyDirectory(rootfs.work);
+  await takeRootAttributes(rootfs.upper, rootfs.lowers[0]);
   await mkdir(rootfs.target, { recursive: true });
   await mounts.mount('overlay', rootfs.target, 'overlay', 0, overlayOptions(rootfs));
 }
@@ -69,6 +70,19 @@ export async function unmountAll(mounts: MountService, target: string): Promise<
     if (count > 32) throw new MountError(`${target} is still mounted after 32 unmounts`);
   }
   return count;
+}
+
+/**
+ * The overlay's root directory is its upper directory's: a fresh upper takes the top layer's
+ * owner and mode, or a reset would give "/" to the host's root. In a user namespace that owner
+ * is unmapped (nobody), and the container's root could no longer create anything in "/". (The
+ * work directory is only used with the mounter's credentials: it stays root's.)
+ */
+async function takeRootAttributes(upper: string, top: string | undefined): Promise<void> {
+  if (top === undefined) return;
+  const [info, own] = await Promise.all([stat(top), stat(upper)]);
+  if (info.uid !== own.uid || info.gid !== own.gid) await chown(upper, info.uid, info.gid);
+  await chmod(upper, info.mode & 0o7777);
 }
 
 async function emptyDirectory(directory: string): Promise<void> {

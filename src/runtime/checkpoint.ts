@@ -26,6 +26,7 @@ import { RuntimeError, UsageError } from './errors.js';
 import { memoryBytes, refuseAutoDedup, validateSnapshotName, type SnapshotInfo, type SnapshotPaths } from './snapshots/store.js';
 import { currentLayers } from './snapshots/rootfs.js';
 import { specHasNamespace, type Spec } from './oci/index.js';
+import { shareWithContainerRoot } from './userns.js';
 import { dumpOpts, type CheckpointOptions } from '../criu/options.js';
 import { formatVersion } from '../criu/version.js';
 import { CriuRequestError, withLogAt } from '../criu/errors.js';
@@ -111,6 +112,9 @@ export async function checkpoint(context: RuntimeContext, request: CheckpointReq
     const target = await targetFor(context, record, request);
 
     const { spec, text: specText } = await readEffectiveSpec(store.paths(id).effectiveBundle);
+    // A user namespace's tree is restored from inside it: its root must be able to open the
+    // images. Done now, so that a snapshot is never changed after it was taken (resets only read it).
+    await shareWithContainerRoot(target.writePath, spec);
     const pid = record.init.pid;
     const externalMounts = await externalMountsForDump({
       spec,

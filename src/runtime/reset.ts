@@ -30,6 +30,7 @@ import { requireFeaturesFor } from '../criu/service.js';
 import { mountLayers, unmountAll, type LayeredRootfs } from '../rootfs/layers.js';
 import type { WaitStatus } from '../system/libc.js';
 import { checkPublished, type PublishedPort } from './ports.js';
+import { requireLazyPagesAllowed, shareWithContainerRoot } from './userns.js';
 
 export interface ResetRequest extends ResetCriuOptions {
   readonly id: string;
@@ -54,6 +55,9 @@ export interface ResetRequest extends ResetCriuOptions {
 export async function reset(context: RuntimeContext, request: ResetRequest): Promise<number> {
   const { id, spec } = await prepareReset(context, request);
   const record = await context.store.load(id);
+  // Refused here, while the running instance still runs, rather than by the restore after it stopped.
+  const { spec: ociSpec } = await readEffectiveSpec(context.store.paths(id).effectiveBundle);
+  await requireLazyPagesAllowed(context.processes, ociSpec, id, spec.criu.lazyPages);
   const monitor = monitorOf(record);
   if (monitor && (await context.processes.isAlive(monitor))) {
     // The monitor checked CRIU when it started; it does the reset.
@@ -316,12 +320,17 @@ export class Resetter {
     const cgroupPath = `${record.cgroupBase ?? record.cgroupPath}/${number}`;
     const supervisor = new Supervisor({ id: this.id, store, reaper: this.context.reaper, foreground: false });
     try {
+      const { spec: ociSpec } = await readEffectiveSpec(this.paths.effectiveBundle);
       await mountLayers(mounts, layers);
       await mkdir(images, { recursive: true });
+      // The snapshot's images directory is made searchable for a user namespace's root when the
+      // snapshot is taken; this only does it for one taken before the runtime did (it cannot be
+      // done through the read-only view).
+      const snapshotImages = snapshots.paths(spec.sourceId, spec.name).images;
+      await shareWithContainerRoot(snapshotImages, ociSpec);
       // Read-only: the kernel guarantees a reset never changes the snapshot's images.
-      await mounts.bindReadOnly(snapshots.paths(spec.sourceId, spec.name).images, images);
+      await mounts.bindReadOnly(snapshotImages, images);
       await mkdir(workPath, { recursive: true, mode: 0o700 });
-      const { spec: ociSpec } = await readEffectiveSpec(this.paths.effectiveBundle);
       const pid = await supervisor.startInit((s) =>
         restoreTree(this.context, s, {
           record,

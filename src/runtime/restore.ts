@@ -9,7 +9,8 @@
  *                                         rootfs if needed, restore, record the container running
  *   restoreTree                           the CRIU request itself, shared with reset (a new
  *                                         instance, a standby, a copy): mountpoints, external
- *                                         mounts, stdio, cgroups, lazy pages, the restore root
+ *                                         mounts, stdio, cgroups, lazy pages, the restore root,
+ *                                         the images reachable from a user namespace
  */
 import { mkdir, rmdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -26,6 +27,7 @@ import { restoreMountMap } from './external-mounts.js';
 import { mountStorage, planStorage, unmountStorage } from './storage.js';
 import { ContainerNotFoundError, InitEndedError, UsageError, describeError } from './errors.js';
 import { checkPublished, type PublishedPort } from './ports.js';
+import { requireLazyPagesAllowed, shareWithContainerRoot } from './userns.js';
 import { runInForeground, type ForegroundContainer, type ForegroundStdio } from './monitor/foreground.js';
 import type { Supervisor } from './monitor/supervisor.js';
 import type { RestoreJob } from './monitor/protocol.js';
@@ -197,9 +199,13 @@ export interface TreeRestore {
  * its cgroup, lazy pages served when asked. Returns the init's pid.
  */
 export async function restoreTree(context: RuntimeContext, supervisor: Supervisor, request: TreeRestore): Promise<number> {
-  const { criu, mounts, cgroups, logger } = context;
+  const { criu, mounts, cgroups, logger, processes } = context;
   const { record, spec } = request;
   const { metadata, descriptors } = await readCheckpoint(request.imagePath);
+  // A tree with a user namespace is restored from inside it, where its tasks open their images
+  // and, for lazy pages, their userfaultfd as the container's root.
+  await requireLazyPagesAllowed(processes, spec, record.id, request.criu.lazyPages);
+  await shareWithContainerRoot(request.imagePath, spec);
   const created = await ensureMountpoints(spec.mounts ?? [], request.rootfs, record.bundle);
   if (created.length > 0) logger.debug('recreated mountpoints in the rootfs', { id: record.id, created });
   const extMounts = await restoreMountMap(metadata.externalMounts, {

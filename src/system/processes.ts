@@ -87,6 +87,8 @@ export interface ProcessService {
   children(pid: number): Promise<number[]>;
   /** The inode of one of pid's namespaces ("net", "pid", ...), as /proc/<pid>/ns/<type> names it. */
   namespaceInode(pid: number, type: string): Promise<number>;
+  /** A kernel setting from /proc/sys ("vm.unprivileged_userfaultfd"), trimmed; undefined when absent. */
+  sysctl(name: string): Promise<string | undefined>;
   /** This process's effective uid (root is 0). */
   effectiveUid(): number;
   /** This process's own identity. */
@@ -144,6 +146,11 @@ export class LinuxProcessService implements ProcessService {
       .split(' ')
       .filter((p) => p.trim() !== '')
       .map(Number);
+  }
+
+  async sysctl(name: string): Promise<string | undefined> {
+    const text = await readFile(`/proc/sys/${name.replace(/\./g, '/')}`, 'utf8').catch(() => undefined);
+    return text?.trim();
   }
 
   effectiveUid(): number {

@@ -64,6 +64,8 @@ export class FakeProcesses implements ProcessService {
   readonly namespaceLookups: { readonly pid: number; readonly type: string }[] = [];
   /** What effectiveUid() answers. */
   uid = 0;
+  /** What sysctl() answers, by name; an absent name is an absent setting. */
+  sysctls: Record<string, string> = {};
   /** What fdTargets() answers for every process (its first `count`). */
   descriptors: readonly string[] = ['pipe:[1]', 'pipe:[2]', 'pipe:[3]'];
   /** The runtime process itself (what self() answers): alive, in no container cgroup. */
@@ -191,6 +193,10 @@ export class FakeProcesses implements ProcessService {
     this.namespaceLookups.push({ pid, type });
     // Stable per process and type, as /proc/<pid>/ns/<type> would be.
     return 4026531000 + (pid - FIRST_FAKE_PID) * 16 + ['net', 'pid', 'mnt', 'ipc', 'uts'].indexOf(type) + 1;
+  }
+
+  async sysctl(name: string): Promise<string | undefined> {
+    return this.sysctls[name];
   }
 
   effectiveUid(): number {
