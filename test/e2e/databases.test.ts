@@ -13,6 +13,7 @@ import { describeTree } from './reset-helpers.js';
 import {
   connectPostgres,
   connectRedis,
+  containerId,
   databasesMissing,
   freePort,
   lsn,
@@ -64,7 +65,7 @@ withDatabases(`postgresql: ${rounds} rounds of writes, DDL and a flushed WAL, ea
   let loaded: { digest: PostgresDigest; server: PostgresServer } | undefined;
 
   const app = await box.runtime.pristine({
-    id: 'pg',
+    id: containerId(box, 'pg'),
     bundle,
     ports: [{ hostIp: '127.0.0.1', hostPort, containerPort: 5432 }],
     // The snapshot is taken with the schema and fixtures loaded and no client connected.
@@ -150,7 +151,7 @@ withDatabases(`redis: ${rounds} rounds of writes and a rewritten, fsynced AOF, e
   let loaded: { digest: RedisDigest; runId: string; files: Record<string, string> } | undefined;
 
   const app = await box.runtime.pristine({
-    id: 'redis',
+    id: containerId(box, 'redis'),
     bundle,
     ports: [{ hostIp: '127.0.0.1', hostPort, containerPort: 6379 }],
     ready: async (container) => {
@@ -186,7 +187,7 @@ withDatabases(`redis: ${rounds} rounds of writes and a rewritten, fsynced AOF, e
           files: await describeTree(`/proc/${pid}/root`, ['data']),
         };
       } finally {
-        await client.close();
+        if (client.isOpen) await client.close();
       }
       await waitForNoConnections(pid, 6379);
     },
@@ -227,7 +228,8 @@ withDatabases(`redis: ${rounds} rounds of writes and a rewritten, fsynced AOF, e
         t.is(clientInfo.laddr, '127.0.0.1:6379', `round ${round}: the client came through the published port`);
       if (!changed) break;
     } finally {
-      await client.close();
+      // A connection that broke is closed already; its error is the one to report.
+      if (client.isOpen) await client.close();
     }
 
     const started = performance.now();
@@ -245,7 +247,7 @@ withDatabases(`redis: ${rounds} rounds of writes and a rewritten, fsynced AOF, e
         t.deepEqual(await describeTree(`/proc/${pid}/root`, ['data']), snapshot.files, `round ${round}: the snapshot's AOF files`);
       if (!ok) break;
     } finally {
-      await after.close();
+      if (after.isOpen) await after.close();
     }
   }
   t.is(resets.length, rounds);

@@ -27,6 +27,15 @@ export function databasesMissing(): string | undefined {
   return undefined;
 }
 
+/**
+ * A container id unique to this sandbox. A container's cgroups are /runtime/<id> on the host,
+ * whatever its state root: two test runs on one host (two worktrees, say) that both name a
+ * container "redis" share its cgroups, and one's delete or CRIU run lands in the other's.
+ */
+export function containerId(box: Sandbox, name: string): string {
+  return `${name}-${path.basename(box.dir).replace(/^runtime-e2e-/, '')}`;
+}
+
 /** A TCP port nothing listens on now, on the host's loopback. */
 export async function freePort(): Promise<number> {
   const server = net.createServer();
