@@ -21,7 +21,7 @@ import { defaultCgroupPath } from '../../src/runtime/cgroups.js';
 export const redisSocket = '/tmp/redis.sock';
 const redisServer = '/usr/bin/redis-server';
 const redisClient = '/usr/bin/redis-cli';
-const digestScript = path.join(repoRoot, 'test/fixtures/reset/digest.lua');
+export const digestScript = path.join(repoRoot, 'test/fixtures/reset/digest.lua');
 
 /** Why the redis tests cannot run here, or undefined. */
 export function redisMissing(): string | undefined {
@@ -32,19 +32,23 @@ export function redisMissing(): string | undefined {
 }
 
 /**
- * A busybox bundle whose init is the host's redis-server. /usr, /lib and /lib64 are external bind
- * mounts. Their sources are given with symlinks resolved: on Debian /lib and /lib64 are symlinks
- * into /usr, and CRIU cannot restore an external mount whose host path is a symlink (the
- * runtime passes the source as written; see the report of the reset tests).
+ * Adds the host's /usr, /lib and /lib64 to a bundle's spec as read-only external bind mounts, so
+ * that a busybox rootfs runs the host's Debian packages. Their sources are given with symlinks
+ * resolved: on Debian /lib and /lib64 are symlinks into /usr, and CRIU cannot restore an external
+ * mount whose host path is a symlink (the runtime passes the source as written; see the report
+ * of the reset tests).
  */
+export function bindHostPackages(spec: Record<string, any>): void {
+  for (const directory of ['/usr', '/lib', '/lib64']) {
+    if (!existsSync(directory)) continue;
+    spec.mounts.push({ destination: directory, type: 'bind', source: realpathSync(directory), options: ['rbind', 'ro'] });
+  }
+}
+
+/** A busybox bundle whose init is the host's redis-server (bindHostPackages). */
 export function redisBundle(box: Sandbox, name: string): Promise<string> {
   const args = [redisServer, '--port', '0', '--unixsocket', redisSocket, '--unixsocketperm', '700', '--save', '', '--appendonly', 'no'];
-  return box.bundle(name, args, (spec) => {
-    for (const directory of ['/usr', '/lib', '/lib64']) {
-      if (!existsSync(directory)) continue;
-      spec.mounts.push({ destination: directory, type: 'bind', source: realpathSync(directory), options: ['rbind', 'ro'] });
-    }
-  });
+  return box.bundle(name, args, bindHostPackages);
 }
 
 /** Runs redis-cli inside the container's mount and network namespaces (init pid `pid`). */
