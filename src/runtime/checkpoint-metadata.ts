@@ -9,6 +9,7 @@ import { RuntimeError } from './errors.js';
 import type { ExternalMount } from './external-mounts.js';
 import { ociRuntimes, type OciRuntimeName } from './config.js';
 import { z } from 'zod';
+import { checkValue } from './json.js';
 
 export const METADATA_FILE = 'runtime-checkpoint.json';
 export const DESCRIPTORS_FILE = 'descriptors.json';
@@ -109,10 +110,9 @@ const metadataSchema = z.object({
 });
 
 function validated<T>(schema: z.ZodType<T>, value: unknown, file: string): T {
-  const parsed = schema.safeParse(value);
-  if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0];
-  throw new CorruptCheckpointError(file, issue ? `${issue.path.join('.') || 'the file'}: ${issue.message}` : 'invalid');
+  const checked = checkValue(schema, value, 'the file');
+  if (!checked.ok) throw new CorruptCheckpointError(file, checked.reason);
+  return checked.value;
 }
 
 async function readJson(file: string): Promise<unknown> {

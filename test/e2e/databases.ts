@@ -6,7 +6,6 @@
  */
 import { existsSync } from 'node:fs';
 import { appendFile, chmod, chown, copyFile, mkdir, readFile } from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
 import { execa } from 'execa';
 import pg from 'pg';
@@ -36,14 +35,7 @@ export function containerId(box: Sandbox, name: string): string {
   return `${name}-${path.basename(box.dir).replace(/^runtime-e2e-/, '')}`;
 }
 
-/** A TCP port nothing listens on now, on the host's loopback. */
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
+export { freePort } from '../helpers/net.js';
 
 /**
  * The PostgreSQL container's user namespace: its ids 0..65535 are the host's 100000..165535.

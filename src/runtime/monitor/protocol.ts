@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { cgroupsModes, type RestoreCriuOptions } from '../../criu/options.js';
 import { configSchema, type RuntimeConfig } from '../config.js';
 import { RuntimeError } from '../errors.js';
+import { checkJson } from '../json.js';
 import { CriuRequestError, type CriuFailure } from '../../criu/errors.js';
 
 /** The CRIU options a reset may take: the snapshot has its own images and work directory. */
@@ -132,18 +133,9 @@ export class ProtocolError extends RuntimeError {
 }
 
 function parse<T>(schema: z.ZodType<T>, text: string, what: string): T {
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    throw new ProtocolError(what, `not JSON: ${text.slice(0, 200)}`);
-  }
-  const parsed = schema.safeParse(json);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new ProtocolError(what, issue ? `${issue.path.join('.') || 'the message'}: ${issue.message}` : 'invalid');
-  }
-  return parsed.data;
+  const checked = checkJson(schema, text, 'the message');
+  if (!checked.ok) throw new ProtocolError(what, checked.syntax ? `not JSON: ${text.slice(0, 200)}` : checked.reason);
+  return checked.value;
 }
 
 export function parseMonitorEnvelope(text: string): MonitorEnvelope {

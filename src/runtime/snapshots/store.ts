@@ -9,6 +9,7 @@ import { readdir, readFile, rm, stat, writeFile, rename, mkdir } from 'node:fs/p
 import path from 'node:path';
 import { z } from 'zod';
 import { RuntimeError, UsageError } from '../errors.js';
+import { checkJson } from '../json.js';
 
 export interface SnapshotInfo {
   readonly formatVersion: 1;
@@ -164,18 +165,9 @@ export class SnapshotStore {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new SnapshotNotFoundError(id, name, await this.names(id));
       throw error;
     }
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch (error) {
-      throw new CorruptSnapshotError(file, (error as Error).message);
-    }
-    const parsed = snapshotSchema.safeParse(json);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      throw new CorruptSnapshotError(file, issue ? `${issue.path.join('.') || 'the file'}: ${issue.message}` : 'invalid');
-    }
-    return parsed.data as SnapshotInfo;
+    const checked = checkJson(snapshotSchema, text, 'the file');
+    if (!checked.ok) throw new CorruptSnapshotError(file, checked.reason);
+    return checked.value as SnapshotInfo;
   }
 
   /** The snapshots of a container, oldest first. */

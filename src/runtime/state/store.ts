@@ -11,6 +11,7 @@ import { validateId } from '../id.js';
 import { tryLockExclusive, unlock } from '../../system/libc.js';
 import { containerRecordSchema, type ContainerRecord, type CheckpointedRecord, type CreatingRecord } from './record.js';
 import { transition, type RecordEvent } from './status.js';
+import { checkJson } from '../json.js';
 
 export interface ContainerPaths {
   readonly dir: string;
@@ -100,23 +101,12 @@ export class ContainerStore {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new ContainerNotFoundError(id, this.root);
       throw error;
     }
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch (error) {
-      throw new CorruptStateError(file, (error as Error).message);
+    const checked = checkJson(containerRecordSchema, text, 'the record');
+    if (!checked.ok) {
+      throw new CorruptStateError(file, checked.path === 'id' || checked.path === 'status' ? 'id or status is missing or wrong' : checked.reason);
     }
-    const parsed = containerRecordSchema.safeParse(json);
-    if (!parsed.success) {
-      const issue = parsed.error.issues[0];
-      const where = issue?.path.join('.');
-      throw new CorruptStateError(
-        file,
-        where === 'id' || where === 'status' || !issue ? 'id or status is missing or wrong' : `${where || 'the record'}: ${issue.message}`,
-      );
-    }
-    if (parsed.data.id !== id) throw new CorruptStateError(file, 'id or status is missing or wrong');
-    return parsed.data as ContainerRecord;
+    if (checked.value.id !== id) throw new CorruptStateError(file, 'id or status is missing or wrong');
+    return checked.value as ContainerRecord;
   }
 
   /** Records a new container (its directory reserved first). */
