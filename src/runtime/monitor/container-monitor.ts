@@ -18,8 +18,8 @@ import { PortForwarder } from '../port-forwarder.js';
 
 /** Runs the job and supervises the container until it ends; returns the process's exit code. */
 export async function superviseContainer(context: RuntimeContext, job: MonitorJob, report: (message: MonitorReport) => void): Promise<number> {
-  const forwarder = new PortForwarder((await context.store.load(job.id)).ports ?? [], context.logger);
   // Published ports follow the container's current instance, across resets.
+  const forwarder = new PortForwarder((await context.store.load(job.id).catch(() => undefined))?.ports ?? [], context.logger);
   const resetter = new Resetter(context, job.id, (pid) => forwarder.switchTo(pid));
   const socket = path.join(context.store.paths(job.id).dir, CONTROL_SOCKET);
   let server: ControlServer | undefined;
