@@ -21,7 +21,7 @@ import { refuseAutoDedup, type SnapshotInfo } from './snapshots/store.js';
 import { defaultCgroupPath } from './cgroups.js';
 import { initOf, monitorOf, newRecord, type ContainerRecord, type ProcessIdentity } from './state/record.js';
 import { readEffectiveSpec, writeEffectiveBundle } from './effective-bundle.js';
-import { restoreTree } from './restore.js';
+import { criuBinaryFor, restoreTree } from './restore.js';
 import { Supervisor } from './monitor/supervisor.js';
 import { pickResetCriuOptions, type ResetCriuOptions, type ResetSpec } from './monitor/protocol.js';
 import { CriuRequestError, withLogAt } from '../criu/errors.js';
@@ -71,7 +71,13 @@ export async function reset(context: RuntimeContext, request: ResetRequest): Pro
   await context.criu.requireVersion();
   await requireFeaturesFor(context.criu, spec.criu);
   await stopInstance(context, record);
-  return context.monitors.launch({ kind: 'reset', id, reset: spec, ...(request.pidFile ? { pidFile: path.resolve(request.pidFile) } : {}) });
+  return context.monitors.launch({
+    kind: 'reset',
+    id,
+    reset: spec,
+    ...(request.pidFile ? { pidFile: path.resolve(request.pidFile) } : {}),
+    ...criuBinaryFor(context, record),
+  });
 }
 
 async function prepareReset(context: RuntimeContext, request: ResetRequest): Promise<{ id: string; spec: ResetSpec }> {
@@ -150,7 +156,12 @@ async function createCopy(
           annotations: source.annotations,
           logPath: paths.containerLog,
         },
-        { snapshotOf: source.id, snapshot: snapshot.name, ...(ports.length > 0 ? { ports } : {}) },
+        {
+          snapshotOf: source.id,
+          snapshot: snapshot.name,
+          ...(ports.length > 0 ? { ports } : {}),
+          ...(source.criu ? { criu: source.criu } : {}),
+        },
       ),
     );
   } catch (error) {

@@ -96,6 +96,7 @@ async function prepareRestore(context: RuntimeContext, request: RestoreRequest):
     imagePath,
     criu: { ...criuOptions, ...(request.workPath ? { workPath: path.resolve(request.workPath) } : {}) },
     ...(request.pidFile ? { pidFile: path.resolve(request.pidFile) } : {}),
+    ...criuBinaryFor(context, existing),
   };
 
   if (existing) {
@@ -127,7 +128,11 @@ async function prepareRestore(context: RuntimeContext, request: RestoreRequest):
           annotations: bundle.spec.annotations ?? {},
           logPath: paths.containerLog,
         },
-        { lastCheckpoint: { imagePath, time: metadata.created, leftRunning: metadata.leftRunning }, ...(ports.length > 0 ? { ports } : {}) },
+        {
+          lastCheckpoint: { imagePath, time: metadata.created, leftRunning: metadata.leftRunning },
+          ...(ports.length > 0 ? { ports } : {}),
+          ...(context.config.criu ? { criu: context.config.criu } : {}),
+        },
       ),
     );
   } catch (error) {
@@ -135,6 +140,15 @@ async function prepareRestore(context: RuntimeContext, request: RestoreRequest):
     throw error;
   }
   return { job, createdRecord: true };
+}
+
+/**
+ * The criu binary a container's monitor uses: the one configured now, else the one the container
+ * was made with (a monitor launched later, by a reset or a restore, keeps the container's CRIU).
+ */
+export function criuBinaryFor(context: RuntimeContext, record: ContainerRecord | undefined): { criuBinary?: string } {
+  const binary = context.config.criu || record?.criu;
+  return binary ? { criuBinary: binary } : {};
 }
 
 /**

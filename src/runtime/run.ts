@@ -84,6 +84,7 @@ async function prepareRun(context: RuntimeContext, options: RunOptions): Promise
         {
           ...(options.storage ? { storage: options.storage, rootfsMountedByRuntime: mounted } : {}),
           ...(ports.length > 0 ? { ports } : {}),
+          ...(context.config.criu ? { criu: context.config.criu } : {}),
         },
       ),
     );
@@ -92,7 +93,12 @@ async function prepareRun(context: RuntimeContext, options: RunOptions): Promise
     await context.store.remove(id);
     throw error;
   }
-  return { kind: 'run', id, ...(options.pidFile ? { pidFile: options.pidFile } : {}) };
+  return {
+    kind: 'run',
+    id,
+    ...(options.pidFile ? { pidFile: options.pidFile } : {}),
+    ...(context.config.criu ? { criuBinary: context.config.criu } : {}),
+  };
 }
 
 /**

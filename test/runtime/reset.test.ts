@@ -1,10 +1,11 @@
 import 'reflect-metadata';
 import test from 'ava';
 import { existsSync } from 'node:fs';
-import { readFile, readdir } from 'node:fs/promises';
+import { readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { checkpoint } from '../../src/runtime/checkpoint.js';
 import { reset, Resetter, type ResetRequest } from '../../src/runtime/reset.js';
+import { criuBinaryFor } from '../../src/runtime/restore.js';
 import type { ResetSpec } from '../../src/runtime/monitor/protocol.js';
 import { UsageError } from '../../src/runtime/errors.js';
 import { CriuRequestError } from '../../src/criu/errors.js';
@@ -309,4 +310,23 @@ test('reset refuses --auto-dedup before asking or launching anything', async (t)
   await t.throwsAsync(reset(rt.context, request), { instanceOf: UsageError, message: /--auto-dedup/ });
   t.deepEqual(rt.fakes.monitors.asked, []);
   t.deepEqual(rt.fakes.monitors.launched, []);
+});
+
+test('a monitor launched for a reset uses the CRIU the container was made with, unless one is configured now', async (t) => {
+  const rt = await fakeRuntime(t);
+  await snapshotted(rt, { leaveRunning: true });
+  // The container was made by a runtime configured with its own criu (run --criu).
+  const stateFile = rt.context.store.paths('web1').stateFile;
+  await writeFile(stateFile, JSON.stringify({ ...JSON.parse(await readFile(stateFile, 'utf8')), criu: '/opt/criu-a/sbin/criu' }));
+  rt.fakes.monitors.launchMode = { kind: 'answer', pid: 555 };
+
+  await reset(rt.context, { id: 'web1', name: 'base', standby: false });
+
+  t.like(rt.fakes.monitors.launched[0], { kind: 'reset', id: 'web1', criuBinary: '/opt/criu-a/sbin/criu' });
+  const record = await load(rt);
+  t.deepEqual(criuBinaryFor(rt.context, record), { criuBinary: '/opt/criu-a/sbin/criu' });
+  t.deepEqual(criuBinaryFor({ ...rt.context, config: { ...rt.context.config, criu: '/opt/criu-b/sbin/criu' } }, record), {
+    criuBinary: '/opt/criu-b/sbin/criu',
+  });
+  t.deepEqual(criuBinaryFor(rt.context, undefined), {});
 });

@@ -44,7 +44,8 @@ export class ProcessMonitorClient implements MonitorClient {
   async launch(job: MonitorJob): Promise<number> {
     const logPath = this.store.paths(job.id).monitorLog;
     const logFd = openSync(logPath, 'a', 0o600);
-    const envelope: MonitorEnvelope = { config: this.config, job };
+    // The monitor uses the container's own CRIU when the job names one.
+    const envelope: MonitorEnvelope = { config: job.criuBinary ? { ...this.config, criu: job.criuBinary } : this.config, job };
     let child;
     try {
       child = spawn(process.execPath, [monitorScript, job.id], {

@@ -35,12 +35,16 @@ export interface ResetSpec {
 }
 
 export interface RunJob {
+  /** The criu binary the monitor uses (the container's own); the launcher's configuration when unset. */
+  readonly criuBinary?: string;
   readonly kind: 'run';
   readonly id: string;
   readonly pidFile?: string;
 }
 
 export interface RestoreJob {
+  /** The criu binary the monitor uses (the container's own); the launcher's configuration when unset. */
+  readonly criuBinary?: string;
   readonly kind: 'restore';
   readonly id: string;
   readonly imagePath: string;
@@ -49,6 +53,8 @@ export interface RestoreJob {
 }
 
 export interface ResetJob {
+  /** The criu binary the monitor uses (the container's own); the launcher's configuration when unset. */
+  readonly criuBinary?: string;
   readonly kind: 'reset';
   readonly id: string;
   readonly reset: ResetSpec;
@@ -95,9 +101,16 @@ const resetSpec = z.object({
 });
 
 const monitorJob = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('run'), id: z.string().min(1), pidFile: z.string().optional() }),
-  z.object({ kind: z.literal('restore'), id: z.string().min(1), imagePath: z.string(), criu: criuOptions, pidFile: z.string().optional() }),
-  z.object({ kind: z.literal('reset'), id: z.string().min(1), reset: resetSpec, pidFile: z.string().optional() }),
+  z.object({ kind: z.literal('run'), id: z.string().min(1), pidFile: z.string().optional(), criuBinary: z.string().optional() }),
+  z.object({
+    kind: z.literal('restore'),
+    id: z.string().min(1),
+    imagePath: z.string(),
+    criu: criuOptions,
+    pidFile: z.string().optional(),
+    criuBinary: z.string().optional(),
+  }),
+  z.object({ kind: z.literal('reset'), id: z.string().min(1), reset: resetSpec, pidFile: z.string().optional(), criuBinary: z.string().optional() }),
 ]);
 
 const failure = z.object({

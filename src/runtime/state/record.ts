@@ -62,6 +62,8 @@ export interface RecordBase {
   readonly instance?: number;
   /** Host ports forwarded into the container by its parent (`-p`). */
   readonly ports?: readonly PublishedPort[];
+  /** The criu binary configured when the container was made; its monitors use it unless told another. */
+  readonly criu?: string;
 }
 
 export interface CreatingRecord extends RecordBase {
@@ -109,7 +111,9 @@ export interface NewRecordFields {
   readonly logPath: string;
 }
 
-export type NewRecordExtras = Partial<Pick<RecordBase, 'storage' | 'rootfsMountedByRuntime' | 'lastCheckpoint' | 'snapshotOf' | 'snapshot' | 'ports'>>;
+export type NewRecordExtras = Partial<
+  Pick<RecordBase, 'storage' | 'rootfsMountedByRuntime' | 'lastCheckpoint' | 'snapshotOf' | 'snapshot' | 'ports' | 'criu'>
+>;
 
 export function newRecord(fields: NewRecordFields, extra: NewRecordExtras = {}): CreatingRecord | CheckpointedRecord {
   return { ...fields, created: new Date().toISOString(), restoreCount: 0, ...extra } as CreatingRecord | CheckpointedRecord;
@@ -135,6 +139,7 @@ const base = {
   cgroupBase: z.string().optional(),
   instance: z.number().int().nonnegative().optional(),
   ports: z.array(z.object({ hostIp: z.string(), hostPort: z.number().int(), containerPort: z.number().int() })).optional(),
+  criu: z.string().optional(),
 };
 
 /** state.json's schema: one shape per status. */
