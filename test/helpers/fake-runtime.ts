@@ -5,13 +5,13 @@
  * write plain files under the temporary directory, so nothing needs root.
  */
 import 'reflect-metadata';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { composeRuntime, resolveContext } from '../../src/runtime/composition-root.js';
+import { fixturePath } from './fixture-path.js';
 import { resolveConfig, type LogLevel, type RuntimeConfig } from '../../src/runtime/config.js';
 import { CONTAINER_STORE, MONITOR_CLIENT, REAPER, type RuntimeContext } from '../../src/runtime/context.js';
 import { CGROUP_SERVICE } from '../../src/runtime/cgroups.js';
@@ -57,16 +57,7 @@ interface Teardown {
   teardown(fn: () => Promise<void>): void;
 }
 
-/** The repository's test/fixtures, found from the compiled file's place (dist/test/helpers). */
-export function fixturePath(...parts: string[]): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(path.join(dir, 'package.json'))) {
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error('package.json not found above the test');
-    dir = parent;
-  }
-  return path.join(dir, 'test', 'fixtures', ...parts);
-}
+export { fixturePath };
 
 export const MARKER_TEXT = 'written before the snapshot\n';
 

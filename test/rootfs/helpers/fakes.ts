@@ -1,22 +1,14 @@
 /** Fakes for the drivers' services: a kernel to configure, a mount table that records, commands that record. */
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { realpath } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
 import type { KernelSupport } from '../../../src/rootfs/kernel-support.js';
 import type { MountService } from '../../../src/rootfs/mount-service.js';
 import type { MountInfo } from '../../../src/rootfs/mountinfo.js';
+import { fixturePath as repoFixturePath } from '../../helpers/fixture-path.js';
 import type { CommandRunner, DriverDeps } from '../../../src/rootfs/drivers/types.js';
 
-/** test/fixtures/rootfs, found from the compiled file's place (dist/test/rootfs/helpers). */
+/** test/fixtures/rootfs. */
 export function fixturePath(...parts: string[]): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(path.join(dir, 'package.json'))) {
-    const parent = path.dirname(dir);
-    if (parent === dir) throw new Error('package.json not found above the test');
-    dir = parent;
-  }
-  return path.join(dir, 'test', 'fixtures', 'rootfs', ...parts);
+  return repoFixturePath('rootfs', ...parts);
 }
 
 export interface FakeKernelOptions {
