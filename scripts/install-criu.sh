@@ -9,6 +9,11 @@
 #   /opt/runtime/criu -> criu-4.2.1                  where the runtime looks by default
 #   /usr/local/sbin/criu, /usr/local/bin/crit        symlinks, so that shells and runc find them
 #
+# CRIU probes the kernel at every start unless it finds the result of an earlier probe in
+# <RUNDIR>/criu.kdat, which it keeps only on a tmpfs. It is built with RUNDIR=/run/runtime-criu,
+# a directory the runtime makes a tmpfs before it starts a CRIU (src/criu/kerndat-cache.ts), so that
+# the probe's ~50 ms is paid once per boot even where /run is not a tmpfs.
+#
 # Why a build: bookworm's CRIU 3.17 fails on current kernels (vDSO bounds), 4.1.1 cannot dump inet
 # sockets on kernels >= 6.16 (criu#2718, fixed in 4.2), and a newer suite's criu binary drags that
 # suite's libc6, python3 and systemd in. Here only the source comes from Debian's newer suite (the
@@ -20,6 +25,7 @@
 set -euo pipefail
 
 criu_version=4.2.1
+kerndat_dir=/run/runtime-criu
 tarball=criu_${criu_version}.orig.tar.xz
 # SHA-256 of criu_4.2.1.orig.tar.xz: the Checksums-Sha256 line of Debian's criu_4.2.1-1.dsc.
 tarball_sha256=29ec0ee09e296479fe7048c80980e8ef1d0684d0b0204c2b101dfea19f6725b9
@@ -49,7 +55,8 @@ prefix_complete() {
   local dir=$1
   [ -x "$dir/sbin/criu" ] && [ -f "$dir/include/criu/rpc.proto" ] && [ -f "$dir/lib/pycriu/images/magic.py" ] \
     && [ -f "$dir/lib/pycriu/images/core_pb2.py" ] && [ -f "$dir/lib/crit/__main__.py" ] && [ -x "$dir/bin/crit" ] \
-    && [ "$("$dir/sbin/criu" --version 2>/dev/null | sed -n 's/^Version: *//p')" = "$criu_version" ]
+    && [ "$("$dir/sbin/criu" --version 2>/dev/null | sed -n 's/^Version: *//p')" = "$criu_version" ] \
+    && grep -q -a -F "$kerndat_dir/criu.kdat" "$dir/sbin/criu"
 }
 
 # A link is fine when it is ours, or when something that is not a symlink is there (not ours to replace).
@@ -170,7 +177,7 @@ tar -xJf "$work/$tarball" -C "$work"
 src=$work/criu-$criu_version
 [ -f "$src/Makefile" ] || fail "$tarball did not unpack to criu-$criu_version/"
 say "building CRIU $criu_version (make -j$(nproc) criu lib crit; log: $work/build.log)"
-if ! make -C "$src" -j"$(nproc)" PREFIX="$dest" PYTHON=/usr/bin/python3 criu lib crit >"$work/build.log" 2>&1; then
+if ! make -C "$src" -j"$(nproc)" PREFIX="$dest" RUNDIR="$kerndat_dir" PYTHON=/usr/bin/python3 criu lib crit >"$work/build.log" 2>&1; then
   tail -n 40 "$work/build.log" >&2
   cp "$work/build.log" /tmp/install-criu-build.log
   fail "the build failed (whole log: /tmp/install-criu-build.log)"

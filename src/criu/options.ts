@@ -3,10 +3,13 @@
  * The mapping is pure: what the runtime found about the container comes in as a context.
  */
 import { UsageError } from '../system/errors.js';
-import { CgroupMode, type CgroupRoot, type CriuOpts, type ExtMountMap, type InheritFd, type JoinNamespace } from './rpc/messages.js';
+import { CgroupMode, NetworkLockMethod, type CgroupRoot, type CriuOpts, type ExtMountMap, type InheritFd, type JoinNamespace } from './rpc/messages.js';
 
 export const cgroupsModes = ['soft', 'full', 'strict', 'ignore'] as const;
 export type CgroupsModeName = (typeof cgroupsModes)[number];
+
+export const networkLocks = ['iptables', 'nftables', 'skip'] as const;
+export type NetworkLockName = (typeof networkLocks)[number];
 
 /** Options shared by checkpoint and restore. */
 export interface CommonCriuOptions {
@@ -43,9 +46,26 @@ export interface CheckpointOptions extends CommonCriuOptions {
   readonly tcpSkipInFlight?: boolean;
   /** Allow dumping files that were unlinked but are still open → link_remap. */
   readonly linkRemap?: boolean;
+  /**
+   * How CRIU cuts the container's own network namespace off while it dumps → network_lock. The
+   * images record it and the restore unlocks the same way. Unset: nftables when this CRIU has it
+   * (rules set in-process, where iptables costs CRIU several iptables-restore runs), else iptables.
+   */
+  readonly networkLock?: NetworkLockName;
 }
 
 export type RestoreCriuOptions = CommonCriuOptions;
+
+export function parseNetworkLock(value: string): NetworkLockName {
+  if ((networkLocks as readonly string[]).includes(value)) return value as NetworkLockName;
+  throw new UsageError(`invalid --network-lock ${JSON.stringify(value)}`, `use one of: ${networkLocks.join(', ')}`);
+}
+
+const networkLockValues: Readonly<Record<NetworkLockName, NetworkLockMethod>> = {
+  iptables: NetworkLockMethod.IPTABLES,
+  nftables: NetworkLockMethod.NFTABLES,
+  skip: NetworkLockMethod.SKIP,
+};
 
 export function parseCgroupsMode(value: string): CgroupsModeName {
   if ((cgroupsModes as readonly string[]).includes(value)) return value as CgroupsModeName;
@@ -123,6 +143,7 @@ export function dumpOpts(options: CheckpointOptions, context: DumpContext): Dire
   }
   if (options.preDump) opts.track_mem = true;
   if (options.tcpSkipInFlight) opts.tcp_skip_in_flight = true;
+  if (options.networkLock) opts.network_lock = networkLockValues[options.networkLock];
   if (options.linkRemap) opts.link_remap = true;
   if (options.lazyPages) opts.lazy_pages = true;
   if (options.pageServer) opts.ps = parsePageServer(options.pageServer);

@@ -3,17 +3,19 @@
  * checks its version through the RPC VERSION request and its features through FEATURE_CHECK
  * before an option needs one, and runs DUMP, PRE_DUMP and RESTORE requests over `criu swrk`.
  */
+import { execFile } from 'node:child_process';
 import { constants, openSync, closeSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { locateCriu } from './binary.js';
 import { CriuFeatureMissingError, CriuRequestError, CriuTooOldError, CriuUnusableError } from './errors.js';
 import { criuLogTail } from './log.js';
 import { ReqType, reqTypeNames, type CgroupRoot, type CriuFeatures, type CriuOpts, type CriuResp, type InheritFd } from './rpc/messages.js';
-import type { DirectorylessOpts } from './options.js';
+import type { DirectorylessOpts, NetworkLockName } from './options.js';
 import { SwrkConnectionClosedError, SwrkSession, type NotifyHandler, type StdioTarget } from './rpc/swrk.js';
 import { formatVersion, isAtLeast, parseVersion, type CriuVersion } from './version.js';
 import { RuntimeError } from '../system/errors.js';
 import { LazyPagesDaemon } from './lazy-pages.js';
+import { prepareKerndatCache } from './kerndat-cache.js';
 
 export interface CriuSettings {
   /** The criu binary as configured (a path or a name), or empty for PATH. */
@@ -59,6 +61,8 @@ export interface CriuService {
   features(): Promise<CriuFeatures>;
   /** Throws CriuFeatureMissingError naming the feature and what needed it. */
   requireFeature(feature: FeatureName, neededFor: string): Promise<void>;
+  /** The network lock a dump uses when none is asked for: nftables when this CRIU has it, else iptables. */
+  preferredNetworkLock(): Promise<NetworkLockName>;
   dump(job: CriuDumpRequest): Promise<void>;
   /** Restores and returns the pid of the restored tree's root. */
   restore(job: CriuRestoreRequest): Promise<number>;
@@ -102,11 +106,16 @@ export class SwrkCriuService implements CriuService {
   private binaryPath?: Promise<string>;
   private cachedVersion?: Promise<CriuVersion>;
   private cachedFeatures?: Promise<CriuFeatures>;
+  private cachedNetworkLock?: Promise<NetworkLockName>;
 
   constructor(private readonly settings: CriuSettings) {}
 
   binary(): Promise<string> {
-    this.binaryPath ??= locateCriu(this.settings.binary || undefined);
+    // Every CRIU is started after this: the first makes sure CRIU can keep its kernel probe.
+    this.binaryPath ??= locateCriu(this.settings.binary || undefined).then((binary) => {
+      if (process.getuid?.() === 0) prepareKerndatCache();
+      return binary;
+    });
     return this.binaryPath;
   }
 
@@ -132,6 +141,18 @@ export class SwrkCriuService implements CriuService {
   async requireFeature(feature: FeatureName, neededFor: string): Promise<void> {
     const features = await this.features();
     if (features[feature] !== true) throw new CriuFeatureMissingError(feature, neededFor, featureWhy[feature]);
+  }
+
+  preferredNetworkLock(): Promise<NetworkLockName> {
+    // The RPC's FEATURE_CHECK does not cover it: `criu check --feature nftables` exits 0 when
+    // CRIU was built with libnftables and the kernel has nf_tables.
+    this.cachedNetworkLock ??= this.binary().then(
+      (binary) =>
+        new Promise((resolve) => {
+          execFile(binary, ['check', '--feature', 'nftables'], (error) => resolve(error ? 'iptables' : 'nftables'));
+        }),
+    );
+    return this.cachedNetworkLock;
   }
 
   async dump(job: CriuDumpRequest): Promise<void> {

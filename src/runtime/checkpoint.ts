@@ -95,6 +95,7 @@ export async function checkpoint(context: RuntimeContext, request: CheckpointReq
   await store.load(id);
   const criuVersion = await criu.requireVersion();
   await requireFeaturesFor(criu, request);
+  const networkLock = request.networkLock ?? (await criu.preferredNetworkLock());
   if (request.name !== undefined) {
     validateSnapshotName(request.name);
     refuseAutoDedup(request, '--auto-dedup cannot be used with --name');
@@ -154,13 +155,16 @@ export async function checkpoint(context: RuntimeContext, request: CheckpointReq
     });
     try {
       await criu.dump({
-        opts: dumpOpts(request, {
-          pid,
-          root: record.rootfs,
-          ...(freezeCgroup ? { freezeCgroup } : {}),
-          extMounts: dumpMountMap(externalMounts),
-          external,
-        }),
+        opts: dumpOpts(
+          { ...request, networkLock },
+          {
+            pid,
+            root: record.rootfs,
+            ...(freezeCgroup ? { freezeCgroup } : {}),
+            extMounts: dumpMountMap(externalMounts),
+            external,
+          },
+        ),
         imagePath: target.writePath,
         ...(request.workPath ? { workPath: path.resolve(request.workPath) } : {}),
         ...(target.preDump ? { preDump: true } : {}),

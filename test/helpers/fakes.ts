@@ -18,6 +18,7 @@ import type { MonitorClient } from '../../src/runtime/monitor/launch.js';
 import { deserializeError, type ControlRequest, type MonitorJob, type MonitorReport } from '../../src/runtime/monitor/protocol.js';
 import { superviseContainer } from '../../src/runtime/monitor/container-monitor.js';
 import type { CriuDumpRequest, CriuRestoreRequest, CriuService, FeatureName, LazyPages } from '../../src/criu/service.js';
+import type { NetworkLockName } from '../../src/criu/options.js';
 import { CriuFeatureMissingError, CriuRequestError, CriuTooOldError } from '../../src/criu/errors.js';
 import { criuLogTail } from '../../src/criu/log.js';
 import { formatVersion, isAtLeast, parseVersion, type CriuVersion } from '../../src/criu/version.js';
@@ -505,6 +506,7 @@ export type CriuCall =
   | { readonly op: 'requireVersion' }
   | { readonly op: 'features' }
   | { readonly op: 'requireFeature'; readonly feature: FeatureName; readonly neededFor: string }
+  | { readonly op: 'preferredNetworkLock' }
   | DumpCall
   | RestoreCall
   | { readonly op: 'startLazyPages'; readonly imagePath: string; readonly workPath: string }
@@ -525,6 +527,8 @@ export class FakeCriu implements CriuService {
   readonly calls: CriuCall[] = [];
   offered: CriuFeatures = { mem_track: true, lazy_pages: true };
   versionAnswer: CriuVersion = { major: 4, minor: 2, sublevel: 1 };
+  /** Whether this CRIU was built with nftables (`criu check --feature nftables`). */
+  nftables = true;
   /** The bytes of pages-1.img each dump writes. */
   pageBytes = 8192;
   /** The notifications each (non pre-) dump sends. */
@@ -584,6 +588,11 @@ export class FakeCriu implements CriuService {
   async requireFeature(feature: FeatureName, neededFor: string): Promise<void> {
     this.calls.push({ op: 'requireFeature', feature, neededFor });
     if (this.offered[feature] !== true) throw new CriuFeatureMissingError(feature, neededFor, `the fake kernel lacks ${feature}`);
+  }
+
+  async preferredNetworkLock(): Promise<NetworkLockName> {
+    this.calls.push({ op: 'preferredNetworkLock' });
+    return this.nftables ? 'nftables' : 'iptables';
   }
 
   async dump(request: CriuDumpRequest): Promise<void> {

@@ -8,7 +8,7 @@ import { NotRootError, UsageError } from '../../src/runtime/errors.js';
 import type { CheckpointMetadata } from '../../src/runtime/checkpoint-metadata.js';
 import { readCheckpoint } from '../../src/runtime/checkpoint-metadata.js';
 import { CriuFeatureMissingError, CriuRequestError } from '../../src/criu/errors.js';
-import { CgroupMode } from '../../src/criu/rpc/messages.js';
+import { CgroupMode, NetworkLockMethod } from '../../src/criu/rpc/messages.js';
 import { fakeRuntime, load, MARKER_TEXT, runningContainer } from '../helpers/fake-runtime.js';
 
 const defaultDevices = ['/dev/null', '/dev/zero', '/dev/full', '/dev/random', '/dev/urandom', '/dev/tty'];
@@ -19,6 +19,19 @@ const expectedExtMnt = [
   { key: '/sys/fs/cgroup/memory', val: '/sys/fs/cgroup/memory' },
   ...defaultDevices.map((d) => ({ key: d, val: d })),
 ];
+
+test('the network lock is nftables when CRIU has it, else iptables; --network-lock chooses', async (t) => {
+  const rt = await fakeRuntime(t);
+  await runningContainer(rt);
+  await checkpoint(rt.context, { id: 'web1', leaveRunning: true });
+  rt.fakes.criu.nftables = false;
+  await checkpoint(rt.context, { id: 'web1', leaveRunning: true });
+  await checkpoint(rt.context, { id: 'web1', leaveRunning: true, networkLock: 'skip' });
+  t.deepEqual(
+    rt.fakes.criu.dumps.map((d) => d.request.opts.network_lock),
+    [NetworkLockMethod.NFTABLES, NetworkLockMethod.IPTABLES, NetworkLockMethod.SKIP],
+  );
+});
 
 test("checkpoint dumps the init with runc's options into the managed directory, and the record becomes checkpointed", async (t) => {
   const rt = await fakeRuntime(t);
@@ -45,6 +58,7 @@ test("checkpoint dumps the init with runc's options into the managed directory, 
     file_locks: false,
     auto_dedup: false,
     freeze_cgroup: '/sys/fs/cgroup/freezer/runtime/web1',
+    network_lock: NetworkLockMethod.NFTABLES,
   });
   // CRIU writes beside the last checkpoint; the runtime's metadata is there before CRIU runs.
   t.is(dump!.request.imagePath, `${managed}.new`);

@@ -47,6 +47,13 @@ export const enum CgroupMode {
   DEFAULT = 6,
 }
 
+/** criu_network_lock_method */
+export const enum NetworkLockMethod {
+  IPTABLES = 1,
+  NFTABLES = 2,
+  SKIP = 3,
+}
+
 export interface ExtMountMap {
   readonly key: string;
   readonly val: string;
@@ -110,6 +117,7 @@ export interface CriuOpts {
   orphan_pts_master?: boolean;
   tcp_close?: boolean;
   leave_stopped?: boolean;
+  network_lock?: NetworkLockMethod;
 }
 
 export interface CriuFeatures {

@@ -1,4 +1,5 @@
 import { defineCommand } from '../command.js';
+import { parseNetworkLock } from '../../../criu/options.js';
 import { commonCriuFlags, commonCriuOptions } from './criu-flags.js';
 import { formatStatsReport, microsecondsSince, readCheckpointStats } from '../../checkpoint-stats.js';
 
@@ -18,6 +19,11 @@ export const checkpointCommand = defineCommand({
     'parent-path': { type: 'string', value: 'DIR', description: 'a previous pre-dump, relative to the image directory' },
     'tcp-skip-in-flight': { type: 'boolean', description: 'skip data in flight on TCP connections' },
     'link-remap': { type: 'boolean', description: 'allow open files that were unlinked' },
+    'network-lock': {
+      type: 'string',
+      value: 'METHOD',
+      description: "how the container's network is held still while it is dumped: nftables (the default when CRIU has it), iptables or skip",
+    },
     name: { type: 'string', value: 'NAME', description: 'save a named snapshot (processes and rootfs) to reset to with `runtime reset`' },
     'print-stats': { type: 'boolean', description: "print the checkpoint's duration and CRIU's statistics as JSON (as podman does)" },
   },
@@ -33,6 +39,7 @@ export const checkpointCommand = defineCommand({
       ...(flags['parent-path'] ? { parentPath: flags['parent-path'] } : {}),
       ...(flags['tcp-skip-in-flight'] ? { tcpSkipInFlight: true } : {}),
       ...(flags['link-remap'] ? { linkRemap: true } : {}),
+      ...(flags['network-lock'] !== undefined ? { networkLock: parseNetworkLock(flags['network-lock']) } : {}),
       ...(flags.name !== undefined ? { name: flags.name } : {}),
     });
     const what = result.snapshot ? `snapshot ${result.snapshot.name} of ${id}` : `${id} to ${result.imagePath}`;
