@@ -47,8 +47,22 @@ export class LazyPagesDaemon {
     }
   }
 
+  pause(): void {
+    if (this.running) this.child.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    if (this.running) this.child.kill('SIGCONT');
+  }
+
+  private get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
   /** Stops the daemon if it still runs (it exits by itself once every page is delivered). */
   async stop(): Promise<void> {
+    // A paused daemon would not see SIGTERM until continued.
+    this.resume();
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');
     await Promise.race([this.exited, sleep(2000)]);
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');

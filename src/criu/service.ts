@@ -77,6 +77,12 @@ export interface CriuService {
 export interface LazyPages {
   /** Stops the daemon if it still runs (it exits by itself once every page is delivered). */
   stop(): Promise<void>;
+  /**
+   * Holds the daemon still (SIGSTOP): it copies no page, asked or not, until resumed. Only for a
+   * tree that is itself stopped, which asks for none.
+   */
+  pause(): void;
+  resume(): void;
 }
 
 /** What a request asks of CRIU's features; the one place each option's feature is checked. */

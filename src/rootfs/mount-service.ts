@@ -5,7 +5,6 @@
 import { spawn } from 'node:child_process';
 import { closeSync, constants as fsConstants, openSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { injectable } from 'tsyringe';
 import { mount, umount, MS_BIND, MS_REC, MS_PRIVATE, MS_REMOUNT, MS_RDONLY, MNT_DETACH } from '../system/libc.js';
 import { SystemCallError } from '../system/errors.js';
 import { MountError } from './errors.js';
@@ -37,7 +36,6 @@ export interface MountService {
 
 export const MOUNT_SERVICE = Symbol('MountService');
 
-@injectable()
 export class LinuxMountService implements MountService {
   async bind(source: string, target: string): Promise<void> {
     mount(source, target, null, MS_BIND | MS_REC, null);

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { RuntimeError } from './errors.js';
 import type { ExternalMount } from './external-mounts.js';
 import { ociRuntimes, type OciRuntimeName } from './config.js';
-import { z } from 'zod';
+import { s, type Validator } from '../system/schema.js';
 import { checkValue } from './json.js';
 
 export const METADATA_FILE = 'runtime-checkpoint.json';
@@ -92,24 +92,24 @@ export async function readCheckpoint(imagePath: string): Promise<CheckpointFiles
   const descriptorsFile = path.join(imagePath, DESCRIPTORS_FILE);
   const descriptors = await readJson(descriptorsFile);
   if (!Array.isArray(descriptors)) throw new CorruptCheckpointError(descriptorsFile, 'not a JSON array');
-  return { metadata, descriptors: validated(z.array(z.string()), descriptors, descriptorsFile) };
+  return { metadata, descriptors: validated(s.array(s.string()), descriptors, descriptorsFile) };
 }
 
-const metadataSchema = z.object({
-  formatVersion: z.literal(1),
-  id: z.string().min(1),
-  created: z.string(),
-  bundle: z.string(),
-  rootfs: z.string(),
-  cgroupPath: z.string(),
-  ociRuntime: z.enum(ociRuntimes),
-  criuVersion: z.string(),
-  leftRunning: z.boolean(),
-  externalMounts: z.array(z.object({ kind: z.enum(['bind', 'cgroup', 'masked', 'device']), mountPoint: z.string(), name: z.string() })),
-  annotations: z.record(z.string(), z.string()),
+const metadataSchema = s.object({
+  formatVersion: s.literal(1),
+  id: s.string().min(1),
+  created: s.string(),
+  bundle: s.string(),
+  rootfs: s.string(),
+  cgroupPath: s.string(),
+  ociRuntime: s.enum(ociRuntimes),
+  criuVersion: s.string(),
+  leftRunning: s.boolean(),
+  externalMounts: s.array(s.object({ kind: s.enum(['bind', 'cgroup', 'masked', 'device']), mountPoint: s.string(), name: s.string() })),
+  annotations: s.record(s.string()),
 });
 
-function validated<T>(schema: z.ZodType<T>, value: unknown, file: string): T {
+function validated<T>(schema: Validator<T>, value: unknown, file: string): T {
   const checked = checkValue(schema, value, 'the file');
   if (!checked.ok) throw new CorruptCheckpointError(file, checked.reason);
   return checked.value;

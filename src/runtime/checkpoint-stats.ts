@@ -102,6 +102,6 @@ export function formatStatsReport(report: CheckpointStatsReport | RestoreStatsRe
 }
 
 /** Microseconds elapsed since a process.hrtime.bigint() reading. */
-export function microsecondsSince(started: bigint): number {
-  return Number((process.hrtime.bigint() - started) / 1000n);
+export function microsecondsSince(started: bigint, now = process.hrtime.bigint()): number {
+  return Number((now - started) / 1000n);
 }

@@ -6,7 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { z } from 'zod';
+import { s, type Infer } from '../system/schema.js';
 import { RuntimeError } from './errors.js';
 
 export const logLevels = ['error', 'warn', 'info', 'debug'] as const;
@@ -14,29 +14,29 @@ export type LogLevel = (typeof logLevels)[number];
 export const ociRuntimes = ['runc', 'crun'] as const;
 export type OciRuntimeName = (typeof ociRuntimes)[number];
 
-export const configSchema = z.strictObject({
+export const configSchema = s.strictObject({
   /** Where container state lives: <stateRoot>/<id>/state.json. */
-  stateRoot: z.string().min(1),
+  stateRoot: s.string().min(1),
   /** Where bare `runtime checkpoint <id>` puts its images: <checkpointRoot>/<id>/checkpoint. */
-  checkpointRoot: z.string().min(1),
+  checkpointRoot: s.string().min(1),
   /** The criu binary: a path, or empty to search PATH. */
-  criu: z.string(),
+  criu: s.string(),
   /** The OCI runtime that creates namespaces and the init process. */
-  ociRuntime: z.enum(ociRuntimes),
+  ociRuntime: s.enum(ociRuntimes),
   /**
    * The cgroup under which containers that name none get theirs: <cgroupParent>/<id>. Two
    * runtimes with separate state roots that may use the same ids need separate parents.
    */
-  cgroupParent: z.string().regex(/^(\/[A-Za-z0-9_.+-]+)+$/, 'an absolute cgroup path such as /runtime'),
+  cgroupParent: s.string().regex(/^(\/[A-Za-z0-9_.+-]+)+$/, 'an absolute cgroup path such as /runtime'),
   /** The oldest CRIU accepted, checked through the RPC VERSION request. */
-  minCriuVersion: z.string().regex(/^\d+\.\d+(\.\d+)?$/),
-  logLevel: z.enum(logLevels),
-  logFormat: z.enum(['text', 'json']),
+  minCriuVersion: s.string().regex(/^\d+\.\d+(\.\d+)?$/),
+  logLevel: s.enum(logLevels),
+  logFormat: s.enum(['text', 'json']),
   /** Log destination; empty for stderr. */
-  logFile: z.string(),
+  logFile: s.string(),
 });
 
-export type RuntimeConfig = Readonly<z.infer<typeof configSchema>>;
+export type RuntimeConfig = Readonly<Infer<typeof configSchema>>;
 
 export class InvalidConfigError extends RuntimeError {
   readonly code = 'INVALID_CONFIG' as const;
@@ -81,7 +81,7 @@ function validate(layer: Record<string, unknown>, source: string): RuntimeConfig
   const result = configSchema.safeParse(layer);
   if (result.success) return result.data;
   const issue = result.error.issues[0]!;
-  throw new InvalidConfigError(source, `${issue.path.join('.') || '(top level)'}: ${issue.message}`);
+  throw new InvalidConfigError(source, `${issue.path.map(String).join('.') || '(top level)'}: ${issue.message}`);
 }
 
 export interface ConfigSources {

@@ -3,7 +3,7 @@
  * processes), checked against its schema on read: the value, or where and why it is not one.
  * Each reader throws its own coded error with the reason.
  */
-import type { z } from 'zod';
+import type { Validator } from '../system/schema.js';
 
 export type Checked<T> =
   | { readonly ok: true; readonly value: T }
@@ -11,16 +11,16 @@ export type Checked<T> =
   | { readonly ok: false; readonly syntax: boolean; readonly path: string; readonly reason: string };
 
 /** Checks a parsed value against the schema. */
-export function checkValue<T>(schema: z.ZodType<T>, value: unknown, what = 'the value'): Checked<T> {
+export function checkValue<T>(schema: Validator<T>, value: unknown, what = 'the value'): Checked<T> {
   const parsed = schema.safeParse(value);
   if (parsed.success) return { ok: true, value: parsed.data };
   const issue = parsed.error.issues[0];
-  const where = issue?.path.join('.') ?? '';
+  const where = issue?.path.map(String).join('.') ?? '';
   return { ok: false, syntax: false, path: where, reason: issue ? `${where || what}: ${issue.message}` : 'invalid' };
 }
 
 /** Parses text as JSON and checks it against the schema. */
-export function checkJson<T>(schema: z.ZodType<T>, text: string, what = 'the value'): Checked<T> {
+export function checkJson<T>(schema: Validator<T>, text: string, what = 'the value'): Checked<T> {
   let value: unknown;
   try {
     value = JSON.parse(text);

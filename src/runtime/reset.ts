@@ -10,7 +10,7 @@
  *                a stopped standby restored ahead of time, so a reset only thaws it), replaced
  *                one at a time, each with its own overlay, cgroup and namespaces
  */
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RuntimeContext } from './context.js';
@@ -19,54 +19,40 @@ import { requireRoot } from './privileges.js';
 import { ContainerExistsError, ContainerNotFoundError, InitEndedError, describeError } from './errors.js';
 import { refuseAutoDedup, type SnapshotInfo } from './snapshots/store.js';
 import { defaultCgroupPath } from './cgroups.js';
-import { initOf, monitorOf, newRecord, type ContainerRecord, type ProcessIdentity } from './state/record.js';
+import { initOf, newRecord, type ContainerRecord, type ProcessIdentity } from './state/record.js';
 import { readEffectiveSpec, writeEffectiveBundle } from './effective-bundle.js';
 import { criuBinaryFor, restoreTree } from './restore.js';
 import { Supervisor } from './monitor/supervisor.js';
-import { pickResetCriuOptions, type ResetCriuOptions, type ResetSpec } from './monitor/protocol.js';
+import { pickResetCriuOptions, type ResetAsk, type ResetSpec } from './monitor/protocol.js';
+import { resetByMonitor, type ResetRequest } from './reset-by-monitor.js';
 import { CriuRequestError, withLogAt } from '../criu/errors.js';
 import { keepLog } from '../criu/log.js';
-import { requireFeaturesFor } from '../criu/service.js';
+import { requireFeaturesFor, type LazyPages } from '../criu/service.js';
 import { mountLayers, unmountAll, type LayeredRootfs } from '../rootfs/layers.js';
 import type { WaitStatus } from '../system/libc.js';
 import { checkPublished, type PublishedPort } from './ports.js';
 import { requireLazyPagesAllowed, shareWithContainerRoot } from './userns.js';
 
-export interface ResetRequest extends ResetCriuOptions {
-  readonly id: string;
-  /** The snapshot; the newest one when unset. */
-  readonly name?: string;
-  /** Restore another container's snapshot as this (new) container: a copy. */
-  readonly from?: string;
-  /** For a copy: host ports to forward into it (`-p`); a container keeps its own otherwise. */
-  readonly ports?: readonly PublishedPort[];
-  readonly pidFile?: string;
-  /**
-   * Keep a stopped standby of the snapshot ready (default), so the next reset only switches to
-   * it. It costs the snapshot's memory once more while it waits.
-   */
-  readonly standby?: boolean;
-}
+export type { ResetRequest };
 
 /**
  * Resets through the container's monitor when one is alive (it is the init's parent and keeps a
  * standby ready), or starts a monitor that does the reset. Returns the new init's pid.
  */
 export async function reset(context: RuntimeContext, request: ResetRequest): Promise<number> {
+  validateId(request.id);
+  requireRoot(context.processes, 'runtime reset');
+  refuseAutoDedup(request as { autoDedup?: boolean });
+  // The monitor checks the request and finds the snapshot itself (a copy is made here).
+  if (request.from === undefined) {
+    const pid = await resetByMonitor(context, request);
+    if (pid !== undefined) return pid;
+  }
   const { id, spec } = await prepareReset(context, request);
   const record = await context.store.load(id);
   // Refused here, while the running instance still runs, rather than by the restore after it stopped.
   const { spec: ociSpec } = await readEffectiveSpec(context.store.paths(id).effectiveBundle);
   await requireLazyPagesAllowed(context.processes, ociSpec, id, spec.criu.lazyPages);
-  const monitor = monitorOf(record);
-  if (monitor && (await context.processes.isAlive(monitor))) {
-    // The monitor checked CRIU when it started; it does the reset.
-    const pid = await context.monitors.ask(id, { op: 'reset', reset: spec });
-    if (pid !== undefined) {
-      if (request.pidFile) await writeFile(request.pidFile, String(pid));
-      return pid;
-    }
-  }
   // No monitor to ask: the running instance (if any) is stopped, and a new monitor resets.
   await context.criu.requireVersion();
   await requireFeaturesFor(context.criu, spec.criu);
@@ -78,6 +64,19 @@ export async function reset(context: RuntimeContext, request: ResetRequest): Pro
     ...(request.pidFile ? { pidFile: path.resolve(request.pidFile) } : {}),
     ...criuBinaryFor(context, record),
   });
+}
+
+/** A reset asked of this process, the container's monitor: checked and resolved here, then done. */
+export async function resetAsked(context: RuntimeContext, resetter: Resetter, id: string, ask: ResetAsk): Promise<number> {
+  const { spec } = await prepareReset(context, {
+    id,
+    ...(ask.name !== undefined ? { name: ask.name } : {}),
+    ...(ask.standby !== undefined ? { standby: ask.standby } : {}),
+    ...ask.criu,
+  });
+  const { spec: ociSpec } = await readEffectiveSpec(context.store.paths(id).effectiveBundle);
+  await requireLazyPagesAllowed(context.processes, ociSpec, id, spec.criu.lazyPages);
+  return resetter.reset(spec);
 }
 
 async function prepareReset(context: RuntimeContext, request: ResetRequest): Promise<{ id: string; spec: ResetSpec }> {
@@ -182,10 +181,9 @@ interface Instance {
   readonly dir?: string;
   /** What the instance was restored from, to tell whether a standby fits a request. */
   readonly key?: string;
+  /** The daemon serving its memory when it was restored lazily (paused while it is a standby). */
+  readonly lazyPages?: LazyPages;
 }
-
-/** How long background work waits after a reset is answered. */
-const BACKGROUND_DELAY_MS = 50;
 
 function instanceKey(spec: ResetSpec): string {
   return JSON.stringify([spec.sourceId, spec.name, spec.criu]);
@@ -281,8 +279,11 @@ export class Resetter {
       if (old) await cgroups.signal(old.cgroupPath, 'SIGCONT');
       throw error;
     }
-    // A standby was left stopped by CRIU: now it runs.
-    if (next === ready) await cgroups.signal(next.cgroupPath, 'SIGCONT');
+    // A standby was left stopped by CRIU, and its lazy-pages daemon paused: now both run.
+    if (next === ready) {
+      next.lazyPages?.resume();
+      await cgroups.signal(next.cgroupPath, 'SIGCONT');
+    }
     // When the reset returns, the old instance is gone: its processes killed and reaped (its
     // published port already points at the new one). Its mounts and directories go afterwards.
     if (old) {
@@ -291,9 +292,9 @@ export class Resetter {
     }
     logger.info(`reset ${this.id} to ${spec.name}`, { pid: next.pid, ms: Date.now() - started, standby: next === ready });
 
-    // The next standby is restored in the background, once the caller has had a moment to act
-    // on the answer: it is not in the way of the caller's next request.
-    if (spec.standby) this.standby = sleep(BACKGROUND_DELAY_MS).then(() => this.prepareStandby(spec, snapshot));
+    // The next standby is restored at once, in the background, once the answer is on its way: a
+    // test suite's next reset comes after a short test, and waits for whatever is left of it.
+    if (spec.standby) this.standby = new Promise(setImmediate).then(() => this.prepareStandby(spec, snapshot));
     return next.pid;
   }
 
@@ -321,7 +322,11 @@ export class Resetter {
 
   private async prepareStandby(spec: ResetSpec, snapshot: SnapshotInfo): Promise<Instance | undefined> {
     try {
-      return await this.restoreInstance(spec, snapshot, true);
+      const standby = await this.restoreInstance(spec, snapshot, true);
+      // Nothing of a stopped tree faults; held still, the daemon does not fill in memory that the
+      // next test may never touch (it fills in the rest while the instance runs, until it ends).
+      standby.lazyPages?.pause();
+      return standby;
     } catch (error) {
       this.context.logger.warn(`no standby for ${this.id}`, { error: describeError(error) });
       return undefined;
@@ -347,6 +352,7 @@ export class Resetter {
     const workPath = path.join(dir, 'criu-work');
     const cgroupPath = `${record.cgroupBase ?? record.cgroupPath}/${number}`;
     const supervisor = new Supervisor({ id: this.id, store, reaper: this.context.reaper, foreground: false });
+    let lazyPages: LazyPages | undefined;
     try {
       const { spec: ociSpec } = await readEffectiveSpec(this.paths.effectiveBundle);
       await mountLayers(mounts, layers);
@@ -369,9 +375,10 @@ export class Resetter {
           cgroupPath,
           criuRoot: path.join(dir, 'criu-root'),
           leaveStopped,
+          onLazyPages: (daemon) => (lazyPages = daemon),
         }),
       );
-      return await this.track({ number, pid, supervisor, cgroupPath, layers, dir, key: instanceKey(spec) });
+      return await this.track({ number, pid, supervisor, cgroupPath, layers, dir, key: instanceKey(spec), ...(lazyPages ? { lazyPages } : {}) });
     } catch (error) {
       await supervisor.close();
       // The instance's directory goes, and CRIU's log with it: the log is kept beside the state.

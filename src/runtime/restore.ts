@@ -32,7 +32,7 @@ import { runInForeground, type ForegroundContainer, type ForegroundStdio } from 
 import type { Supervisor } from './monitor/supervisor.js';
 import type { RestoreJob } from './monitor/protocol.js';
 import { restoreOpts, type RestoreCriuOptions } from '../criu/options.js';
-import { requireFeaturesFor } from '../criu/service.js';
+import { requireFeaturesFor, type LazyPages } from '../criu/service.js';
 import type { InheritFd } from '../criu/rpc/messages.js';
 import { ensureMountpoints } from '../rootfs/mountpoints.js';
 
@@ -205,6 +205,8 @@ export interface TreeRestore {
   readonly criuRoot: string;
   /** Leave the restored tree stopped (a standby for a later reset) → leave_stopped. */
   readonly leaveStopped?: boolean;
+  /** Told of the lazy-pages daemon serving the tree's memory (lazy_pages), once it is started. */
+  readonly onLazyPages?: (daemon: LazyPages) => void;
 }
 
 /**
@@ -235,7 +237,10 @@ export async function restoreTree(context: RuntimeContext, supervisor: Superviso
 
   const workPath = request.criu.workPath;
   const lazy = request.criu.lazyPages && workPath ? await criu.startLazyPages(request.imagePath, workPath) : undefined;
-  if (lazy) supervisor.onClose(() => lazy.stop());
+  if (lazy) {
+    supervisor.onClose(() => lazy.stop());
+    request.onLazyPages?.(lazy);
+  }
 
   // CRIU needs the root to be a mount point whose parent is not overmounted.
   await mkdir(request.criuRoot, { recursive: true });

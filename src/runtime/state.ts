@@ -6,17 +6,20 @@ import type { ContainerRecord } from './state/record.js';
 
 export const OCI_VERSION = '1.0.2';
 
+/** What reading states takes: the store and /proc (the CLI makes just these, see cli/local.ts). */
+export type StateServices = Pick<RuntimeContext, 'store' | 'processes'>;
+
 /** The OCI state of one container. A running record whose init is gone reads as stopped. */
-export async function state(context: RuntimeContext, id: string): Promise<OciState> {
+export async function state(context: StateServices, id: string): Promise<OciState> {
   return toOciState(context, await context.store.load(validateId(id)));
 }
 
-export async function list(context: RuntimeContext): Promise<OciState[]> {
+export async function list(context: StateServices): Promise<OciState[]> {
   return (await listRecords(context)).map((row) => row.state);
 }
 
 /** The record as a `list` row needs it: the OCI state plus when it was created. */
-export async function listRecords(context: RuntimeContext): Promise<{ state: OciState; record: ContainerRecord }[]> {
+export async function listRecords(context: StateServices): Promise<{ state: OciState; record: ContainerRecord }[]> {
   const rows: { state: OciState; record: ContainerRecord }[] = [];
   for (const id of await context.store.ids()) {
     const record = await context.store.load(id).catch(() => undefined);
@@ -25,7 +28,7 @@ export async function listRecords(context: RuntimeContext): Promise<{ state: Oci
   return rows;
 }
 
-async function toOciState(context: RuntimeContext, record: ContainerRecord): Promise<OciState> {
+async function toOciState(context: StateServices, record: ContainerRecord): Promise<OciState> {
   const alive = record.status === 'running' && (await context.processes.isAlive(record.init));
   const status = record.status === 'running' && !alive ? 'stopped' : record.status;
   return {

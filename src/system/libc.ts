@@ -4,10 +4,18 @@
  * child at a chosen fd, a waitpid for a child it did not spawn (a restored init under
  * rst_sibling, or an orphan reparented to a subreaper), mount(2), or flock(2).
  *
- * Every wrapper throws SystemCallError with the errno; none is called at import time.
+ * Every wrapper throws SystemCallError with the errno; none is called at import time, and koffi
+ * itself loads on the first call (it takes ~25 ms; `runtime state` makes none).
  */
-import koffi from 'koffi';
+import { createRequire } from 'node:module';
+import type Koffi from 'koffi';
 import { SystemCallError } from './errors.js';
+
+let koffiModule: typeof Koffi | undefined;
+function koffi(): typeof Koffi {
+  koffiModule ??= createRequire(import.meta.url)('koffi') as typeof Koffi;
+  return koffiModule;
+}
 
 interface LibcFunctions {
   socketpair(domain: number, type: number, protocol: number, sv: number[]): number;
@@ -25,7 +33,7 @@ let loaded: LibcFunctions | undefined;
 
 function libc(): LibcFunctions {
   if (loaded) return loaded;
-  const lib = koffi.load('libc.so.6');
+  const lib = koffi().load('libc.so.6');
   loaded = {
     socketpair: lib.func('int socketpair(int domain, int type, int protocol, _Out_ int *sv)') as LibcFunctions['socketpair'],
     pipe2: lib.func('int pipe2(_Out_ int *fds, int flags)') as LibcFunctions['pipe2'],
@@ -43,7 +51,7 @@ function libc(): LibcFunctions {
 }
 
 function check(result: number, syscall: string, detail: string): number {
-  if (result < 0) throw new SystemCallError(syscall, koffi.errno(), detail);
+  if (result < 0) throw new SystemCallError(syscall, koffi().errno(), detail);
   return result;
 }
 
@@ -103,7 +111,7 @@ const EWOULDBLOCK = 11;
 export function tryLockExclusive(fd: number): boolean {
   const result = libc().flock(fd, LOCK_EX | LOCK_NB);
   if (result === 0) return true;
-  const errno = koffi.errno();
+  const errno = koffi().errno();
   if (errno === EWOULDBLOCK) return false;
   throw new SystemCallError('flock', errno, `fd ${fd}, LOCK_EX`);
 }
@@ -149,7 +157,7 @@ export function tcpSocketInNetns(netnsFd: number, hostNetnsFd: number, family: n
   let errno = 0;
   try {
     fd = libc().socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) errno = koffi.errno();
+    if (fd < 0) errno = koffi().errno();
   } finally {
     check(libc().setns(hostNetnsFd, CLONE_NEWNET), 'setns', `fd ${hostNetnsFd} (back), CLONE_NEWNET`);
   }

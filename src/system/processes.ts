@@ -4,7 +4,6 @@
  * another process is never signalled.
  */
 import { readFile, readlink } from 'node:fs/promises';
-import { injectable } from 'tsyringe';
 import { RuntimeError } from './errors.js';
 
 export class ProcFormatError extends RuntimeError {
@@ -97,7 +96,6 @@ export interface ProcessService {
 
 export const PROCESS_SERVICE = Symbol('ProcessService');
 
-@injectable()
 export class LinuxProcessService implements ProcessService {
   async stat(pid: number): Promise<ProcStat | undefined> {
     try {

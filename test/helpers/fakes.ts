@@ -510,7 +510,7 @@ export type CriuCall =
   | DumpCall
   | RestoreCall
   | { readonly op: 'startLazyPages'; readonly imagePath: string; readonly workPath: string }
-  | { readonly op: 'stopLazyPages'; readonly imagePath: string; readonly workPath: string };
+  | { readonly op: 'stopLazyPages' | 'pauseLazyPages' | 'resumeLazyPages'; readonly imagePath: string; readonly workPath: string };
 
 /** Called at moments of a dump ('start', then 'after <script>' for each notification). */
 export type DumpProbe = (moment: string, request: CriuDumpRequest) => void | Promise<void>;
@@ -653,6 +653,12 @@ export class FakeCriu implements CriuService {
     return {
       stop: async () => {
         this.calls.push({ op: 'stopLazyPages', imagePath, workPath });
+      },
+      pause: () => {
+        this.calls.push({ op: 'pauseLazyPages', imagePath, workPath });
+      },
+      resume: () => {
+        this.calls.push({ op: 'resumeLazyPages', imagePath, workPath });
       },
     };
   }

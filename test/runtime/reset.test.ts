@@ -231,7 +231,7 @@ test.serial('a standby that fails to restore is only logged; the next reset rest
   await until(() => criu.restores[3]?.pid !== undefined, 'the next standby');
 });
 
-test('reset: a live monitor is asked, with the reset subset of the CRIU options', async (t) => {
+test('reset: a live monitor is asked as the caller asked, with the reset subset of the CRIU options; it finds the snapshot', async (t) => {
   const rt = await fakeRuntime(t);
   await snapshotted(rt, { leaveRunning: true, monitor: true });
   rt.fakes.monitors.askAnswer = 999;
@@ -241,9 +241,7 @@ test('reset: a live monitor is asked, with the reset subset of the CRIU options'
   const pid = await reset(rt.context, { id: 'web1', tcpEstablished: true, shellJob: true, fileLocks: false, pidFile });
 
   t.is(pid, 999);
-  t.deepEqual(rt.fakes.monitors.asked, [
-    { id: 'web1', request: { op: 'reset', reset: { sourceId: 'web1', name: 'base', standby: true, criu: { tcpEstablished: true, shellJob: true } } } },
-  ]);
+  t.deepEqual(rt.fakes.monitors.asked, [{ id: 'web1', request: { op: 'reset', reset: { criu: { tcpEstablished: true, shellJob: true } } } }]);
   t.deepEqual(rt.fakes.monitors.launched, []);
   t.is(await readFile(pidFile, 'utf8'), '999');
   t.deepEqual(rt.fakes.processes.signals, [], 'the monitor replaces the instance itself');

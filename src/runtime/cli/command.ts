@@ -4,6 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import type { Runtime } from '../runtime.js';
+import type { LocalServices } from './local.js';
 import { UsageError } from '../errors.js';
 
 export interface FlagSpec {
@@ -38,8 +39,17 @@ export interface Command<F extends Flags = Flags> {
   readonly positionals: { readonly min: number; readonly max: number };
   /** Subcommands, when the command is a group (e.g. `rootfs plan`). */
   readonly subcommands?: readonly Command[];
-  /** `runtime` loads the runtime on first use: commands that need none start faster. */
-  run(runtime: () => Promise<Runtime>, flags: ParsedFlags<F>, positionals: readonly string[], io: CommandIo): Promise<number>;
+  /**
+   * `runtime` loads the runtime on first use: commands that need none start faster; `local` gives
+   * the few services that `state`, `list` and `reset` need, without loading the runtime.
+   */
+  run(
+    runtime: () => Promise<Runtime>,
+    flags: ParsedFlags<F>,
+    positionals: readonly string[],
+    io: CommandIo,
+    local: () => Promise<LocalServices>,
+  ): Promise<number>;
 }
 
 export function defineCommand<F extends Flags>(command: Command<F>): Command<F> {

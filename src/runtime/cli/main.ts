@@ -2,7 +2,6 @@
  * The `runtime` command line: global flags (as runc places them, before the command), then one
  * command. Errors print their message and hint; the exit status is 1 (2 for usage errors).
  */
-import 'reflect-metadata';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +9,7 @@ import { parseArgs } from 'node:util';
 import { commandHelp, parseCommandArgs, type Command, type CommandIo } from './command.js';
 import type { Runtime } from '../runtime.js';
 import type { RuntimeConfig } from '../config.js';
+import type { LocalServices } from './local.js';
 import { RuntimeError, UsageError, describeError } from '../errors.js';
 import { runCommand } from './commands/run.js';
 import { checkpointCommand } from './commands/checkpoint.js';
@@ -129,7 +129,9 @@ export async function main(argv: readonly string[], io: CommandIo): Promise<numb
       (runtime ??= Promise.all([import('../runtime.js'), import('../config.js'), import('../composition-root.js')]).then(
         ([{ Runtime }, { resolveConfig }, { composeRuntime }]) => new Runtime(composeRuntime(resolveConfig({ overrides }))),
       ));
-    return await command.run(lazyRuntime, flags, positionals, io);
+    let local: Promise<LocalServices> | undefined;
+    const lazyLocal = () => (local ??= import('./local.js').then(({ localServices }) => localServices(overrides)));
+    return await command.run(lazyRuntime, flags, positionals, io, lazyLocal);
   } catch (error) {
     io.stderr.write(`runtime: ${describeError(error)}\n`);
     if (process.env.RUNTIME_DEBUG_STACK && error instanceof Error) io.stderr.write(`${error.stack}\n`);

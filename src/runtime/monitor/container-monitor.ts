@@ -10,7 +10,7 @@ import type { RuntimeContext } from '../context.js';
 import { describeError } from '../errors.js';
 import { startContainer } from '../run.js';
 import { restoreContainer } from '../restore.js';
-import { Resetter } from '../reset.js';
+import { Resetter, resetAsked } from '../reset.js';
 import { CONTROL_SOCKET, serveControl, type ControlServer } from './control.js';
 import { serializeError, type ControlRequest, type ControlResponse, type MonitorJob, type MonitorReport } from './protocol.js';
 import { Supervisor } from './supervisor.js';
@@ -61,7 +61,7 @@ export async function superviseContainer(context: RuntimeContext, job: MonitorJo
 
 async function answer(context: RuntimeContext, id: string, resetter: Resetter, request: ControlRequest): Promise<ControlResponse> {
   try {
-    return { ok: true, pid: await resetter.reset(request.reset) };
+    return { ok: true, pid: await resetAsked(context, resetter, id, request.reset) };
   } catch (error) {
     context.logger.error(`reset of ${id} failed`, { error: describeError(error) });
     return { ok: false, error: serializeError(error) };

@@ -6,7 +6,7 @@
  * Errors travel with their code and hint, and CRIU's failure details, and are rebuilt as coded
  * errors on the other side.
  */
-import { z } from 'zod';
+import { s, type Validator } from '../../system/schema.js';
 import { cgroupsModes, type RestoreCriuOptions } from '../../criu/options.js';
 import { configSchema, type RuntimeConfig } from '../config.js';
 import { RuntimeError } from '../errors.js';
@@ -74,64 +74,77 @@ export interface SerializedError {
 /** What the monitor tells the command that launched it, once the init runs or has failed. */
 export type MonitorReport = { readonly ok: true; readonly pid: number } | { readonly ok: false; readonly error: SerializedError };
 
-export type ControlRequest = { readonly op: 'reset'; readonly reset: ResetSpec };
+/**
+ * A reset as the caller asks it; the monitor finds the snapshot (the newest, or a copy's source's)
+ * and checks the request itself, so that a command asking it loads next to nothing.
+ */
+export interface ResetAsk {
+  readonly name?: string;
+  readonly standby?: boolean;
+  readonly criu: ResetCriuOptions;
+}
+
+export type ControlRequest = { readonly op: 'reset'; readonly reset: ResetAsk };
 export type ControlResponse = MonitorReport;
 
-const criuOptions = z
+const criuOptions = s
   .object({
-    imagePath: z.string(),
-    workPath: z.string(),
-    tcpEstablished: z.boolean(),
-    extUnixSk: z.boolean(),
-    shellJob: z.boolean(),
-    fileLocks: z.boolean(),
-    manageCgroupsMode: z.enum(cgroupsModes),
-    autoDedup: z.boolean(),
-    lazyPages: z.boolean(),
-    pageServer: z.string(),
+    imagePath: s.string(),
+    workPath: s.string(),
+    tcpEstablished: s.boolean(),
+    extUnixSk: s.boolean(),
+    shellJob: s.boolean(),
+    fileLocks: s.boolean(),
+    manageCgroupsMode: s.enum(cgroupsModes),
+    autoDedup: s.boolean(),
+    lazyPages: s.boolean(),
+    pageServer: s.string(),
   })
   .partial()
   .strict();
 
-const resetSpec = z.object({
-  sourceId: z.string().min(1),
-  name: z.string().min(1),
+const resetSpec = s.object({
+  sourceId: s.string().min(1),
+  name: s.string().min(1),
   criu: criuOptions.omit({ imagePath: true, workPath: true, autoDedup: true, pageServer: true }),
-  standby: z.boolean(),
+  standby: s.boolean(),
 });
 
-const monitorJob = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('run'), id: z.string().min(1), pidFile: z.string().optional(), criuBinary: z.string().optional() }),
-  z.object({
-    kind: z.literal('restore'),
-    id: z.string().min(1),
-    imagePath: z.string(),
+const monitorJob = s.discriminatedUnion('kind', [
+  s.object({ kind: s.literal('run'), id: s.string().min(1), pidFile: s.string().optional(), criuBinary: s.string().optional() }),
+  s.object({
+    kind: s.literal('restore'),
+    id: s.string().min(1),
+    imagePath: s.string(),
     criu: criuOptions,
-    pidFile: z.string().optional(),
-    criuBinary: z.string().optional(),
+    pidFile: s.string().optional(),
+    criuBinary: s.string().optional(),
   }),
-  z.object({ kind: z.literal('reset'), id: z.string().min(1), reset: resetSpec, pidFile: z.string().optional(), criuBinary: z.string().optional() }),
+  s.object({ kind: s.literal('reset'), id: s.string().min(1), reset: resetSpec, pidFile: s.string().optional(), criuBinary: s.string().optional() }),
 ]);
 
-const failure = z.object({
-  request: z.string(),
-  errno: z.number().optional(),
-  criuMessage: z.string().optional(),
-  logPath: z.string().optional(),
-  logTail: z.array(z.string()),
+const failure = s.object({
+  request: s.string(),
+  errno: s.number().optional(),
+  criuMessage: s.string().optional(),
+  logPath: s.string().optional(),
+  logTail: s.array(s.string()),
 });
 
-const serializedError = z.object({ code: z.string(), message: z.string(), hint: z.string().optional(), failure: failure.optional() });
+const serializedError = s.object({ code: s.string(), message: s.string(), hint: s.string().optional(), failure: failure.optional() });
 
-const report = z.discriminatedUnion('ok', [
-  z.object({ ok: z.literal(true), pid: z.number().int().positive() }),
-  z.object({ ok: z.literal(false), error: serializedError }),
+const report = s.discriminatedUnion('ok', [
+  s.object({ ok: s.literal(true), pid: s.number().int().positive() }),
+  s.object({ ok: s.literal(false), error: serializedError }),
 ]);
 
-const controlRequest = z.object({ op: z.literal('reset'), reset: resetSpec });
+const controlRequest = s.object({
+  op: s.literal('reset'),
+  reset: s.object({ name: s.string().min(1).optional(), standby: s.boolean().optional(), criu: resetSpec.shape.criu }),
+});
 
 /** A monitor is started with the launching command's configuration and its job. */
-const envelope = z.object({ config: configSchema, job: monitorJob });
+const envelope = s.object({ config: configSchema, job: monitorJob });
 
 export interface MonitorEnvelope {
   readonly config: RuntimeConfig;
@@ -145,7 +158,7 @@ export class ProtocolError extends RuntimeError {
   }
 }
 
-function parse<T>(schema: z.ZodType<T>, text: string, what: string): T {
+function parse<T>(schema: Validator<T>, text: string, what: string): T {
   const checked = checkJson(schema, text, 'the message');
   if (!checked.ok) throw new ProtocolError(what, checked.syntax ? `not JSON: ${text.slice(0, 200)}` : checked.reason);
   return checked.value;

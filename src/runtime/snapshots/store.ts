@@ -7,7 +7,7 @@
  */
 import { readdir, readFile, rm, stat, writeFile, rename, mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { z } from 'zod';
+import { s } from '../../system/schema.js';
 import { RuntimeError, UsageError } from '../errors.js';
 import { checkJson } from '../json.js';
 
@@ -83,15 +83,15 @@ export class CorruptSnapshotError extends RuntimeError {
   }
 }
 
-const snapshotSchema = z.object({
-  formatVersion: z.literal(1),
-  name: z.string().min(1),
-  id: z.string().min(1),
-  created: z.string(),
-  layers: z.array(z.string()),
-  memoryBytes: z.number().nonnegative(),
-  rootfsBytes: z.number().nonnegative(),
-  leftRunning: z.boolean(),
+const snapshotSchema = s.object({
+  formatVersion: s.literal(1),
+  name: s.string().min(1),
+  id: s.string().min(1),
+  created: s.string(),
+  layers: s.array(s.string()),
+  memoryBytes: s.number().nonnegative(),
+  rootfsBytes: s.number().nonnegative(),
+  leftRunning: s.boolean(),
 });
 
 export class SnapshotExistsError extends RuntimeError {

@@ -4,7 +4,7 @@
  * exit only once stopped). Records change only through `transition` (state/status.ts), which
  * checks the move and drops what the new status does not have. The file is validated on read.
  */
-import { z } from 'zod';
+import { s } from '../../system/schema.js';
 import { ociRuntimes, type OciRuntimeName } from '../config.js';
 import type { StorageSpec } from '../../rootfs/drivers/types.js';
 import type { LayeredRootfs } from '../../rootfs/layers.js';
@@ -119,37 +119,37 @@ export function newRecord(fields: NewRecordFields, extra: NewRecordExtras = {}):
   return { ...fields, created: new Date().toISOString(), restoreCount: 0, ...extra } as CreatingRecord | CheckpointedRecord;
 }
 
-const identity = z.object({ pid: z.number().int().positive(), startTime: z.string().regex(/^\d+$/) });
+const identity = s.object({ pid: s.number().int().positive(), startTime: s.string().regex(/^\d+$/) });
 const base = {
-  id: z.string().min(1),
-  bundle: z.string(),
-  rootfs: z.string(),
-  cgroupPath: z.string(),
-  ociRuntime: z.enum(ociRuntimes),
-  created: z.string(),
-  annotations: z.record(z.string(), z.string()),
-  logPath: z.string(),
-  lastCheckpoint: z.object({ imagePath: z.string(), time: z.string(), leftRunning: z.boolean() }).optional(),
-  restoreCount: z.number().int().nonnegative(),
-  storage: z.object({ driver: z.string(), storageRoot: z.string(), layer: z.string() }).optional(),
-  rootfsMountedByRuntime: z.boolean().optional(),
-  layers: z.object({ lowers: z.array(z.string()), upper: z.string(), work: z.string(), target: z.string() }).optional(),
-  snapshot: z.string().optional(),
-  snapshotOf: z.string().optional(),
-  cgroupBase: z.string().optional(),
-  instance: z.number().int().nonnegative().optional(),
-  ports: z.array(z.object({ hostIp: z.string(), hostPort: z.number().int(), containerPort: z.number().int() })).optional(),
-  criu: z.string().optional(),
+  id: s.string().min(1),
+  bundle: s.string(),
+  rootfs: s.string(),
+  cgroupPath: s.string(),
+  ociRuntime: s.enum(ociRuntimes),
+  created: s.string(),
+  annotations: s.record(s.string()),
+  logPath: s.string(),
+  lastCheckpoint: s.object({ imagePath: s.string(), time: s.string(), leftRunning: s.boolean() }).optional(),
+  restoreCount: s.number().int().nonnegative(),
+  storage: s.object({ driver: s.string(), storageRoot: s.string(), layer: s.string() }).optional(),
+  rootfsMountedByRuntime: s.boolean().optional(),
+  layers: s.object({ lowers: s.array(s.string()), upper: s.string(), work: s.string(), target: s.string() }).optional(),
+  snapshot: s.string().optional(),
+  snapshotOf: s.string().optional(),
+  cgroupBase: s.string().optional(),
+  instance: s.number().int().nonnegative().optional(),
+  ports: s.array(s.object({ hostIp: s.string(), hostPort: s.number().int(), containerPort: s.number().int() })).optional(),
+  criu: s.string().optional(),
 };
 
 /** state.json's schema: one shape per status. */
-export const containerRecordSchema = z.discriminatedUnion('status', [
-  z.object({ ...base, status: z.literal('creating') }),
-  z.object({ ...base, status: z.literal('running'), init: identity, monitor: identity.optional() }),
-  z.object({
+export const containerRecordSchema = s.discriminatedUnion('status', [
+  s.object({ ...base, status: s.literal('creating') }),
+  s.object({ ...base, status: s.literal('running'), init: identity, monitor: identity.optional() }),
+  s.object({
     ...base,
-    status: z.literal('stopped'),
-    exit: z.object({ code: z.number().int().optional(), signal: z.string().optional(), time: z.string() }).optional(),
+    status: s.literal('stopped'),
+    exit: s.object({ code: s.number().int().optional(), signal: s.string().optional(), time: s.string() }).optional(),
   }),
-  z.object({ ...base, status: z.literal('checkpointed') }),
+  s.object({ ...base, status: s.literal('checkpointed') }),
 ]);

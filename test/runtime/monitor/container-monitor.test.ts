@@ -41,7 +41,7 @@ test('a run job: reports the init, answers resets on its control socket, and end
 
   // A snapshot of the running container, then a reset asked over the socket.
   await checkpoint(rt.context, { id: 'web1', name: 'base', leaveRunning: true });
-  const answer = await sendControl(paths.dir, { op: 'reset', reset: { sourceId: 'web1', name: 'base', criu: {}, standby: false } });
+  const answer = await sendControl(paths.dir, { op: 'reset', reset: { name: 'base', criu: {}, standby: false } });
   const second = answer?.ok ? answer.pid : undefined;
   t.truthy(second);
   t.not(second, first);
@@ -49,7 +49,7 @@ test('a run job: reports the init, answers resets on its control socket, and end
   t.like(await load(rt), { status: 'running', instance: 1, cgroupPath: '/runtime/web1/1', snapshot: 'base' });
 
   // A reset that cannot be done is answered with its error, as data; the container goes on.
-  const refused = await sendControl(paths.dir, { op: 'reset', reset: { sourceId: 'web1', name: 'nope', criu: {}, standby: false } });
+  const refused = await sendControl(paths.dir, { op: 'reset', reset: { name: 'nope', criu: {}, standby: false } });
   t.like(refused, { ok: false, error: { code: 'SNAPSHOT_NOT_FOUND' } });
   t.true(rt.fakes.processes.alive(second!));
 

@@ -2,7 +2,7 @@ import test from 'ava';
 import { sendControl, serveControl, type ControlRequest } from '../../../src/runtime/monitor/control.js';
 import { tempDir } from '../fixtures.js';
 
-const request: ControlRequest = { op: 'reset', reset: { sourceId: 'db', name: 'warm', criu: {}, standby: true } };
+const request: ControlRequest = { op: 'reset', reset: { name: 'warm', criu: {}, standby: true } };
 
 test('a request reaches the handler and its answer comes back', async (t) => {
   const dir = await tempDir(t);

@@ -1,7 +1,6 @@
 import { defineCommand } from '../command.js';
 import { parseNetworkLock } from '../../../criu/options.js';
 import { commonCriuFlags, commonCriuOptions } from './criu-flags.js';
-import { formatStatsReport, microsecondsSince, readCheckpointStats } from '../../checkpoint-stats.js';
 
 export const checkpointCommand = defineCommand({
   name: 'checkpoint',
@@ -43,8 +42,11 @@ export const checkpointCommand = defineCommand({
       ...(flags.name !== undefined ? { name: flags.name } : {}),
     });
     const what = result.snapshot ? `snapshot ${result.snapshot.name} of ${id}` : `${id} to ${result.imagePath}`;
-    if (flags['print-stats'])
-      io.stdout.write(formatStatsReport(await readCheckpointStats(microsecondsSince(started), result.imagePath, flags['work-path'])));
+    if (flags['print-stats']) {
+      const ended = process.hrtime.bigint();
+      const { formatStatsReport, microsecondsSince, readCheckpointStats } = await import('../../checkpoint-stats.js');
+      io.stdout.write(formatStatsReport(await readCheckpointStats(microsecondsSince(started, ended), result.imagePath, flags['work-path'])));
+    }
     io.stderr.write(`checkpointed ${what} in ${result.durationMs} ms${result.leftRunning ? ' (left running)' : ''}\n`);
     return 0;
   },

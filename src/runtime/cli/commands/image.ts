@@ -10,24 +10,8 @@ import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import { defineCommand, type Command, type CommandIo, type FlagSpec } from '../command.js';
 import { RuntimeError, UsageError } from '../../errors.js';
-import {
-  decodeImageStream,
-  ImageDescriptorsNotFoundError,
-  encodeImage,
-  explorePs,
-  exploreFds,
-  exploreMems,
-  exploreRss,
-  formatFds,
-  formatImageJsonChunks,
-  formatMems,
-  formatPs,
-  formatRss,
-  imageInfo,
-  parseImageJson,
-  writeImage,
-  ImageWriteError,
-} from '../../../criu/images/index.js';
+/** The image codec, loaded when an image command runs (it is ~50 modules; other commands need none of it). */
+const images = () => import('../../../criu/images/index.js');
 
 const imageFlags = {
   in: { type: 'string', short: 'i', value: 'FILE', description: 'decode/encode: the input (default: stdin)' },
@@ -65,6 +49,7 @@ async function write(stream: Writable, chunk: string | Uint8Array): Promise<void
 }
 
 async function openOutput(file: string): Promise<Writable> {
+  const { ImageWriteError } = await images();
   const stream = createWriteStream(file);
   await Promise.race([
     once(stream, 'open'),
@@ -86,6 +71,7 @@ async function closeOutput(stream: Writable): Promise<void> {
  * skipped and listed on stderr.
  */
 async function decodeDirectory(dir: string, outDir: string | undefined, pretty: boolean, io: CommandIo): Promise<number> {
+  const { decodeImageStream, formatImageJsonChunks, ImageDescriptorsNotFoundError } = await images();
   if (!outDir) throw new UsageError('image decode --dir needs -o OUTDIR', 'for example: runtime image decode --dir ./checkpoint -o ./decoded');
   await mkdir(outDir, { recursive: true });
   const names = (await readdir(dir, { withFileTypes: true }))
@@ -120,6 +106,7 @@ async function decodeDirectory(dir: string, outDir: string | undefined, pretty: 
 }
 
 async function decode(flags: { in?: string; out?: string; pretty?: boolean; dir?: string }, io: CommandIo): Promise<number> {
+  const { decodeImageStream, formatImageJsonChunks } = await images();
   if (flags.dir !== undefined) {
     if (flags.in !== undefined) throw new UsageError('image decode takes -i or --dir, not both');
     return decodeDirectory(flags.dir, flags.out, flags.pretty === true, io);
@@ -144,6 +131,7 @@ async function readAll(stream: AsyncIterable<Uint8Array>): Promise<string> {
 }
 
 async function encode(flags: { in?: string; out?: string }, io: CommandIo): Promise<number> {
+  const { encodeImage, parseImageJson, writeImage } = await images();
   const image = parseImageJson(flags.in ? await readFile(flags.in, 'utf8') : await readAll(io.stdin));
   if (flags.out) await writeImage(flags.out, image);
   else await write(io.stdout, encodeImage(image));
@@ -151,6 +139,7 @@ async function encode(flags: { in?: string; out?: string }, io: CommandIo): Prom
 }
 
 async function show(file: string, nopl: boolean, io: CommandIo): Promise<number> {
+  const { decodeImageStream, formatImageJsonChunks } = await images();
   const image = await decodeImageStream(file, { pretty: true, noPayload: nopl });
   for await (const chunk of formatImageJsonChunks(image, { pretty: true })) await write(io.stdout, chunk);
   await write(io.stdout, '\n');
@@ -158,10 +147,10 @@ async function show(file: string, nopl: boolean, io: CommandIo): Promise<number>
 }
 
 const explorers = {
-  ps: async (dir: string) => formatPs(await explorePs(dir)),
-  fds: async (dir: string) => formatFds(await exploreFds(dir)),
-  mems: async (dir: string) => formatMems(await exploreMems(dir)),
-  rss: async (dir: string) => formatRss(await exploreRss(dir)),
+  ps: async (dir: string) => (await images()).formatPs(await (await images()).explorePs(dir)),
+  fds: async (dir: string) => (await images()).formatFds(await (await images()).exploreFds(dir)),
+  mems: async (dir: string) => (await images()).formatMems(await (await images()).exploreMems(dir)),
+  rss: async (dir: string) => (await images()).formatRss(await (await images()).exploreRss(dir)),
 } as const;
 
 function subcommandHelp(name: string, sub: Subcommand): Command {
@@ -201,7 +190,7 @@ export const imageCommand = defineCommand({
       case 'encode':
         return encode(flags, io);
       case 'info': {
-        const info = await imageInfo(args[0]!);
+        const info = await (await images()).imageInfo(args[0]!);
         // crit info: json.dump(indent=4) and a newline.
         await write(io.stdout, `${JSON.stringify({ magic: info.magic, count: info.count }, null, 4)}\n`);
         return 0;

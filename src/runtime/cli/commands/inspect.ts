@@ -1,6 +1,5 @@
 import { defineCommand } from '../command.js';
 import { UsageError } from '../../errors.js';
-import { formatInspection, formatInspectionJson } from '../../inspection/format.js';
 
 export const inspectCommand = defineCommand({
   name: 'inspect',
@@ -25,6 +24,7 @@ export const inspectCommand = defineCommand({
       ...(flags.snapshot !== undefined ? { snapshot: flags.snapshot } : {}),
       ...(flags['work-path'] ? { workPath: flags['work-path'] } : {}),
     });
+    const { formatInspection, formatInspectionJson } = await import('../../inspection/format.js');
     io.stdout.write(format === 'json' ? formatInspectionJson(inspection) : formatInspection(inspection));
     return 0;
   },

@@ -11,10 +11,11 @@ export const listCommand = defineCommand({
     format: { type: 'string', short: 'f', value: 'table|json', description: 'output format (default: table)' },
     quiet: { type: 'boolean', short: 'q', description: 'print only the ids' },
   },
-  async run(runtime, flags, _positionals, io) {
+  async run(_runtime, flags, _positionals, io, local) {
     const format = flags.format ?? 'table';
     if (format !== 'table' && format !== 'json') throw new UsageError(`unknown --format ${JSON.stringify(format)}`, 'use table or json');
-    const rows = await (await runtime()).listRecords();
+    const { listRecords } = await import('../../state.js');
+    const rows = await listRecords(await local());
     if (flags.quiet) {
       for (const { state } of rows) io.stdout.write(`${state.id}\n`);
     } else if (format === 'json') {

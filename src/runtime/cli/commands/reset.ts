@@ -3,22 +3,35 @@ import { commonCriuFlags, commonCriuOptions } from './criu-flags.js';
 import type { Runtime } from '../../runtime.js';
 import type { ResetRequest } from '../../reset.js';
 import { refuseImageOptions } from '../../snapshots/store.js';
+import type { LocalServices } from '../local.js';
+import { requireRoot } from '../../privileges.js';
+import { resetByMonitor } from '../../reset-by-monitor.js';
+
+/** resetByMonitor, with the checks reset() makes first. */
+async function askMonitor(services: LocalServices, request: ResetRequest): Promise<number | undefined> {
+  requireRoot(services.processes, 'runtime reset');
+  return resetByMonitor(services, request);
+}
 
 /** Shared by `reset` and `restore --name`: detached by default for reset, as -d says for restore. */
 export async function runReset(
   runtime: () => Promise<Runtime>,
+  local: () => Promise<LocalServices>,
   request: ResetRequest & { readonly imagePath?: string; readonly workPath?: string; readonly autoDedup?: boolean },
   flags: { readonly detach?: boolean; readonly 'pid-file'?: string },
   io: CommandIo,
   detachByDefault = false,
 ): Promise<number> {
   refuseImageOptions(request);
-  const { imagePath: _i, workPath: _w, autoDedup: _a, ...reset } = request;
+  const { imagePath: _i, workPath: _w, autoDedup: _a, ...rest } = request;
+  const reset: ResetRequest = { ...rest, ...(flags['pid-file'] ? { pidFile: flags['pid-file'] } : {}) };
   // A reset is always done by the container's monitor, which stays its parent across resets.
   void flags.detach;
   void detachByDefault;
   const started = Date.now();
-  const pid = await (await runtime()).reset({ ...reset, ...(flags['pid-file'] ? { pidFile: flags['pid-file'] } : {}) });
+  // A live monitor is asked straight away, without loading the runtime (a copy is made first).
+  let pid = reset.from === undefined ? await askMonitor(await local(), reset) : undefined;
+  pid ??= await (await runtime()).reset(reset);
   io.stderr.write(`reset ${request.id}${request.name ? ` to ${request.name}` : ''}: init pid ${pid} (${Date.now() - started} ms)\n`);
   return 0;
 }
@@ -42,9 +55,10 @@ export const resetCommand = defineCommand({
     'pid-file': { type: 'string', value: 'FILE', description: "write the restored init's pid to FILE" },
     'no-standby': { type: 'boolean', description: 'do not keep a stopped standby of the snapshot ready for the next reset' },
   },
-  async run(runtime, flags, [id, name], io) {
+  async run(runtime, flags, [id, name], io, local) {
     return runReset(
       runtime,
+      local,
       { id: id!, ...(name ? { name } : {}), ...commonCriuOptions(flags), ...(flags['no-standby'] ? { standby: false } : {}) },
       flags,
       io,

@@ -5,7 +5,6 @@ import { exitCodeOf } from './attach.js';
 import { UsageError } from '../../errors.js';
 import { runReset } from './reset.js';
 import { publishFlag, publishOptions } from './publish-flag.js';
-import { formatStatsReport, microsecondsSince, readContainerRestoreStats } from '../../checkpoint-stats.js';
 
 export const restoreCommand = defineCommand({
   name: 'restore',
@@ -27,7 +26,7 @@ export const restoreCommand = defineCommand({
     'print-stats': { type: 'boolean', description: "print the restore's duration and CRIU's statistics as JSON (as podman does)" },
     publish: { ...publishFlag, description: 'for a new container (under a new id, or --from): forward a host port to a container port (repeatable)' },
   },
-  async run(runtime, flags, [id], io) {
+  async run(runtime, flags, [id], io, local) {
     if (flags.name !== undefined || flags.from !== undefined) {
       if (flags['print-stats'])
         throw new UsageError(
@@ -37,6 +36,7 @@ export const restoreCommand = defineCommand({
       if (flags.name === undefined) throw new UsageError('--from goes with --name', 'for example: runtime restore --name warm --from db db-copy-1');
       return runReset(
         runtime,
+        local,
         { id: id!, name: flags.name, ...(flags.from ? { from: flags.from } : {}), ...commonCriuOptions(flags), ...publishOptions(flags.publish) },
         flags,
         io,
@@ -55,7 +55,9 @@ export const restoreCommand = defineCommand({
         ...(flags['image-path'] ? { imagePath: flags['image-path'] } : {}),
         ...(flags['work-path'] ? { workPath: flags['work-path'] } : {}),
       };
-      return formatStatsReport(await readContainerRestoreStats((await runtime()).context, where, microsecondsSince(started)));
+      const ended = process.hrtime.bigint();
+      const { formatStatsReport, microsecondsSince, readContainerRestoreStats } = await import('../../checkpoint-stats.js');
+      return formatStatsReport(await readContainerRestoreStats((await runtime()).context, where, microsecondsSince(started, ended)));
     };
     if (flags.detach) {
       const pid = await (await runtime()).restore({ ...request, ...(flags['pid-file'] ? { pidFile: flags['pid-file'] } : {}) });

@@ -6,8 +6,9 @@ export const stateCommand = defineCommand({
   usage: '<id>',
   positionals: { min: 1, max: 1 },
   flags: {},
-  async run(runtime, _flags, [id], io) {
-    io.stdout.write(`${JSON.stringify(await (await runtime()).state(id!), null, 2)}\n`);
+  async run(_runtime, _flags, [id], io, local) {
+    const { state } = await import('../../state.js');
+    io.stdout.write(`${JSON.stringify(await state(await local(), id!), null, 2)}\n`);
     return 0;
   },
 });
