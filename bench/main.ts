@@ -22,7 +22,7 @@ import { BenchError } from './exec.js';
 import { formatTable, round, summarize, type Summary } from './stats.js';
 import { Runc, RuntimeCli, RuntimeLibrary, type Tool, type ToolName } from './tools.js';
 import { buildMemhog } from './workload.js';
-import { benchmarkReset } from './reset.js';
+import { benchmarkBackToBack } from './back-to-back.js';
 import { runImagesBench } from './images.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -264,7 +264,7 @@ function renderTables(settings: Settings, tools: readonly Tool[], report: Report
 
 const benchmarks: Record<string, (cleanup: Cleanup, abort: AbortSignal) => Promise<void>> = {
   'checkpoint-restore': checkpointRestore,
-  reset: (cleanup, abort) => benchmarkReset(repoRoot, cleanup, abort),
+  reset: (cleanup, abort) => benchmarkBackToBack(repoRoot, cleanup, abort),
   images: (cleanup, abort) => runImagesBench(cleanup, abort),
 };
 

@@ -11,33 +11,31 @@ import type { Runtime } from '../runtime.js';
 import type { RuntimeConfig } from '../config.js';
 import type { LocalServices } from './local.js';
 import { RuntimeError, UsageError, describeError } from '../errors.js';
-import { runCommand } from './commands/run.js';
-import { checkpointCommand } from './commands/checkpoint.js';
-import { restoreCommand } from './commands/restore.js';
-import { stateCommand } from './commands/state.js';
-import { listCommand } from './commands/list.js';
-import { killCommand } from './commands/kill.js';
-import { deleteCommand } from './commands/delete.js';
-import { rootfsCommand } from './commands/rootfs.js';
-import { resetCommand } from './commands/reset.js';
-import { snapshotsCommand } from './commands/snapshots.js';
-import { imageCommand } from './commands/image.js';
-import { inspectCommand } from './commands/inspect.js';
+/**
+ * The commands, each loaded when it is run (or for help): a command's module brings its own
+ * dependencies, and `runtime state` must not pay for `runtime image`'s.
+ */
+export interface CommandEntry {
+  readonly name: string;
+  load(): Promise<Command>;
+}
 
-export const commands: readonly Command[] = [
-  runCommand,
-  checkpointCommand,
-  restoreCommand,
-  stateCommand,
-  listCommand,
-  killCommand,
-  deleteCommand,
-  resetCommand,
-  snapshotsCommand,
-  rootfsCommand,
-  inspectCommand,
-  imageCommand,
-] as unknown as readonly Command[];
+const entry = (name: string, load: () => Promise<unknown>): CommandEntry => ({ name, load: load as () => Promise<Command> });
+
+export const commands: readonly CommandEntry[] = [
+  entry('run', async () => (await import('./commands/run.js')).runCommand),
+  entry('checkpoint', async () => (await import('./commands/checkpoint.js')).checkpointCommand),
+  entry('restore', async () => (await import('./commands/restore.js')).restoreCommand),
+  entry('state', async () => (await import('./commands/state.js')).stateCommand),
+  entry('list', async () => (await import('./commands/list.js')).listCommand),
+  entry('kill', async () => (await import('./commands/kill.js')).killCommand),
+  entry('delete', async () => (await import('./commands/delete.js')).deleteCommand),
+  entry('reset', async () => (await import('./commands/reset.js')).resetCommand),
+  entry('snapshots', async () => (await import('./commands/snapshots.js')).snapshotsCommand),
+  entry('rootfs', async () => (await import('./commands/rootfs.js')).rootfsCommand),
+  entry('inspect', async () => (await import('./commands/inspect.js')).inspectCommand),
+  entry('image', async () => (await import('./commands/image.js')).imageCommand),
+];
 
 const globalFlags = {
   root: { type: 'string', description: 'state root (default /run/runtime; env RUNTIME_ROOT)' },
@@ -54,14 +52,15 @@ function version(): string {
   return (JSON.parse(readFileSync(packageJson, 'utf8')) as { version: string }).version;
 }
 
-function mainHelp(): string {
+async function mainHelp(): Promise<string> {
+  const loaded = await Promise.all(commands.map((c) => c.load()));
   const lines = [
     'runtime - checkpoint and restore OCI containers through CRIU',
     '',
     'usage: runtime [global flags] <command> [flags] [arguments]',
     '',
     'commands:',
-    ...commands.map((c) => `  ${c.name.padEnd(12)} ${c.summary}`),
+    ...loaded.map((c) => `  ${c.name.padEnd(12)} ${c.summary}`),
     '',
     'global flags:',
     ...Object.entries(globalFlags).map(([name, spec]) => {
@@ -106,11 +105,12 @@ export async function main(argv: readonly string[], io: CommandIo): Promise<numb
     const [name, ...commandArgs] = rest;
     if (values.help || name === undefined || name === 'help') {
       const target = name === 'help' ? commands.find((c) => c.name === commandArgs[0]) : undefined;
-      io.stdout.write(target ? commandHelp(target) : mainHelp());
+      io.stdout.write(target ? commandHelp(await target.load()) : await mainHelp());
       return name === undefined && !values.help ? 2 : 0;
     }
-    const command = commands.find((c) => c.name === name);
-    if (!command) throw new UsageError(`unknown command ${JSON.stringify(name)}`, `the commands are: ${commands.map((c) => c.name).join(', ')}`);
+    const found = commands.find((c) => c.name === name);
+    if (!found) throw new UsageError(`unknown command ${JSON.stringify(name)}`, `the commands are: ${commands.map((c) => c.name).join(', ')}`);
+    const command = await found.load();
     const { flags, positionals, help } = parseCommandArgs(command, commandArgs);
     if (help) {
       io.stdout.write(commandHelp(command));
