@@ -22,10 +22,12 @@ export interface ResetRequest extends ResetCriuOptions {
   readonly ports?: readonly PublishedPort[];
   readonly pidFile?: string;
   /**
-   * Keep a stopped standby of the snapshot ready (default), so the next reset only switches to
-   * it. It costs the snapshot's memory once more while it waits.
+   * Keep stopped standbys of the snapshot ready (default), so the next reset only switches to
+   * one. Each costs the snapshot's memory once more while it waits (little when restored lazily).
    */
   readonly standby?: boolean;
+  /** How many standbys (default 2); 0 is standby: false. */
+  readonly standbys?: number;
 }
 
 export interface MonitorResetServices {
@@ -45,6 +47,7 @@ export async function resetByMonitor(services: MonitorResetServices, request: Re
   const ask: ResetAsk = {
     ...(request.name !== undefined ? { name: request.name } : {}),
     ...(request.standby !== undefined ? { standby: request.standby } : {}),
+    ...(request.standbys !== undefined ? { standbys: request.standbys } : {}),
     criu: pickResetCriuOptions(request),
   };
   const pid = await services.monitors.ask(record.id, { op: 'reset', reset: ask });

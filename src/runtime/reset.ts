@@ -16,7 +16,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { RuntimeContext } from './context.js';
 import { validateId } from './id.js';
 import { requireRoot } from './privileges.js';
-import { ContainerExistsError, ContainerNotFoundError, InitEndedError, describeError } from './errors.js';
+import { ContainerExistsError, ContainerNotFoundError, InitEndedError, UsageError, describeError } from './errors.js';
 import { refuseAutoDedup, type SnapshotInfo } from './snapshots/store.js';
 import { defaultCgroupPath } from './cgroups.js';
 import { initOf, newRecord, type ContainerRecord, type ProcessIdentity } from './state/record.js';
@@ -34,6 +34,10 @@ import { checkPublished, type PublishedPort } from './ports.js';
 import { requireLazyPagesAllowed, shareWithContainerRoot } from './userns.js';
 
 export type { ResetRequest };
+
+/** How many stopped instances of the snapshot a monitor keeps ready, unless asked otherwise. */
+export const DEFAULT_STANDBYS = 2;
+const MAX_STANDBYS = 8;
 
 /**
  * Resets through the container's monitor when one is alive (it is the init's parent and keeps a
@@ -98,7 +102,11 @@ async function prepareReset(context: RuntimeContext, request: ResetRequest): Pro
     if (!request.from) throw new ContainerNotFoundError(id, store.root);
     await createCopy(context, id, await store.load(sourceId), snapshot, checkPublished(request.ports ?? []));
   }
-  return { id, spec: { sourceId, name: snapshot.name, standby: request.standby ?? true, criu: pickResetCriuOptions(request) } };
+  const standbys = request.standby === false ? 0 : (request.standbys ?? DEFAULT_STANDBYS);
+  if (!Number.isInteger(standbys) || standbys < 0 || standbys > MAX_STANDBYS) {
+    throw new UsageError(`invalid number of standbys ${standbys}`, `keep 0 to ${MAX_STANDBYS} (each holds the snapshot's processes, stopped)`);
+  }
+  return { id, spec: { sourceId, name: snapshot.name, standbys, criu: pickResetCriuOptions(request) } };
 }
 
 /**
@@ -191,11 +199,13 @@ function instanceKey(spec: ResetSpec): string {
 
 /**
  * The resets of one container, in the process that is its parent (the monitor). It keeps the
- * current instance, and after a reset with standby, the next one restored and left stopped.
+ * current instance, and after a reset with standbys, the next ones restored and left stopped,
+ * oldest first. Restored side by side, several standbys keep up with short tests better than one:
+ * much of a restore is waiting (on CRIU's helpers, on the kernel), not computing.
  */
 export class Resetter {
   private current: Instance | undefined;
-  private standby: Promise<Instance | undefined> = Promise.resolve(undefined);
+  private standbys: Promise<Instance | undefined>[] = [];
   private queue: Promise<unknown> = Promise.resolve();
   private lastNumber = 0;
 
@@ -233,10 +243,14 @@ export class Resetter {
     }
   }
 
-  /** Discards the standby and closes the ended instance. */
+  /** Discards the standbys and closes the ended instance. */
   async shutdown(): Promise<void> {
-    const standby = await this.standby.catch(() => undefined);
-    if (standby) await this.retire(standby);
+    const standbys = this.standbys;
+    this.standbys = [];
+    for (const pending of standbys) {
+      const standby = await pending.catch(() => undefined);
+      if (standby) await this.retire(standby);
+    }
     if (this.current) await this.current.supervisor.close();
   }
 
@@ -248,13 +262,12 @@ export class Resetter {
   }
 
   private async resetNow(spec: ResetSpec): Promise<number> {
-    const { logger, cgroups, processes, snapshots } = this.context;
+    const { logger, cgroups, snapshots } = this.context;
     const started = Date.now();
     await requireFeaturesFor(this.context.criu, spec.criu);
     const snapshot = await snapshots.read(spec.sourceId, spec.name);
     const key = instanceKey(spec);
-    const ready = await this.standby.catch(() => undefined);
-    this.standby = Promise.resolve(undefined);
+    const ready = await this.takeStandby(spec.standbys > 0 ? key : undefined);
     const old = this.current;
     // The old instance is held still (SIGSTOP) while the new one is made ready, so it cannot write
     // on (to shared volumes) meanwhile, and it runs on if the new one cannot be had: a failed
@@ -263,12 +276,7 @@ export class Resetter {
     if (old) await cgroups.signal(old.cgroupPath, 'SIGSTOP');
     let next: Instance;
     try {
-      if (spec.standby && ready && ready.key === key && (await processes.isAlive(ready.identity))) {
-        next = ready;
-      } else {
-        if (ready) void this.retire(ready);
-        next = await this.restoreInstance(spec, snapshot, false);
-      }
+      next = ready ?? (await this.restoreInstance(spec, snapshot, false));
       try {
         await this.switchTo(next, spec);
       } catch (error) {
@@ -292,10 +300,26 @@ export class Resetter {
     }
     logger.info(`reset ${this.id} to ${spec.name}`, { pid: next.pid, ms: Date.now() - started, standby: next === ready });
 
-    // The next standby is restored at once, in the background, once the answer is on its way: a
-    // test suite's next reset comes after a short test, and waits for whatever is left of it.
-    if (spec.standby) this.standby = new Promise(setImmediate).then(() => this.prepareStandby(spec, snapshot));
+    // The standbys are topped up at once, in the background, once the answer is on its way: a
+    // test suite's next reset comes after a short test, and waits for whatever is left of one.
+    const missing = spec.standbys - this.standbys.length;
+    for (let i = 0; i < missing; i++) this.standbys.push(new Promise(setImmediate).then(() => this.prepareStandby(spec, snapshot)));
     return next.pid;
+  }
+
+  /**
+   * The oldest standby restored for this request (key) and still alive, waiting for it if it is
+   * being restored; standbys of another request are discarded. Undefined when none fits (or no
+   * key: the request wants none).
+   */
+  private async takeStandby(key: string | undefined): Promise<Instance | undefined> {
+    while (this.standbys.length > 0) {
+      const standby = await this.standbys.shift()!.catch(() => undefined);
+      if (!standby) continue;
+      if (key !== undefined && standby.key === key && (await this.context.processes.isAlive(standby.identity))) return standby;
+      void this.retire(standby);
+    }
+    return undefined;
   }
 
   /** Makes next the container's instance: its rootfs on the container's rootfs path, the record, the ports. */

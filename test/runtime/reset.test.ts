@@ -11,7 +11,7 @@ import { UsageError } from '../../src/runtime/errors.js';
 import { CriuRequestError } from '../../src/criu/errors.js';
 import { fakeRuntime, load, runningContainer, until, type FakeRuntime } from '../helpers/fake-runtime.js';
 
-const base: ResetSpec = { sourceId: 'web1', name: 'base', standby: false, criu: {} };
+const base: ResetSpec = { sourceId: 'web1', name: 'base', standbys: 0, criu: {} };
 
 /** A running container with a snapshot "base"; left running, or checkpointed by the snapshot. */
 async function snapshotted(rt: FakeRuntime, options: { readonly leaveRunning?: boolean; readonly monitor?: boolean } = {}) {
@@ -98,7 +98,7 @@ test('with standby, a stopped instance is restored ahead (leave_stopped), and th
   const rt = await fakeRuntime(t);
   await snapshotted(rt);
   const { resetter, shutdown } = resetterFor(t, rt);
-  const spec: ResetSpec = { ...base, standby: true };
+  const spec: ResetSpec = { ...base, standbys: 1 };
   const { criu, cgroups, processes, mounts } = rt.fakes;
 
   const first = await resetter.reset(spec);
@@ -140,6 +140,36 @@ test('with standby, a stopped instance is restored ahead (leave_stopped), and th
   await shutdown();
   t.false(processes.alive(criu.restores[2]!.pid!));
   t.true(cgroups.callsOf('removeTree').some((c) => c.cgroupPath === '/runtime/web1/3'));
+});
+
+test('with two standbys, both are restored side by side; resets take them in turn, and another snapshot discards them', async (t) => {
+  const rt = await fakeRuntime(t);
+  await snapshotted(rt);
+  const { resetter, shutdown } = resetterFor(t, rt);
+  const spec: ResetSpec = { ...base, standbys: 2 };
+  const { criu, processes } = rt.fakes;
+
+  await resetter.reset(spec);
+  await until(() => criu.restores[1]?.pid !== undefined && criu.restores[2]?.pid !== undefined, 'two standbys');
+  const [first, second] = [criu.restores[1]!, criu.restores[2]!];
+  t.true(first.request.opts.leave_stopped && second.request.opts.leave_stopped);
+  t.not(first.request.imagePath, second.request.imagePath, 'each has its own instance directory');
+
+  const standbys = [first.pid!, second.pid!];
+  const taken = await resetter.reset(spec);
+  t.true(standbys.includes(taken), 'a standby is taken');
+  t.is(criu.restores.length, 3, 'no restore: a standby was taken');
+  await until(() => criu.restores[3]?.pid !== undefined, 'the standbys topped up');
+  t.is(await resetter.reset(spec), standbys.find((pid) => pid !== taken)!, 'then the other one');
+  await until(() => criu.restores[4]?.pid !== undefined, 'the standbys topped up again');
+
+  // A reset to another snapshot cannot use them: they are discarded, and it restores its own.
+  await checkpoint(rt.context, { id: 'web1', name: 'other', leaveRunning: true });
+  const waiting = [criu.restores[3]!.pid!, criu.restores[4]!.pid!];
+  const other = await resetter.reset({ ...spec, name: 'other' });
+  t.is(criu.restores[5]!.pid, other);
+  await until(() => waiting.every((pid) => !processes.alive(pid)), 'the discarded standbys to be killed');
+  await shutdown();
 });
 
 // The tests where an instance's restore fails run alone: on that path Resetter closes the new
@@ -212,7 +242,7 @@ test.serial('a standby that fails to restore is only logged; the next reset rest
   const rt = await fakeRuntime(t, { logLevel: 'warn' });
   await snapshotted(rt);
   const { resetter } = resetterFor(t, rt);
-  const spec: ResetSpec = { ...base, standby: true };
+  const spec: ResetSpec = { ...base, standbys: 1 };
   const { criu, cgroups } = rt.fakes;
 
   const first = await resetter.reset(spec);
@@ -298,7 +328,7 @@ test("reset --from makes a copy: a new container of the source's snapshot, reset
     rootfs: path.join(rt.context.store.paths('web2').dir, 'rootfs'),
     cgroupPath: '/runtime/web2',
   });
-  t.deepEqual(rt.fakes.monitors.launched, [{ kind: 'reset', id: 'web2', reset: { ...base, standby: true } }]);
+  t.deepEqual(rt.fakes.monitors.launched, [{ kind: 'reset', id: 'web2', reset: { ...base, standbys: 2 } }]);
 });
 
 test('reset refuses --auto-dedup before asking or launching anything', async (t) => {

@@ -125,7 +125,7 @@ test("a reset instance's overlay root takes the owner and mode of the snapshot's
   const resetter = new Resetter(rt.context, 'web1');
   t.teardown(() => resetter.shutdown().catch(() => undefined));
 
-  await resetter.reset({ sourceId: 'web1', name: 'base', standby: false, criu: {} });
+  await resetter.reset({ sourceId: 'web1', name: 'base', standbys: 0, criu: {} });
 
   const upper = await stat(path.join(rt.context.store.paths('web1').dir, 'instances', '1', 'upper'));
   const lower = await stat(top);

@@ -30,8 +30,8 @@ export interface ResetSpec {
   readonly sourceId: string;
   readonly name: string;
   readonly criu: ResetCriuOptions;
-  /** Keep a stopped standby of the snapshot ready, so the next reset only switches to it. */
-  readonly standby: boolean;
+  /** How many stopped standbys of the snapshot to keep ready, so that a reset only switches to one. */
+  readonly standbys: number;
 }
 
 export interface RunJob {
@@ -81,6 +81,7 @@ export type MonitorReport = { readonly ok: true; readonly pid: number } | { read
 export interface ResetAsk {
   readonly name?: string;
   readonly standby?: boolean;
+  readonly standbys?: number;
   readonly criu: ResetCriuOptions;
 }
 
@@ -107,7 +108,7 @@ const resetSpec = s.object({
   sourceId: s.string().min(1),
   name: s.string().min(1),
   criu: criuOptions.omit({ imagePath: true, workPath: true, autoDedup: true, pageServer: true }),
-  standby: s.boolean(),
+  standbys: s.number().int().nonnegative(),
 });
 
 const monitorJob = s.discriminatedUnion('kind', [
@@ -140,7 +141,12 @@ const report = s.discriminatedUnion('ok', [
 
 const controlRequest = s.object({
   op: s.literal('reset'),
-  reset: s.object({ name: s.string().min(1).optional(), standby: s.boolean().optional(), criu: resetSpec.shape.criu }),
+  reset: s.object({
+    name: s.string().min(1).optional(),
+    standby: s.boolean().optional(),
+    standbys: s.number().int().nonnegative().optional(),
+    criu: resetSpec.shape.criu,
+  }),
 });
 
 /** A monitor is started with the launching command's configuration and its job. */

@@ -90,7 +90,7 @@ test("a reset job: the first reset is the monitor's job, and the pid file is wri
 
   const done = superviseContainer(
     rt.context,
-    { kind: 'reset', id: 'web1', reset: { sourceId: 'web1', name: 'base', criu: {}, standby: false }, pidFile },
+    { kind: 'reset', id: 'web1', reset: { sourceId: 'web1', name: 'base', criu: {}, standbys: 0 }, pidFile },
     report,
   );
   await until(() => list.length > 0, 'the report');
