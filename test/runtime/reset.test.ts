@@ -160,7 +160,11 @@ test('with two standbys, both are restored side by side; resets take them in tur
   t.true(standbys.includes(taken), 'a standby is taken');
   t.is(criu.restores.length, 3, 'no restore: a standby was taken');
   await until(() => criu.restores[3]?.pid !== undefined, 'the standbys topped up');
-  t.is(await resetter.reset(spec), standbys.find((pid) => pid !== taken)!, 'then the other one');
+  t.is(
+    await resetter.reset(spec),
+    standbys.find((pid) => pid !== taken)!,
+    'then the other one',
+  );
   await until(() => criu.restores[4]?.pid !== undefined, 'the standbys topped up again');
 
   // A reset to another snapshot cannot use them: they are discarded, and it restores its own.

@@ -142,3 +142,10 @@ test('a bad --manage-cgroups-mode is a usage error before anything runs', async 
   t.is(result.code, 2);
   t.is(result.stderr, 'runtime: invalid --manage-cgroups-mode "sloppy"\n  hint: use one of: soft, full, strict, ignore\n');
 });
+
+test('reset --standbys takes a number; anything else is a usage error, before any container is looked at', async (t) => {
+  const root = await tempDir(t);
+  const result = await run(['--root', root, 'reset', '--standbys', 'two', 'db']);
+  t.is(result.code, 2);
+  t.is(result.stderr, 'runtime: invalid --standbys "two"\n  hint: give a number, such as 2 (0: none)\n');
+});

@@ -5,7 +5,13 @@ import type { ResetRequest } from '../../reset.js';
 import { refuseImageOptions } from '../../snapshots/store.js';
 import type { LocalServices } from '../local.js';
 import { requireRoot } from '../../privileges.js';
+import { UsageError } from '../../errors.js';
 import { resetByMonitor } from '../../reset-by-monitor.js';
+
+function parseStandbys(text: string): number {
+  if (!/^\d+$/.test(text)) throw new UsageError(`invalid --standbys ${JSON.stringify(text)}`, 'give a number, such as 2 (0: none)');
+  return Number(text);
+}
 
 /** resetByMonitor, with the checks reset() makes first. */
 async function askMonitor(services: LocalServices, request: ResetRequest): Promise<number | undefined> {
@@ -53,13 +59,24 @@ export const resetCommand = defineCommand({
     'manage-cgroups-mode': commonCriuFlags['manage-cgroups-mode'],
     'lazy-pages': commonCriuFlags['lazy-pages'],
     'pid-file': { type: 'string', value: 'FILE', description: "write the restored init's pid to FILE" },
-    'no-standby': { type: 'boolean', description: 'do not keep a stopped standby of the snapshot ready for the next reset' },
+    'no-standby': { type: 'boolean', description: 'keep no stopped standby of the snapshot ready for the next reset (as --standbys 0)' },
+    standbys: {
+      type: 'string',
+      value: 'N',
+      description: 'how many stopped standbys of the snapshot the monitor keeps ready (default 2; each costs the memory the snapshot holds)',
+    },
   },
   async run(runtime, flags, [id, name], io, local) {
     return runReset(
       runtime,
       local,
-      { id: id!, ...(name ? { name } : {}), ...commonCriuOptions(flags), ...(flags['no-standby'] ? { standby: false } : {}) },
+      {
+        id: id!,
+        ...(name ? { name } : {}),
+        ...commonCriuOptions(flags),
+        ...(flags['no-standby'] ? { standby: false } : {}),
+        ...(flags.standbys !== undefined ? { standbys: parseStandbys(flags.standbys) } : {}),
+      },
       flags,
       io,
       true,
