@@ -4,6 +4,7 @@
  * holding 16, 256 and 1024 MiB), each way of getting back to pristine runs its tests back to back:
  *
  *   runtime reset (CLI)      `node bin/runtime.js reset --pid-file F <id> pristine` to its exit
+ *   ... --lazy-pages (CLI)   the same with standbys restored lazily (their memory served on fault)
  *   runtime reset (library)  Runtime.reset({ id, name: 'pristine' }) in this process
  *   runc loop                `runc delete -f <id>` then `runc restore -d` from runc's checkpoint of an
  *                            identical container, both to their exit (processes only: runc leaves
@@ -42,10 +43,11 @@ import { formatTable, round } from './stats.js';
 import { Runc } from './tools.js';
 import { buildMemhog, isAlive, makeBundle, readPidFile, readyFileInContainer, waitReady } from './workload.js';
 
-export type WayName = 'runtime-cli' | 'runtime-library' | 'runc-loop' | 'cold-restart';
+export type WayName = 'runtime-cli' | 'runtime-cli-lazy' | 'runtime-library' | 'runc-loop' | 'cold-restart';
 
 const labels: Record<WayName, string> = {
   'runtime-cli': 'runtime reset (CLI)',
+  'runtime-cli-lazy': 'runtime reset --lazy-pages (CLI)',
   'runtime-library': 'runtime reset (library)',
   'runc-loop': 'runc delete + restore',
   'cold-restart': 'cold restart (runc run)',
@@ -164,6 +166,10 @@ async function runtimeWays(run: SizeRun): Promise<Way[]> {
   process.stderr.write(`  ${sizeMiB} MiB: snapshot "pristine" in ${Math.round(snapshot.ms)} ms\n`);
   const pidFile = path.join(run.workDir, 'reset.pid');
   const cli = ['node', path.join(run.repoRoot, 'bin/runtime.js'), 'reset', '--pid-file', pidFile, id, 'pristine'];
+  const viaCli = async (flags: readonly string[]) => {
+    await timedCommand([...cli.slice(0, 3), ...flags, ...cli.slice(3)], { env: run.cliEnv, logPath: run.cliLog });
+    return readPidFile(pidFile);
+  };
   const way = (name: WayName, reset: () => Promise<number>): Way => ({
     name,
     get pid() {
@@ -179,10 +185,8 @@ async function runtimeWays(run: SizeRun): Promise<Way[]> {
     finish: () => verifyMemory(pid, sizeMiB),
   });
   return [
-    way('runtime-cli', async () => {
-      await timedCommand(cli, { env: run.cliEnv, logPath: run.cliLog });
-      return readPidFile(pidFile);
-    }),
+    way('runtime-cli', () => viaCli([])),
+    way('runtime-cli-lazy', () => viaCli(['--lazy-pages'])),
     way('runtime-library', () => run.runtime.reset({ id, name: 'pristine' })),
   ];
 }
@@ -401,6 +405,7 @@ export async function benchmarkBackToBack(repoRoot: string, cleanup: Cleanup, ab
   const ratios = settings.sizesMiB.map((sizeMiB) => ({
     sizeMiB,
     cliToRunc: round(of(sizeMiB, 'runtime-cli').median / of(sizeMiB, 'runc-loop').median, 2),
+    lazyCliToRunc: round(of(sizeMiB, 'runtime-cli-lazy').median / of(sizeMiB, 'runc-loop').median, 2),
     coldToRunc: round(of(sizeMiB, 'cold-restart').median / of(sizeMiB, 'runc-loop').median, 2),
     cliMinusLibraryMs: round(of(sizeMiB, 'runtime-cli').median - of(sizeMiB, 'runtime-library').median),
   }));
@@ -422,12 +427,17 @@ export async function benchmarkBackToBack(repoRoot: string, cleanup: Cleanup, ab
     },
     results,
     ratios,
-    sizeScaling: { from: smallest, to: largest, cli: round(of(largest, 'runtime-cli').median / of(smallest, 'runtime-cli').median, 2) },
+    sizeScaling: {
+      from: smallest,
+      to: largest,
+      cli: round(of(largest, 'runtime-cli').median / of(smallest, 'runtime-cli').median, 2),
+      lazyCli: round(of(largest, 'runtime-cli-lazy').median / of(smallest, 'runtime-cli-lazy').median, 2),
+    },
     startup,
   };
 
   const rows = settings.sizesMiB.flatMap((sizeMiB) =>
-    (['runtime-cli', 'runtime-library', 'runc-loop', 'cold-restart'] as const).map((way) => {
+    (['runtime-cli', 'runtime-cli-lazy', 'runtime-library', 'runc-loop', 'cold-restart'] as const).map((way) => {
       const d = of(sizeMiB, way);
       const ratio = way === 'runtime-library' ? '(in-process)' : (d.median / of(sizeMiB, 'runc-loop').median).toFixed(2);
       return [`${sizeMiB} MiB`, labels[way], d.median.toFixed(0), d.p90.toFixed(0), d.max.toFixed(0), ratio];
@@ -438,7 +448,7 @@ export async function benchmarkBackToBack(repoRoot: string, cleanup: Cleanup, ab
     '',
     formatTable(['size', 'way back to pristine', 'median', 'p90', 'max', 'median/runc'], rows),
     '',
-    `${largest} MiB against ${smallest} MiB, CLI reset median: ${report.sizeScaling.cli.toFixed(2)}x`,
+    `${largest} MiB against ${smallest} MiB, CLI reset median: ${report.sizeScaling.cli.toFixed(2)}x; with --lazy-pages: ${report.sizeScaling.lazyCli.toFixed(2)}x`,
     ...ratios.map((r) => `${r.sizeMiB} MiB: CLI reset - library reset (medians): ${r.cliMinusLibraryMs.toFixed(0)} ms`),
     startup
       ? `runtime state: median ${startup.runtimeState.median} ms, p90 ${startup.runtimeState.p90} (node -e 0 alone: median ${startup.nodeStart.median} ms, p90 ${startup.nodeStart.p90})`

@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: the benchmarks, one after the other; BENCH_ONLY=NAME[,NAME] runs only those
- * (checkpoint-restore, reset, images). Each cleans up after itself before the next starts.
+ * (checkpoint-restore, reset, reset-postgres, images). Each cleans up after itself before the next starts.
  *
  * checkpoint-restore: checkpoint and restore of the same busybox container holding 64 and 256 MiB,
  * by `runtime` and by `runc checkpoint`/`runc restore`, in one run. Prints medians and the ratio
@@ -23,6 +23,7 @@ import { formatTable, round, summarize, type Summary } from './stats.js';
 import { Runc, RuntimeCli, RuntimeLibrary, type Tool, type ToolName } from './tools.js';
 import { buildMemhog } from './workload.js';
 import { benchmarkBackToBack } from './back-to-back.js';
+import { benchmarkPostgres } from './back-to-back-postgres.js';
 import { runImagesBench } from './images.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -265,6 +266,7 @@ function renderTables(settings: Settings, tools: readonly Tool[], report: Report
 const benchmarks: Record<string, (cleanup: Cleanup, abort: AbortSignal) => Promise<void>> = {
   'checkpoint-restore': checkpointRestore,
   reset: (cleanup, abort) => benchmarkBackToBack(repoRoot, cleanup, abort),
+  'reset-postgres': (cleanup, abort) => benchmarkPostgres(repoRoot, cleanup, abort),
   images: (cleanup, abort) => runImagesBench(cleanup, abort),
 };
 

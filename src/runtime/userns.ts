@@ -65,6 +65,10 @@ export class UserfaultfdRestrictedError extends RuntimeError {
  * the container running.
  */
 export async function requireLazyPagesAllowed(processes: ProcessService, spec: Spec, id: string, lazyPages: boolean | undefined): Promise<void> {
-  if (!lazyPages || !containerRoot(spec)) return;
-  if ((await processes.sysctl('vm.unprivileged_userfaultfd')) === '0') throw new UserfaultfdRestrictedError(id);
+  if (lazyPages && !(await userfaultfdAllowed(processes, spec))) throw new UserfaultfdRestrictedError(id);
+}
+
+/** Whether CRIU may open the userfaultfds a lazy restore of this container needs (see above). */
+export async function userfaultfdAllowed(processes: ProcessService, spec: Spec): Promise<boolean> {
+  return !containerRoot(spec) || (await processes.sysctl('vm.unprivileged_userfaultfd')) !== '0';
 }

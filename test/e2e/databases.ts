@@ -91,13 +91,13 @@ export function postgresSchema(): Promise<string> {
 }
 
 /** A pg client connected over TCP to the host port, as the postgres role with its password. */
-export async function connectPostgres(port: number): Promise<pg.Client> {
+export async function connectPostgres(port: number, database = 'postgres'): Promise<pg.Client> {
   const client = new pg.Client({
     host: '127.0.0.1',
     port,
     user: 'postgres',
     password: postgresPassword,
-    database: 'postgres',
+    database,
     connectionTimeoutMillis: 5000,
   });
   // A connection the server or the forwarder closes is reported here as well as to the query.

@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { checkpoint } from '../../src/runtime/checkpoint.js';
-import { reset, Resetter, type ResetRequest } from '../../src/runtime/reset.js';
+import { LAZY_FROM_BYTES, reset, Resetter, type ResetRequest } from '../../src/runtime/reset.js';
 import { criuBinaryFor } from '../../src/runtime/restore.js';
 import type { ResetSpec } from '../../src/runtime/monitor/protocol.js';
 import { UsageError } from '../../src/runtime/errors.js';
@@ -174,6 +174,30 @@ test('with two standbys, both are restored side by side; resets take them in tur
   t.is(criu.restores[5]!.pid, other);
   await until(() => waiting.every((pid) => !processes.alive(pid)), 'the discarded standbys to be killed');
   await shutdown();
+});
+
+test('a snapshot of 64 MiB or more is reset lazily unless asked otherwise; small ones, or where the kernel forbids it, eagerly', async (t) => {
+  const rt = await fakeRuntime(t);
+  rt.fakes.criu.pageBytes = LAZY_FROM_BYTES;
+  await snapshotted(rt, { leaveRunning: true });
+  const launchedCriu = async (request: Omit<Parameters<typeof reset>[1], 'id'>) => {
+    rt.fakes.monitors.launchMode = { kind: 'answer', pid: 700 + rt.fakes.monitors.launched.length };
+    await reset(rt.context, { id: 'web1', name: 'base', ...request });
+    const job = rt.fakes.monitors.launched.at(-1)!;
+    return job.kind === 'reset' ? job.reset.criu : undefined;
+  };
+
+  t.deepEqual(await launchedCriu({}), { lazyPages: true }, 'large: lazy by default');
+  t.deepEqual(await launchedCriu({ lazyPages: false }), {}, '--no-lazy-pages: eager');
+  rt.fakes.criu.setFeatures({ mem_track: true, lazy_pages: false });
+  t.deepEqual(await launchedCriu({}), {}, 'no lazy pages in this kernel: eager');
+
+  const small = await fakeRuntime(t);
+  await snapshotted(small, { leaveRunning: true });
+  small.fakes.monitors.launchMode = { kind: 'answer', pid: 800 };
+  await reset(small.context, { id: 'web1', name: 'base' });
+  const job = small.fakes.monitors.launched[0]!;
+  t.deepEqual(job.kind === 'reset' ? job.reset.criu : undefined, {}, 'small: eager');
 });
 
 // The tests where an instance's restore fails run alone: on that path Resetter closes the new

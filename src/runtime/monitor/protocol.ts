@@ -17,10 +17,15 @@ import { CriuRequestError, type CriuFailure } from '../../criu/errors.js';
 export const resetCriuKeys = ['tcpEstablished', 'extUnixSk', 'shellJob', 'fileLocks', 'manageCgroupsMode', 'lazyPages'] as const;
 export type ResetCriuOptions = Pick<RestoreCriuOptions, (typeof resetCriuKeys)[number]>;
 
-/** The reset subset of any options object: the one place it is written out. */
+/**
+ * The reset subset of any options object: the one place it is written out. A false flag is
+ * dropped, but for lazyPages: false there says "eager", where unset lets the reset choose.
+ */
 export function pickResetCriuOptions(options: ResetCriuOptions): ResetCriuOptions {
   const picked: Partial<Record<(typeof resetCriuKeys)[number], unknown>> = {};
-  for (const key of resetCriuKeys) if (options[key] !== undefined && options[key] !== false) picked[key] = options[key];
+  for (const key of resetCriuKeys) {
+    if (options[key] !== undefined && (options[key] !== false || key === 'lazyPages')) picked[key] = options[key];
+  }
   return picked as ResetCriuOptions;
 }
 

@@ -149,3 +149,10 @@ test('reset --standbys takes a number; anything else is a usage error, before an
   t.is(result.code, 2);
   t.is(result.stderr, 'runtime: invalid --standbys "two"\n  hint: give a number, such as 2 (0: none)\n');
 });
+
+test('reset takes --lazy-pages or --no-lazy-pages, not both', async (t) => {
+  const root = await tempDir(t);
+  const result = await run(['--root', root, 'reset', '--lazy-pages', '--no-lazy-pages', 'db']);
+  t.is(result.code, 2);
+  t.is(result.stderr, 'runtime: --lazy-pages and --no-lazy-pages contradict each other\n');
+});

@@ -57,7 +57,8 @@ export const resetCommand = defineCommand({
     'shell-job': commonCriuFlags['shell-job'],
     'file-locks': commonCriuFlags['file-locks'],
     'manage-cgroups-mode': commonCriuFlags['manage-cgroups-mode'],
-    'lazy-pages': commonCriuFlags['lazy-pages'],
+    'lazy-pages': { ...commonCriuFlags['lazy-pages'], description: 'restore lazily (the default for a snapshot of 64 MiB of memory or more)' },
+    'no-lazy-pages': { type: 'boolean', description: 'restore eagerly, all memory copied, whatever the size' },
     'pid-file': { type: 'string', value: 'FILE', description: "write the restored init's pid to FILE" },
     'no-standby': { type: 'boolean', description: 'keep no stopped standby of the snapshot ready for the next reset (as --standbys 0)' },
     standbys: {
@@ -67,6 +68,7 @@ export const resetCommand = defineCommand({
     },
   },
   async run(runtime, flags, [id, name], io, local) {
+    if (flags['lazy-pages'] && flags['no-lazy-pages']) throw new UsageError('--lazy-pages and --no-lazy-pages contradict each other');
     return runReset(
       runtime,
       local,
@@ -75,6 +77,7 @@ export const resetCommand = defineCommand({
         ...(name ? { name } : {}),
         ...commonCriuOptions(flags),
         ...(flags['no-standby'] ? { standby: false } : {}),
+        ...(flags['no-lazy-pages'] ? { lazyPages: false } : {}),
         ...(flags.standbys !== undefined ? { standbys: parseStandbys(flags.standbys) } : {}),
       },
       flags,
