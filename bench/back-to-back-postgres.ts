@@ -30,9 +30,10 @@ import type pg from 'pg';
 import { Runtime } from '../src/index.js';
 import type { Cleanup } from './cleanup.js';
 import { BenchError, timed, timedCommand } from './exec.js';
+import { integerSetting, mountsBelow, runtimeCliEnv } from './roots.js';
 import { distribution, type Distribution } from './back-to-back.js';
 import { formatTable, round } from './stats.js';
-import { makeBundle, type Sandbox } from '../test/e2e/helpers.js';
+import { bundleIn, type Sandbox } from '../test/e2e/helpers.js';
 import { connectPostgres, databasesMissing, freePort, postgresBundle, waitForNoConnections, waitForPostgres } from '../test/e2e/databases.js';
 
 type WayName = 'runtime-cli' | 'runtime-library' | 'template-clone';
@@ -42,12 +43,6 @@ const labels: Record<WayName, string> = {
   'runtime-library': 'runtime reset (library)',
   'template-clone': 'DROP + CREATE DATABASE TEMPLATE',
 };
-
-function integer(name: string, text: string, minimum: number): number {
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < minimum) throw new BenchError('BENCH_SETTING', `${name}=${text}: expected an integer of at least ${minimum}`);
-  return value;
-}
 
 /** The rows a test finds: the pristine count, and none of the previous test's table. */
 async function testWork(port: number, number: number, pristineRows: number): Promise<void> {
@@ -81,35 +76,17 @@ function benchSandbox(dir: string, stateRoot: string, checkpointRoot: string, ru
     checkpointRoot,
     runtime,
     cli: () => Promise.reject(new Error('not used by the benchmark')),
-    async bundle(name, command = [], edit) {
-      const bundleDir = path.join(dir, name);
-      await makeBundle(bundleDir, command);
-      if (edit) {
-        const file = path.join(bundleDir, 'config.json');
-        const spec = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
-        edit(spec);
-        await writeFile(file, JSON.stringify(spec, null, 2));
-      }
-      return bundleDir;
-    },
+    bundle: (name, command = [], edit) => bundleIn(dir, name, command, edit),
   };
-}
-
-async function mountsBelow(dir: string): Promise<string[]> {
-  const points = (await readFile('/proc/self/mountinfo', 'utf8'))
-    .split('\n')
-    .filter((line) => line !== '')
-    .map((line) => line.split(' ')[4]!.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))));
-  return [...new Set(points.filter((point) => point === dir || point.startsWith(`${dir}/`)))].sort().reverse();
 }
 
 export async function benchmarkPostgres(repoRoot: string, cleanup: Cleanup, abort: AbortSignal): Promise<void> {
   if (process.getuid?.() !== 0) throw new BenchError('BENCH_NOT_ROOT', 'reset needs root', { hint: 'run `sudo npm run bench`' });
   const missing = databasesMissing();
   if (missing) throw new BenchError('BENCH_MISSING_TOOL', missing, { hint: 'run `bash scripts/install-system-deps.sh`' });
-  const dataMB = integer('BENCH_PG_MB', process.env.BENCH_PG_MB ?? '1024', 1);
-  const block = integer('BENCH_PG_BLOCK', process.env.BENCH_PG_BLOCK ?? '5', 1);
-  const tests = Math.ceil(integer('BENCH_PG_TESTS', process.env.BENCH_PG_TESTS ?? '15', 1) / block) * block;
+  const dataMB = integerSetting('BENCH_PG_MB', process.env.BENCH_PG_MB ?? '1024', 1);
+  const block = integerSetting('BENCH_PG_BLOCK', process.env.BENCH_PG_BLOCK ?? '5', 1);
+  const tests = Math.ceil(integerSetting('BENCH_PG_TESTS', process.env.BENCH_PG_TESTS ?? '15', 1) / block) * block;
   const warmup = 1;
 
   const temp = await mkdtemp(path.join(os.tmpdir(), 'rp-'));
@@ -139,14 +116,7 @@ export async function benchmarkPostgres(repoRoot: string, cleanup: Cleanup, abor
   const runtime = Runtime.create({ stateRoot, checkpointRoot, cgroupParent, logLevel: 'warn' });
   const box = benchSandbox(path.join(storage, 'b'), stateRoot, checkpointRoot, runtime);
   await mkdir(box.dir, { recursive: true });
-  const inherited = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('RUNTIME_')));
-  const cliEnv = {
-    ...inherited,
-    RUNTIME_ROOT: stateRoot,
-    RUNTIME_CHECKPOINT_ROOT: checkpointRoot,
-    RUNTIME_CGROUP_PARENT: cgroupParent,
-    RUNTIME_LOG_LEVEL: 'warn',
-  };
+  const cliEnv = runtimeCliEnv({ stateRoot, checkpointRoot, cgroupParent });
   const cliLog = path.join(temp, 'runtime-cli.log');
 
   const id = `pg-${process.pid}`;

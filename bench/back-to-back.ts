@@ -39,6 +39,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Runtime } from '../src/index.js';
 import type { Cleanup } from './cleanup.js';
 import { BenchError, timed, timedCommand } from './exec.js';
+import { integerSetting, mountsBelow, runtimeCliEnv } from './roots.js';
 import { formatTable, round } from './stats.js';
 import { Runc } from './tools.js';
 import { buildMemhog, isAlive, makeBundle, readPidFile, readyFileInContainer, waitReady } from './workload.js';
@@ -63,11 +64,7 @@ interface Settings {
 }
 
 function settingsFromEnvironment(environment: NodeJS.ProcessEnv): Settings {
-  const integer = (name: string, text: string, minimum: number): number => {
-    const value = Number(text);
-    if (!Number.isInteger(value) || value < minimum) throw new BenchError('BENCH_SETTING', `${name}=${text}: expected an integer of at least ${minimum}`);
-    return value;
-  };
+  const integer = integerSetting;
   const block = integer('BENCH_B2B_BLOCK', environment.BENCH_B2B_BLOCK ?? '10', 1);
   const tests = integer('BENCH_B2B_TESTS', environment.BENCH_B2B_TESTS ?? '30', 1);
   return {
@@ -316,15 +313,6 @@ function version(command: string): string {
   return `${result.stdout}${result.stderr}`.trim().split('\n')[0]!;
 }
 
-async function mountsBelow(dir: string): Promise<string[]> {
-  const unescape = (field: string) => field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
-  const points = (await readFile('/proc/self/mountinfo', 'utf8'))
-    .split('\n')
-    .filter((line) => line !== '')
-    .map((line) => unescape(line.split(' ')[4]!));
-  return [...new Set(points.filter((point) => point === dir || point.startsWith(`${dir}/`)))].sort().reverse();
-}
-
 /** Runs the benchmark; `repoRoot` holds bin/runtime.js and bench/fixtures. */
 export async function benchmarkBackToBack(repoRoot: string, cleanup: Cleanup, abort: AbortSignal): Promise<void> {
   const settings = settingsFromEnvironment(process.env);
@@ -365,14 +353,7 @@ export async function benchmarkBackToBack(repoRoot: string, cleanup: Cleanup, ab
   await mkdir(imagesDir, { recursive: true });
   const cgroupParent = `/runtime-bench-${process.pid}`;
   const runtime = Runtime.create({ stateRoot, checkpointRoot, cgroupParent, logLevel: 'warn' });
-  const inherited = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('RUNTIME_')));
-  const cliEnv = {
-    ...inherited,
-    RUNTIME_ROOT: stateRoot,
-    RUNTIME_CHECKPOINT_ROOT: checkpointRoot,
-    RUNTIME_CGROUP_PARENT: cgroupParent,
-    RUNTIME_LOG_LEVEL: 'warn',
-  };
+  const cliEnv = runtimeCliEnv({ stateRoot, checkpointRoot, cgroupParent });
   const cliLog = path.join(temp, 'runtime-cli.log');
   const runc = await Runc.create(path.join(temp, 'runc'));
   cleanup.add('close the runc stdio pipes', () => runc.close());

@@ -10,6 +10,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CriuRequestError } from './errors.js';
 import { criuLogTail } from './log.js';
+import { trackChild } from '../system/spawned.js';
 
 const SOCKET = 'lazy-pages.socket';
 const LOG = 'lazy-pages.log';
@@ -22,7 +23,7 @@ export class LazyPagesDaemon {
 
   static async start(binary: string, imagePath: string, workPath: string, timeoutMs = 5000): Promise<LazyPagesDaemon> {
     await rm(path.join(workPath, SOCKET), { force: true });
-    const child = spawn(binary, ['lazy-pages', '--images-dir', imagePath, '--work-dir', workPath, '-o', LOG, '-v4'], { stdio: 'ignore' });
+    const child = trackChild(spawn(binary, ['lazy-pages', '--images-dir', imagePath, '--work-dir', workPath, '-o', LOG, '-v4'], { stdio: 'ignore' }));
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     const deadline = Date.now() + timeoutMs;
     for (;;) {

@@ -16,6 +16,7 @@ import { formatVersion, isAtLeast, parseVersion, type CriuVersion } from './vers
 import { RuntimeError } from '../system/errors.js';
 import { LazyPagesDaemon } from './lazy-pages.js';
 import { prepareKerndatCache } from './kerndat-cache.js';
+import { trackChild } from '../system/spawned.js';
 
 export interface CriuSettings {
   /** The criu binary as configured (a path or a name), or empty for PATH. */
@@ -155,7 +156,7 @@ export class SwrkCriuService implements CriuService {
     this.cachedNetworkLock ??= this.binary().then(
       (binary) =>
         new Promise((resolve) => {
-          execFile(binary, ['check', '--feature', 'nftables'], (error) => resolve(error ? 'iptables' : 'nftables'));
+          trackChild(execFile(binary, ['check', '--feature', 'nftables'], (error) => resolve(error ? 'iptables' : 'nftables')));
         }),
     );
     return this.cachedNetworkLock;

@@ -7,6 +7,7 @@ import { access, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import koffi from 'koffi';
 import { KernelSupportError } from './errors.js';
+import { trackChild } from '../system/spawned.js';
 
 /** execa is loaded only when a command is run: it is slow to load, and most runs need none. */
 const loadExeca = async () => (await import('execa')).execa;
@@ -94,7 +95,7 @@ export class ProcKernelSupport implements KernelSupport {
 
   async deviceMapperTargets(): Promise<readonly string[] | undefined> {
     if (this.root !== '/') return undefined; // a fixture tree has no kernel to ask
-    const result = await (await loadExeca())('dmsetup', ['targets'], { reject: false });
+    const result = await trackChild((await loadExeca())('dmsetup', ['targets'], { reject: false }));
     if (result.failed || result.exitCode !== 0) return undefined;
     return result.stdout
       .split('\n')

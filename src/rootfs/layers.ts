@@ -9,6 +9,7 @@ import path from 'node:path';
 import type { MountService } from './mount-service.js';
 import { RuntimeError } from '../system/errors.js';
 import { MountError } from './errors.js';
+import { trackChild } from '../system/spawned.js';
 
 /** execa is loaded only when a command is run: it is slow to load, and most runs need none. */
 const loadExeca = async () => (await import('execa')).execa;
@@ -40,7 +41,7 @@ export class LayerCopyError extends RuntimeError {
  */
 export async function copyLayer(source: string, destination: string): Promise<void> {
   await mkdir(destination, { recursive: true });
-  const result = await (await loadExeca())('cp', ['-a', '--sparse=always', '--no-target-directory', source, destination], { reject: false });
+  const result = await trackChild((await loadExeca())('cp', ['-a', '--sparse=always', '--no-target-directory', source, destination], { reject: false }));
   if (result.failed) throw new LayerCopyError(source, destination, String(result.stderr).trim() || result.shortMessage || 'cp failed');
 }
 
@@ -93,7 +94,7 @@ async function emptyDirectory(directory: string): Promise<void> {
 
 /** Bytes used by a directory tree (allocated blocks, as du counts them). */
 export async function diskUsage(directory: string): Promise<number> {
-  const result = await (await loadExeca())('du', ['-s', '-B1', directory], { reject: false });
+  const result = await trackChild((await loadExeca())('du', ['-s', '-B1', directory], { reject: false }));
   if (result.failed) return 0;
   return Number(String(result.stdout).split(/\s/)[0]);
 }

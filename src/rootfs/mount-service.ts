@@ -10,6 +10,7 @@ import { SystemCallError } from '../system/errors.js';
 import { MountError } from './errors.js';
 import { readMountInfo, type MountInfo } from './mountinfo.js';
 import type { MountFromFailure, MountFromRequest } from './mount-from.js';
+import { trackChild } from '../system/spawned.js';
 
 export interface MountService {
   /** Bind-mounts source on target (recursively: nested mounts come along). */
@@ -95,7 +96,7 @@ const mountFromScript = fileURLToPath(new URL('./mount-from.js', import.meta.url
 
 function runMountFrom(request: MountFromRequest, fds: readonly number[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [mountFromScript], { stdio: ['pipe', 'pipe', 'pipe', ...fds] });
+    const child = trackChild(spawn(process.execPath, [mountFromScript], { stdio: ['pipe', 'pipe', 'pipe', ...fds] }));
     let stdout = '';
     let stderr = '';
     child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { RuntimeError } from './errors.js';
 import type { OciRuntimeName } from './config.js';
+import { trackChild } from '../system/spawned.js';
 
 export class OciRuntimeError extends RuntimeError {
   readonly code = 'OCI_RUNTIME_FAILED' as const;
@@ -62,7 +63,7 @@ export class CommandOciRuntime implements OciRuntime {
     ];
     // The fds go to the init as they are (runc and crun pass their stdio through when detached).
     const exit = await new Promise<{ code: number | null; error?: Error }>((resolve) => {
-      const child = spawn(this.name, args, { stdio: [...request.stdio] });
+      const child = trackChild(spawn(this.name, args, { stdio: [...request.stdio] }));
       child.once('error', (error) => resolve({ code: null, error }));
       child.once('exit', (code) => resolve({ code }));
     });

@@ -8,6 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { becomeChildSubreaper, reapIfExited, type WaitStatus } from './libc.js';
 import { parseProcStat } from './processes.js';
+import { isTrackedChild } from './spawned.js';
 
 /** What a parent needs to reap children Node did not spawn (a service, so tests can fake it). */
 export interface ChildReaper {
@@ -78,7 +79,8 @@ export class Reaper implements ChildReaper {
   async reapStrays(known: ReadonlySet<number>, timeoutMs = 2_000): Promise<number[]> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const strays = [...this.children()].filter((pid) => !known.has(pid) && !this.watches.has(pid));
+      // Not Node's own children (criu swrk of another restore, its lazy-pages daemon): Node reaps those.
+      const strays = [...this.children()].filter((pid) => !known.has(pid) && !this.watches.has(pid) && !isTrackedChild(pid));
       const left = strays.filter((pid) => {
         try {
           return reapIfExited(pid) === undefined;

@@ -99,18 +99,21 @@ export async function sandbox(t: ExecutionContext): Promise<Sandbox> {
       });
       return { exitCode: result.exitCode ?? -1, stdout: String(result.stdout), stderr: String(result.stderr) };
     },
-    async bundle(name, command = [], edit) {
-      const bundleDir = path.join(dir, name);
-      await makeBundle(bundleDir, command);
-      if (edit) {
-        const file = path.join(bundleDir, 'config.json');
-        const spec = JSON.parse(await readFile(file, 'utf8')) as Record<string, any>;
-        edit(spec);
-        await writeFile(file, JSON.stringify(spec, null, 2));
-      }
-      return bundleDir;
-    },
+    bundle: (name, command = [], edit) => bundleIn(dir, name, command, edit),
   };
+}
+
+/** A busybox bundle dir/name running command, its config.json changed by edit. */
+export async function bundleIn(dir: string, name: string, command: readonly string[] = [], edit?: (spec: Record<string, any>) => void): Promise<string> {
+  const bundleDir = path.join(dir, name);
+  await makeBundle(bundleDir, command);
+  if (edit) {
+    const file = path.join(bundleDir, 'config.json');
+    const spec = JSON.parse(await readFile(file, 'utf8')) as Record<string, any>;
+    edit(spec);
+    await writeFile(file, JSON.stringify(spec, null, 2));
+  }
+  return bundleDir;
 }
 
 /** A busybox bundle made with `runc spec` (scripts/make-busybox-bundle.sh) running command. */

@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import { seqpacketPair } from '../../system/libc.js';
 import { rpcCodec, type RpcCodec } from './proto.js';
 import { ReqType, reqTypeNames, type CriuNotify, type CriuReq, type CriuResp } from './messages.js';
+import { trackChild } from '../../system/spawned.js';
 
 const readAsync = promisify(read);
 const writeAsync = promisify(write);
@@ -70,7 +71,7 @@ export class SwrkSession {
     const [ours, theirs] = seqpacketPair();
     const stdio: StdioOptions = [...(options.stdio ?? ['ignore', 'ignore', 'pipe']), theirs, ...(options.extraFds ?? [])];
     return new Promise((resolve, reject) => {
-      const child = spawn(options.binary, ['swrk', '3'], { stdio, cwd: options.cwd });
+      const child = trackChild(spawn(options.binary, ['swrk', '3'], { stdio, cwd: options.cwd }));
       const closeTheirs = () => close(theirs, () => undefined);
       child.once('error', (error) => {
         closeTheirs();

@@ -11,6 +11,7 @@ import { DirDriver } from './dir.js';
 import { ContainersOverlayDriver } from './overlay.js';
 import { Overlay2Driver } from './overlay2.js';
 import { DRIVER_NAMES, type CommandRunner, type DriverDeps, type DriverName, type MountPlan, type PlanOptions, type RootfsDriver } from './types.js';
+import { trackChild } from '../../system/spawned.js';
 
 /** execa is loaded only when a command is run: it is slow to load, and most runs need none. */
 const loadExeca = async () => (await import('execa')).execa;
@@ -23,7 +24,7 @@ export class ExecaCommandRunner implements CommandRunner {
   async run(argv: readonly string[]): Promise<void> {
     const [file, ...args] = argv;
     if (file === undefined) return;
-    const result = await (await loadExeca())(file, args, { reject: false });
+    const result = await trackChild((await loadExeca())(file, args, { reject: false }));
     if (!result.failed) return;
     const missing = (result.cause as NodeJS.ErrnoException | undefined)?.code === 'ENOENT';
     const packages: Readonly<Record<string, string>> = { dmsetup: 'dmsetup (device-mapper)', auplink: 'aufs-tools' };
