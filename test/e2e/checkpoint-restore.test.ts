@@ -3,7 +3,9 @@
  * child process survives, the restored init is the runtime's child, volumes keep their data.
  */
 import test from 'ava';
+import { existsSync, statfsSync } from 'node:fs';
 import { readFile, mkdir, writeFile } from 'node:fs/promises';
+import { KERNDAT_CACHE_DIR } from '../../src/criu/kerndat-cache.js';
 import path from 'node:path';
 import { childrenOf, counterAbove, e2e, isAlive, parentOf, readCounter, sandbox, waitFor } from './helpers.js';
 
@@ -65,8 +67,9 @@ serial('library: repeated checkpoint/restore cycles of one container keep counti
   const bundle = await box.bundle('cycles');
   await box.runtime.run({ id: 'c1', bundle });
   let last = await counterAbove(bundle, 1);
+  let result!: Awaited<ReturnType<typeof box.runtime.checkpoint>>;
   for (let cycle = 0; cycle < 4; cycle++) {
-    const result = await box.runtime.checkpoint({ id: 'c1' });
+    result = await box.runtime.checkpoint({ id: 'c1' });
     t.is(result.imagePath, path.join(box.checkpointRoot, 'c1', 'checkpoint'));
     const frozen = (await readCounter(bundle))!;
     t.true(frozen >= last);
@@ -77,6 +80,16 @@ serial('library: repeated checkpoint/restore cycles of one container keep counti
   }
   const record = await box.runtime.context.store.load('c1');
   t.is(record.restoreCount, 4);
+  // CRIU kept its kernel probe where the runtime made it a tmpfs (scripts/install-criu.sh builds
+  // it with that RUNDIR): later CRIUs skip the probe.
+  t.is(statfsSync(KERNDAT_CACHE_DIR).type, 0x01021994, `${KERNDAT_CACHE_DIR} is a tmpfs`);
+  t.true(existsSync(path.join(KERNDAT_CACHE_DIR, 'criu.kdat')), 'criu.kdat is there');
+  // The images record the network lock the dump used: nftables, where this CRIU has it (the
+  // inventory holds CRIU's own numbering, 0 iptables, 1 nftables, 2 skip; not the RPC's).
+  const inventory = await box.cli(['image', 'decode', '-i', path.join(result.imagePath, 'inventory.img')]);
+  t.is(inventory.exitCode, 0, inventory.stderr);
+  const entries = (JSON.parse(inventory.stdout) as { entries: { network_lock_method?: number }[] }).entries;
+  t.is(entries[0]?.network_lock_method, 1, 'the dump locked the network with nftables');
 });
 
 serial('a bind-mounted volume keeps its data and stays writable across checkpoint and restore', async (t) => {
