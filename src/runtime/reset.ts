@@ -6,8 +6,9 @@
  *
  *   reset        the verb: checks the request, makes a copy's record, and asks the container's
  *                monitor, or starts one that resets first
+ *   resetAsked   a reset asked of the monitor: the request checked and resolved there
  *   Resetter     what the monitor process runs: the container's instances (the current one and
- *                a stopped standby restored ahead of time, so a reset only thaws it), replaced
+ *                stopped standbys restored ahead of time, so a reset only thaws one), replaced
  *                one at a time, each with its own overlay, cgroup and namespaces
  */
 import { mkdir, rm } from 'node:fs/promises';
@@ -79,6 +80,7 @@ export async function resetAsked(context: RuntimeContext, resetter: Resetter, id
     id,
     ...(ask.name !== undefined ? { name: ask.name } : {}),
     ...(ask.standby !== undefined ? { standby: ask.standby } : {}),
+    ...(ask.standbys !== undefined ? { standbys: ask.standbys } : {}),
     ...ask.criu,
   });
   const { spec: ociSpec } = await readEffectiveSpec(context.store.paths(id).effectiveBundle);

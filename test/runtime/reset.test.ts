@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { checkpoint } from '../../src/runtime/checkpoint.js';
-import { LAZY_FROM_BYTES, reset, Resetter, type ResetRequest } from '../../src/runtime/reset.js';
+import { LAZY_FROM_BYTES, reset, resetAsked, Resetter, type ResetRequest } from '../../src/runtime/reset.js';
 import { criuBinaryFor } from '../../src/runtime/restore.js';
 import type { ResetSpec } from '../../src/runtime/monitor/protocol.js';
 import { UsageError } from '../../src/runtime/errors.js';
@@ -198,6 +198,22 @@ test('a snapshot of 64 MiB or more is reset lazily unless asked otherwise; small
   await reset(small.context, { id: 'web1', name: 'base' });
   const job = small.fakes.monitors.launched[0]!;
   t.deepEqual(job.kind === 'reset' ? job.reset.criu : undefined, {}, 'small: eager');
+});
+
+test('a reset asked of the monitor takes the standbys it asks for: none with standbys 0', async (t) => {
+  const rt = await fakeRuntime(t);
+  await snapshotted(rt);
+  const { resetter, shutdown } = resetterFor(t, rt);
+  await resetAsked(rt.context, resetter, 'web1', { name: 'base', standbys: 0, criu: {} });
+  await resetAsked(rt.context, resetter, 'web1', { name: 'base', standbys: 1, criu: {} });
+  await until(() => rt.fakes.criu.restores.length === 3, 'one standby');
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  t.deepEqual(
+    rt.fakes.criu.restores.map((r) => r.request.opts.leave_stopped === true),
+    [false, false, true],
+    'no standby after the first, one after the second',
+  );
+  await shutdown();
 });
 
 // The tests where an instance's restore fails run alone: on that path Resetter closes the new
