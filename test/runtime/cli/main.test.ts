@@ -156,3 +156,10 @@ test('reset takes --lazy-pages or --no-lazy-pages, not both', async (t) => {
   t.is(result.code, 2);
   t.is(result.stderr, 'runtime: --lazy-pages and --no-lazy-pages contradict each other\n');
 });
+
+test('restore --no-lazy-pages goes with --name only', async (t) => {
+  const root = await tempDir(t);
+  const result = await run(['--root', root, 'restore', '--no-lazy-pages', 'db']);
+  t.is(result.code, 2);
+  t.is(result.stderr, 'runtime: --no-lazy-pages goes with --name\n  hint: a restore without --name is eager unless --lazy-pages is given\n');
+});

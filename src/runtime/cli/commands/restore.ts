@@ -24,9 +24,17 @@ export const restoreCommand = defineCommand({
     name: { type: 'string', value: 'NAME', description: 'restore a named snapshot, rootfs included (as `runtime reset`)' },
     from: { type: 'string', value: 'ID', description: "with --name: restore that container's snapshot as a new container <id>" },
     'print-stats': { type: 'boolean', description: "print the restore's duration and CRIU's statistics as JSON (as podman does)" },
+    'no-lazy-pages': {
+      type: 'boolean',
+      description: 'with --name: restore eagerly, all memory copied (a snapshot of 64 MiB or more is restored lazily by default)',
+    },
     publish: { ...publishFlag, description: 'for a new container (under a new id, or --from): forward a host port to a container port (repeatable)' },
   },
   async run(runtime, flags, [id], io, local) {
+    if (flags['lazy-pages'] && flags['no-lazy-pages']) throw new UsageError('--lazy-pages and --no-lazy-pages contradict each other');
+    if (flags['no-lazy-pages'] && flags.name === undefined) {
+      throw new UsageError('--no-lazy-pages goes with --name', 'a restore without --name is eager unless --lazy-pages is given');
+    }
     if (flags.name !== undefined || flags.from !== undefined) {
       if (flags['print-stats'])
         throw new UsageError(
@@ -37,7 +45,14 @@ export const restoreCommand = defineCommand({
       return runReset(
         runtime,
         local,
-        { id: id!, name: flags.name, ...(flags.from ? { from: flags.from } : {}), ...commonCriuOptions(flags), ...publishOptions(flags.publish) },
+        {
+          id: id!,
+          name: flags.name,
+          ...(flags.from ? { from: flags.from } : {}),
+          ...commonCriuOptions(flags),
+          ...(flags['no-lazy-pages'] ? { lazyPages: false } : {}),
+          ...publishOptions(flags.publish),
+        },
         flags,
         io,
       );
