@@ -22,6 +22,7 @@ import { refuseAutoDedup, type SnapshotInfo } from './snapshots/store.js';
 import { defaultCgroupPath } from './cgroups.js';
 import { initOf, newRecord, type ContainerRecord, type ProcessIdentity } from './state/record.js';
 import { readEffectiveSpec, writeEffectiveBundle } from './effective-bundle.js';
+import type { Spec } from './oci/index.js';
 import { criuBinaryFor, restoreTree } from './restore.js';
 import { Supervisor } from './monitor/supervisor.js';
 import { pickResetCriuOptions, type ResetAsk, type ResetSpec } from './monitor/protocol.js';
@@ -56,10 +57,9 @@ export async function reset(context: RuntimeContext, request: ResetRequest): Pro
     const pid = await resetByMonitor(context, request);
     if (pid !== undefined) return pid;
   }
-  const { id, spec } = await prepareReset(context, request);
+  const { id, spec, ociSpec } = await prepareReset(context, request);
   const record = await context.store.load(id);
   // Refused here, while the running instance still runs, rather than by the restore after it stopped.
-  const { spec: ociSpec } = await readEffectiveSpec(context.store.paths(id).effectiveBundle);
   await requireLazyPagesAllowed(context.processes, ociSpec, id, spec.criu.lazyPages);
   // No monitor to ask: the running instance (if any) is stopped, and a new monitor resets.
   await context.criu.requireVersion();
@@ -76,19 +76,19 @@ export async function reset(context: RuntimeContext, request: ResetRequest): Pro
 
 /** A reset asked of this process, the container's monitor: checked and resolved here, then done. */
 export async function resetAsked(context: RuntimeContext, resetter: Resetter, id: string, ask: ResetAsk): Promise<number> {
-  const { spec } = await prepareReset(context, {
+  const { spec, ociSpec } = await prepareReset(context, {
     id,
     ...(ask.name !== undefined ? { name: ask.name } : {}),
     ...(ask.standby !== undefined ? { standby: ask.standby } : {}),
     ...(ask.standbys !== undefined ? { standbys: ask.standbys } : {}),
     ...ask.criu,
   });
-  const { spec: ociSpec } = await readEffectiveSpec(context.store.paths(id).effectiveBundle);
   await requireLazyPagesAllowed(context.processes, ociSpec, id, spec.criu.lazyPages);
   return resetter.reset(spec);
 }
 
-async function prepareReset(context: RuntimeContext, request: ResetRequest): Promise<{ id: string; spec: ResetSpec }> {
+/** The request checked and resolved: the snapshot, the standbys, the CRIU options; and the container's effective spec. */
+async function prepareReset(context: RuntimeContext, request: ResetRequest): Promise<{ id: string; spec: ResetSpec; ociSpec: Spec }> {
   const id = validateId(request.id);
   requireRoot(context.processes, 'runtime reset');
   const { store, snapshots } = context;
@@ -111,9 +111,10 @@ async function prepareReset(context: RuntimeContext, request: ResetRequest): Pro
   if (!Number.isInteger(standbys) || standbys < 0 || standbys > MAX_STANDBYS) {
     throw new UsageError(`invalid number of standbys ${standbys}`, `keep 0 to ${MAX_STANDBYS} (each holds the snapshot's processes, stopped)`);
   }
+  const { spec: ociSpec } = await readEffectiveSpec(store.paths(id).effectiveBundle);
   const { lazyPages: asked, ...criu } = pickResetCriuOptions(request);
-  const lazyPages = asked ?? (await lazyByDefault(context, id, snapshot));
-  return { id, spec: { sourceId, name: snapshot.name, standbys, criu: { ...criu, ...(lazyPages ? { lazyPages: true } : {}) } } };
+  const lazyPages = asked ?? (await lazyByDefault(context, ociSpec, snapshot));
+  return { id, ociSpec, spec: { sourceId, name: snapshot.name, standbys, criu: { ...criu, ...(lazyPages ? { lazyPages: true } : {}) } } };
 }
 
 /**
@@ -123,10 +124,9 @@ async function prepareReset(context: RuntimeContext, request: ResetRequest): Pro
  * container holds. Only where CRIU and the kernel can (userfaultfd; in a user namespace, only
  * with vm.unprivileged_userfaultfd=1).
  */
-async function lazyByDefault(context: RuntimeContext, id: string, snapshot: SnapshotInfo): Promise<boolean> {
+async function lazyByDefault(context: RuntimeContext, spec: Spec, snapshot: SnapshotInfo): Promise<boolean> {
   if (snapshot.memoryBytes < LAZY_FROM_BYTES) return false;
   if ((await context.criu.features()).lazy_pages !== true) return false;
-  const { spec } = await readEffectiveSpec(context.store.paths(id).effectiveBundle);
   return userfaultfdAllowed(context.processes, spec);
 }
 
