@@ -24,6 +24,7 @@ import { criuLogTail } from '../../src/criu/log.js';
 import { formatVersion, isAtLeast, parseVersion, type CriuVersion } from '../../src/criu/version.js';
 import type { CgroupRoot, CriuFeatures } from '../../src/criu/rpc/messages.js';
 import type { MountService } from '../../src/rootfs/mount-service.js';
+import type { MountFromRequest } from '../../src/rootfs/mount-from.js';
 import type { MountInfo } from '../../src/rootfs/mountinfo.js';
 import type { CgroupMembership, ProcessIdentity, ProcessService, ProcStat } from '../../src/system/processes.js';
 import type { ChildReaper } from '../../src/system/reaper.js';
@@ -336,16 +337,7 @@ export type MountCall =
   | { readonly op: 'bind'; readonly source: string; readonly target: string }
   | { readonly op: 'bindReadOnly'; readonly source: string; readonly target: string }
   | { readonly op: 'mount'; readonly source: string; readonly target: string; readonly fsType: string; readonly flags: number; readonly data: string }
-  | {
-      readonly op: 'mountFrom';
-      readonly cwd: string;
-      readonly source: string;
-      readonly target: string;
-      readonly fsType: string;
-      readonly flags: number;
-      readonly data: string;
-      readonly fds: readonly string[];
-    }
+  | ({ readonly op: 'mountFrom'; readonly fds: readonly string[] } & MountFromRequest)
   | { readonly op: 'makePrivate'; readonly target: string }
   | { readonly op: 'unmount'; readonly target: string; readonly detach: boolean };
 
