@@ -165,12 +165,36 @@ async function memhogRegion(pid: number, bytes: number): Promise<number> {
   throw new Error(`memhog (pid ${pid}) has no ${bytes}-byte anonymous mapping`);
 }
 
-/** memhog's own check of every byte (SIGUSR1): "ok <mib>" or "bad byte ...". */
-async function memhogVerdict(bundle: string, pid: number): Promise<string> {
+/**
+ * memhog's own check of every byte (SIGUSR1): "ok <mib>" or "bad byte ...". When it does not
+ * answer, the error says whether memhog still lives and what its lazy-pages daemon and the
+ * monitor last wrote.
+ */
+async function memhogVerdict(box: Sandbox, id: string, bundle: string, pid: number): Promise<string> {
   const file = path.join(bundle, 'rootfs', `${readyFileInContainer}.verified`);
   await rm(file, { force: true });
   process.kill(pid, 'SIGUSR1');
-  return waitFor(`memhog (pid ${pid}) to check its memory`, async () => (await readFile(file, 'utf8')).trim(), 30_000);
+  try {
+    return await waitFor(`memhog (pid ${pid}) to check its memory`, async () => (await readFile(file, 'utf8')).trim(), 30_000);
+  } catch (error) {
+    const dir = box.runtime.context.store.paths(id).dir;
+    const record = await box.runtime.context.store.load(id);
+    const tail = async (file: string) => (await readFile(file, 'utf8').catch((e: unknown) => String(e))).split('\n').slice(-15).join('\n');
+    const status = await readFile(`/proc/${pid}/status`, 'utf8').then(
+      (text) =>
+        text
+          .split('\n')
+          .filter((line) => /^(State|VmRSS)/.test(line))
+          .join(', '),
+      () => 'gone',
+    );
+    throw new Error(
+      `${(error as Error).message}; memhog: ${status}\n` +
+        `lazy-pages.log of instance ${record.instance}:\n${await tail(path.join(dir, 'instances', String(record.instance), 'criu-work/lazy-pages.log'))}\n` +
+        `monitor.log:\n${await tail(path.join(dir, 'monitor.log'))}`,
+      { cause: error },
+    );
+  }
 }
 
 serial('a process holding 64 MiB gets exactly its bytes back on every reset, even after they were overwritten', async (t) => {
@@ -182,7 +206,7 @@ serial('a process holding 64 MiB gets exactly its bytes back on every reset, eve
   await chmod(path.join(bundle, 'rootfs/bin/memhog'), 0o755);
   let pid = await box.runtime.run({ id: 'hog', bundle });
   await waitReady(bundle, mib);
-  t.is(await memhogVerdict(bundle, pid), `ok ${mib}`);
+  t.is(await memhogVerdict(box, 'hog', bundle, pid), `ok ${mib}`);
   await box.runtime.checkpoint({ id: 'hog', name: 'full', leaveRunning: true });
 
   for (let round = 1; round <= 4; round++) {
@@ -194,7 +218,7 @@ serial('a process holding 64 MiB gets exactly its bytes back on every reset, eve
     } finally {
       await mem.close();
     }
-    t.regex(await memhogVerdict(bundle, pid), /^bad byte \d+: 0x00/, `round ${round}: the overwrite is seen`);
+    t.regex(await memhogVerdict(box, 'hog', bundle, pid), /^bad byte \d+: 0x00/, `round ${round}: the overwrite is seen`);
     // ...and the reset brings back every byte (every other round through the CLI).
     if (round % 2 === 0) {
       const reset = await box.cli(['reset', 'hog', 'full']);
@@ -203,7 +227,7 @@ serial('a process holding 64 MiB gets exactly its bytes back on every reset, eve
     } else {
       pid = await box.runtime.reset({ id: 'hog', name: 'full' });
     }
-    t.is(await memhogVerdict(bundle, pid), `ok ${mib}`, `round ${round}`);
+    t.is(await memhogVerdict(box, 'hog', bundle, pid), `ok ${mib}`, `round ${round}`);
     t.true((await residentMiB(pid)) >= mib, `round ${round}: the memory is resident`);
     t.regex((await parentOf(pid)).cmdline, /runtime monitor hog$/);
   }
