@@ -99,7 +99,8 @@ serial('a bind-mounted volume keeps its data and stays writable across checkpoin
   await writeFile(path.join(volume, 'seed'), 'from the host\n');
   const bundle = await box.bundle(
     'volume',
-    ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i >>/data/log; cat /data/seed >/tmp/seen; sleep 0.2; done'],
+    // /tmp/seen is replaced by a rename: a reader never sees it truncated and not yet written.
+    ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i >>/data/log; cat /data/seed >/tmp/seen.new; mv /tmp/seen.new /tmp/seen; sleep 0.2; done'],
     (spec) => {
       spec.mounts.push({ destination: '/data', type: 'bind', source: volume, options: ['rbind', 'rw'] });
     },
