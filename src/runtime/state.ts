@@ -14,6 +14,11 @@ export async function state(context: StateServices, id: string): Promise<OciStat
   return toOciState(context, await context.store.load(validateId(id)));
 }
 
+/** The state as `runtime state` prints it (the native front prints it as the monitor renders it). */
+export function formatState(state: OciState): string {
+  return JSON.stringify(state, null, 2);
+}
+
 export async function list(context: StateServices): Promise<OciState[]> {
   return (await listRecords(context)).map((row) => row.state);
 }

@@ -11,8 +11,9 @@ import { describeError } from '../errors.js';
 import { startContainer } from '../run.js';
 import { restoreContainer } from '../restore.js';
 import { Resetter, resetAsked } from '../reset.js';
+import { formatState, state } from '../state.js';
 import { CONTROL_SOCKET, serveControl, type ControlServer } from './control.js';
-import { serializeError, type ControlRequest, type ControlResponse, type MonitorJob, type MonitorReport } from './protocol.js';
+import { deserializeError, serializeError, type ControlRequest, type ControlResponse, type MonitorJob, type MonitorReport } from './protocol.js';
 import { Supervisor } from './supervisor.js';
 import { PortForwarder } from '../port-forwarder.js';
 
@@ -60,10 +61,14 @@ export async function superviseContainer(context: RuntimeContext, job: MonitorJo
 }
 
 async function answer(context: RuntimeContext, id: string, resetter: Resetter, request: ControlRequest): Promise<ControlResponse> {
+  const what = request.op === 'reset' ? 'reset' : 'state';
   try {
+    if (request.op === 'state') return { ok: true, display: formatState(await state(context, id)) };
     return { ok: true, pid: await resetAsked(context, resetter, id, request.reset) };
   } catch (error) {
-    context.logger.error(`reset of ${id} failed`, { error: describeError(error) });
-    return { ok: false, error: serializeError(error) };
+    context.logger.error(`${what} of ${id} failed`, { error: describeError(error) });
+    const serialized = serializeError(error);
+    // The text the Node CLI would print for the error it rebuilds from `serialized`.
+    return { ok: false, error: serialized, display: describeError(deserializeError(serialized, context.store.paths(id).monitorLog)) };
   }
 }

@@ -6,7 +6,15 @@
 import net from 'node:net';
 import path from 'node:path';
 import { RuntimeError } from '../errors.js';
-import { parseControlRequest, parseControlResponse, ProtocolError, type ControlRequest, type ControlResponse } from './protocol.js';
+import {
+  parseControlRequest,
+  parseControlResponse,
+  ProtocolError,
+  type ControlRequest,
+  type ControlResponse,
+  type ResetAnswer,
+  type ResetControlRequest,
+} from './protocol.js';
 
 export class MonitorTimeoutError extends RuntimeError {
   readonly code = 'MONITOR_TIMEOUT' as const;
@@ -15,7 +23,7 @@ export class MonitorTimeoutError extends RuntimeError {
   }
 }
 
-export type { ControlRequest, ControlResponse } from './protocol.js';
+export type { ControlRequest, ControlResponse, ResetAnswer } from './protocol.js';
 
 export const CONTROL_SOCKET = 'monitor.sock';
 
@@ -24,10 +32,10 @@ export function controlSocketPath(stateDir: string): string {
 }
 
 /**
- * Sends a request to a container's monitor; undefined when no monitor listens there (none runs,
+ * Asks a container's monitor for a reset; undefined when no monitor listens there (none runs,
  * or it is an older one), so the caller falls back to starting a monitor of its own.
  */
-export function sendControl(stateDir: string, request: ControlRequest, timeoutMs = 120_000): Promise<ControlResponse | undefined> {
+export function sendControl(stateDir: string, request: ResetControlRequest, timeoutMs = 120_000): Promise<ResetAnswer | undefined> {
   return new Promise((resolve, reject) => {
     const socket = net.connect(controlSocketPath(stateDir));
     let text = '';

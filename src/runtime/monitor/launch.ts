@@ -13,7 +13,7 @@ import type { RuntimeConfig } from '../config.js';
 import { RuntimeError } from '../errors.js';
 import type { ContainerStore } from '../state/store.js';
 import { sendControl } from './control.js';
-import { deserializeError, parseMonitorReport, type ControlRequest, type MonitorEnvelope, type MonitorJob } from './protocol.js';
+import { deserializeError, parseMonitorReport, type ResetControlRequest, type MonitorEnvelope, type MonitorJob } from './protocol.js';
 
 export const MONITOR_JOB_VARIABLE = 'RUNTIME_MONITOR_JOB';
 const monitorScript = path.join(path.dirname(fileURLToPath(import.meta.url)), 'main.js');
@@ -32,7 +32,7 @@ export interface MonitorClient {
    * Asks the container's running monitor; resolves with its new init's pid, undefined when no
    * monitor listens (the caller then starts one), or throws the error it answered with.
    */
-  ask(id: string, request: ControlRequest): Promise<number | undefined>;
+  ask(id: string, request: ResetControlRequest): Promise<number | undefined>;
 }
 
 export class ProcessMonitorClient implements MonitorClient {
@@ -76,7 +76,7 @@ export class ProcessMonitorClient implements MonitorClient {
     return report.pid;
   }
 
-  async ask(id: string, request: ControlRequest): Promise<number | undefined> {
+  async ask(id: string, request: ResetControlRequest): Promise<number | undefined> {
     const paths = this.store.paths(id);
     const response = await sendControl(paths.dir, request);
     if (!response) return undefined;

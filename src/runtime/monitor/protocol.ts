@@ -90,8 +90,22 @@ export interface ResetAsk {
   readonly criu: ResetCriuOptions;
 }
 
-export type ControlRequest = { readonly op: 'reset'; readonly reset: ResetAsk };
-export type ControlResponse = MonitorReport;
+/**
+ * A reset, or the container's OCI state: the native front (cli/native/client.c) asks for it,
+ * and prints what the monitor renders rather than render anything itself.
+ */
+export type ResetControlRequest = { readonly op: 'reset'; readonly reset: ResetAsk };
+export type ControlRequest = ResetControlRequest | { readonly op: 'state' };
+
+/**
+ * A reset's answer. `display` is what the CLI prints for an error (message and hint, as the Node
+ * CLI shows the rebuilt error); Node clients rebuild the error and ignore it.
+ */
+export type ResetAnswer = MonitorReport & { readonly display?: string };
+/** A state request's answer: `display` is the state's JSON as `runtime state` prints it. */
+export type StateAnswer =
+  { readonly ok: true; readonly display: string } | { readonly ok: false; readonly error: SerializedError; readonly display: string };
+export type ControlResponse = ResetAnswer | StateAnswer;
 
 const criuOptions = s
   .object({
@@ -144,15 +158,18 @@ const report = s.discriminatedUnion('ok', [
   s.object({ ok: s.literal(false), error: serializedError }),
 ]);
 
-const controlRequest = s.object({
-  op: s.literal('reset'),
-  reset: s.object({
-    name: s.string().min(1).optional(),
-    standby: s.boolean().optional(),
-    standbys: s.number().int().nonnegative().optional(),
-    criu: resetSpec.shape.criu,
+const controlRequest = s.discriminatedUnion('op', [
+  s.object({
+    op: s.literal('reset'),
+    reset: s.object({
+      name: s.string().min(1).optional(),
+      standby: s.boolean().optional(),
+      standbys: s.number().int().nonnegative().optional(),
+      criu: resetSpec.shape.criu,
+    }),
   }),
-});
+  s.object({ op: s.literal('state') }),
+]);
 
 /** A monitor is started with the launching command's configuration and its job. */
 const envelope = s.object({ config: configSchema, job: monitorJob });
@@ -187,8 +204,9 @@ export function parseControlRequest(text: string): ControlRequest {
   return parse(controlRequest, text, 'the control request') as ControlRequest;
 }
 
-export function parseControlResponse(text: string): ControlResponse {
-  return parse(report, text, "the monitor's answer") as ControlResponse;
+/** A reset's answer (Node clients ask for nothing else). */
+export function parseControlResponse(text: string): ResetAnswer {
+  return parse(report, text, "the monitor's answer") as ResetAnswer;
 }
 
 /**

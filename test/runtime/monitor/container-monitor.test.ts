@@ -2,15 +2,30 @@ import 'reflect-metadata';
 import test from 'ava';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import net from 'node:net';
 import path from 'node:path';
 import { superviseContainer } from '../../../src/runtime/monitor/container-monitor.js';
 import { controlSocketPath, sendControl } from '../../../src/runtime/monitor/control.js';
-import type { MonitorReport } from '../../../src/runtime/monitor/protocol.js';
+import { deserializeError, type MonitorReport, type SerializedError } from '../../../src/runtime/monitor/protocol.js';
+import { describeError } from '../../../src/runtime/errors.js';
+import { formatState, state } from '../../../src/runtime/state.js';
 import { checkpoint, defaultImagePath } from '../../../src/runtime/checkpoint.js';
 import { restoreDetached } from '../../../src/runtime/restore.js';
 import { OciRuntimeError } from '../../../src/runtime/oci-runtime.js';
 import { CriuRequestError } from '../../../src/criu/errors.js';
 import { creatingContainer, fakeRuntime, load, runningContainer, until } from '../../helpers/fake-runtime.js';
+
+/** Sends one raw line to the control socket and returns the whole answer. */
+function rawControl(dir: string, line: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const socket = net.connect(controlSocketPath(dir), () => socket.write(line));
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (text += chunk));
+    socket.once('error', reject);
+    socket.once('close', () => resolve(text));
+  });
+}
 
 function reports(): { readonly list: MonitorReport[]; readonly report: (message: MonitorReport) => void } {
   const list: MonitorReport[] = [];
@@ -52,6 +67,19 @@ test('a run job: reports the init, answers resets on its control socket, and end
   const refused = await sendControl(paths.dir, { op: 'reset', reset: { name: 'nope', criu: {}, standby: false } });
   t.like(refused, { ok: false, error: { code: 'SNAPSHOT_NOT_FOUND' } });
   t.true(rt.fakes.processes.alive(second!));
+  // With the text the CLI prints for it, for the native front to print as it is (Node clients
+  // rebuild the error from its fields and drop it).
+  const raw = JSON.parse(await rawControl(paths.dir, `${JSON.stringify({ op: 'reset', reset: { name: 'nope', criu: {}, standby: false } })}\n`)) as {
+    error: SerializedError;
+    display: string;
+  };
+  t.is(raw.display, describeError(deserializeError(raw.error, paths.monitorLog)));
+  t.is(raw.display, 'container "web1" has no snapshot "nope"\n  hint: its snapshots are: base');
+
+  // The state, rendered as `runtime state` prints it.
+  const stateAnswer = JSON.parse(await rawControl(paths.dir, '{"op":"state"}\n')) as { ok: boolean; display: string };
+  t.deepEqual(stateAnswer, { ok: true, display: formatState(await state(rt.context, 'web1')) });
+  t.like(JSON.parse(stateAnswer.display), { id: 'web1', status: 'running', pid: second });
 
   // The init exits by itself: the monitor records it and ends.
   rt.fakes.processes.exit(second!, { kind: 'exited', code: 0 });

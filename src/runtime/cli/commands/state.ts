@@ -7,8 +7,8 @@ export const stateCommand = defineCommand({
   positionals: { min: 1, max: 1 },
   flags: {},
   async run(_runtime, _flags, [id], io, local) {
-    const { state } = await import('../../state.js');
-    io.stdout.write(`${JSON.stringify(await state(await local(), id!), null, 2)}\n`);
+    const { formatState, state } = await import('../../state.js');
+    io.stdout.write(`${formatState(await state(await local(), id!))}\n`);
     return 0;
   },
 });
