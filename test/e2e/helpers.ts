@@ -16,7 +16,8 @@ import { Runtime } from '../../src/runtime/runtime.js';
 
 /** The repository root (tests run from dist/test/e2e). */
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-export const cliPath = path.join(repoRoot, 'bin/runtime.js');
+/** The `runtime` command as users run it: the native front, which hands most commands to bin/runtime.js. */
+export const cliPath = path.join(repoRoot, 'dist/bin/runtime');
 
 function missingPrerequisite(): string | undefined {
   if (process.geteuid?.() !== 0) return 'not running as root';
@@ -86,7 +87,7 @@ export async function sandbox(t: ExecutionContext): Promise<Sandbox> {
     checkpointRoot,
     runtime,
     async cli(args, options = {}) {
-      const result = await execa(process.execPath, [cliPath, ...args], {
+      const result = await execa(cliPath, args, {
         reject: false,
         env: {
           RUNTIME_ROOT: stateRoot,

@@ -23,6 +23,8 @@ import {
   type RedisDigest,
 } from './reset-helpers.js';
 import { buildMemhog, readyFileInContainer, residentMiB, waitReady } from '../../bench/workload.js';
+import { buildNativeClient } from '../helpers/native-client.js';
+import { execa } from 'execa';
 
 const serial = e2e(test);
 
@@ -231,6 +233,38 @@ serial('a process holding 64 MiB gets exactly its bytes back on every reset, eve
     t.true((await residentMiB(pid)) >= mib, `round ${round}: the memory is resident`);
     t.regex((await parentOf(pid)).cmdline, /runtime monitor hog$/);
   }
+});
+
+serial('the native front resets and reads the state through the monitor itself, without Node', async (t) => {
+  const box = await sandbox(t);
+  // A build of the front whose hand-over to the Node CLI cannot run: only its own path answers.
+  const client = await buildNativeClient({
+    output: path.join(box.dir, 'pkg/dist/bin/runtime'),
+    nodeBinary: '/nonexistent/node',
+    defaultStateRoot: path.join(box.dir, 'nowhere'),
+  });
+  const bundle = await box.bundle('counter');
+  const first = await box.runtime.run({ id: 'c', bundle });
+  await counterAbove(bundle, 1);
+  await box.runtime.checkpoint({ id: 'c', name: 'base', leaveRunning: true });
+  const env = { RUNTIME_ROOT: box.stateRoot, PATH: '/usr/bin:/bin' };
+
+  const reset = await execa(client, ['reset', 'c', 'base'], { env, reject: false });
+  t.is(reset.exitCode, 0, reset.stderr);
+  const pid = (await box.runtime.state('c')).pid!;
+  t.not(pid, first);
+  t.regex(reset.stderr, new RegExp(`^reset c to base: init pid ${pid} \\(\\d+ ms\\)$`));
+  t.regex((await parentOf(pid)).cmdline, /runtime monitor c$/);
+
+  const state = await execa(client, ['state', 'c'], { env, reject: false });
+  t.is(state.exitCode, 0, state.stderr);
+  t.is(state.stdout, JSON.stringify(await box.runtime.state('c'), null, 2));
+
+  // An error comes back as the Node CLI prints it, and the container runs on.
+  const refused = await execa(client, ['reset', 'c', 'nope'], { env, reject: false });
+  t.is(refused.exitCode, 1);
+  t.is(refused.stderr, 'runtime: container "c" has no snapshot "nope"\n  hint: its snapshots are: base');
+  t.true(isAlive(pid));
 });
 
 serial("a bind mount whose host source is a symlink (as Debian's /lib is) comes back with the reset", async (t) => {
