@@ -3,7 +3,7 @@
  * published port, as a test suite uses it: a short test changes the data, then the database is put
  * back, then the next test, with no idle time between them. The ways back, each in turn in blocks:
  *
- *   runtime reset (CLI)      `node bin/runtime.js reset --pid-file F <id> pristine` to its exit
+ *   runtime reset (CLI)      `dist/bin/runtime reset --pid-file F <id> pristine` to its exit
  *   runtime reset (library)  Runtime.reset({ id, name: 'pristine' }) in this process
  *   template clone           DROP DATABASE app WITH (FORCE); CREATE DATABASE app TEMPLATE pristine,
  *                            over a connection to the server (what testcontainers' snapshot and
@@ -32,7 +32,7 @@ import { Runtime } from '../src/index.js';
 import type { Cleanup } from './cleanup.js';
 import { BenchError, timed, timedCommand } from './exec.js';
 import { integerSetting, mountsBelow, runtimeCliEnv } from './roots.js';
-import { distribution, type Distribution } from './back-to-back.js';
+import { distribution, runtimeCommand, type Distribution } from './back-to-back.js';
 import { formatTable, round } from './stats.js';
 import { bundleIn, type Sandbox } from '../test/e2e/helpers.js';
 import { connectPostgres, databasesMissing, freePort, postgresBundle, waitForNoConnections, waitForPostgres } from '../test/e2e/databases.js';
@@ -168,7 +168,7 @@ export async function benchmarkPostgres(repoRoot: string, cleanup: Cleanup, abor
   const pidFile = path.join(temp, 'reset.pid');
   const ways: Record<WayName, () => Promise<void>> = {
     'runtime-cli': async () => {
-      await timedCommand(['node', path.join(repoRoot, 'bin/runtime.js'), 'reset', '--pid-file', pidFile, id, 'pristine'], {
+      await timedCommand([runtimeCommand(repoRoot), 'reset', '--pid-file', pidFile, id, 'pristine'], {
         env: cliEnv,
         logPath: cliLog,
       });

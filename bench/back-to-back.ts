@@ -3,8 +3,10 @@
  * its pristine state, then the next test, with no idle time between them. Per container size (memhog
  * holding 16, 256 and 1024 MiB), each way of getting back to pristine runs its tests back to back:
  *
- *   runtime reset (CLI)      `node bin/runtime.js reset --pid-file F <id> pristine` to its exit
- *   ... --lazy-pages (CLI)   the same with standbys restored lazily (their memory served on fault)
+ *   runtime reset (CLI)      `dist/bin/runtime reset --pid-file F <id> pristine` to its exit: the
+ *                            `runtime` command, whose native front asks the monitor
+ *   ... (Node CLI)           `node bin/runtime.js reset --pid-file F <id> pristine`: the same request
+ *                            from the Node CLI, which every other command runs
  *   runtime reset (library)  Runtime.reset({ id, name: 'pristine' }) in this process
  *   runc loop                `runc delete -f <id>` then `runc restore -d` from runc's checkpoint of an
  *                            identical container, both to their exit (processes only: runc leaves
@@ -44,11 +46,11 @@ import { formatTable, round } from './stats.js';
 import { Runc } from './tools.js';
 import { buildMemhog, isAlive, makeBundle, readPidFile, readyFileInContainer, waitReady } from './workload.js';
 
-export type WayName = 'runtime-cli' | 'runtime-cli-lazy' | 'runtime-library' | 'runc-loop' | 'cold-restart';
+export type WayName = 'runtime-cli' | 'runtime-cli-node' | 'runtime-library' | 'runc-loop' | 'cold-restart';
 
 const labels: Record<WayName, string> = {
   'runtime-cli': 'runtime reset (CLI)',
-  'runtime-cli-lazy': 'runtime reset --lazy-pages (CLI)',
+  'runtime-cli-node': 'runtime reset (Node CLI)',
   'runtime-library': 'runtime reset (library)',
   'runc-loop': 'runc delete + restore',
   'cold-restart': 'cold restart (runc run)',
@@ -162,9 +164,9 @@ async function runtimeWays(run: SizeRun): Promise<Way[]> {
   const snapshot = await timed(() => run.runtime.checkpoint({ id, name: 'pristine', leaveRunning: true }));
   process.stderr.write(`  ${sizeMiB} MiB: snapshot "pristine" in ${Math.round(snapshot.ms)} ms\n`);
   const pidFile = path.join(run.workDir, 'reset.pid');
-  const cli = ['node', path.join(run.repoRoot, 'bin/runtime.js'), 'reset', '--pid-file', pidFile, id, 'pristine'];
-  const viaCli = async (flags: readonly string[]) => {
-    await timedCommand([...cli.slice(0, 3), ...flags, ...cli.slice(3)], { env: run.cliEnv, logPath: run.cliLog });
+  const reset = ['reset', '--pid-file', pidFile, id, 'pristine'];
+  const viaCli = async (command: readonly string[]) => {
+    await timedCommand([...command, ...reset], { env: run.cliEnv, logPath: run.cliLog });
     return readPidFile(pidFile);
   };
   const way = (name: WayName, reset: () => Promise<number>): Way => ({
@@ -182,8 +184,8 @@ async function runtimeWays(run: SizeRun): Promise<Way[]> {
     finish: () => verifyMemory(pid, sizeMiB),
   });
   return [
-    way('runtime-cli', () => viaCli([])),
-    way('runtime-cli-lazy', () => viaCli(['--lazy-pages'])),
+    way('runtime-cli', () => viaCli([runtimeCommand(run.repoRoot)])),
+    way('runtime-cli-node', () => viaCli(['node', path.join(run.repoRoot, 'bin/runtime.js')])),
     way('runtime-library', () => run.runtime.reset({ id, name: 'pristine' })),
   ];
 }
@@ -296,15 +298,24 @@ async function runSize(run: SizeRun, ways: readonly Way[], abort: AbortSignal): 
   }));
 }
 
-/** `runtime state` and a bare Node start, each timed to its exit, alternately. */
+/** The `runtime` command as npm installs it (scripts/build-client.sh builds it). */
+export function runtimeCommand(repoRoot: string): string {
+  const command = path.join(repoRoot, 'dist/bin/runtime');
+  if (!existsSync(command)) throw new BenchError('BENCH_NOT_BUILT', `${command} is missing`, { hint: 'run `npm run build`' });
+  return command;
+}
+
+/** `runtime state`, the Node CLI's `state` and a bare Node start, each timed to its exit, in turn. */
 async function startupFigures(repoRoot: string, id: string, env: NodeJS.ProcessEnv, logPath: string, rounds = 20) {
   const state: number[] = [];
+  const nodeState: number[] = [];
   const node: number[] = [];
   for (let i = 0; i < rounds; i++) {
-    state.push(await timedCommand(['node', path.join(repoRoot, 'bin/runtime.js'), 'state', id], { env, logPath }));
+    state.push(await timedCommand([runtimeCommand(repoRoot), 'state', id], { env, logPath }));
+    nodeState.push(await timedCommand(['node', path.join(repoRoot, 'bin/runtime.js'), 'state', id], { env, logPath }));
     node.push(await timedCommand(['node', '-e', '0'], { logPath }));
   }
-  return { runtimeState: distribution(state), nodeStart: distribution(node) };
+  return { runtimeState: distribution(state), nodeCliState: distribution(nodeState), nodeStart: distribution(node) };
 }
 
 function version(command: string): string {
@@ -386,7 +397,7 @@ export async function benchmarkBackToBack(repoRoot: string, cleanup: Cleanup, ab
   const ratios = settings.sizesMiB.map((sizeMiB) => ({
     sizeMiB,
     cliToRunc: round(of(sizeMiB, 'runtime-cli').median / of(sizeMiB, 'runc-loop').median, 2),
-    lazyCliToRunc: round(of(sizeMiB, 'runtime-cli-lazy').median / of(sizeMiB, 'runc-loop').median, 2),
+    nodeCliToRunc: round(of(sizeMiB, 'runtime-cli-node').median / of(sizeMiB, 'runc-loop').median, 2),
     coldToRunc: round(of(sizeMiB, 'cold-restart').median / of(sizeMiB, 'runc-loop').median, 2),
     cliMinusLibraryMs: round(of(sizeMiB, 'runtime-cli').median - of(sizeMiB, 'runtime-library').median),
   }));
@@ -412,13 +423,13 @@ export async function benchmarkBackToBack(repoRoot: string, cleanup: Cleanup, ab
       from: smallest,
       to: largest,
       cli: round(of(largest, 'runtime-cli').median / of(smallest, 'runtime-cli').median, 2),
-      lazyCli: round(of(largest, 'runtime-cli-lazy').median / of(smallest, 'runtime-cli-lazy').median, 2),
+      library: round(of(largest, 'runtime-library').median / of(smallest, 'runtime-library').median, 2),
     },
     startup,
   };
 
   const rows = settings.sizesMiB.flatMap((sizeMiB) =>
-    (['runtime-cli', 'runtime-cli-lazy', 'runtime-library', 'runc-loop', 'cold-restart'] as const).map((way) => {
+    (['runtime-cli', 'runtime-cli-node', 'runtime-library', 'runc-loop', 'cold-restart'] as const).map((way) => {
       const d = of(sizeMiB, way);
       const ratio = way === 'runtime-library' ? '(in-process)' : (d.median / of(sizeMiB, 'runc-loop').median).toFixed(2);
       return [`${sizeMiB} MiB`, labels[way], d.median.toFixed(0), d.p90.toFixed(0), d.max.toFixed(0), ratio];
@@ -429,10 +440,10 @@ export async function benchmarkBackToBack(repoRoot: string, cleanup: Cleanup, ab
     '',
     formatTable(['size', 'way back to pristine', 'median', 'p90', 'max', 'median/runc'], rows),
     '',
-    `${largest} MiB against ${smallest} MiB, CLI reset median: ${report.sizeScaling.cli.toFixed(2)}x; with --lazy-pages: ${report.sizeScaling.lazyCli.toFixed(2)}x`,
+    `${largest} MiB against ${smallest} MiB, CLI reset median: ${report.sizeScaling.cli.toFixed(2)}x; library: ${report.sizeScaling.library.toFixed(2)}x`,
     ...ratios.map((r) => `${r.sizeMiB} MiB: CLI reset - library reset (medians): ${r.cliMinusLibraryMs.toFixed(0)} ms`),
     startup
-      ? `runtime state: median ${startup.runtimeState.median} ms, p90 ${startup.runtimeState.p90} (node -e 0 alone: median ${startup.nodeStart.median} ms, p90 ${startup.nodeStart.p90})`
+      ? `runtime state: median ${startup.runtimeState.median} ms, p90 ${startup.runtimeState.p90}; through the Node CLI: median ${startup.nodeCliState.median} ms, p90 ${startup.nodeCliState.p90} (node -e 0 alone: median ${startup.nodeStart.median} ms, p90 ${startup.nodeStart.p90})`
       : '',
     `load average before ${load.before.map((l) => l.toFixed(2)).join(' ')}, after ${report.setup.load.after.map((l) => l.toFixed(2)).join(' ')}`,
   ].join('\n');
