@@ -9,6 +9,17 @@
  *                            over a connection to the server (what testcontainers' snapshot and
  *                            restore do), on the same running container, from this process (so
  *                            it compares with the library's reset; the CLI's is a process more)
+ *   runc loop                `runc delete -f`, a fresh writable layer (overlay) over the pristine
+ *                            rootfs, `runc restore -d` from runc's checkpoint of the same server:
+ *                            the rootfs must go back with the memory, or the restored server
+ *                            finds the test's changes in its files
+ *   cold restart             `runc delete -f`, a fresh writable layer, `runc run -d`, until the
+ *                            server accepts a connection (it recovers from its WAL first)
+ *
+ * runc's server is the same bundle on the same pristine rootfs (the snapshot's layers, read-only,
+ * under a writable layer of its own), with one difference: it has no network namespace of its own
+ * (runc has no published ports) and listens on a host port. A network namespace is less for runc's
+ * restore to do than for the runtime's: the comparison leans runc's way.
  *
  * The server is Debian's PostgreSQL 15 as its own user in a user namespace (test/e2e/databases.ts),
  * with shared_buffers at Debian's default of 128 MB. Database `app` holds one table of BENCH_PG_MB
@@ -33,16 +44,20 @@ import type { Cleanup } from './cleanup.js';
 import { BenchError, timed, timedCommand } from './exec.js';
 import { integerSetting, mountsBelow, runtimeCliEnv } from './roots.js';
 import { distribution, runtimeCommand, type Distribution } from './back-to-back.js';
+import { Runc } from './tools.js';
+import { readPidFile } from './workload.js';
 import { formatTable, round } from './stats.js';
 import { bundleIn, type Sandbox } from '../test/e2e/helpers.js';
 import { connectPostgres, databasesMissing, freePort, postgresBundle, waitForNoConnections, waitForPostgres } from '../test/e2e/databases.js';
 
-type WayName = 'runtime-cli' | 'runtime-library' | 'template-clone';
+type WayName = 'runtime-cli' | 'runtime-library' | 'template-clone' | 'runc-loop' | 'cold-restart';
 
 const labels: Record<WayName, string> = {
   'runtime-cli': 'runtime reset (CLI)',
   'runtime-library': 'runtime reset (library)',
   'template-clone': 'DROP + CREATE DATABASE TEMPLATE',
+  'runc-loop': 'runc delete + new layer + restore',
+  'cold-restart': 'cold restart (runc run)',
 };
 
 /** The rows a test finds: the pristine count, and none of the previous test's table. */
@@ -78,6 +93,93 @@ function benchSandbox(dir: string, stateRoot: string, checkpointRoot: string, ru
     runtime,
     cli: () => Promise.reject(new Error('not used by the benchmark')),
     bundle: (name, command = [], edit) => bundleIn(dir, name, command, edit),
+  };
+}
+
+/**
+ * runc's PostgreSQL: the runtime's bundle over the runtime snapshot's rootfs layers (read-only) and
+ * a writable layer of its own, in the host's network namespace on `port`. Started once, it is
+ * checkpointed by runc (the writable layer then joins the read-only ones: the pristine rootfs
+ * that goes with runc's images), and restored; then each way back starts from a new writable
+ * layer. Old layers are removed after the way back is timed, as the runtime removes an old
+ * instance's after its reset has returned.
+ */
+async function runcPostgres(options: {
+  readonly dir: string;
+  readonly bundle: string;
+  readonly layers: readonly string[];
+  readonly port: number;
+  readonly id: string;
+  readonly cleanup: Cleanup;
+}): Promise<{ readonly loop: () => Promise<void>; readonly cold: () => Promise<void>; readonly tidy: () => Promise<void> }> {
+  const { dir, port, id } = options;
+  const bundle = path.join(dir, 'bundle');
+  const rootfs = path.join(bundle, 'rootfs');
+  await mkdir(rootfs, { recursive: true });
+  await chmod(dir, 0o711);
+  await chmod(bundle, 0o711);
+  const spec = JSON.parse(await readFile(path.join(options.bundle, 'config.json'), 'utf8')) as {
+    process: { args: string[] };
+    linux: { namespaces: { type: string }[] };
+  };
+  spec.linux.namespaces = spec.linux.namespaces.filter((namespace) => namespace.type !== 'network');
+  spec.process.args.push('-c', `port=${port}`);
+  await writeFile(path.join(bundle, 'config.json'), JSON.stringify(spec, null, 2));
+  const runc = await Runc.create(path.join(dir, 'runc'));
+  const pidFile = path.join(dir, 'runc.pid');
+  const images = path.join(dir, 'images');
+  options.cleanup.add(`delete runc container ${id}`, async () => {
+    await runc.remove(id);
+    spawnSync('umount', ['-l', rootfs]);
+    await runc.close();
+  });
+
+  let lowers = options.layers;
+  let generation = 0;
+  const old: string[] = [];
+  /** A new, empty writable layer over `lowers` at the bundle's rootfs. */
+  const freshLayer = async () => {
+    spawnSync('umount', [rootfs]);
+    const layer = path.join(dir, `layer-${++generation}`);
+    await mkdir(path.join(layer, 'upper'), { recursive: true });
+    await mkdir(path.join(layer, 'work'));
+    const mounted = spawnSync(
+      'mount',
+      ['-t', 'overlay', 'overlay', '-o', `lowerdir=${lowers.join(':')},upperdir=${layer}/upper,workdir=${layer}/work`, rootfs],
+      { encoding: 'utf8' },
+    );
+    if (mounted.status !== 0) throw new BenchError('BENCH_MOUNT', `mounting runc's rootfs failed: ${mounted.stderr.trim()}`);
+    if (generation > 1) old.push(path.join(dir, `layer-${generation - 1}`));
+  };
+  const ready = async () => (await waitForPostgres(port)).end();
+
+  await freshLayer();
+  await runc.start(id, bundle, pidFile);
+  await ready();
+  await waitForNoConnections(await readPidFile(pidFile), port);
+  const checkpointMs = await runc.checkpoint(id, images);
+  process.stderr.write(`  runc checkpoint of its server in ${(checkpointMs / 1000).toFixed(1)} s\n`);
+  // The layer the server wrote until runc's checkpoint goes with runc's images, read-only.
+  spawnSync('umount', [rootfs]);
+  lowers = [path.join(dir, `layer-${generation}`, 'upper'), ...options.layers];
+  await freshLayer();
+  old.length = 0;
+  await runc.restore(id, images, bundle, pidFile);
+  return {
+    async loop() {
+      await runc.remove(id);
+      await freshLayer();
+      await runc.restore(id, images, bundle, pidFile);
+    },
+    async cold() {
+      await runc.remove(id);
+      await freshLayer();
+      await runc.start(id, bundle, pidFile);
+      await ready();
+    },
+    async tidy() {
+      for (const layer of old.splice(0)) await rm(layer, { recursive: true, force: true });
+    },
   };
 }
 
@@ -165,6 +267,16 @@ export async function benchmarkPostgres(repoRoot: string, cleanup: Cleanup, abor
   const snapshot = await timed(() => runtime.checkpoint({ id, name: 'pristine', leaveRunning: true }));
   process.stderr.write(`  snapshot "pristine" in ${(snapshot.ms / 1000).toFixed(1)} s\n`);
 
+  const runcPort = await freePort();
+  const runc = await runcPostgres({
+    dir: path.join(storage, 'r'),
+    bundle,
+    layers: (await runtime.context.snapshots.read(id, 'pristine')).layers,
+    port: runcPort,
+    id: `pg-runc-${process.pid}`,
+    cleanup,
+  });
+
   const pidFile = path.join(temp, 'reset.pid');
   const ways: Record<WayName, () => Promise<void>> = {
     'runtime-cli': async () => {
@@ -185,7 +297,10 @@ export async function benchmarkPostgres(repoRoot: string, cleanup: Cleanup, abor
         await client.end();
       }
     },
+    'runc-loop': runc.loop,
+    'cold-restart': runc.cold,
   };
+  const portOf = (name: WayName) => (name === 'runc-loop' || name === 'cold-restart' ? runcPort : port);
   const names = Object.keys(ways) as WayName[];
   const kept = new Map<WayName, number[]>(names.map((name) => [name, []]));
   let number = 0;
@@ -197,8 +312,9 @@ export async function benchmarkPostgres(repoRoot: string, cleanup: Cleanup, abor
       for (let i = 0; i < warmup + block; i++) {
         abort.throwIfAborted();
         number++;
-        await testWork(port, number, pristineRows);
+        await testWork(portOf(name), number, pristineRows);
         const { ms } = await timed(ways[name]);
+        await runc.tidy();
         if (i >= warmup) times.push(ms);
       }
       kept.get(name)!.push(...times);
@@ -207,6 +323,7 @@ export async function benchmarkPostgres(repoRoot: string, cleanup: Cleanup, abor
     }
   }
   await testWork(port, ++number, pristineRows);
+  await testWork(runcPort, ++number, pristineRows);
 
   const results = names.map((name) => ({ way: name, samplesMs: kept.get(name)!.map((ms) => round(ms)), overhead: distribution(kept.get(name)!) }));
   const of = (name: WayName): Distribution => results.find((r) => r.way === name)!.overhead;
@@ -214,16 +331,18 @@ export async function benchmarkPostgres(repoRoot: string, cleanup: Cleanup, abor
     `PostgreSQL 15 with ${appMB.toFixed(0)} MB in app: per-test overhead, ms, ${tests} tests back to back per way`,
     '',
     formatTable(
-      ['data', 'way back to pristine', 'median', 'p90', 'max', 'median/template'],
+      ['data', 'way back to pristine', 'median', 'p90', 'max', 'median, like with like'],
       names.map((name) => [
         `${appMB.toFixed(0)} MB`,
         labels[name],
         of(name).median.toFixed(0),
         of(name).p90.toFixed(0),
         of(name).max.toFixed(0),
-        // The template clone runs from this process, as a test suite's own client would: the
-        // library's reset is its like; the CLI's is a whole process more.
-        name === 'runtime-cli' ? '(a process)' : (of(name).median / of('template-clone').median).toFixed(2),
+        // Whole processes against runc's loop; the library's reset (in this process) against the
+        // template clone, which a test suite's own client runs from its process too.
+        name === 'runtime-library' || name === 'template-clone'
+          ? `${(of(name).median / of('template-clone').median).toFixed(2)}x template clone`
+          : `${(of(name).median / of('runc-loop').median).toFixed(2)}x runc loop`,
       ]),
     ),
   ].join('\n');

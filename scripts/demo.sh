@@ -19,7 +19,8 @@ npm ci --no-audit --no-fund --loglevel=error
 
 work=$(mktemp -d /tmp/runtime-demo.XXXXXX)
 export RUNTIME_ROOT="$work/state" RUNTIME_CHECKPOINT_ROOT="$work/checkpoints"
-runtime() { node bin/runtime.js "$@"; }
+# The runtime command npm built: its native front answers state (and reset) of a running container.
+runtime() { dist/bin/runtime "$@"; }
 cleanup() { runtime delete -f demo >/dev/null 2>&1 || true; rm -rf "$work"; }
 trap cleanup EXIT
 
