@@ -22,7 +22,8 @@ import type { ContainerRecord, RunningRecord } from './state/record.js';
 import { readEffectiveSpec } from './effective-bundle.js';
 import { dumpMountMap, externalMountsForDump } from './external-mounts.js';
 import { writeCheckpointMetadata } from './checkpoint-metadata.js';
-import { RuntimeError, UsageError } from './errors.js';
+import { removeDefaultNetworkImages } from '../criu/network-images.js';
+import { describeError, RuntimeError, UsageError } from './errors.js';
 import { memoryBytes, refuseAutoDedup, validateSnapshotName, type SnapshotInfo, type SnapshotPaths } from './snapshots/store.js';
 import { currentLayers } from './snapshots/rootfs.js';
 import { specHasNamespace, type Spec } from './oci/index.js';
@@ -172,6 +173,13 @@ export async function checkpoint(context: RuntimeContext, request: CheckpointReq
       });
     } catch (error) {
       throw await target.abandon(error);
+    }
+    // Every restore and reset of these images then runs no `ip` for what the kernel does itself.
+    if (!target.preDump) {
+      await removeDefaultNetworkImages(target.writePath).then(
+        (removed) => logger.debug('removed network images that restate the kernel defaults', { id, removed }),
+        (error: unknown) => logger.warn('could not check the network images (they are kept whole)', { id, error: describeError(error) }),
+      );
     }
 
     const snapshot = await target.commit(leftRunning);

@@ -4,7 +4,8 @@
  */
 import test from 'ava';
 import { existsSync, statfsSync } from 'node:fs';
-import { readFile, mkdir, writeFile } from 'node:fs/promises';
+import { readFile, readdir, mkdir, writeFile } from 'node:fs/promises';
+import { execa } from 'execa';
 import { KERNDAT_CACHE_DIR } from '../../src/criu/kerndat-cache.js';
 import path from 'node:path';
 import { childrenOf, counterAbove, e2e, isAlive, parentOf, readCounter, sandbox, waitFor } from './helpers.js';
@@ -90,6 +91,24 @@ serial('library: repeated checkpoint/restore cycles of one container keep counti
   t.is(inventory.exitCode, 0, inventory.stderr);
   const entries = (JSON.parse(inventory.stdout) as { entries: { network_lock_method?: number }[] }).entries;
   t.is(entries[0]?.network_lock_method, 1, 'the dump locked the network with nftables');
+  // The container's network namespace has lo alone: the images of its addresses, routes, rules
+  // and (empty) firewall restated the kernel's defaults and were removed (no `ip` or
+  // `iptables-restore` runs on restore)...
+  const names = await readdir(result.imagePath);
+  const netns = names.map((name) => /^netns-(\d+)\.img$/.exec(name)?.[1]).find((id) => id !== undefined);
+  t.truthy(netns, 'the dump holds a network namespace');
+  for (const prefix of ['ifaddr', 'route', 'route6', 'rule', 'iptables', 'ip6tables']) {
+    t.false(names.includes(`${prefix}-${netns}.img`), `${prefix}-${netns}.img is gone`);
+  }
+  // ...and the restored namespace has them all the same, from the kernel.
+  const pid = (await box.runtime.state('c1')).pid!;
+  const inside = (args: string[]) => execa('nsenter', [`--net=/proc/${pid}/ns/net`, 'ip', ...args]).then((r) => r.stdout);
+  t.regex(await inside(['-o', 'addr', 'show', 'dev', 'lo']), /inet 127\.0\.0\.1\/8 scope host lo[\s\S]*inet6 ::1\/128 scope host/);
+  t.deepEqual(
+    (await inside(['rule', 'show'])).split('\n').map((line) => line.trim()),
+    ['0:\tfrom all lookup local', '32766:\tfrom all lookup main', '32767:\tfrom all lookup default'],
+  );
+  t.regex(await inside(['route', 'show', 'table', 'local']), /local 127\.0\.0\.1 dev lo/);
 });
 
 serial('a bind-mounted volume keeps its data and stays writable across checkpoint and restore', async (t) => {
