@@ -16,10 +16,22 @@ const SOCKET = 'lazy-pages.socket';
 const LOG = 'lazy-pages.log';
 
 export class LazyPagesDaemon {
+  private stopping = false;
+
   private constructor(
     private readonly child: ChildProcess,
     readonly exited: Promise<number | null>,
+    private readonly logPath: string,
   ) {}
+
+  onFailure(callback: (detail: string) => void): void {
+    void this.exited.then(async (code) => {
+      if (this.stopping || code === 0) return;
+      const how = code === null ? `was killed by ${this.child.signalCode ?? 'a signal'}` : `exited with code ${code}`;
+      const tail = (await criuLogTail(this.logPath)).join(' | ');
+      callback(`the lazy-pages daemon ${how} before it filled in all the memory (log: ${this.logPath}${tail ? `; ${tail}` : ''})`);
+    });
+  }
 
   static async start(binary: string, imagePath: string, workPath: string, timeoutMs = 5000): Promise<LazyPagesDaemon> {
     await rm(path.join(workPath, SOCKET), { force: true });
@@ -33,7 +45,7 @@ export class LazyPagesDaemon {
           () => false,
         )
       )
-        return new LazyPagesDaemon(child, exited);
+        return new LazyPagesDaemon(child, exited, path.join(workPath, LOG));
       const ended = await Promise.race([exited.then(() => true), sleep(2).then(() => false)]);
       if (ended || Date.now() > deadline) {
         child.kill('SIGKILL');
@@ -62,6 +74,7 @@ export class LazyPagesDaemon {
 
   /** Stops the daemon if it still runs (it exits by itself once every page is delivered). */
   async stop(): Promise<void> {
+    this.stopping = true;
     // A paused daemon would not see SIGTERM until continued.
     this.resume();
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGTERM');

@@ -84,6 +84,11 @@ export interface LazyPages {
    */
   pause(): void;
   resume(): void;
+  /**
+   * Calls back if the daemon ends by itself with an error before stop(): the tree's memory that
+   * was not filled in yet is gone (its next fault there kills the task).
+   */
+  onFailure(callback: (detail: string) => void): void;
 }
 
 /** What a request asks of CRIU's features; the one place each option's feature is checked. */

@@ -238,6 +238,7 @@ export async function restoreTree(context: RuntimeContext, supervisor: Superviso
   const workPath = request.criu.workPath;
   const lazy = request.criu.lazyPages && workPath ? await criu.startLazyPages(request.imagePath, workPath) : undefined;
   if (lazy) {
+    lazy.onFailure((detail) => logger.error(`container ${record.id}: ${detail}`));
     supervisor.onClose(() => lazy.stop());
     request.onLazyPages?.(lazy);
   }

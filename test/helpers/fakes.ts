@@ -652,6 +652,7 @@ export class FakeCriu implements CriuService {
       resume: () => {
         this.calls.push({ op: 'resumeLazyPages', imagePath, workPath });
       },
+      onFailure: () => undefined,
     };
   }
 
