@@ -121,8 +121,14 @@ async function runcPostgres(options: {
   const spec = JSON.parse(await readFile(path.join(options.bundle, 'config.json'), 'utf8')) as {
     process: { args: string[] };
     linux: { namespaces: { type: string }[] };
+    mounts: { destination: string }[];
   };
   spec.linux.namespaces = spec.linux.namespaces.filter((namespace) => namespace.type !== 'network');
+  // A user namespace may mount no sysfs for a network namespace it does not own, and CRIU
+  // cannot restore the host's /sys bound in its place: runc's server goes without /sys (the
+  // server does not read it).
+  spec.mounts = spec.mounts.filter((mount) => mount.destination !== '/sys' && !mount.destination.startsWith('/sys/'));
+
   spec.process.args.push('-c', `port=${port}`);
   await writeFile(path.join(bundle, 'config.json'), JSON.stringify(spec, null, 2));
   const runc = await Runc.create(path.join(dir, 'runc'));
@@ -159,6 +165,9 @@ async function runcPostgres(options: {
   await waitForNoConnections(await readPidFile(pidFile), port);
   const checkpointMs = await runc.checkpoint(id, images);
   process.stderr.write(`  runc checkpoint of its server in ${(checkpointMs / 1000).toFixed(1)} s\n`);
+  // The tasks are restored from inside the user namespace, whose root must read the images (what
+  // the runtime does for its own snapshots).
+  spawnSync('chmod', ['-R', 'a+rX', images]);
   // The layer the server wrote until runc's checkpoint goes with runc's images, read-only.
   spawnSync('umount', [rootfs]);
   lowers = [path.join(dir, `layer-${generation}`, 'upper'), ...options.layers];

@@ -4,7 +4,7 @@
  * directory under the benchmark's temporary directory.
  */
 import path from 'node:path';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { Runtime } from '../src/index.js';
 import { StdioPipes, timed, timedCommand } from './exec.js';
 
@@ -139,8 +139,19 @@ export class Runc implements Tool {
     return this.command(['checkpoint', '--image-path', imagePath, id]);
   }
 
-  restore(id: string, imagePath: string, bundle: string, pidFile: string): Promise<number> {
-    return this.command(['restore', '-d', '--image-path', imagePath, '--bundle', bundle, '--pid-file', pidFile, id], true);
+  async restore(id: string, imagePath: string, bundle: string, pidFile: string): Promise<number> {
+    try {
+      return await this.command(['restore', '-d', '--image-path', imagePath, '--bundle', bundle, '--pid-file', pidFile, id], true);
+    } catch (error) {
+      // runc only says "criu failed"; CRIU's own errors are in the images' restore.log.
+      const log = await readFile(path.join(imagePath, 'restore.log'), 'utf8').catch(() => '');
+      const errors = log
+        .split('\n')
+        .filter((line) => /Error|error/.test(line))
+        .slice(-8);
+      if (errors.length > 0 && error instanceof Error) error.message += `\nCRIU's restore.log:\n${errors.join('\n')}`;
+      throw error;
+    }
   }
 
   async remove(id: string): Promise<void> {
