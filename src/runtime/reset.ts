@@ -33,13 +33,16 @@ import { requireFeaturesFor, type LazyPages } from '../criu/service.js';
 import { mountLayers, unmountAll, type LayeredRootfs } from '../rootfs/layers.js';
 import type { WaitStatus } from '../system/libc.js';
 import { checkPublished, type PublishedPort } from './ports.js';
-import { requireLazyPagesAllowed, shareWithContainerRoot } from './userns.js';
+import { requireLazyPagesAllowed, shareWithContainerRoot, userfaultfdAllowed } from './userns.js';
 
 export type { ResetRequest };
 
 /** How many stopped instances of the snapshot a monitor keeps ready, unless asked otherwise. */
 export const DEFAULT_STANDBYS = 2;
 const MAX_STANDBYS = 8;
+
+/** From this much memory in a snapshot on, resets restore it lazily unless asked otherwise. */
+export const LAZY_FROM_BYTES = 64 * 2 ** 20;
 
 /**
  * Resets through the container's monitor when one is alive (it is the init's parent and keeps a
@@ -109,10 +112,22 @@ async function prepareReset(context: RuntimeContext, request: ResetRequest): Pro
     throw new UsageError(`invalid number of standbys ${standbys}`, `keep 0 to ${MAX_STANDBYS} (each holds the snapshot's processes, stopped)`);
   }
   const { spec: ociSpec } = await readEffectiveSpec(store.paths(id).effectiveBundle);
-  // Eager unless asked: a lazily restored instance lives only as long as its lazy-pages daemon
-  // (a daemon that fails takes the container's unfilled memory with it), see the README.
-  const { lazyPages, ...criu } = pickResetCriuOptions(request);
+  const { lazyPages: asked, ...criu } = pickResetCriuOptions(request);
+  const lazyPages = asked ?? (await lazyByDefault(context, ociSpec, snapshot));
   return { id, ociSpec, spec: { sourceId, name: snapshot.name, standbys, criu: { ...criu, ...(lazyPages ? { lazyPages: true } : {}) } } };
+}
+
+/**
+ * A snapshot holding LAZY_FROM_BYTES of memory or more is restored lazily unless the request says
+ * (--lazy-pages, --no-lazy-pages): a lazily restored instance's memory is copied when touched (and
+ * a standby's not at all while it waits), so a reset costs what the test touched, not what the
+ * container holds. Only where CRIU and the kernel can (userfaultfd; in a user namespace, only
+ * with vm.unprivileged_userfaultfd=1).
+ */
+async function lazyByDefault(context: RuntimeContext, spec: Spec, snapshot: SnapshotInfo): Promise<boolean> {
+  if (snapshot.memoryBytes < LAZY_FROM_BYTES) return false;
+  if ((await context.criu.features()).lazy_pages !== true) return false;
+  return userfaultfdAllowed(context.processes, spec);
 }
 
 /**

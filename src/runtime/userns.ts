@@ -69,6 +69,6 @@ export async function requireLazyPagesAllowed(processes: ProcessService, spec: S
 }
 
 /** Whether CRIU may open the userfaultfds a lazy restore of this container needs (see above). */
-async function userfaultfdAllowed(processes: ProcessService, spec: Spec): Promise<boolean> {
+export async function userfaultfdAllowed(processes: ProcessService, spec: Spec): Promise<boolean> {
   return !containerRoot(spec) || (await processes.sysctl('vm.unprivileged_userfaultfd')) !== '0';
 }

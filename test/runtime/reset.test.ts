@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { checkpoint } from '../../src/runtime/checkpoint.js';
-import { reset, resetAsked, Resetter, type ResetRequest } from '../../src/runtime/reset.js';
+import { LAZY_FROM_BYTES, reset, resetAsked, Resetter, type ResetRequest } from '../../src/runtime/reset.js';
 import { criuBinaryFor } from '../../src/runtime/restore.js';
 import type { ResetSpec } from '../../src/runtime/monitor/protocol.js';
 import { UsageError } from '../../src/runtime/errors.js';
@@ -176,9 +176,9 @@ test('with two standbys, both are restored side by side; resets take them in tur
   await shutdown();
 });
 
-test('a reset is eager whatever the snapshot holds, lazy only when asked', async (t) => {
+test('a snapshot of 64 MiB or more is reset lazily unless asked otherwise; small ones, or where the kernel forbids it, eagerly', async (t) => {
   const rt = await fakeRuntime(t);
-  rt.fakes.criu.pageBytes = 2 ** 30;
+  rt.fakes.criu.pageBytes = LAZY_FROM_BYTES;
   await snapshotted(rt, { leaveRunning: true });
   const launchedCriu = async (request: Omit<Parameters<typeof reset>[1], 'id'>) => {
     rt.fakes.monitors.launchMode = { kind: 'answer', pid: 700 + rt.fakes.monitors.launched.length };
@@ -187,9 +187,17 @@ test('a reset is eager whatever the snapshot holds, lazy only when asked', async
     return job.kind === 'reset' ? job.reset.criu : undefined;
   };
 
-  t.deepEqual(await launchedCriu({}), {}, '1 GiB: eager');
-  t.deepEqual(await launchedCriu({ lazyPages: true }), { lazyPages: true }, '--lazy-pages: lazy');
+  t.deepEqual(await launchedCriu({}), { lazyPages: true }, 'large: lazy by default');
   t.deepEqual(await launchedCriu({ lazyPages: false }), {}, '--no-lazy-pages: eager');
+  rt.fakes.criu.setFeatures({ mem_track: true, lazy_pages: false });
+  t.deepEqual(await launchedCriu({}), {}, 'no lazy pages in this kernel: eager');
+
+  const small = await fakeRuntime(t);
+  await snapshotted(small, { leaveRunning: true });
+  small.fakes.monitors.launchMode = { kind: 'answer', pid: 800 };
+  await reset(small.context, { id: 'web1', name: 'base' });
+  const job = small.fakes.monitors.launched[0]!;
+  t.deepEqual(job.kind === 'reset' ? job.reset.criu : undefined, {}, 'small: eager');
 });
 
 test('a reset asked of the monitor takes the standbys it asks for: none with standbys 0', async (t) => {

@@ -57,11 +57,8 @@ export const resetCommand = defineCommand({
     'shell-job': commonCriuFlags['shell-job'],
     'file-locks': commonCriuFlags['file-locks'],
     'manage-cgroups-mode': commonCriuFlags['manage-cgroups-mode'],
-    'lazy-pages': {
-      ...commonCriuFlags['lazy-pages'],
-      description: 'restore lazily: memory copied when touched, by a lazy-pages daemon the container then depends on',
-    },
-    'no-lazy-pages': { type: 'boolean', description: 'restore eagerly, all memory copied (the default)' },
+    'lazy-pages': { ...commonCriuFlags['lazy-pages'], description: 'restore lazily (the default for a snapshot of 64 MiB of memory or more)' },
+    'no-lazy-pages': { type: 'boolean', description: 'restore eagerly, all memory copied, whatever the size' },
     'pid-file': { type: 'string', value: 'FILE', description: "write the restored init's pid to FILE" },
     'no-standby': { type: 'boolean', description: 'keep no stopped standby of the snapshot ready for the next reset (as --standbys 0)' },
     standbys: {

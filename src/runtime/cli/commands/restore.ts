@@ -26,7 +26,7 @@ export const restoreCommand = defineCommand({
     'print-stats': { type: 'boolean', description: "print the restore's duration and CRIU's statistics as JSON (as podman does)" },
     'no-lazy-pages': {
       type: 'boolean',
-      description: 'with --name: restore eagerly, all memory copied (the default; kept for scripts that say so)',
+      description: 'with --name: restore eagerly, all memory copied (a snapshot of 64 MiB or more is restored lazily by default)',
     },
     publish: { ...publishFlag, description: 'for a new container (under a new id, or --from): forward a host port to a container port (repeatable)' },
   },
