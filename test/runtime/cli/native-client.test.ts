@@ -230,4 +230,10 @@ test('a monitor that closes without an answer, or never answers, is an error, no
   t.is(closed.exitCode, 1);
   t.regex(closed.stderr, /^runtime: the monitor's answer was not understood: not JSON: \n {2}hint: /);
   t.is(closed.handedOver, undefined);
+  // A reset answered without a pid is an error too, never asked again.
+  await fakeMonitor(t, root, 'nopid', () => ({ ok: true }) as unknown as ControlResponse);
+  const noPid = await run(['reset', 'nopid'], { RUNTIME_ROOT: root });
+  t.is(noPid.exitCode, 1);
+  t.is(noPid.stderr, `runtime: the monitor's answer was not understood: no pid in {"ok":true}\n`);
+  t.is(noPid.handedOver, undefined);
 });

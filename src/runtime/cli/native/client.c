@@ -342,7 +342,7 @@ static bool digits(const char *text) {
   return *text && strspn(text, "0123456789") == strlen(text) && strlen(text) <= 6;
 }
 
-/* Prints the answer as the Node CLI would, or falls back when it is not one this side knows. */
+/* Prints the answer as the Node CLI would; -1 for a state answer this side cannot print (hand over). */
 static int finish(const char *text, const char *what, const char *id, const char *name, const char *pid_file, long long started) {
   struct answer answer;
   bool understood = parse_answer(text, &answer) && answer.ok >= 0;
@@ -367,7 +367,10 @@ static int finish(const char *text, const char *what, const char *id, const char
     printf("%s\n", answer.display.data);
     return fflush(stdout) == 0 ? 0 : 1;
   }
-  if (answer.pid <= 0) return -1;
+  if (answer.pid <= 0) {
+    fprintf(stderr, "runtime: the monitor's answer was not understood: no pid in %.200s\n", text);
+    return 1;
+  }
   if (pid_file) {
     int fd = open(pid_file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     char text_pid[32];
@@ -486,7 +489,7 @@ int main(int argc, char **argv) {
   struct buffer answer = {0};
   if (!ask(state_dir, &request, &answer)) fall_back();
   int code = finish(answer.data, reset ? "reset" : "state", id, name, pid_file, started);
-  /* An answer this side does not know how to print (an older monitor): the Node CLI asks again. */
-  if (code < 0 && !reset) fall_back();
-  return code < 0 ? 1 : code;
+  /* A state answer this side does not know how to print (an older monitor): the Node CLI reads it. */
+  if (code < 0) fall_back();
+  return code;
 }
