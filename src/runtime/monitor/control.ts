@@ -90,7 +90,7 @@ export function serveControl(stateDir: string, handle: (request: ControlRequest)
         request = parseControlRequest(line);
       } catch (error) {
         const message = error instanceof ProtocolError ? error.message : 'malformed control request';
-        socket.end(JSON.stringify({ ok: false, error: { code: 'MONITOR_PROTOCOL', message } }));
+        socket.end(JSON.stringify({ ok: false, error: { code: 'MONITOR_PROTOCOL', message }, display: message }));
         return;
       }
       const answered: Promise<void> = handle(request)

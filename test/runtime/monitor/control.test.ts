@@ -1,5 +1,6 @@
 import test from 'ava';
-import { sendControl, serveControl, type ControlRequest } from '../../../src/runtime/monitor/control.js';
+import net from 'node:net';
+import { controlSocketPath, sendControl, serveControl, type ControlRequest } from '../../../src/runtime/monitor/control.js';
 import { tempDir } from '../fixtures.js';
 
 const request: ControlRequest = { op: 'reset', reset: { name: 'warm', criu: {}, standby: true } };
@@ -41,4 +42,28 @@ test('idle waits for answers still being worked on', async (t) => {
   await waiting;
   t.deepEqual(await answer, { ok: true, pid: 1 });
   server.close();
+});
+
+test('a malformed request is answered with the protocol error, its text included for a client that prints it', async (t) => {
+  const dir = await tempDir(t);
+  const seen: ControlRequest[] = [];
+  const server = await serveControl(dir, async (r) => {
+    seen.push(r);
+    return { ok: true, pid: 1 };
+  });
+  t.teardown(() => server.close());
+  const answer = await new Promise<string>((resolve, reject) => {
+    let text = '';
+    const socket = net.connect(controlSocketPath(dir), () => socket.write('{"op":"launch"}\n'));
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => (text += chunk));
+    socket.once('error', reject);
+    socket.once('close', () => resolve(text));
+  });
+  const parsed = JSON.parse(answer) as { ok: boolean; error: { code: string; message: string }; display: string };
+  t.false(parsed.ok);
+  t.is(parsed.error.code, 'MONITOR_PROTOCOL');
+  t.regex(parsed.display, /^the control request was not understood: /);
+  t.is(parsed.display, parsed.error.message);
+  t.deepEqual(seen, []);
 });
