@@ -57,10 +57,8 @@ export async function reset(context: RuntimeContext, request: ResetRequest): Pro
     const pid = await resetByMonitor(context, request);
     if (pid !== undefined) return pid;
   }
-  const { id, spec, ociSpec } = await prepareReset(context, request);
+  const { id, spec } = await prepareReset(context, request);
   const record = await context.store.load(id);
-  // Refused here, while the running instance still runs, rather than by the restore after it stopped.
-  await requireLazyPagesAllowed(context.processes, ociSpec, id, spec.criu.lazyPages);
   // No monitor to ask: the running instance (if any) is stopped, and a new monitor resets.
   await context.criu.requireVersion();
   await requireFeaturesFor(context.criu, spec.criu);
@@ -76,19 +74,22 @@ export async function reset(context: RuntimeContext, request: ResetRequest): Pro
 
 /** A reset asked of this process, the container's monitor: checked and resolved here, then done. */
 export async function resetAsked(context: RuntimeContext, resetter: Resetter, id: string, ask: ResetAsk): Promise<number> {
-  const { spec, ociSpec } = await prepareReset(context, {
+  const { spec } = await prepareReset(context, {
     id,
     ...(ask.name !== undefined ? { name: ask.name } : {}),
     ...(ask.standby !== undefined ? { standby: ask.standby } : {}),
     ...(ask.standbys !== undefined ? { standbys: ask.standbys } : {}),
     ...ask.criu,
   });
-  await requireLazyPagesAllowed(context.processes, ociSpec, id, spec.criu.lazyPages);
   return resetter.reset(spec);
 }
 
-/** The request checked and resolved: the snapshot, the standbys, the CRIU options; and the container's effective spec. */
-async function prepareReset(context: RuntimeContext, request: ResetRequest): Promise<{ id: string; spec: ResetSpec; ociSpec: Spec }> {
+/**
+ * The request checked and resolved: the snapshot, the standbys, the CRIU options. A lazy reset the
+ * kernel would refuse is refused here, while the running instance still runs, rather than by the
+ * restore after it stopped.
+ */
+async function prepareReset(context: RuntimeContext, request: ResetRequest): Promise<{ id: string; spec: ResetSpec }> {
   const id = validateId(request.id);
   requireRoot(context.processes, 'runtime reset');
   const { store, snapshots } = context;
@@ -114,7 +115,8 @@ async function prepareReset(context: RuntimeContext, request: ResetRequest): Pro
   const { spec: ociSpec } = await readEffectiveSpec(store.paths(id).effectiveBundle);
   const { lazyPages: asked, ...criu } = pickResetCriuOptions(request);
   const lazyPages = asked ?? (await lazyByDefault(context, ociSpec, snapshot));
-  return { id, ociSpec, spec: { sourceId, name: snapshot.name, standbys, criu: { ...criu, ...(lazyPages ? { lazyPages: true } : {}) } } };
+  await requireLazyPagesAllowed(context.processes, ociSpec, id, lazyPages);
+  return { id, spec: { sourceId, name: snapshot.name, standbys, criu: { ...criu, ...(lazyPages ? { lazyPages: true } : {}) } } };
 }
 
 /**
