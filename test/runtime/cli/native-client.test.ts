@@ -10,11 +10,12 @@ import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { serveControl, controlSocketPath, type ControlRequest, type ControlResponse } from '../../../src/runtime/monitor/control.js';
+import { controlSocketPath, type ControlRequest, type ControlResponse } from '../../../src/runtime/monitor/control.js';
 import { resetByMonitor, type ResetRequest } from '../../../src/runtime/reset-by-monitor.js';
 import type { MonitorResetServices } from '../../../src/runtime/reset-by-monitor.js';
 import { tempDir } from '../fixtures.js';
 import { buildNativeClient } from '../../helpers/native-client.js';
+import { recordingControlServer } from '../../helpers/control.js';
 
 interface Built {
   readonly dir: string;
@@ -76,13 +77,7 @@ async function fakeMonitor(
 ): Promise<ControlRequest[]> {
   const dir = path.join(root, id);
   await mkdir(dir, { recursive: true });
-  const seen: ControlRequest[] = [];
-  const server = await serveControl(dir, async (request) => {
-    seen.push(request);
-    return answer(request);
-  });
-  t.teardown(() => server.close());
-  return seen;
+  return recordingControlServer(t, dir, answer);
 }
 
 /** What the Node CLI sends for the same request (reset-by-monitor.ts), through a recording client. */

@@ -2,7 +2,6 @@ import 'reflect-metadata';
 import test from 'ava';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
 import { superviseContainer } from '../../../src/runtime/monitor/container-monitor.js';
 import { controlSocketPath, sendControl } from '../../../src/runtime/monitor/control.js';
@@ -13,19 +12,8 @@ import { checkpoint, defaultImagePath } from '../../../src/runtime/checkpoint.js
 import { restoreDetached } from '../../../src/runtime/restore.js';
 import { OciRuntimeError } from '../../../src/runtime/oci-runtime.js';
 import { CriuRequestError } from '../../../src/criu/errors.js';
+import { rawControl } from '../../helpers/control.js';
 import { creatingContainer, fakeRuntime, load, runningContainer, until } from '../../helpers/fake-runtime.js';
-
-/** Sends one raw line to the control socket and returns the whole answer. */
-function rawControl(dir: string, line: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let text = '';
-    const socket = net.connect(controlSocketPath(dir), () => socket.write(line));
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => (text += chunk));
-    socket.once('error', reject);
-    socket.once('close', () => resolve(text));
-  });
-}
 
 function reports(): { readonly list: MonitorReport[]; readonly report: (message: MonitorReport) => void } {
   const list: MonitorReport[] = [];

@@ -1,18 +1,13 @@
 import test from 'ava';
-import net from 'node:net';
-import { controlSocketPath, sendControl, serveControl, type ControlRequest } from '../../../src/runtime/monitor/control.js';
+import { sendControl, serveControl, type ControlRequest } from '../../../src/runtime/monitor/control.js';
+import { rawControl, recordingControlServer } from '../../helpers/control.js';
 import { tempDir } from '../fixtures.js';
 
 const request: ControlRequest = { op: 'reset', reset: { name: 'warm', criu: {}, standby: true } };
 
 test('a request reaches the handler and its answer comes back', async (t) => {
   const dir = await tempDir(t);
-  const seen: ControlRequest[] = [];
-  const server = await serveControl(dir, async (r) => {
-    seen.push(r);
-    return { ok: true, pid: 42 };
-  });
-  t.teardown(() => server.close());
+  const seen = await recordingControlServer(t, dir, () => ({ ok: true, pid: 42 }));
   t.deepEqual(await sendControl(dir, request), { ok: true, pid: 42 });
   t.deepEqual(seen, [request]);
 });
@@ -46,20 +41,8 @@ test('idle waits for answers still being worked on', async (t) => {
 
 test('a malformed request is answered with the protocol error, its text included for a client that prints it', async (t) => {
   const dir = await tempDir(t);
-  const seen: ControlRequest[] = [];
-  const server = await serveControl(dir, async (r) => {
-    seen.push(r);
-    return { ok: true, pid: 1 };
-  });
-  t.teardown(() => server.close());
-  const answer = await new Promise<string>((resolve, reject) => {
-    let text = '';
-    const socket = net.connect(controlSocketPath(dir), () => socket.write('{"op":"launch"}\n'));
-    socket.setEncoding('utf8');
-    socket.on('data', (chunk: string) => (text += chunk));
-    socket.once('error', reject);
-    socket.once('close', () => resolve(text));
-  });
+  const seen = await recordingControlServer(t, dir, () => ({ ok: true, pid: 1 }));
+  const answer = await rawControl(dir, '{"op":"launch"}\n');
   const parsed = JSON.parse(answer) as { ok: boolean; error: { code: string; message: string }; display: string };
   t.false(parsed.ok);
   t.is(parsed.error.code, 'MONITOR_PROTOCOL');
