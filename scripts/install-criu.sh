@@ -20,6 +20,10 @@
 # pool of the mirror the host's apt already uses, checked against a SHA-256 fixed below); the build
 # dependencies are the host's own release's -dev packages, and nothing binary comes from elsewhere.
 #
+# One patch of the project's is applied to the source (scripts/criu-patches/, each says why): the
+# lazy-pages daemon's --no-lazy-pages-background, which lets a lazily restored container cost what
+# its tasks touch rather than its whole memory. An install without it is rebuilt.
+#
 # Usage: install-criu.sh [--force]   (--force rebuilds even when the right version is installed)
 # CRIU_TARBALL=/path/to/criu_4.2.1.orig.tar.xz uses a local copy instead of downloading it.
 set -euo pipefail
@@ -30,6 +34,7 @@ tarball=criu_${criu_version}.orig.tar.xz
 # SHA-256 of criu_4.2.1.orig.tar.xz: the Checksums-Sha256 line of Debian's criu_4.2.1-1.dsc.
 tarball_sha256=29ec0ee09e296479fe7048c80980e8ef1d0684d0b0204c2b101dfea19f6725b9
 pool_dir=pool/main/c/criu
+patch_dir=$(cd "$(dirname "$0")" && pwd)/criu-patches
 
 root=/opt/runtime
 dest=$root/criu-$criu_version
@@ -56,7 +61,8 @@ prefix_complete() {
   [ -x "$dir/sbin/criu" ] && [ -f "$dir/include/criu/rpc.proto" ] && [ -f "$dir/lib/pycriu/images/magic.py" ] \
     && [ -f "$dir/lib/pycriu/images/core_pb2.py" ] && [ -f "$dir/lib/crit/__main__.py" ] && [ -x "$dir/bin/crit" ] \
     && [ "$("$dir/sbin/criu" --version 2>/dev/null | sed -n 's/^Version: *//p')" = "$criu_version" ] \
-    && grep -q -a -F "$kerndat_dir/criu.kdat" "$dir/sbin/criu"
+    && grep -q -a -F "$kerndat_dir/criu.kdat" "$dir/sbin/criu" \
+    && "$dir/sbin/criu" --no-lazy-pages-background --version >/dev/null 2>&1
 }
 
 # A link is fine when it is ours, or when something that is not a symlink is there (not ours to replace).
@@ -139,7 +145,7 @@ apt_install_from_host_release() {
 }
 
 build_deps=(
-  build-essential pkg-config python3 python3-protobuf
+  build-essential patch pkg-config python3 python3-protobuf
   libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev protobuf-compiler
   libnl-3-dev libnet1-dev libcap-dev libbsd-dev libgnutls28-dev libnftables-dev uuid-dev
   iptables # not to build: CRIU's network lock runs iptables-restore
@@ -176,6 +182,10 @@ say "$tarball: SHA-256 $actual verified"
 tar -xJf "$work/$tarball" -C "$work"
 src=$work/criu-$criu_version
 [ -f "$src/Makefile" ] || fail "$tarball did not unpack to criu-$criu_version/"
+for patch_file in "$patch_dir"/*.patch; do
+  patch -d "$src" -p1 --forward --batch --quiet <"$patch_file" || fail "$(basename "$patch_file") does not apply to CRIU $criu_version"
+  say "applied $(basename "$patch_file")"
+done
 say "building CRIU $criu_version (make -j$(nproc) criu lib crit; log: $work/build.log)"
 if ! make -C "$src" -j"$(nproc)" PREFIX="$dest" RUNDIR="$kerndat_dir" PYTHON=/usr/bin/python3 criu lib crit >"$work/build.log" 2>&1; then
   tail -n 40 "$work/build.log" >&2

@@ -1,8 +1,16 @@
 /**
  * CRIU's lazy-pages daemon serving a checkpoint's pages locally through userfaultfd: a restore
- * with lazy_pages returns before the memory is copied, and the daemon fills it in on demand and
- * in the background, then exits. The runtime starts it, waits for its socket, and stops it if
- * the container ends first.
+ * with lazy_pages returns before the memory is copied, and the daemon copies a page in when a task
+ * faults on it. Two ways it can run:
+ *
+ *   on demand    (--no-lazy-pages-background, the project's CRIU patch) only pages the tasks touch
+ *                are ever copied, so an instance costs what it used, not what it holds; the
+ *                daemon serves until stopped, which the runtime does when the instance ends
+ *   background   (a CRIU without the patch) once the restore has finished the daemon also copies
+ *                every other page, then exits; a standby's daemon is held still (SIGSTOP) so that
+ *                its copy does not compete with the instance in use
+ *
+ * The runtime starts it, waits for its socket, and stops it when the container ends.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { access, rm } from 'node:fs/promises';
@@ -22,6 +30,8 @@ export class LazyPagesDaemon {
     private readonly child: ChildProcess,
     readonly exited: Promise<number | null>,
     private readonly logPath: string,
+    /** Copies pages only on fault (--no-lazy-pages-background). */
+    readonly onDemand: boolean,
   ) {}
 
   onFailure(callback: (detail: string) => void): void {
@@ -29,13 +39,30 @@ export class LazyPagesDaemon {
       if (this.stopping || code === 0) return;
       const how = code === null ? `was killed by ${this.child.signalCode ?? 'a signal'}` : `exited with code ${code}`;
       const tail = (await criuLogTail(this.logPath)).join(' | ');
-      callback(`the lazy-pages daemon ${how} before it filled in all the memory (log: ${this.logPath}${tail ? `; ${tail}` : ''})`);
+      callback(`the lazy-pages daemon ${how} while it served the memory not yet copied (log: ${this.logPath}${tail ? `; ${tail}` : ''})`);
     });
   }
 
-  static async start(binary: string, imagePath: string, workPath: string, timeoutMs = 5000): Promise<LazyPagesDaemon> {
+  static async start(
+    binary: string,
+    imagePath: string,
+    workPath: string,
+    options: { readonly onDemand: boolean; readonly timeoutMs?: number },
+  ): Promise<LazyPagesDaemon> {
+    const timeoutMs = options.timeoutMs ?? 5000;
     await rm(path.join(workPath, SOCKET), { force: true });
-    const child = trackChild(spawn(binary, ['lazy-pages', '--images-dir', imagePath, '--work-dir', workPath, '-o', LOG, '-v4'], { stdio: 'ignore' }));
+    const args = [
+      'lazy-pages',
+      ...(options.onDemand ? ['--no-lazy-pages-background'] : []),
+      '--images-dir',
+      imagePath,
+      '--work-dir',
+      workPath,
+      '-o',
+      LOG,
+      '-v4',
+    ];
+    const child = trackChild(spawn(binary, args, { stdio: 'ignore' }));
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     const deadline = Date.now() + timeoutMs;
     for (;;) {
@@ -45,7 +72,7 @@ export class LazyPagesDaemon {
           () => false,
         )
       )
-        return new LazyPagesDaemon(child, exited, path.join(workPath, LOG));
+        return new LazyPagesDaemon(child, exited, path.join(workPath, LOG), options.onDemand);
       const ended = await Promise.race([exited.then(() => true), sleep(2).then(() => false)]);
       if (ended || Date.now() > deadline) {
         child.kill('SIGKILL');
@@ -60,19 +87,24 @@ export class LazyPagesDaemon {
     }
   }
 
+  /**
+   * On demand there is nothing to hold back (a stopped tree faults on nothing), and a daemon
+   * waiting in epoll_wait(2) would fail with EINTR once continued (signal(7)): only a background
+   * copy is paused.
+   */
   pause(): void {
-    if (this.running) this.child.kill('SIGSTOP');
+    if (!this.onDemand && this.running) this.child.kill('SIGSTOP');
   }
 
   resume(): void {
-    if (this.running) this.child.kill('SIGCONT');
+    if (!this.onDemand && this.running) this.child.kill('SIGCONT');
   }
 
   private get running(): boolean {
     return this.child.exitCode === null && this.child.signalCode === null;
   }
 
-  /** Stops the daemon if it still runs (it exits by itself once every page is delivered). */
+  /** Stops the daemon if it still runs (a background copy exits by itself once every page is in). */
   async stop(): Promise<void> {
     this.stopping = true;
     // A paused daemon would not see SIGTERM until continued.

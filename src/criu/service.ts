@@ -69,18 +69,23 @@ export interface CriuService {
   restore(job: CriuRestoreRequest): Promise<number>;
   /**
    * Starts CRIU's lazy-pages daemon serving imagePath's pages (userfaultfd) for a restore with
-   * lazy_pages and the same work directory; resolves once it listens.
+   * lazy_pages and the same work directory; resolves once it listens. It copies pages on demand
+   * only where this CRIU can (lazyPagesOnDemand), else in the background too.
    */
   startLazyPages(imagePath: string, workPath: string): Promise<LazyPages>;
+  /** Whether this CRIU's lazy-pages daemon takes --no-lazy-pages-background (the project's patch). */
+  lazyPagesOnDemand(): Promise<boolean>;
 }
 
 /** A running lazy-pages daemon. */
 export interface LazyPages {
-  /** Stops the daemon if it still runs (it exits by itself once every page is delivered). */
+  /** Copies pages only when a task faults on them; else also in the background, then exits. */
+  readonly onDemand: boolean;
+  /** Stops the daemon if it still runs. */
   stop(): Promise<void>;
   /**
-   * Holds the daemon still (SIGSTOP): it copies no page, asked or not, until resumed. Only for a
-   * tree that is itself stopped, which asks for none.
+   * Holds a background copy still (SIGSTOP) until resumed; nothing for a daemon on demand. Only for
+   * a tree that is itself stopped, which asks for no page.
    */
   pause(): void;
   resume(): void;
@@ -119,6 +124,7 @@ export class SwrkCriuService implements CriuService {
   private cachedVersion?: Promise<CriuVersion>;
   private cachedFeatures?: Promise<CriuFeatures>;
   private cachedNetworkLock?: Promise<NetworkLockName>;
+  private cachedOnDemand?: Promise<boolean>;
 
   constructor(private readonly settings: CriuSettings) {}
 
@@ -176,7 +182,18 @@ export class SwrkCriuService implements CriuService {
   }
 
   async startLazyPages(imagePath: string, workPath: string): Promise<LazyPages> {
-    return LazyPagesDaemon.start(await this.binary(), imagePath, workPath);
+    return LazyPagesDaemon.start(await this.binary(), imagePath, workPath, { onDemand: await this.lazyPagesOnDemand() });
+  }
+
+  lazyPagesOnDemand(): Promise<boolean> {
+    // An option CRIU does not know fails its argument parsing before --version is acted on.
+    this.cachedOnDemand ??= this.binary().then(
+      (binary) =>
+        new Promise((resolve) => {
+          trackChild(execFile(binary, ['--no-lazy-pages-background', '--version'], (error) => resolve(!error)));
+        }),
+    );
+    return this.cachedOnDemand;
   }
 
   async restore(job: CriuRestoreRequest): Promise<number> {

@@ -10,7 +10,8 @@
  *   snapshot   --name NAME: a named snapshot, images and rootfs layer as one consistent point
  *              (the layer is copied while CRIU holds the tree frozen, at post-dump)
  *
- * Everything else (checks, metadata, the CRIU request, the record) is the same for all four.
+ * Everything else (checks, metadata, the CRIU request, the record) is the same for all four. A
+ * tree restored lazily first gets the memory its lazy-pages daemon still holds (lazy-memory.ts).
  */
 import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
@@ -28,6 +29,7 @@ import { memoryBytes, refuseAutoDedup, validateSnapshotName, type SnapshotInfo, 
 import { currentLayers } from './snapshots/rootfs.js';
 import { specHasNamespace, type Spec } from './oci/index.js';
 import { shareWithContainerRoot } from './userns.js';
+import { fillInLazyMemory } from './lazy-memory.js';
 import { dumpOpts, type CheckpointOptions } from '../criu/options.js';
 import { formatVersion } from '../criu/version.js';
 import { CriuRequestError, withLogAt } from '../criu/errors.js';
@@ -155,6 +157,8 @@ export async function checkpoint(context: RuntimeContext, request: CheckpointReq
       ...(request.name ? { snapshot: request.name } : {}),
     });
     try {
+      const filled = await fillInLazyMemory(processes, id, pid);
+      if (filled.bytes > 0) logger.info(`copied in the memory ${id}'s lazy restore had left to its lazy-pages daemon`, { ...filled });
       await criu.dump({
         opts: dumpOpts(
           { ...request, networkLock },

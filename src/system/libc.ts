@@ -2,7 +2,8 @@
  * The few libc calls Node does not offer, through koffi (a prebuilt FFI; no compiler at install).
  * Node cannot make a SOCK_SEQPACKET socketpair (criu swrk needs one), raw pipes to hand to a
  * child at a chosen fd, a waitpid for a child it did not spawn (a restored init under
- * rst_sibling, or an orphan reparented to a subreaper), mount(2), or flock(2).
+ * rst_sibling, or an orphan reparented to a subreaper), mount(2), flock(2), or
+ * process_vm_readv(2).
  *
  * Every wrapper throws SystemCallError with the errno; none is called at import time, and koffi
  * itself loads on the first call (it takes ~25 ms; `runtime state` makes none).
@@ -27,6 +28,12 @@ interface LibcFunctions {
   umount2(target: string, flags: number): number;
   setns(fd: number, nstype: number): number;
   socket(domain: number, type: number, protocol: number): number;
+  process_vm_readv(pid: number, local: IoVec[], localCount: number, remote: IoVec[], remoteCount: number, flags: number): number;
+}
+
+interface IoVec {
+  readonly base: bigint;
+  readonly len: number;
 }
 
 let loaded: LibcFunctions | undefined;
@@ -34,6 +41,7 @@ let loaded: LibcFunctions | undefined;
 function libc(): LibcFunctions {
   if (loaded) return loaded;
   const lib = koffi().load('libc.so.6');
+  koffi().struct('iovec', { base: 'uint64_t', len: 'size_t' });
   loaded = {
     socketpair: lib.func('int socketpair(int domain, int type, int protocol, _Out_ int *sv)') as LibcFunctions['socketpair'],
     pipe2: lib.func('int pipe2(_Out_ int *fds, int flags)') as LibcFunctions['pipe2'],
@@ -46,6 +54,9 @@ function libc(): LibcFunctions {
     umount2: lib.func('int umount2(const char *target, int flags)') as LibcFunctions['umount2'],
     setns: lib.func('int setns(int fd, int nstype)') as LibcFunctions['setns'],
     socket: lib.func('int socket(int domain, int type, int protocol)') as LibcFunctions['socket'],
+    process_vm_readv: lib.func(
+      'intptr_t process_vm_readv(int pid, const iovec *local, unsigned long liovcnt, const iovec *remote, unsigned long riovcnt, unsigned long flags)',
+    ) as LibcFunctions['process_vm_readv'],
   };
   return loaded;
 }
@@ -163,4 +174,30 @@ export function tcpSocketInNetns(netnsFd: number, hostNetnsFd: number, family: n
   }
   if (fd < 0) throw new SystemCallError('socket', errno, family === AF_INET6 ? 'AF_INET6, SOCK_STREAM' : 'AF_INET, SOCK_STREAM');
   return fd;
+}
+
+const SCRATCH_BYTES = 1 << 20;
+const PAGE_BYTES = 4096;
+const ESRCH = 3;
+let scratch: { readonly pointer: unknown; readonly address: bigint } | undefined;
+
+/**
+ * Reads [start, end) of pid's memory into a scratch buffer that nothing looks at, to make its
+ * pages fault in: a page registered with userfaultfd is then copied in by whoever serves it, as if
+ * the task had touched it (process_vm_readv(2) faults like the task would; reading /proc/PID/mem
+ * does not wait for userfaultfd). A page that cannot be read (unmapped meanwhile) is skipped.
+ * Returns false when pid is gone.
+ */
+export function faultInMemory(pid: number, start: number, end: number): boolean {
+  if (!scratch) {
+    const pointer = koffi().alloc('uint8_t', SCRATCH_BYTES);
+    scratch = { pointer, address: koffi().address(pointer) };
+  }
+  for (let at = start; at < end;) {
+    const length = Math.min(SCRATCH_BYTES, end - at);
+    const read = libc().process_vm_readv(pid, [{ base: scratch.address, len: length }], 1, [{ base: BigInt(at), len: length }], 1, 0);
+    if (read < 0 && koffi().errno() === ESRCH) return false;
+    at += read > 0 ? read : PAGE_BYTES;
+  }
+  return true;
 }

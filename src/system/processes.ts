@@ -3,8 +3,9 @@
  * pid *and* its start time, as crun's status record does: a pid that was freed and reused by
  * another process is never signalled.
  */
-import { readFile, readlink } from 'node:fs/promises';
+import { open, readFile, readlink, type FileHandle } from 'node:fs/promises';
 import { RuntimeError } from './errors.js';
+import { faultInMemory } from './libc.js';
 
 export class ProcFormatError extends RuntimeError {
   readonly code = 'PROC_FORMAT' as const;
@@ -70,6 +71,43 @@ export function parseProcCgroup(text: string): CgroupMembership[] {
     });
 }
 
+/** A mapping of a process registered with userfaultfd that is not wholly in memory yet. */
+export interface LazyMapping {
+  readonly start: number;
+  readonly end: number;
+  /** Bytes of it neither present nor swapped: what a dump would save as zeros. */
+  readonly missingBytes: number;
+}
+
+/**
+ * The mappings of /proc/<pid>/smaps registered with userfaultfd for missing pages ("um" among
+ * VmFlags, as CRIU's lazy restore leaves private memory) whose Rss and Swap fall short of Size:
+ * candidates only, as Rss does not count the zero page a fault on a hole maps (pagemapMissing does).
+ */
+export function parseLazyMappings(smaps: string): LazyMapping[] {
+  const found: LazyMapping[] = [];
+  let current: { start: number; end: number; fields: Map<string, number> } | undefined;
+  for (const line of smaps.split('\n')) {
+    const range = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
+    if (range) {
+      current = { start: parseInt(range[1]!, 16), end: parseInt(range[2]!, 16), fields: new Map() };
+      continue;
+    }
+    if (!current) continue;
+    const field = /^(Size|Rss|Swap):\s+(\d+) kB$/.exec(line);
+    if (field) current.fields.set(field[1]!, Number(field[2]) * 1024);
+    else if (line.startsWith('VmFlags:')) {
+      const size = current.fields.get('Size') ?? current.end - current.start;
+      const missingBytes = size - (current.fields.get('Rss') ?? 0) - (current.fields.get('Swap') ?? 0);
+      if (line.slice('VmFlags:'.length).trim().split(/\s+/).includes('um') && missingBytes > 0) {
+        found.push({ start: current.start, end: current.end, missingBytes });
+      }
+      current = undefined;
+    }
+  }
+  return found;
+}
+
 export interface ProcessService {
   /** The stat of pid, or undefined when there is no such process. */
   stat(pid: number): Promise<ProcStat | undefined>;
@@ -92,6 +130,10 @@ export interface ProcessService {
   effectiveUid(): number;
   /** This process's own identity. */
   self(): Promise<ProcessIdentity>;
+  /** pid's memory that a lazy-pages daemon has yet to copy in (parseLazyMappings); [] when pid is gone. */
+  lazyMappings(pid: number): Promise<LazyMapping[]>;
+  /** Reads [start, end) of pid's memory so that it faults in; false when pid is gone. */
+  faultIn(pid: number, start: number, end: number): Promise<boolean>;
 }
 
 export const PROCESS_SERVICE = Symbol('ProcessService');
@@ -146,6 +188,31 @@ export class LinuxProcessService implements ProcessService {
       .map(Number);
   }
 
+  async lazyMappings(pid: number): Promise<LazyMapping[]> {
+    const gone = (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT' || error.code === 'ESRCH') return undefined;
+      throw error;
+    };
+    const candidates = parseLazyMappings((await readFile(`/proc/${pid}/smaps`, 'utf8').catch(gone)) ?? '');
+    if (candidates.length === 0) return [];
+    const pagemap = await open(`/proc/${pid}/pagemap`, 'r').catch(gone);
+    if (!pagemap) return [];
+    try {
+      const exact: LazyMapping[] = [];
+      for (const mapping of candidates) {
+        const missingBytes = await pagemapMissingBytes(pagemap, mapping.start, mapping.end);
+        if (missingBytes > 0) exact.push({ ...mapping, missingBytes });
+      }
+      return exact;
+    } finally {
+      await pagemap.close();
+    }
+  }
+
+  async faultIn(pid: number, start: number, end: number): Promise<boolean> {
+    return faultInMemory(pid, start, end);
+  }
+
   async sysctl(name: string): Promise<string | undefined> {
     const text = await readFile(`/proc/sys/${name.replace(/\./g, '/')}`, 'utf8').catch(() => undefined);
     return text?.trim();
@@ -167,4 +234,27 @@ export class LinuxProcessService implements ProcessService {
     if (!match) throw new ProcFormatError(`unexpected namespace link ${link} for pid ${pid}`);
     return Number(match[1]);
   }
+}
+
+const PAGE = 4096;
+const PAGEMAP_PRESENT = 1n << 63n;
+const PAGEMAP_SWAPPED = 1n << 62n;
+
+/**
+ * Bytes of [start, end) that /proc/<pid>/pagemap (open as file) shows neither present (the zero
+ * page counts) nor swapped: the pages CRIU would not dump. 8 bytes per page, read in 1 MiB pieces.
+ */
+async function pagemapMissingBytes(file: FileHandle, start: number, end: number): Promise<number> {
+  const buffer = Buffer.alloc(1 << 20);
+  let missing = 0;
+  for (let page = start / PAGE; page < end / PAGE;) {
+    const pages = Math.min(buffer.length / 8, end / PAGE - page);
+    const { bytesRead } = await file.read(buffer, 0, pages * 8, page * 8);
+    if (bytesRead === 0) break;
+    for (let offset = 0; offset + 8 <= bytesRead; offset += 8) {
+      if ((buffer.readBigUInt64LE(offset) & (PAGEMAP_PRESENT | PAGEMAP_SWAPPED)) === 0n) missing += PAGE;
+    }
+    page += Math.floor(bytesRead / 8);
+  }
+  return missing;
 }

@@ -8,6 +8,7 @@ import test, { type ExecutionContext } from 'ava';
 import { chmod, copyFile, mkdir, open, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { counterAbove, e2e, isAlive, parentOf, readCounter, repoRoot, sandbox, waitFor, type Sandbox } from './helpers.js';
 import {
   describeTree,
@@ -158,6 +159,15 @@ withRedis("redis: 100 rounds of writes and a reset, each back to exactly the sna
   );
 });
 
+/** A bundle whose init is memhog holding `mib` MiB (bench/fixtures/memhog.c, built once). */
+async function memhogBundle(box: Sandbox, mib: number): Promise<string> {
+  const memhog = await buildMemhog(path.join(repoRoot, 'bench/fixtures/memhog.c'), path.join(repoRoot, 'node_modules/.cache/runtime-bench'));
+  const bundle = await box.bundle('memhog', ['/bin/memhog', String(mib), readyFileInContainer]);
+  await copyFile(memhog, path.join(bundle, 'rootfs/bin/memhog'));
+  await chmod(path.join(bundle, 'rootfs/bin/memhog'), 0o755);
+  return bundle;
+}
+
 /** The anonymous mapping of exactly `bytes` that memhog fills. */
 async function memhogRegion(pid: number, bytes: number): Promise<number> {
   for (const line of (await readFile(`/proc/${pid}/maps`, 'utf8')).split('\n')) {
@@ -202,10 +212,7 @@ async function memhogVerdict(box: Sandbox, id: string, bundle: string, pid: numb
 serial('a process holding 64 MiB gets exactly its bytes back on every reset, even after they were overwritten', async (t) => {
   const box = await sandbox(t);
   const mib = 64;
-  const memhog = await buildMemhog(path.join(repoRoot, 'bench/fixtures/memhog.c'), path.join(repoRoot, 'node_modules/.cache/runtime-bench'));
-  const bundle = await box.bundle('memhog', ['/bin/memhog', String(mib), readyFileInContainer]);
-  await copyFile(memhog, path.join(bundle, 'rootfs/bin/memhog'));
-  await chmod(path.join(bundle, 'rootfs/bin/memhog'), 0o755);
+  const bundle = await memhogBundle(box, mib);
   let pid = await box.runtime.run({ id: 'hog', bundle });
   await waitReady(bundle, mib);
   t.is(await memhogVerdict(box, 'hog', bundle, pid), `ok ${mib}`);
@@ -233,6 +240,30 @@ serial('a process holding 64 MiB gets exactly its bytes back on every reset, eve
     t.true((await residentMiB(pid)) >= mib, `round ${round}: the memory is resident`);
     t.regex((await parentOf(pid)).cmdline, /runtime monitor hog$/);
   }
+});
+
+serial('a lazy reset copies in only what is touched, and a snapshot taken then still holds the whole memory', async (t) => {
+  const box = await sandbox(t);
+  const mib = 64;
+  const bundle = await memhogBundle(box, mib);
+  await box.runtime.run({ id: 'hog', bundle });
+  await waitReady(bundle, mib);
+  await box.runtime.checkpoint({ id: 'hog', name: 'full', leaveRunning: true });
+
+  // 64 MiB is restored lazily by default, and memhog touches nothing while it waits for a signal.
+  let pid = await box.runtime.reset({ id: 'hog', name: 'full' });
+  await sleep(500);
+  t.true((await residentMiB(pid)) < mib / 4, `memhog holds ${await residentMiB(pid)} MiB: only what it touched was copied in`);
+
+  // CRIU dumps only the pages a task holds: the checkpoint has the lazy-pages daemon copy the rest in first.
+  const taken = await box.runtime.checkpoint({ id: 'hog', name: 'after-reset', leaveRunning: true });
+  t.true((taken.snapshot?.memoryBytes ?? 0) >= mib * 2 ** 20, `the snapshot holds ${taken.snapshot?.memoryBytes} bytes of memory`);
+  t.log(`checkpoint of a lazily reset ${mib} MiB memhog, its memory copied in first: ${taken.durationMs} ms`);
+  t.true((await residentMiB(pid)) >= mib, 'the running instance now holds it all');
+  t.is(await memhogVerdict(box, 'hog', bundle, pid), `ok ${mib}`, 'the instance that was checkpointed still has every byte');
+
+  pid = await box.runtime.reset({ id: 'hog', name: 'after-reset' });
+  t.is(await memhogVerdict(box, 'hog', bundle, pid), `ok ${mib}`, 'the snapshot taken after the lazy reset brings back every byte');
 });
 
 serial('the native front resets and reads the state through the monitor itself, without Node', async (t) => {

@@ -26,7 +26,7 @@ import type { CgroupRoot, CriuFeatures } from '../../src/criu/rpc/messages.js';
 import type { MountService } from '../../src/rootfs/mount-service.js';
 import type { MountFromRequest } from '../../src/rootfs/mount-from.js';
 import type { MountInfo } from '../../src/rootfs/mountinfo.js';
-import type { CgroupMembership, ProcessIdentity, ProcessService, ProcStat } from '../../src/system/processes.js';
+import type { CgroupMembership, LazyMapping, ProcessIdentity, ProcessService, ProcStat } from '../../src/system/processes.js';
 import type { ChildReaper } from '../../src/system/reaper.js';
 import type { WaitStatus } from '../../src/system/libc.js';
 import { SystemCallError } from '../../src/system/errors.js';
@@ -68,6 +68,14 @@ export class FakeProcesses implements ProcessService {
   uid = 0;
   /** What sysctl() answers, by name; an absent name is an absent setting. */
   sysctls: Record<string, string> = {};
+  /** What children() answers, by parent pid (none when absent). */
+  readonly childPids = new Map<number, number[]>();
+  /** What lazyMappings() answers, by pid: memory a lazy-pages daemon has yet to copy in. */
+  readonly lazy = new Map<number, LazyMapping[]>();
+  /** Whether faultIn() fills a lazy mapping in (a daemon serves it) or leaves it missing. */
+  lazyDaemonServes = true;
+  /** Every faultIn() call. */
+  readonly faultIns: { readonly pid: number; readonly start: number; readonly end: number }[] = [];
   /** What fdTargets() answers for every process (its first `count`). */
   descriptors: readonly string[] = ['pipe:[1]', 'pipe:[2]', 'pipe:[3]'];
   /** The runtime process itself (what self() answers): alive, in no container cgroup. */
@@ -187,8 +195,24 @@ export class FakeProcesses implements ProcessService {
     return fakeHierarchies.map((h, index) => ({ hierarchy: index + 1, controllers: h.controllers, path: cgroup }));
   }
 
-  async children(): Promise<number[]> {
-    return [];
+  async children(pid: number): Promise<number[]> {
+    return this.childPids.get(pid) ?? [];
+  }
+
+  async lazyMappings(pid: number): Promise<LazyMapping[]> {
+    return this.alive(pid) ? [...(this.lazy.get(pid) ?? [])] : [];
+  }
+
+  async faultIn(pid: number, start: number, end: number): Promise<boolean> {
+    this.faultIns.push({ pid, start, end });
+    if (!this.alive(pid)) return false;
+    // A live lazy-pages daemon copies the pages in; a dead one leaves them missing.
+    if (this.lazyDaemonServes)
+      this.lazy.set(
+        pid,
+        (this.lazy.get(pid) ?? []).filter((m) => m.end <= start || m.start >= end),
+      );
+    return true;
   }
 
   async namespaceInode(pid: number, type: string): Promise<number> {
@@ -640,9 +664,17 @@ export class FakeCriu implements CriuService {
     }
   }
 
+  /** What lazyPagesOnDemand() answers: whether this CRIU is the project's patched one. */
+  lazyOnDemand = true;
+
+  async lazyPagesOnDemand(): Promise<boolean> {
+    return this.lazyOnDemand;
+  }
+
   async startLazyPages(imagePath: string, workPath: string): Promise<LazyPages> {
     this.calls.push({ op: 'startLazyPages', imagePath, workPath });
     return {
+      onDemand: this.lazyOnDemand,
       stop: async () => {
         this.calls.push({ op: 'stopLazyPages', imagePath, workPath });
       },

@@ -1,7 +1,9 @@
 import 'reflect-metadata';
 import test from 'ava';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
-import { LinuxProcessService, parseProcCgroup, parseProcStat } from '../../src/system/processes.js';
+import { LinuxProcessService, parseLazyMappings, parseProcCgroup, parseProcStat } from '../../src/system/processes.js';
 
 // /proc/<pid>/stat of a process whose comm is "(sd) pam)": 52 fields, starttime is field 22.
 const statLine =
@@ -81,4 +83,51 @@ test('a wrong start time: not alive, and signal sends nothing', async (t) => {
   t.true(await processes.signal(identity, 'SIGUSR2'));
   for (let i = 0; i < 100 && received === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
   t.is(received, 1);
+});
+
+/** A mapping as /proc/<pid>/smaps shows it, with the fields parseLazyMappings reads and a few it skips. */
+function smapsEntry(range: string, sizeKb: number, rssKb: number, swapKb: number, flags: string): string {
+  return [
+    `${range} rw-p 00000000 00:00 0 `,
+    `Size:           ${sizeKb} kB`,
+    'KernelPageSize:        4 kB',
+    `Rss:            ${rssKb} kB`,
+    'Pss:                   4 kB',
+    `Swap:           ${swapKb} kB`,
+    'Locked:                0 kB',
+    'THPeligible:           0',
+    `VmFlags: ${flags}`,
+  ].join('\n');
+}
+
+test('parseLazyMappings: mappings registered for missing pages ("um") with pages neither resident nor swapped', (t) => {
+  const smaps = [
+    smapsEntry('7f0000000000-7f0004000000', 65536, 1024, 512, 'rd wr mr mw me ac um'),
+    smapsEntry('7f0004000000-7f0004010000', 64, 60, 4, 'rd wr mr mw me ac um'),
+    smapsEntry('7f0005000000-7f0006000000', 16384, 0, 0, 'rd wr mr mw me ac'),
+    smapsEntry('7ffd00000000-7ffd00021000', 132, 8, 0, 'rd wr mr mw me gd ac um sd'),
+    '',
+  ].join('\n');
+  t.deepEqual(parseLazyMappings(smaps), [
+    { start: 0x7f0000000000, end: 0x7f0004000000, missingBytes: (65536 - 1024 - 512) * 1024 },
+    { start: 0x7ffd00000000, end: 0x7ffd00021000, missingBytes: (132 - 8) * 1024 },
+  ]);
+  t.deepEqual(parseLazyMappings(''), []);
+});
+
+test('LinuxProcessService reads memory of a live process to fault it in, skips what is unmapped, and knows when it is gone', async (t) => {
+  const processes = new LinuxProcessService();
+  const child = spawn('sleep', ['30'], { stdio: 'ignore' });
+  t.teardown(() => child.kill('SIGKILL'));
+  await once(child, 'spawn');
+  const pid = child.pid!;
+  const stack = /^([0-9a-f]+)-([0-9a-f]+) .*\[stack\]$/m.exec(await readFile(`/proc/${pid}/maps`, 'utf8'))!;
+  t.true(await processes.faultIn(pid, parseInt(stack[1]!, 16), parseInt(stack[2]!, 16)));
+  t.true(await processes.faultIn(pid, 0x10000, 0x14000), 'pages that are not mapped are skipped');
+  t.deepEqual(await processes.lazyMappings(pid), [], 'a process no lazy restore made has nothing registered with userfaultfd');
+
+  child.kill('SIGKILL');
+  await once(child, 'exit');
+  t.false(await processes.faultIn(pid, parseInt(stack[1]!, 16), parseInt(stack[2]!, 16)));
+  t.deepEqual(await processes.lazyMappings(pid), []);
 });

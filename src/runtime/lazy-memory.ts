@@ -1,0 +1,69 @@
+/**
+ * Before a dump, the memory a lazy restore left to its lazy-pages daemon is copied in. CRIU dumps
+ * the pages a task has (present or swapped) and saves the others as holes, restored as zeros; a
+ * lazily restored tree holds only what it touched until its daemon copied the rest (on demand:
+ * never). Reading those pages from outside (process_vm_readv) makes the daemon serve them as if
+ * the task had touched them, so the dump holds the whole memory. A tree whose memory cannot be
+ * filled in (its daemon is gone) is refused: its dump would hold zeros where its data was.
+ */
+import type { ProcessService } from '../system/processes.js';
+import { RuntimeError } from './errors.js';
+
+export class LazyMemoryMissingError extends RuntimeError {
+  readonly code = 'LAZY_MEMORY_MISSING' as const;
+  constructor(
+    readonly id: string,
+    readonly missing: readonly { readonly pid: number; readonly bytes: number }[],
+  ) {
+    super(
+      `container ${id} was restored lazily and ${missing.map((m) => `${m.bytes} bytes of process ${m.pid}`).join(', ')} ` +
+        'could not be copied in: a checkpoint would save them as zeros',
+      {
+        hint: 'its lazy-pages daemon is gone (see the monitor log); reset or restore the container from its snapshot',
+      },
+    );
+  }
+}
+
+/** What filling in found: bytes copied in and the processes that had any missing. */
+export interface LazyMemoryFilled {
+  readonly bytes: number;
+  readonly processes: number;
+}
+
+const ROUNDS = 3;
+
+/**
+ * Fills in the lazily restored memory of the tree rooted at rootPid. It runs while the tree runs:
+ * a process forked during a round is found by the next, and a mapping unmapped meanwhile is gone
+ * from the next look. Nothing is read from a tree that was not restored lazily (no mapping is
+ * registered with userfaultfd), beyond its smaps.
+ */
+export async function fillInLazyMemory(processes: ProcessService, id: string, rootPid: number): Promise<LazyMemoryFilled> {
+  let bytes = 0;
+  const touched = new Set<number>();
+  for (let round = 1; ; round++) {
+    const missing: { pid: number; bytes: number }[] = [];
+    for (const pid of await tree(processes, rootPid)) {
+      const mappings = await processes.lazyMappings(pid);
+      const total = mappings.reduce((sum, m) => sum + m.missingBytes, 0);
+      if (total === 0) continue;
+      missing.push({ pid, bytes: total });
+      if (round > ROUNDS) continue;
+      touched.add(pid);
+      bytes += total;
+      for (const mapping of mappings) {
+        if (!(await processes.faultIn(pid, mapping.start, mapping.end))) break;
+      }
+    }
+    if (missing.length === 0) return { bytes, processes: touched.size };
+    if (round > ROUNDS) throw new LazyMemoryMissingError(id, missing);
+  }
+}
+
+/** rootPid and its descendants, parents first. */
+async function tree(processes: ProcessService, rootPid: number): Promise<number[]> {
+  const found = [rootPid];
+  for (let index = 0; index < found.length; index++) found.push(...(await processes.children(found[index]!)));
+  return found;
+}
