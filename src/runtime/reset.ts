@@ -121,10 +121,10 @@ async function prepareReset(context: RuntimeContext, request: ResetRequest): Pro
 
 /**
  * A snapshot holding LAZY_FROM_BYTES of memory or more is restored lazily unless the request says
- * (--lazy-pages, --no-lazy-pages): a lazily restored instance's memory is copied when touched (and
- * a standby's not at all while it waits), so a reset costs what the test touched, not what the
- * container holds. Only where CRIU and the kernel can (userfaultfd; in a user namespace, only
- * with vm.unprivileged_userfaultfd=1).
+ * (--lazy-pages, --no-lazy-pages): a lazily restored instance's memory is copied when touched and
+ * only then (with the project's CRIU; another copies the rest in the background once the instance
+ * runs), so a reset costs what the test touched, not what the container holds. Only where CRIU
+ * and the kernel can (userfaultfd; in a user namespace, only with vm.unprivileged_userfaultfd=1).
  */
 async function lazyByDefault(context: RuntimeContext, spec: Spec, snapshot: SnapshotInfo): Promise<boolean> {
   if (snapshot.memoryBytes < LAZY_FROM_BYTES) return false;
@@ -310,7 +310,7 @@ export class Resetter {
       if (old) await cgroups.signal(old.cgroupPath, 'SIGCONT');
       throw error;
     }
-    // A standby was left stopped by CRIU, and its lazy-pages daemon paused: now both run.
+    // A standby was left stopped by CRIU (and a background daemon paused): now both run.
     if (next === ready) {
       next.lazyPages?.resume();
       await cgroups.signal(next.cgroupPath, 'SIGCONT');
@@ -370,8 +370,9 @@ export class Resetter {
   private async prepareStandby(spec: ResetSpec, snapshot: SnapshotInfo): Promise<Instance | undefined> {
     try {
       const standby = await this.restoreInstance(spec, snapshot, true);
-      // Nothing of a stopped tree faults; held still, the daemon does not fill in memory that the
-      // next test may never touch (it fills in the rest while the instance runs, until it ends).
+      // Nothing of a stopped tree faults. A daemon copying in the background (a CRIU without the
+      // project's patch) is held still so as not to fill in memory the next test may never touch;
+      // one on demand has nothing to hold back (pause() leaves it be).
       standby.lazyPages?.pause();
       return standby;
     } catch (error) {
