@@ -20,9 +20,11 @@
 # pool of the mirror the host's apt already uses, checked against a SHA-256 fixed below); the build
 # dependencies are the host's own release's -dev packages, and nothing binary comes from elsewhere.
 #
-# One patch of the project's is applied to the source (scripts/criu-patches/, each says why): the
+# The project's patches are applied to the source (scripts/criu-patches/, each says why): the
 # lazy-pages daemon's --no-lazy-pages-background, which lets a lazily restored container cost what
-# its tasks touch rather than its whole memory. An install without it is rebuilt.
+# its tasks touch rather than its whole memory, and a restore that runs no iptables binary when
+# there is no firewall dump. The prefix records which patches it was built with (a digest of them,
+# in its runtime-patches file); an install built with others is rebuilt.
 #
 # Usage: install-criu.sh [--force]   (--force rebuilds even when the right version is installed)
 # CRIU_TARBALL=/path/to/criu_4.2.1.orig.tar.xz uses a local copy instead of downloading it.
@@ -35,6 +37,7 @@ tarball=criu_${criu_version}.orig.tar.xz
 tarball_sha256=29ec0ee09e296479fe7048c80980e8ef1d0684d0b0204c2b101dfea19f6725b9
 pool_dir=pool/main/c/criu
 patch_dir=$(cd "$(dirname "$0")" && pwd)/criu-patches
+patches_digest=$(cat "$patch_dir"/*.patch | sha256sum | cut -c 1-16)
 
 root=/opt/runtime
 dest=$root/criu-$criu_version
@@ -62,7 +65,7 @@ prefix_complete() {
     && [ -f "$dir/lib/pycriu/images/core_pb2.py" ] && [ -f "$dir/lib/crit/__main__.py" ] && [ -x "$dir/bin/crit" ] \
     && [ "$("$dir/sbin/criu" --version 2>/dev/null | sed -n 's/^Version: *//p')" = "$criu_version" ] \
     && grep -q -a -F "$kerndat_dir/criu.kdat" "$dir/sbin/criu" \
-    && "$dir/sbin/criu" --no-lazy-pages-background --version >/dev/null 2>&1
+    && [ "$(cat "$dir/runtime-patches" 2>/dev/null)" = "$patches_digest" ]
 }
 
 # A link is fine when it is ours, or when something that is not a symlink is there (not ours to replace).
@@ -192,8 +195,10 @@ if ! make -C "$src" -j"$(nproc)" PREFIX="$dest" RUNDIR="$kerndat_dir" PYTHON=/us
   cp "$work/build.log" /tmp/install-criu-build.log
   fail "the build failed (whole log: /tmp/install-criu-build.log)"
 fi
+# Read whole first: with pipefail, `ldd | grep -q` fails when grep's early exit cuts ldd off (SIGPIPE).
+linked=$(ldd "$src/criu/criu")
 for library in libgnutls libnftables libprotobuf-c; do
-  ldd "$src/criu/criu" | grep -q "$library" || fail "the built criu is not linked to $library (a missing -dev package?)"
+  grep -q "$library" <<<"$linked" || fail "the built criu is not linked to $library (a missing -dev package?)"
 done
 
 # --- install into a staging directory, then move it in place --------------------------------------
@@ -202,6 +207,7 @@ stage=$root/.criu-$criu_version.staging
 rm -rf "$stage"
 mkdir -p "$stage/sbin" "$stage/bin" "$stage/include/criu" "$stage/lib"
 install -m 755 "$src/criu/criu" "$stage/sbin/criu"
+echo "$patches_digest" >"$stage/runtime-patches"
 install -m 644 "$src/images/rpc.proto" "$stage/include/criu/rpc.proto"
 cp -r "$src/lib/pycriu" "$src/crit/crit" "$stage/lib/"
 find "$stage/lib" \( -name Makefile -o -name .gitignore -o -name '*.pyc' -o -name __pycache__ \) -prune -exec rm -rf {} +
