@@ -105,7 +105,9 @@ const metadataSchema = s.object({
   ociRuntime: s.enum(ociRuntimes),
   criuVersion: s.string(),
   leftRunning: s.boolean(),
-  externalMounts: s.array(s.object({ kind: s.enum(['bind', 'cgroup', 'masked', 'device']), mountPoint: s.string(), name: s.string() })),
+  externalMounts: s.array(
+    s.object({ kind: s.enum(['bind', 'cgroup', 'masked', 'masked-directory', 'device']), mountPoint: s.string(), name: s.string() }),
+  ),
   annotations: s.record(s.string()),
 });
 

@@ -3,9 +3,12 @@
  * mounts, cgroup v1 hierarchies, masked files and device nodes. On dump each is named (key =
  * the in-container mount point, value = its name); on restore each name gets a host path.
  * Mirrors runc (criu_linux.go): bind destinations are resolved for symlinks inside the rootfs
- * (runc PR #2902), masked files are named "/dev/null", devices map to themselves.
+ * (runc PR #2902), masked files are named "/dev/null", devices map to themselves. Unlike runc,
+ * a masked directory (runc's empty read-only tmpfs) is external too, restored as a bind of an
+ * empty read-only tmpfs of the host's (rootfs/masked-directory.ts), where CRIU would run tar and
+ * gzip to restore each.
  */
-import { realpath, stat } from 'node:fs/promises';
+import { readdir, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { ExtMountMap } from '../criu/rpc/messages.js';
 import type { Spec } from './oci/index.js';
@@ -14,7 +17,10 @@ import type { CgroupHierarchy } from './cgroups.js';
 import { RuntimeError } from './errors.js';
 import { isBindMount, resolveInRoot } from '../rootfs/in-root.js';
 
-export type ExternalMountKind = 'bind' | 'cgroup' | 'masked' | 'device';
+export type ExternalMountKind = 'bind' | 'cgroup' | 'masked' | 'masked-directory' | 'device';
+
+/** The name every masked directory is recorded under. */
+export const MASKED_DIRECTORY_NAME = 'masked-directory';
 
 /** One external mount as recorded beside the images, so a restore can map it again. */
 export interface ExternalMount {
@@ -69,11 +75,20 @@ export async function externalMountsForDump(context: DumpMountContext): Promise<
   for (const masked of context.spec.linux?.maskedPaths ?? []) {
     const info = await stat(path.join(context.containerRoot, masked)).catch(() => undefined);
     if (info && !info.isDirectory()) add({ kind: 'masked', mountPoint: masked, name: '/dev/null' });
+    else if (info && (await isEmptyReadOnlyTmpfs(context, masked))) add({ kind: 'masked-directory', mountPoint: masked, name: MASKED_DIRECTORY_NAME });
   }
   for (const device of [...(context.spec.linux?.devices ?? []).map((d) => d.path), ...defaultDevices]) {
     add({ kind: 'device', mountPoint: device, name: device });
   }
   return mounts;
+}
+
+/** runc's mask of a directory, as it still is: the top mount there an empty tmpfs, read-only. */
+async function isEmptyReadOnlyTmpfs(context: DumpMountContext, mountPoint: string): Promise<boolean> {
+  const top = context.containerMounts.filter((m) => m.mountPoint === mountPoint).at(-1);
+  if (top?.fsType !== 'tmpfs' || !top.superOptions.includes('ro')) return false;
+  const entries = await readdir(path.join(context.containerRoot, mountPoint)).catch(() => undefined);
+  return entries !== undefined && entries.length === 0;
 }
 
 export function dumpMountMap(mounts: readonly ExternalMount[]): ExtMountMap[] {
@@ -88,6 +103,8 @@ export interface RestoreMountContext {
   readonly hierarchies: readonly CgroupHierarchy[];
   /** The restored container's cgroup path. */
   readonly cgroupPath: string;
+  /** The host's empty read-only tmpfs for masked directories, made ready when a checkpoint has one. */
+  readonly maskedDirectory: () => Promise<string>;
 }
 
 /** The host path for each recorded name; a bind mount the bundle no longer has is an error. */
@@ -117,6 +134,9 @@ export async function restoreMountMap(recorded: readonly ExternalMount[], contex
         if (hierarchy) map.set(mount.name, path.join(hierarchy.mountPoint, context.cgroupPath));
         break;
       }
+      case 'masked-directory':
+        map.set(mount.name, await context.maskedDirectory());
+        break;
       case 'masked':
       case 'device':
         map.set(mount.name, mount.name);

@@ -35,6 +35,7 @@ import { restoreOpts, type RestoreCriuOptions } from '../criu/options.js';
 import { requireFeaturesFor, type LazyPages } from '../criu/service.js';
 import type { InheritFd } from '../criu/rpc/messages.js';
 import { ensureMountpoints } from '../rootfs/mountpoints.js';
+import { prepareMaskedDirectorySource } from '../rootfs/masked-directory.js';
 
 export interface RestoreRequest extends RestoreCriuOptions {
   readonly id: string;
@@ -231,6 +232,7 @@ export async function restoreTree(context: RuntimeContext, supervisor: Superviso
     rootfs: request.rootfs,
     hierarchies: await cgroups.hierarchies(),
     cgroupPath: request.cgroupPath,
+    maskedDirectory: () => prepareMaskedDirectorySource(mounts),
   });
   // runc's convention: every stdio fd that was a pipe is reconnected to the new pipe at that fd.
   const inheritFds: InheritFd[] = descriptors.map((target, fd) => ({ key: target, fd })).filter((entry) => entry.fd < 3 && entry.key.startsWith('pipe:'));

@@ -3,7 +3,7 @@
  * child process survives, the restored init is the runtime's child, volumes keep their data.
  */
 import test from 'ava';
-import { existsSync, statfsSync } from 'node:fs';
+import { existsSync, statSync, statfsSync } from 'node:fs';
 import { readFile, readdir, mkdir, writeFile } from 'node:fs/promises';
 import { execa } from 'execa';
 import { KERNDAT_CACHE_DIR } from '../../src/criu/kerndat-cache.js';
@@ -109,6 +109,26 @@ serial('library: repeated checkpoint/restore cycles of one container keep counti
     ['0:\tfrom all lookup local', '32766:\tfrom all lookup main', '32767:\tfrom all lookup default'],
   );
   t.regex(await inside(['route', 'show', 'table', 'local']), /local 127\.0\.0\.1 dev lo/);
+
+  // runc's masks of directories were recorded as external mounts, not as tmpfs archives CRIU would
+  // unpack with tar and gzip on every restore; restored, they are as runc made them: empty, read-only.
+  const spec = JSON.parse(await readFile(path.join(bundle, 'config.json'), 'utf8')) as { linux: { maskedPaths: string[] } };
+  const maskedDirectories = spec.linux.maskedPaths.filter((masked) =>
+    statSync(path.join(`/proc/${pid}/root`, masked), { throwIfNoEntry: false })?.isDirectory(),
+  );
+  t.true(maskedDirectories.length > 0, 'the container has masked directories');
+  const mountinfo = await readFile(`/proc/${pid}/mountinfo`, 'utf8');
+  const tmpfsArchives = names.filter((name) => /^tmpfs-dev-\d+\.tar\.gz\.img$/.test(name)).length;
+  // A tmpfs mounted whole (root "/"); the masked files are binds of /dev/null, shown as its tmpfs.
+  const tmpfsMounts = mountinfo.split('\n').filter((line) => line.split(' ')[3] === '/' && / - tmpfs /.test(line)).length;
+  t.is(tmpfsArchives, tmpfsMounts - maskedDirectories.length, 'an archive for each tmpfs but the masked directories');
+  for (const masked of maskedDirectories) {
+    const entries = await readdir(path.join(`/proc/${pid}/root`, masked));
+    t.deepEqual(entries, [], `${masked} is empty`);
+    t.regex(mountinfo, new RegExp(` ${masked} ro[ ,][^\n]* - tmpfs runtime-masked ro[, ]`), `${masked} is the host's read-only tmpfs`);
+    const write = await execa('nsenter', ['-t', String(pid), '-m', '-p', 'sh', '-c', `echo x > ${masked}/written`], { reject: false });
+    t.not(write.exitCode, 0, `${masked} cannot be written to`);
+  }
 });
 
 serial('a bind-mounted volume keeps its data and stays writable across checkpoint and restore', async (t) => {

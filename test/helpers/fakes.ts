@@ -28,7 +28,7 @@ import type { MountFromRequest } from '../../src/rootfs/mount-from.js';
 import type { MountInfo } from '../../src/rootfs/mountinfo.js';
 import type { CgroupMembership, LazyMapping, ProcessIdentity, ProcessService, ProcStat } from '../../src/system/processes.js';
 import type { ChildReaper } from '../../src/system/reaper.js';
-import type { WaitStatus } from '../../src/system/libc.js';
+import { MS_RDONLY, type WaitStatus } from '../../src/system/libc.js';
 import { SystemCallError } from '../../src/system/errors.js';
 
 /**
@@ -415,7 +415,8 @@ export class FakeMounts implements MountService {
 
   async mount(source: string, target: string, fsType: string, flags: number, data: string): Promise<void> {
     this.calls.push({ op: 'mount', source, target, fsType, flags, data });
-    await this.attach(source, target, fsType, false);
+    // As mount(2): MS_RDONLY makes a new superblock read-only.
+    await this.attach(source, target, fsType, false, flags & MS_RDONLY ? ['ro'] : ['rw']);
   }
 
   async mountFrom(cwd: string, source: string, target: string, fsType: string, flags: number, data: string, fds: readonly string[] = []): Promise<void> {
@@ -449,7 +450,7 @@ export class FakeMounts implements MountService {
     return pid === undefined ? [...this.table] : [...this.containerMounts];
   }
 
-  private async attach(source: string, target: string, fsType: string, bind: boolean): Promise<void> {
+  private async attach(source: string, target: string, fsType: string, bind: boolean, superOptions?: readonly string[]): Promise<void> {
     const info = await stat(target).catch(() => undefined);
     // As mount(2): the mount point must exist.
     if (!info) throw new SystemCallError('mount', 2, `${source} on ${target}`);
@@ -458,7 +459,7 @@ export class FakeMounts implements MountService {
       await symlink(source, target);
       this.views.push(target);
     }
-    this.table.push(mountInfo(this.nextId++, target, fsType, source));
+    this.table.push(mountInfo(this.nextId++, target, fsType, source, superOptions));
   }
 }
 

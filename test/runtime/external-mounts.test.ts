@@ -123,6 +123,7 @@ const expectedDump: ExternalMount[] = [
   { kind: 'cgroup', mountPoint: '/sys/fs/cgroup/cpu,cpuacct', name: '/sys/fs/cgroup/cpu,cpuacct' },
   { kind: 'cgroup', mountPoint: '/sys/fs/cgroup/freezer', name: '/sys/fs/cgroup/freezer' },
   { kind: 'masked', mountPoint: '/proc/kcore', name: '/dev/null' },
+  { kind: 'masked-directory', mountPoint: '/proc/acpi', name: 'masked-directory' },
   { kind: 'masked', mountPoint: '/proc/timer_list', name: '/dev/null' },
   { kind: 'device', mountPoint: '/dev/fuse', name: '/dev/fuse' },
   { kind: 'device', mountPoint: '/dev/null', name: '/dev/null' },
@@ -133,7 +134,7 @@ const expectedDump: ExternalMount[] = [
   { kind: 'device', mountPoint: '/dev/tty', name: '/dev/tty' },
 ];
 
-test('externalMountsForDump: binds (symlinks resolved), v1 cgroups, masked files, devices', async (t) => {
+test('externalMountsForDump: binds (symlinks resolved), v1 cgroups, masked files and directories, devices', async (t) => {
   const mounts = await externalMountsForDump({
     spec: fixtureSpec(),
     rootfs: await rootfs(t),
@@ -143,10 +144,31 @@ test('externalMountsForDump: binds (symlinks resolved), v1 cgroups, masked files
   t.deepEqual(mounts, expectedDump);
 });
 
+test('externalMountsForDump: a masked directory stays a tmpfs of its own once it is no longer an empty read-only one', async (t) => {
+  const root = await containerRoot(t);
+  const mounts = parseMountInfo(readCoreFixture('mountinfo-container.txt'));
+  const dump = (containerMounts: typeof mounts) => externalMountsForDump({ spec: fixtureSpec(), rootfs: root, containerMounts, containerRoot: root });
+  const writable = mounts.map((m) => (m.mountPoint === '/proc/acpi' ? { ...m, superOptions: ['rw'] } : m));
+  t.false(
+    (await dump(writable)).some((m) => m.mountPoint === '/proc/acpi'),
+    'a writable tmpfs',
+  );
+  t.false(
+    (await dump(mounts.filter((m) => m.mountPoint !== '/proc/acpi'))).some((m) => m.mountPoint === '/proc/acpi'),
+    'no mount there',
+  );
+  await writeFile(join(root, 'proc/acpi/left'), '');
+  t.false(
+    (await dump(mounts)).some((m) => m.mountPoint === '/proc/acpi'),
+    'a file in it',
+  );
+});
+
 test('dumpMountMap: the in-container mount point to its name', (t) => {
-  t.deepEqual(dumpMountMap(expectedDump.slice(5, 8)), [
+  t.deepEqual(dumpMountMap(expectedDump.slice(5, 9)), [
     { key: '/sys/fs/cgroup/freezer', val: '/sys/fs/cgroup/freezer' },
     { key: '/proc/kcore', val: '/dev/null' },
+    { key: '/proc/acpi', val: 'masked-directory' },
     { key: '/proc/timer_list', val: '/dev/null' },
   ]);
   t.deepEqual(dumpMountMap([]), []);
@@ -197,10 +219,11 @@ async function restoreContext(t: T, hostMountInfo: string) {
     rootfs: root,
     hierarchies: cgroupHierarchies(parseMountInfo(readCoreFixture(hostMountInfo))),
     cgroupPath: '/runtime/web2',
+    maskedDirectory: async () => '/run/runtime-masked',
   };
 }
 
-test('restoreMountMap: binds to their sources, cgroups to the new cgroup, masked and devices', async (t) => {
+test('restoreMountMap: binds to their sources, cgroups to the new cgroup, masked files and directories, devices', async (t) => {
   const context = await restoreContext(t, 'mountinfo-host-v1.txt');
   t.deepEqual(await restoreMountMap(expectedDump, context), [
     { key: '/data', val: join(context.bundle, 'volumes/data') },
@@ -210,6 +233,7 @@ test('restoreMountMap: binds to their sources, cgroups to the new cgroup, masked
     { key: '/sys/fs/cgroup/cpu,cpuacct', val: '/sys/fs/cgroup/cpu,cpuacct/runtime/web2' },
     { key: '/sys/fs/cgroup/freezer', val: '/sys/fs/cgroup/freezer/runtime/web2' },
     { key: '/dev/null', val: '/dev/null' },
+    { key: 'masked-directory', val: '/run/runtime-masked' },
     { key: '/dev/fuse', val: '/dev/fuse' },
     { key: '/dev/zero', val: '/dev/zero' },
     { key: '/dev/full', val: '/dev/full' },

@@ -43,7 +43,7 @@ test('no optional fields and no super options', (t) => {
 
 test('a whole table: blank lines skipped, order kept', (t) => {
   const mounts = parseMountInfo(`\n${readCoreFixture('mountinfo-container.txt')}\n\n`);
-  t.is(mounts.length, 14);
+  t.is(mounts.length, 15);
   t.deepEqual(mounts.map((m) => m.id).slice(0, 3), [600, 601, 602]);
   t.deepEqual(
     mounts.filter((m) => m.fsType === 'cgroup').map((m) => [m.root, m.mountPoint, m.superOptions.join(',')]),
