@@ -8,16 +8,20 @@
  * inside a user namespace can reach it.
  */
 import { mkdir } from 'node:fs/promises';
-import { MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY } from '../system/libc.js';
+import { MS_RDONLY } from '../system/libc.js';
 import type { MountService } from './mount-service.js';
 
 export const MASKED_DIRECTORY_SOURCE = '/run/runtime-masked';
 
-/** Mounts the source unless an empty read-only tmpfs is already there; returns its path. */
+/** Mounts the source unless one as it mounts it is already there; returns its path. */
 export async function prepareMaskedDirectorySource(mounts: MountService, dir = MASKED_DIRECTORY_SOURCE): Promise<string> {
   const top = (await mounts.mounts()).filter((m) => m.mountPoint === dir).at(-1);
-  if (top?.fsType === 'tmpfs' && top.superOptions.includes('ro')) return dir;
+  const locking = ['nosuid', 'nodev', 'noexec'];
+  if (top?.fsType === 'tmpfs' && top.superOptions.includes('ro') && !top.mountOptions.some((o) => locking.includes(o))) return dir;
   await mkdir(dir, { recursive: true, mode: 0o555 });
-  await mounts.mount('runtime-masked', dir, 'tmpfs', MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, 'size=4k,mode=0555');
+  // Read-only and nothing more, as runc's masks are ("ro,relatime"): CRIU bind-remounts each
+  // restored mask with the flags it had, and in a user namespace a flag the source has (nosuid,
+  // nodev, noexec) is locked and cannot be dropped. Nothing can be created on it anyway.
+  await mounts.mount('runtime-masked', dir, 'tmpfs', MS_RDONLY, 'size=4k,mode=0555');
   return dir;
 }

@@ -7,7 +7,7 @@ import test from 'ava';
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
 import { prepareMaskedDirectorySource } from '../../src/rootfs/masked-directory.js';
-import { MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY } from '../../src/system/libc.js';
+import { MS_RDONLY } from '../../src/system/libc.js';
 import { FakeMounts } from '../helpers/fakes.js';
 import { tempDir } from '../runtime/fixtures.js';
 
@@ -23,13 +23,13 @@ test('a read-only tmpfs is mounted there once, then found', async (t) => {
       source: 'runtime-masked',
       target: dir,
       fsType: 'tmpfs',
-      flags: MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+      flags: MS_RDONLY,
       data: 'size=4k,mode=0555',
     },
   ]);
 });
 
-test('a writable mount there does not do: a read-only tmpfs goes over it', async (t) => {
+test('a mount there that is writable, or nosuid (which a user namespace could not drop), does not do: one goes over it', async (t) => {
   const dir = path.join(await tempDir(t), 'masked');
   const mounts = new FakeMounts();
   await prepareMaskedDirectorySource(mounts, dir);
@@ -40,4 +40,8 @@ test('a writable mount there does not do: a read-only tmpfs goes over it', async
     mounts.table.filter((m) => m.mountPoint === dir).map((m) => `${m.source} ${m.superOptions.join(',')}`),
     ['other rw', 'runtime-masked ro'],
   );
+  const nosuid = mounts.table.at(-1)!;
+  mounts.table[mounts.table.length - 1] = { ...nosuid, mountOptions: ['ro', 'nosuid'] };
+  await prepareMaskedDirectorySource(mounts, dir);
+  t.is(mounts.table.filter((m) => m.mountPoint === dir).length, 3);
 });
