@@ -1,4 +1,10 @@
 /**
+ * The memory a lazy restore leaves to its lazy-pages daemon, where something other than the tasks
+ * themselves reads it. The kernel's own reads of another process's memory (/proc/<pid>/cmdline
+ * and environ, which ps reads) do not wait for userfaultfd and fail on a page not copied in yet,
+ * so after a lazy restore each task's arguments and environment are copied in at once
+ * (fillInArguments: a page or two per task).
+ *
  * Before a dump, the memory a lazy restore left to its lazy-pages daemon is copied in. CRIU dumps
  * the pages a task has (present or swapped) and saves the others as holes, restored as zeros; a
  * lazily restored tree holds only what it touched until its daemon copied the rest (on demand:
@@ -60,6 +66,22 @@ export async function fillInLazyMemory(processes: ProcessService, id: string, ro
     if (round > ROUNDS) throw new LazyMemoryMissingError(id, missing);
   }
 }
+
+/**
+ * Copies in the pages holding each task's arguments and environment (/proc/<pid>/stat's
+ * arg_start..env_end). Returns how many tasks it read; a task that ended meanwhile is passed over.
+ */
+export async function fillInArguments(processes: ProcessService, rootPid: number): Promise<number> {
+  let read = 0;
+  for (const pid of await tree(processes, rootPid)) {
+    const area = (await processes.stat(pid))?.argumentArea;
+    if (!area) continue;
+    if (await processes.faultIn(pid, Math.floor(area.start / PAGE) * PAGE, Math.ceil(area.end / PAGE) * PAGE)) read++;
+  }
+  return read;
+}
+
+const PAGE = 4096;
 
 /** rootPid and its descendants, parents first. */
 async function tree(processes: ProcessService, rootPid: number): Promise<number[]> {

@@ -36,6 +36,7 @@ import { requireFeaturesFor, type LazyPages } from '../criu/service.js';
 import type { InheritFd } from '../criu/rpc/messages.js';
 import { ensureMountpoints } from '../rootfs/mountpoints.js';
 import { prepareMaskedDirectorySource } from '../rootfs/masked-directory.js';
+import { fillInArguments } from './lazy-memory.js';
 
 export interface RestoreRequest extends RestoreCriuOptions {
   readonly id: string;
@@ -253,7 +254,7 @@ export async function restoreTree(context: RuntimeContext, supervisor: Superviso
   // parent that lives on (the monitor, across resets).
   const children = context.reaper.children();
   try {
-    return await criu.restore({
+    const pid = await criu.restore({
       opts: restoreOpts(request.criu, {
         root: request.criuRoot,
         extMounts,
@@ -268,6 +269,12 @@ export async function restoreTree(context: RuntimeContext, supervisor: Superviso
       // As runc: CRIU is put into the container's cgroups before it restores, and told their roots.
       prepare: (criuPid) => cgroups.enter(request.cgroupPath, criuPid),
     });
+    // ps and /proc/<pid>/cmdline read the tasks' arguments from their memory, which waits for no daemon.
+    if (lazy)
+      await fillInArguments(processes, pid).catch((error: unknown) =>
+        logger.warn("could not copy in the restored tasks' arguments", { id: record.id, error: describeError(error) }),
+      );
+    return pid;
   } catch (error) {
     await lazy?.stop();
     const left = await context.reaper.reapStrays(children);

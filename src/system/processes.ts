@@ -28,6 +28,11 @@ export interface ProcStat {
   readonly ppid: number;
   /** Clock ticks since boot, as a decimal string (it can exceed 2^53 in theory). */
   readonly startTime: string;
+  /**
+   * Where the process's arguments and environment lie in its memory (what /proc/<pid>/cmdline and
+   * environ read), when the reader may see it (fields 48-51; the kernel shows zeros otherwise).
+   */
+  readonly argumentArea?: { readonly start: number; readonly end: number };
 }
 
 /** Parses /proc/<pid>/stat; comm may hold spaces and parentheses, so split after the last ')'. */
@@ -36,13 +41,18 @@ export function parseProcStat(text: string): ProcStat {
   const close = text.lastIndexOf(')');
   if (open < 0 || close < open) throw new ProcFormatError(`malformed /proc stat: ${text.slice(0, 80)}`);
   const rest = text.slice(close + 2).split(' ');
-  // rest[0] is field 3 (state); field 22 (starttime) is rest[19].
+  // rest[0] is field 3 (state); field 22 (starttime) is rest[19]; 48-51 (arg_start, arg_end,
+  // env_start, env_end) are rest[45..48].
+  const area = rest.slice(45, 49).map(Number);
+  const start = Math.min(area[0]!, area[2]!);
+  const end = Math.max(area[1]!, area[3]!);
   return {
     pid: Number(text.slice(0, open).trim()),
     comm: text.slice(open + 1, close),
     state: rest[0]!,
     ppid: Number(rest[1]),
     startTime: rest[19]!,
+    ...(area.length === 4 && area.every((n) => Number.isSafeInteger(n)) && start > 0 && end > start ? { argumentArea: { start, end } } : {}),
   };
 }
 

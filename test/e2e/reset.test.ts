@@ -254,6 +254,8 @@ serial('a lazy reset copies in only what is touched, and a snapshot taken then s
   let pid = await box.runtime.reset({ id: 'hog', name: 'full' });
   await sleep(500);
   t.true((await residentMiB(pid)) < mib / 4, `memhog holds ${await residentMiB(pid)} MiB: only what it touched was copied in`);
+  // The kernel reads /proc/<pid>/cmdline from memory without waiting for the daemon: the reset copied those pages in.
+  t.is((await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0')[0], '/bin/memhog', 'ps can read the restored command line');
 
   // CRIU dumps only the pages a task holds: the checkpoint has the lazy-pages daemon copy the rest in first.
   const taken = await box.runtime.checkpoint({ id: 'hog', name: 'after-reset', leaveRunning: true });

@@ -68,6 +68,8 @@ export class FakeProcesses implements ProcessService {
   uid = 0;
   /** What sysctl() answers, by name; an absent name is an absent setting. */
   sysctls: Record<string, string> = {};
+  /** Where stat() says each process's arguments and environment lie, by pid. */
+  readonly argumentAreas = new Map<number, { readonly start: number; readonly end: number }>();
   /** What children() answers, by parent pid (none when absent). */
   readonly childPids = new Map<number, number[]>();
   /** What lazyMappings() answers, by pid: memory a lazy-pages daemon has yet to copy in. */
@@ -166,7 +168,15 @@ export class FakeProcesses implements ProcessService {
     const process = this.table.get(pid);
     // A dead fake process has been reaped: /proc no longer has it.
     if (!process || process.state === 'dead') return undefined;
-    return { pid, comm: process.comm, state: process.state === 'stopped' ? 'T' : 'S', ppid: this.selfProcess.pid, startTime: process.startTime };
+    const argumentArea = this.argumentAreas.get(pid);
+    return {
+      pid,
+      comm: process.comm,
+      state: process.state === 'stopped' ? 'T' : 'S',
+      ppid: this.selfProcess.pid,
+      startTime: process.startTime,
+      ...(argumentArea ? { argumentArea } : {}),
+    };
   }
 
   async identify(pid: number): Promise<ProcessIdentity | undefined> {
@@ -354,6 +364,10 @@ export class FakeCgroups implements CgroupService {
     this.calls.push({ op: 'removeTree', cgroupPath });
     for (const cgroup of [...this.existing]) if (inTree(cgroup, cgroupPath)) this.existing.delete(cgroup);
     return [];
+  }
+
+  async occupants(cgroupPath: string): Promise<number[]> {
+    return [...this.processes.table.values()].filter((p) => p.state !== 'dead' && inTree(p.cgroup, cgroupPath)).map((p) => p.pid);
   }
 }
 

@@ -5,7 +5,7 @@
  */
 import 'reflect-metadata';
 import test from 'ava';
-import { fillInLazyMemory, LazyMemoryMissingError } from '../../src/runtime/lazy-memory.js';
+import { fillInArguments, fillInLazyMemory, LazyMemoryMissingError } from '../../src/runtime/lazy-memory.js';
 import { FakeProcesses } from '../helpers/fakes.js';
 
 const MiB = 2 ** 20;
@@ -57,4 +57,15 @@ test('a process that has ended is passed over', async (t) => {
   const { processes, init, child } = lazyTree();
   processes.exit(child);
   t.deepEqual(await fillInLazyMemory(processes, 'db', init), { bytes: 64 * MiB - 4 * MiB + 4096, processes: 1 });
+});
+
+test("each task's arguments and environment are read in, whole pages, so that ps can read them", async (t) => {
+  const { processes, init, child } = lazyTree();
+  processes.argumentAreas.set(init, { start: 0x7ffc_0000_1ff0, end: 0x7ffc_0000_2400 });
+  processes.argumentAreas.set(child, { start: 0x7ffc_1000_0010, end: 0x7ffc_1000_0020 });
+  t.is(await fillInArguments(processes, init), 2);
+  t.deepEqual(processes.faultIns, [
+    { pid: init, start: 0x7ffc_0000_1000, end: 0x7ffc_0000_3000 },
+    { pid: child, start: 0x7ffc_1000_0000, end: 0x7ffc_1000_1000 },
+  ]);
 });

@@ -21,6 +21,15 @@ test('parseProcStat: comm with spaces and ")" is split after the last ")"', (t) 
   });
 });
 
+test('parseProcStat: where the arguments and environment lie (fields 48-51), when the kernel shows them', (t) => {
+  // Fields 3 to 52 after "pid (comm) ", as Linux 6.x writes them; 48-51 are rest[45..48].
+  const rest = Array.from({ length: 50 }, () => '0');
+  rest.splice(45, 4, '140721221392917', '140721221392937', '140721221392937', '140721221394411');
+  t.deepEqual(parseProcStat(`77 (my prog) ${rest.join(' ')}\n`).argumentArea, { start: 140721221392917, end: 140721221394411 });
+  t.is(parseProcStat(statLine).argumentArea, undefined, 'zeros: not shown to this reader');
+  t.is(parseProcStat('77 (x) S 1 77 77 0').argumentArea, undefined, 'a short line');
+});
+
 test('parseProcStat: malformed text throws', (t) => {
   t.throws(() => parseProcStat('1234 no-parens S 1'), { message: /^malformed \/proc stat: 1234 no-parens/ });
   t.throws(() => parseProcStat(')1234 ( S'), { message: /^malformed \/proc stat/ });
