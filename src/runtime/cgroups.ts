@@ -2,6 +2,11 @@
  * The container's cgroups: one directory per cgroup v1 hierarchy (or one on a v2 host), at the
  * same path below each. The OCI runtime creates them when a container starts; on restore the
  * runtime creates them and puts CRIU inside first, as runc does, so the tree lands there.
+ *
+ * A bundle's linux.cgroupsPath is a path below every hierarchy's root, never a host path: it is
+ * cleaned as runc cleans it (utils.CleanPath: ".." stops at the root), a relative one is placed
+ * below the runtime's cgroupParent, and the root itself (where every process of the host is) is
+ * refused. The service checks each path it is given the same way, whatever recorded it.
  */
 import { mkdir, readdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -10,6 +15,34 @@ import type { MountInfo } from '../rootfs/mountinfo.js';
 import type { CgroupRoot } from '../criu/rpc/messages.js';
 import type { MountService } from '../rootfs/mount-service.js';
 import type { ProcessService } from '../system/processes.js';
+import { RuntimeError } from '../system/errors.js';
+
+export class InvalidCgroupPathError extends RuntimeError {
+  readonly code = 'INVALID_CGROUP_PATH' as const;
+  constructor(
+    readonly cgroupPath: string,
+    reason: string,
+  ) {
+    super(`cgroup path ${JSON.stringify(cgroupPath)} ${reason}`, {
+      hint: "give linux.cgroupsPath a cgroup of the container's own, such as /runtime/<id>, or leave it out",
+    });
+  }
+}
+
+export class CgroupInUseError extends RuntimeError {
+  readonly code = 'CGROUP_IN_USE' as const;
+  constructor(
+    readonly cgroupPath: string,
+    readonly pids: readonly number[],
+  ) {
+    super(
+      `cgroup ${cgroupPath} already holds ${pids.length} process(es) (${pids.slice(0, 5).join(', ')}${pids.length > 5 ? ', ...' : ''}) that are not the container's`,
+      {
+        hint: 'a container gets a cgroup of its own (runc refuses a populated one too): choose another linux.cgroupsPath, or stop what runs there',
+      },
+    );
+  }
+}
 
 export interface CgroupHierarchy {
   readonly mountPoint: string;
@@ -54,6 +87,25 @@ export function cgroupHierarchies(mounts: readonly MountInfo[]): CgroupHierarchy
 /** The default cgroup of a container that does not name one: <parent>/<id>, /runtime/<id> by default. */
 export function defaultCgroupPath(id: string, parent = '/runtime'): string {
   return `${parent}/${id}`;
+}
+
+/** The container's cgroup path: cgroupsPath cleaned (a relative one below parent), or the default. */
+export function containerCgroupPath(cgroupsPath: string | undefined, id: string, parent = '/runtime'): string {
+  if (!cgroupsPath) return defaultCgroupPath(id, parent);
+  // As runc: cleaned first, so that ".." stops at the root (of the hierarchy, or of the parent).
+  const cleaned = path.posix.normalize(`/${cgroupsPath}`);
+  const clean = (cgroupsPath.startsWith('/') ? cleaned : path.posix.join(parent, cleaned)).replace(/(.)\/+$/, '$1');
+  if (clean === '/') throw new InvalidCgroupPathError(cgroupsPath, 'is the root of the cgroup hierarchies, where every process of the host is');
+  return clean;
+}
+
+/** Refuses a path that is not a clean absolute path below the root (a record made before the checks, or edited). */
+export function requireContainerCgroup(cgroupPath: string): string {
+  if (cgroupPath === '/') throw new InvalidCgroupPathError(cgroupPath, 'is the root of the cgroup hierarchies, where every process of the host is');
+  if (!cgroupPath.startsWith('/') || path.posix.normalize(cgroupPath) !== cgroupPath || cgroupPath.endsWith('/')) {
+    throw new InvalidCgroupPathError(cgroupPath, 'is not a clean absolute path below the cgroup root');
+  }
+  return cgroupPath;
 }
 
 export function cgroupDirectory(hierarchy: CgroupHierarchy, cgroupPath: string): string {
@@ -223,6 +275,8 @@ export interface CgroupService {
   killTree(cgroupPath: string): Promise<void>;
   /** Removes the cgroup and every cgroup below it; returns the directories still busy. */
   removeTree(cgroupPath: string): Promise<string[]>;
+  /** The pids in the cgroup and every cgroup below it, in any hierarchy. */
+  occupants(cgroupPath: string): Promise<number[]>;
 }
 
 export const CGROUP_SERVICE = Symbol('CgroupService');
@@ -242,10 +296,11 @@ export class LinuxCgroupService implements CgroupService {
   }
 
   async freezer(cgroupPath: string): Promise<string | undefined> {
-    return freezerDirectory(await this.hierarchies(), cgroupPath);
+    return freezerDirectory(await this.hierarchies(), requireContainerCgroup(cgroupPath));
   }
 
   async enter(cgroupPath: string, pid: number): Promise<CgroupRoot[]> {
+    requireContainerCgroup(cgroupPath);
     const hierarchies = await this.hierarchies();
     await createCgroup(hierarchies, cgroupPath);
     await attachToCgroup(hierarchies, cgroupPath, pid);
@@ -253,12 +308,12 @@ export class LinuxCgroupService implements CgroupService {
   }
 
   async setFrozen(cgroupPath: string, frozen: boolean): Promise<void> {
-    await setFrozen(await this.hierarchies(), cgroupPath, frozen);
+    await setFrozen(await this.hierarchies(), requireContainerCgroup(cgroupPath), frozen);
   }
 
   async signal(cgroupPath: string, signal: NodeJS.Signals): Promise<number> {
     let reached = 0;
-    for (const pid of await cgroupPids(await this.hierarchies(), cgroupPath)) {
+    for (const pid of await cgroupPids(await this.hierarchies(), requireContainerCgroup(cgroupPath))) {
       const identity = await this.processes.identify(pid);
       if (identity && (await this.processes.signal(identity, signal))) reached++;
     }
@@ -272,10 +327,19 @@ export class LinuxCgroupService implements CgroupService {
   }
 
   async killTree(cgroupPath: string): Promise<void> {
-    for (const cgroup of await cgroupTree(await this.hierarchies(), cgroupPath)) await this.kill(cgroup);
+    for (const cgroup of await cgroupTree(await this.hierarchies(), requireContainerCgroup(cgroupPath))) await this.kill(cgroup);
   }
 
   async removeTree(cgroupPath: string): Promise<string[]> {
-    return removeCgroupTree(await this.hierarchies(), cgroupPath);
+    return removeCgroupTree(await this.hierarchies(), requireContainerCgroup(cgroupPath));
+  }
+
+  async occupants(cgroupPath: string): Promise<number[]> {
+    const hierarchies = await this.hierarchies();
+    const pids = new Set<number>();
+    for (const cgroup of await cgroupTree(hierarchies, requireContainerCgroup(cgroupPath))) {
+      for (const hierarchy of hierarchies) for (const pid of await cgroupPids([hierarchy], cgroup)) pids.add(pid);
+    }
+    return [...pids].sort((a, b) => a - b);
   }
 }

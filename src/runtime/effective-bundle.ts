@@ -1,11 +1,11 @@
 /**
  * The bundle the OCI runtime is actually given, in the container's state directory: the user's
- * config.json with root.path made absolute, a cgroup path, and stdio as pipes (the runtime gives
+ * config.json with root.path made absolute, a clean cgroup path (cgroups.ts), and stdio as pipes (the runtime gives
  * every container pipes held by its monitor: a tty could not be checkpointed the same way).
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { defaultCgroupPath } from './cgroups.js';
+import { containerCgroupPath } from './cgroups.js';
 import type { Logger } from './logger.js';
 import { parseSpec, type Bundle, type Spec } from './oci/index.js';
 
@@ -19,7 +19,7 @@ export async function writeEffectiveBundle(dir: string, bundle: Bundle, id: stri
   if (bundle.spec.process?.terminal) {
     logger.warn('process.terminal is true in the bundle; the runtime gives containers pipes, not a terminal', { id });
   }
-  const cgroupPath = bundle.spec.linux?.cgroupsPath || defaultCgroupPath(id, cgroupParent);
+  const cgroupPath = containerCgroupPath(bundle.spec.linux?.cgroupsPath, id, cgroupParent);
   const spec = {
     ...bundle.spec,
     root: { ...bundle.spec.root!, path: bundle.rootfs },

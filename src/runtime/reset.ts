@@ -19,7 +19,6 @@ import { validateId } from './id.js';
 import { requireRoot } from './privileges.js';
 import { ContainerExistsError, ContainerNotFoundError, InitEndedError, UsageError, describeError } from './errors.js';
 import { refuseAutoDedup, type SnapshotInfo } from './snapshots/store.js';
-import { defaultCgroupPath } from './cgroups.js';
 import { initOf, newRecord, type ContainerRecord, type ProcessIdentity } from './state/record.js';
 import { readEffectiveSpec, writeEffectiveBundle } from './effective-bundle.js';
 import type { Spec } from './oci/index.js';
@@ -181,7 +180,7 @@ async function createCopy(
           status: 'checkpointed',
           bundle: source.bundle,
           rootfs,
-          cgroupPath: effective.cgroupPath || defaultCgroupPath(id, context.config.cgroupParent),
+          cgroupPath: effective.cgroupPath,
           ociRuntime: source.ociRuntime,
           annotations: source.annotations,
           logPath: paths.containerLog,

@@ -21,6 +21,7 @@ import type { Supervisor } from './monitor/supervisor.js';
 import type { RunJob } from './monitor/protocol.js';
 import { mountStorage, planStorage, unmountStorage, type StorageSpec } from './storage.js';
 import { checkPublished, type PublishedPort } from './ports.js';
+import { CgroupInUseError } from './cgroups.js';
 
 export interface RunOptions {
   readonly id: string;
@@ -69,6 +70,9 @@ async function prepareRun(context: RuntimeContext, options: RunOptions): Promise
   try {
     if (planned) mounted = await mountStorage(context, planned);
     const effective = await writeEffectiveBundle(paths.effectiveBundle, bundle, id, context.logger, context.config.cgroupParent);
+    // Everything in the cgroup is killed with the container: it must hold nothing else.
+    const occupants = await context.cgroups.occupants(effective.cgroupPath);
+    if (occupants.length > 0) throw new CgroupInUseError(effective.cgroupPath, occupants);
     await context.store.create(
       newRecord(
         {

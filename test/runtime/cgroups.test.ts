@@ -1,12 +1,17 @@
+import 'reflect-metadata';
 import test from 'ava';
 import {
   cgroupDirectory,
   cgroupHierarchies,
+  containerCgroupPath,
   criuCgroupRoots,
   defaultCgroupPath,
   freezerDirectory,
+  LinuxCgroupService,
+  requireContainerCgroup,
   type CgroupHierarchy,
 } from '../../src/runtime/cgroups.js';
+import { FakeMounts, FakeProcesses } from '../helpers/fakes.js';
 import { parseMountInfo } from '../../src/rootfs/mountinfo.js';
 import { readCoreFixture } from './fixtures.js';
 
@@ -85,4 +90,38 @@ test('criuCgroupRoots: one root per v1 controller, one without controller for v2
   ]);
   t.deepEqual(criuCgroupRoots(hierarchiesOf('mountinfo-host-v2.txt'), '/runtime/web2'), [{ path: '/runtime/web2' }]);
   t.deepEqual(criuCgroupRoots([], '/runtime/web2'), []);
+});
+
+test('containerCgroupPath: cleaned as runc cleans it, a relative path below the parent, the root refused', (t) => {
+  t.is(containerCgroupPath(undefined, 'web1'), '/runtime/web1');
+  t.is(containerCgroupPath('', 'web1', '/ci'), '/ci/web1');
+  t.is(containerCgroupPath('/demo/', 'web1'), '/demo');
+  t.is(containerCgroupPath('/a//b/./c/../d', 'web1'), '/a/b/d');
+  t.is(containerCgroupPath('/../../etc', 'web1'), '/etc');
+  t.is(containerCgroupPath('db/../../..', 'web1', '/ci'), '/ci');
+  t.is(containerCgroupPath('tests/db', 'web1', '/ci'), '/ci/tests/db');
+  for (const root of ['/', '//', '/..', '/a/..']) {
+    t.throws(() => containerCgroupPath(root, 'web1'), { code: 'INVALID_CGROUP_PATH' }, root);
+  }
+});
+
+test('requireContainerCgroup: only a clean absolute path below the root', (t) => {
+  t.is(requireContainerCgroup('/runtime/web1'), '/runtime/web1');
+  for (const bad of ['/', 'runtime/web1', '/runtime/../..', '/runtime/', '/runtime//web1', '/./x']) {
+    t.throws(() => requireContainerCgroup(bad), { code: 'INVALID_CGROUP_PATH' }, bad);
+  }
+});
+
+test('the cgroup service refuses the root or an unclean path (a record made before the checks) before it touches anything', async (t) => {
+  const processes = new FakeProcesses();
+  const mounts = new FakeMounts();
+  const cgroups = new LinuxCgroupService(mounts, processes);
+  for (const recorded of ['/', '/demo/../..', 'relative']) {
+    await t.throwsAsync(cgroups.killTree(recorded), { code: 'INVALID_CGROUP_PATH' });
+    await t.throwsAsync(cgroups.removeTree(recorded), { code: 'INVALID_CGROUP_PATH' });
+    await t.throwsAsync(cgroups.setFrozen(recorded, true), { code: 'INVALID_CGROUP_PATH' });
+    await t.throwsAsync(cgroups.signal(recorded, 'SIGKILL'), { code: 'INVALID_CGROUP_PATH' });
+    await t.throwsAsync(cgroups.occupants(recorded), { code: 'INVALID_CGROUP_PATH' });
+  }
+  t.deepEqual(processes.signals, []);
 });
