@@ -3,7 +3,7 @@
  * that cannot be dumped keeps running, unchanged).
  */
 import test from 'ava';
-import { readFile, writeFile, rm, chmod } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { counterAbove, e2e, isAlive, readCounter, sandbox, cliPath } from './helpers.js';
 import { execa } from 'execa';
@@ -122,4 +122,49 @@ serial('without root the commands refuse clearly', async (t) => {
     t.regex(String(result.stderr), /needs root \(effective uid 0\); running as uid 65534/, command.join(' '));
     t.regex(String(result.stderr), /run it again as root/);
   }
+});
+
+serial("a bundle's cgroupsPath never reaches a host process: the root is refused, a populated cgroup too, and .. stays below the root", async (t) => {
+  const box = await sandbox(t);
+  const bundle = await box.bundle('cg');
+  const config = path.join(bundle, 'config.json');
+  const spec = JSON.parse(await readFile(config, 'utf8')) as { linux: Record<string, unknown> };
+  const withCgroupsPath = async (cgroupsPath: string) => {
+    spec.linux.cgroupsPath = cgroupsPath;
+    await writeFile(config, JSON.stringify(spec));
+  };
+
+  // An unrelated host process in a cgroup below the one the bundle names.
+  const name = `runtime-e2e-${process.pid}`;
+  const other = path.join('/sys/fs/cgroup/pids', name, 'other');
+  await mkdir(other, { recursive: true });
+  const sleeper = execa('sleep', ['300']);
+  t.teardown(async () => {
+    sleeper.kill('SIGKILL');
+    await sleeper.catch(() => undefined);
+    await rm(other).catch(() => undefined);
+    await rm(path.dirname(other)).catch(() => undefined);
+  });
+  await writeFile(path.join(other, 'cgroup.procs'), String(sleeper.pid));
+
+  await withCgroupsPath(`/${name}`);
+  const populated = await box.cli(['run', '-d', '--bundle', bundle, 'cg']);
+  t.is(populated.exitCode, 1);
+  t.regex(populated.stderr, new RegExp(`cgroup /${name} already holds 1 process\\(es\\) \\(${sleeper.pid}\\) that are not the container's`));
+  t.true(isAlive(sleeper.pid!), 'the host process lives');
+  t.is((await box.cli(['state', 'cg'])).exitCode, 1, 'nothing was recorded');
+
+  for (const root of ['/', '/../..']) {
+    await withCgroupsPath(root);
+    const refused = await box.cli(['run', '-d', '--bundle', bundle, 'cg']);
+    t.is(refused.exitCode, 1, root);
+    t.regex(refused.stderr, /is the root of the cgroup hierarchies, where every process of the host is/);
+  }
+
+  // ".." climbs no higher than the root: the container's cgroup is /<name>-own, below the root.
+  await withCgroupsPath(`/../../../${name}-own`);
+  const pid = await box.runtime.run({ id: 'cg', bundle });
+  t.is((await readFile(`/proc/${pid}/cgroup`, 'utf8')).match(/:pids:(.*)/)?.[1], `/${name}-own`);
+  await box.runtime.delete('cg', { force: true });
+  t.true(isAlive(sleeper.pid!), 'the host process still lives');
 });
