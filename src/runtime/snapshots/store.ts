@@ -33,12 +33,16 @@ export interface SnapshotPaths {
 }
 
 const namePattern = /^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$/;
+const IN_PROGRESS = '.new';
 
 export class InvalidSnapshotNameError extends RuntimeError {
   readonly code = 'INVALID_SNAPSHOT_NAME' as const;
-  constructor(readonly snapshot: string) {
-    super(`invalid snapshot name ${JSON.stringify(snapshot)}`, {
-      hint: 'names are 1 to 128 letters, digits, "_", ".", "+" and "-", starting with a letter or digit',
+  constructor(
+    readonly snapshot: string,
+    reason?: string,
+  ) {
+    super(`invalid snapshot name ${JSON.stringify(snapshot)}${reason ? `: ${reason}` : ''}`, {
+      hint: 'names are 1 to 128 letters, digits, "_", ".", "+" and "-", starting with a letter or digit and not ending in ".new"',
     });
   }
 }
@@ -122,6 +126,8 @@ export function refuseImageOptions(request: { readonly imagePath?: string; reado
 
 export function validateSnapshotName(name: string): string {
   if (!namePattern.test(name)) throw new InvalidSnapshotNameError(name);
+  // <name>.new is where a snapshot is written before it is moved in place (begin/commit).
+  if (name.endsWith(IN_PROGRESS)) throw new InvalidSnapshotNameError(name, `"${IN_PROGRESS}" ends the name of a snapshot being written`);
   return name;
 }
 
@@ -141,7 +147,7 @@ export class SnapshotStore {
   async begin(id: string, name: string): Promise<SnapshotPaths> {
     const final = this.paths(id, name);
     if (await exists(final.info)) throw new SnapshotExistsError(id, name);
-    const dir = `${final.dir}.new`;
+    const dir = `${final.dir}${IN_PROGRESS}`;
     await rm(dir, { recursive: true, force: true });
     await mkdir(path.join(dir, 'images'), { recursive: true, mode: 0o700 });
     return { dir, images: path.join(dir, 'images'), rootfs: path.join(dir, 'rootfs'), info: path.join(dir, 'snapshot.json') };
@@ -201,7 +207,7 @@ export class SnapshotStore {
       const entries = await readdir(this.root(id));
       const names: string[] = [];
       for (const entry of entries) {
-        if (entry.endsWith('.new') || !namePattern.test(entry)) continue;
+        if (entry.endsWith(IN_PROGRESS) || !namePattern.test(entry)) continue;
         if (await exists(path.join(this.root(id), entry, 'snapshot.json'))) names.push(entry);
       }
       return names.sort();

@@ -37,6 +37,16 @@ test('snapshot names are validated', (t) => {
   for (const bad of ['', '.hidden', '../x', 'a/b', 'sp ace', 'x'.repeat(129)]) {
     t.throws(() => validateSnapshotName(bad), { instanceOf: InvalidSnapshotNameError }, bad);
   }
+  t.is(validateSnapshotName('x.newer'), 'x.newer');
+});
+
+test('a name ending in ".new", where a snapshot is written before it is moved in place, is refused', async (t) => {
+  const error = t.throws(() => validateSnapshotName('pristine.new'), { instanceOf: InvalidSnapshotNameError });
+  t.is(error.message, 'invalid snapshot name "pristine.new": ".new" ends the name of a snapshot being written');
+  // So a snapshot named X never has another one's work directory for its place.
+  const store = new SnapshotStore(await tempDir(t));
+  await t.throwsAsync(store.begin('c', 'pristine.new'), { instanceOf: InvalidSnapshotNameError });
+  t.deepEqual(await store.list('c'), []);
 });
 
 test('begin/commit, read, list oldest first, latest', async (t) => {
