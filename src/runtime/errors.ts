@@ -10,7 +10,7 @@ export class InvalidIdError extends RuntimeError {
     reason: string,
   ) {
     super(`invalid container id ${JSON.stringify(id)}: ${reason}`, {
-      hint: 'ids are 1 to 1024 characters of letters, digits, "_", "+", "-" and "."; not "." or ".."',
+      hint: 'ids are 1 to 1024 characters of letters, digits, "_", "+", "-" and ".", not starting with "-"; not "." or ".."',
     });
   }
 }

@@ -45,11 +45,15 @@ test('refuses ids that are not safe directory names, with the reason', (t) => {
     ['a:b', otherCharacter],
     ['a\\b', otherCharacter],
     ['$(id)', otherCharacter],
+    // runc and CRIU would read these as options.
+    ['-f', 'it starts with "-"'],
+    ['--help', 'it starts with "-"'],
+    ['-', 'it starts with "-"'],
   ];
   for (const [id, reason] of cases) t.is(reasonFor(id), reason, JSON.stringify(id));
 });
 
 test('the hint describes the rule', (t) => {
   const error = t.throws(() => validateId('a b'), { instanceOf: InvalidIdError });
-  t.is(error.hint, 'ids are 1 to 1024 characters of letters, digits, "_", "+", "-" and "."; not "." or ".."');
+  t.is(error.hint, 'ids are 1 to 1024 characters of letters, digits, "_", "+", "-" and ".", not starting with "-"; not "." or ".."');
 });

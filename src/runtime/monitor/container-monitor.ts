@@ -5,14 +5,13 @@
  * ends once the container has ended on its own.
  */
 import { rm, writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import type { RuntimeContext } from '../context.js';
 import { describeError } from '../errors.js';
 import { startContainer } from '../run.js';
 import { restoreContainer } from '../restore.js';
 import { Resetter, resetAsked } from '../reset.js';
 import { formatState, state } from '../state.js';
-import { CONTROL_SOCKET, serveControl, type ControlServer } from './control.js';
+import { serveControl, type ControlServer } from './control.js';
 import { deserializeError, serializeError, type ControlRequest, type ControlResponse, type MonitorJob, type MonitorReport } from './protocol.js';
 import { Supervisor } from './supervisor.js';
 import { PortForwarder } from '../port-forwarder.js';
@@ -22,7 +21,7 @@ export async function superviseContainer(context: RuntimeContext, job: MonitorJo
   // Published ports follow the container's current instance, across resets.
   const forwarder = new PortForwarder((await context.store.load(job.id).catch(() => undefined))?.ports ?? [], context.logger);
   const resetter = new Resetter(context, job.id, (pid) => forwarder.switchTo(pid));
-  const socket = path.join(context.store.paths(job.id).dir, CONTROL_SOCKET);
+  const socket = context.store.paths(job.id).controlSocket;
   let server: ControlServer | undefined;
   const shutdown = async (): Promise<void> => {
     server?.close();

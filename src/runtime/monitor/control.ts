@@ -6,6 +6,7 @@
 import net from 'node:net';
 import path from 'node:path';
 import { RuntimeError } from '../errors.js';
+import { CONTROL_SOCKET_NAME } from '../state/store.js';
 import {
   parseControlRequest,
   parseControlResponse,
@@ -25,10 +26,8 @@ export class MonitorTimeoutError extends RuntimeError {
 
 export type { ControlRequest, ControlResponse, ResetAnswer } from './protocol.js';
 
-export const CONTROL_SOCKET = 'monitor.sock';
-
 export function controlSocketPath(stateDir: string): string {
-  return path.join(stateDir, CONTROL_SOCKET);
+  return path.join(stateDir, CONTROL_SOCKET_NAME);
 }
 
 /**

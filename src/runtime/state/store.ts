@@ -6,7 +6,7 @@
 import { mkdir, open, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ContainerExistsError, ContainerNotFoundError, RuntimeError } from '../errors.js';
+import { ContainerExistsError, ContainerNotFoundError, InvalidIdError, RuntimeError } from '../errors.js';
 import { validateId } from '../id.js';
 import { tryLockExclusive, unlock } from '../../system/libc.js';
 import { containerRecordSchema, type ContainerRecord, type CheckpointedRecord, type CreatingRecord } from './record.js';
@@ -26,7 +26,13 @@ export interface ContainerPaths {
   readonly monitorLog: string;
   /** Where the rootfs is bind-mounted for CRIU on restore (CRIU needs a mount point). */
   readonly criuRoot: string;
+  /** The monitor's control socket (monitor/control.ts). */
+  readonly controlSocket: string;
 }
+
+export const CONTROL_SOCKET_NAME = 'monitor.sock';
+/** sun_path holds 108 bytes, the last one the terminating NUL. */
+const MAX_SOCKET_PATH = 107;
 
 export class CorruptStateError extends RuntimeError {
   readonly code = 'CORRUPT_STATE' as const;
@@ -67,12 +73,21 @@ export class ContainerStore {
       containerLog: path.join(dir, 'container.log'),
       monitorLog: path.join(dir, 'monitor.log'),
       criuRoot: path.join(dir, 'criu-root'),
+      controlSocket: path.join(dir, CONTROL_SOCKET_NAME),
     };
   }
 
   /** Makes the container's directory; fails when the id is taken. */
   async reserve(id: string): Promise<ContainerPaths> {
     const paths = this.paths(id);
+    const bytes = Buffer.byteLength(paths.controlSocket);
+    if (bytes > MAX_SOCKET_PATH) {
+      const most = id.length - (bytes - MAX_SOCKET_PATH);
+      throw new InvalidIdError(
+        id,
+        `its monitor's control socket ${paths.controlSocket} would be longer than the ${MAX_SOCKET_PATH} bytes a socket address holds (with the state root ${this.root}, ids of at most ${Math.max(most, 0)} characters)`,
+      );
+    }
     await mkdir(this.root, { recursive: true, mode: 0o711 });
     try {
       await mkdir(paths.dir, { mode: 0o700 });

@@ -46,6 +46,7 @@ test('paths are under the root, one directory per id', (t) => {
     containerLog: '/run/runtime/web1/container.log',
     monitorLog: '/run/runtime/web1/monitor.log',
     criuRoot: '/run/runtime/web1/criu-root',
+    controlSocket: '/run/runtime/web1/monitor.sock',
   });
 });
 
@@ -240,4 +241,20 @@ test('withLock on a container that does not exist is ContainerNotFoundError', as
     store.withLock('../x', async () => 1),
     { instanceOf: InvalidIdError },
   );
+});
+
+test("reserve refuses an id whose monitor's socket path would not fit a socket address, saying how long one may be", async (t) => {
+  const root = join(await tempDir(t), 'state');
+  const store = new ContainerStore(root);
+  // <root>/<id>/monitor.sock: 107 bytes at most.
+  const most = 107 - Buffer.byteLength(`${root}//monitor.sock`);
+  const fits = 'a'.repeat(most);
+  t.is((await store.reserve(fits)).controlSocket.length, 107);
+  const long = 'b'.repeat(most + 1);
+  const error = await t.throwsAsync(store.reserve(long), { instanceOf: InvalidIdError });
+  t.true(
+    error.message.endsWith(`would be longer than the 107 bytes a socket address holds (with the state root ${root}, ids of at most ${most} characters)`),
+    error.message,
+  );
+  t.deepEqual(await readdir(root), [fits], 'nothing was made for it');
 });
