@@ -3,7 +3,7 @@
  * a new id, or on another host): the container's description, the external mounts CRIU named,
  * and the init's stdio (descriptors.json, in runc's format) for inherit_fd.
  */
-import { access, readFile, writeFile } from 'node:fs/promises';
+import { access, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { RuntimeError } from './errors.js';
 import type { ExternalMount } from './external-mounts.js';
@@ -62,9 +62,20 @@ export async function writeCheckpointMetadata(
   descriptors: readonly string[],
   specText: string,
 ): Promise<void> {
-  await writeFile(path.join(imagePath, METADATA_FILE), `${JSON.stringify(metadata, null, 2)}\n`);
-  await writeFile(path.join(imagePath, DESCRIPTORS_FILE), JSON.stringify(descriptors));
-  await writeFile(path.join(imagePath, SPEC_FILE), specText);
+  await writePrivateFile(path.join(imagePath, METADATA_FILE), `${JSON.stringify(metadata, null, 2)}\n`);
+  await writePrivateFile(path.join(imagePath, DESCRIPTORS_FILE), JSON.stringify(descriptors));
+  await writePrivateFile(path.join(imagePath, SPEC_FILE), specText);
+}
+
+/**
+ * Writes a file only its owner (root) reads: the metadata holds the container's environment and
+ * paths, as the images hold its memory. Whatever stood at that name (an older file, a symlink
+ * planted there) is removed first, and the file is then created exclusively, so nothing is
+ * written through a link.
+ */
+export async function writePrivateFile(file: string, text: string): Promise<void> {
+  await rm(file, { force: true });
+  await writeFile(file, text, { mode: 0o600, flag: 'wx' });
 }
 
 export interface CheckpointFiles {

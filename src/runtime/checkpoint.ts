@@ -13,7 +13,7 @@
  * Everything else (checks, metadata, the CRIU request, the record) is the same for all four. A
  * tree restored lazily first gets the memory its lazy-pages daemon still holds (lazy-memory.ts).
  */
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { lstat, mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { RuntimeContext } from './context.js';
 import { validateId } from './id.js';
@@ -28,7 +28,7 @@ import { describeError, RuntimeError, UsageError } from './errors.js';
 import { memoryBytes, refuseAutoDedup, validateSnapshotName, type SnapshotInfo, type SnapshotPaths } from './snapshots/store.js';
 import { currentLayers } from './snapshots/rootfs.js';
 import { specHasNamespace, type Spec } from './oci/index.js';
-import { shareWithContainerRoot } from './userns.js';
+import { restrictImageFiles, shareWithContainerRoot } from './userns.js';
 import { fillInLazyMemory } from './lazy-memory.js';
 import { dumpOpts, type CheckpointOptions } from '../criu/options.js';
 import { formatVersion } from '../criu/version.js';
@@ -55,6 +55,18 @@ export interface CheckpointResult {
   readonly leftRunning: boolean;
   /** Milliseconds the whole checkpoint took. */
   readonly durationMs: number;
+}
+
+export class UnsafeImageDirectoryError extends RuntimeError {
+  readonly code = 'UNSAFE_IMAGE_DIRECTORY' as const;
+  constructor(
+    readonly imagePath: string,
+    reason: string,
+  ) {
+    super(`--image-path ${imagePath} cannot hold a checkpoint: ${reason}`, {
+      hint: "give a directory that does not exist yet (the runtime makes it, root's alone), or one of root's that only root may write in",
+    });
+  }
 }
 
 export class ContainerNotRunningError extends RuntimeError {
@@ -178,6 +190,7 @@ export async function checkpoint(context: RuntimeContext, request: CheckpointReq
     } catch (error) {
       throw await target.abandon(error);
     }
+    await restrictImageFiles(target.writePath, spec);
     // Every restore and reset of these images then runs no `ip` for what the kernel does itself.
     if (!target.preDump) {
       await removeDefaultNetworkImages(target.writePath).then(
@@ -213,7 +226,7 @@ async function targetFor(context: RuntimeContext, record: RunningRecord, request
     const finalPath = request.preDump ? path.join(context.config.checkpointRoot, record.id, 'pre-dump') : defaultImagePath(context, record.id);
     return managedTarget(finalPath, request.preDump === true, keptLogPath(context, record.id));
   }
-  return directoryTarget(path.resolve(request.imagePath), request.preDump === true);
+  return directoryTarget(path.resolve(request.imagePath), request.preDump === true, context.processes.effectiveUid());
 }
 
 /** Written aside and swapped in, so a failure keeps the last good checkpoint. */
@@ -239,8 +252,18 @@ async function managedTarget(finalPath: string, preDump: boolean, keptLog: strin
   };
 }
 
-async function directoryTarget(imagePath: string, preDump: boolean): Promise<CheckpointTarget> {
+/**
+ * --image-path: the directory is made root's alone (0700) when it is new; one that exists must
+ * belong to the runtime's user and be writable by no one else, or another user could read the
+ * memory dumped there or put files of their own among the images a restore trusts.
+ */
+async function directoryTarget(imagePath: string, preDump: boolean, uid: number): Promise<CheckpointTarget> {
   await mkdir(imagePath, { recursive: true, mode: 0o700 });
+  const info = await lstat(imagePath);
+  if (!info.isDirectory()) throw new UnsafeImageDirectoryError(imagePath, 'it is not a directory (a symbolic link?)');
+  if (info.uid !== uid) throw new UnsafeImageDirectoryError(imagePath, `it belongs to uid ${info.uid}, not to the runtime's user (${uid})`);
+  if ((info.mode & 0o022) !== 0)
+    throw new UnsafeImageDirectoryError(imagePath, `others may write in it (mode ${(info.mode & 0o7777).toString(8).padStart(4, '0')})`);
   return {
     writePath: imagePath,
     finalPath: imagePath,

@@ -10,7 +10,8 @@
  *   requireLazyPagesAllowed  --lazy-pages into a user namespace needs a host that lets an
  *                            unprivileged process open a userfaultfd; checked before anything stops
  */
-import { chmod, chown, stat } from 'node:fs/promises';
+import { chmod, chown, readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
 import { RuntimeError } from './errors.js';
 import { specHasNamespace, type IdMapping, type Spec } from './oci/index.js';
 import type { ProcessService } from '../system/processes.js';
@@ -71,4 +72,19 @@ export async function requireLazyPagesAllowed(processes: ProcessService, spec: S
 /** Whether CRIU may open the userfaultfds a lazy restore of this container needs (see above). */
 export async function userfaultfdAllowed(processes: ProcessService, spec: Spec): Promise<boolean> {
   return !containerRoot(spec) || (await processes.sysctl('vm.unprivileged_userfaultfd')) !== '0';
+}
+
+/**
+ * The files of an image directory made root's alone once CRIU has written them (it writes 0644,
+ * and they hold the container's memory): 0600, or in a user namespace 0640 with the container
+ * root's group, which a restore there opens them as. Symbolic links are left as they are.
+ */
+export async function restrictImageFiles(dir: string, spec: Spec): Promise<void> {
+  const root = containerRoot(spec);
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    if (!entry.isFile()) continue;
+    const file = path.join(dir, entry.name);
+    if (root) await chown(file, -1, root.gid);
+    await chmod(file, root ? 0o640 : 0o600);
+  }
 }

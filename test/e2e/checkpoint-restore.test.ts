@@ -4,7 +4,7 @@
  */
 import test from 'ava';
 import { existsSync, statSync, statfsSync } from 'node:fs';
-import { readFile, readdir, mkdir, writeFile } from 'node:fs/promises';
+import { lstat, readFile, readdir, mkdir, writeFile } from 'node:fs/promises';
 import { execa } from 'execa';
 import { KERNDAT_CACHE_DIR } from '../../src/criu/kerndat-cache.js';
 import path from 'node:path';
@@ -129,6 +129,36 @@ serial('library: repeated checkpoint/restore cycles of one container keep counti
     const write = await execa('nsenter', ['-t', String(pid), '-m', '-p', 'sh', '-c', `echo x > ${masked}/written`], { reject: false });
     t.not(write.exitCode, 0, `${masked} cannot be written to`);
   }
+});
+
+serial("checkpoints and snapshots are root's alone: images, logs and metadata (they hold the container's memory and environment)", async (t) => {
+  const box = await sandbox(t);
+  const bundle = await box.bundle('private');
+  await box.runtime.run({ id: 'p1', bundle });
+  await counterAbove(bundle, 1);
+  await box.runtime.checkpoint({ id: 'p1', name: 'snap', leaveRunning: true });
+  await box.runtime.checkpoint({ id: 'p1', leaveRunning: true });
+  const exposed: string[] = [];
+  const walk = async (dir: string): Promise<number> => {
+    let files = 0;
+    for (const entry of await readdir(dir, { withFileTypes: true })) {
+      const file = path.join(dir, entry.name);
+      // A snapshot's rootfs layer keeps the container's own files and modes, below a directory of root's alone.
+      if (entry.name === 'rootfs' && path.basename(path.dirname(dir)) === 'snapshots') {
+        if (((await lstat(dir)).mode & 0o077) !== 0) exposed.push(`${path.relative(box.checkpointRoot, dir)} (above a rootfs layer)`);
+        continue;
+      }
+      const mode = (await lstat(file)).mode & 0o777;
+      // Directories may be searched by others (a restore in a user namespace needs it); nothing may be read or written.
+      const allowed = entry.isDirectory() ? 0o711 : 0o700;
+      if (!entry.isSymbolicLink() && (mode & ~allowed) !== 0) exposed.push(`${path.relative(box.checkpointRoot, file)} ${mode.toString(8)}`);
+      files += entry.isDirectory() ? await walk(file) : 1;
+    }
+    return files;
+  };
+  const files = await walk(path.join(box.checkpointRoot, 'p1'));
+  t.true(files > 20, `${files} files looked at`);
+  t.deepEqual(exposed, []);
 });
 
 serial('a bind-mounted volume keeps its data and stays writable across checkpoint and restore', async (t) => {

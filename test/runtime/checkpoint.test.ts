@@ -1,9 +1,9 @@
 import 'reflect-metadata';
 import test from 'ava';
 import { existsSync } from 'node:fs';
-import { readFile, readdir, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readFile, readdir, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { checkpoint, ContainerNotRunningError, defaultImagePath } from '../../src/runtime/checkpoint.js';
+import { checkpoint, ContainerNotRunningError, defaultImagePath, UnsafeImageDirectoryError } from '../../src/runtime/checkpoint.js';
 import { NotRootError, UsageError } from '../../src/runtime/errors.js';
 import type { CheckpointMetadata } from '../../src/runtime/checkpoint-metadata.js';
 import { readCheckpoint } from '../../src/runtime/checkpoint-metadata.js';
@@ -320,4 +320,40 @@ test('checkpoint needs root: NotRootError, and CRIU is never reached', async (t)
   rt.fakes.processes.uid = 1000;
   await t.throwsAsync(checkpoint(rt.context, { id: 'web1' }), { instanceOf: NotRootError });
   t.deepEqual(rt.fakes.criu.calls, []);
+});
+
+test("the metadata beside the images is root's alone, and a symlink planted at its name is replaced, not written through", async (t) => {
+  const rt = await fakeRuntime(t);
+  await runningContainer(rt);
+  const dir = path.join(rt.root, 'images');
+  await mkdir(dir, { mode: 0o700 });
+  const victim = path.join(rt.root, 'victim');
+  await writeFile(victim, 'keep me\n');
+  await symlink(victim, path.join(dir, 'config.json'));
+
+  await checkpoint(rt.context, { id: 'web1', imagePath: dir });
+
+  t.is(await readFile(victim, 'utf8'), 'keep me\n', 'nothing was written through the link');
+  for (const name of ['runtime-checkpoint.json', 'descriptors.json', 'config.json']) {
+    const info = await lstat(path.join(dir, name));
+    t.true(info.isFile(), name);
+    t.is(info.mode & 0o777, 0o600, `${name} is 0600`);
+  }
+});
+
+test('an --image-path that others may write in, or that is a symlink, is refused before anything is dumped', async (t) => {
+  const rt = await fakeRuntime(t);
+  await runningContainer(rt);
+  const open = path.join(rt.root, 'open');
+  await mkdir(open);
+  await chmod(open, 0o777);
+  const error = await t.throwsAsync(checkpoint(rt.context, { id: 'web1', imagePath: open }), { instanceOf: UnsafeImageDirectoryError });
+  t.is(error.message, `--image-path ${open} cannot hold a checkpoint: others may write in it (mode 0777)`);
+  await symlink(open, path.join(rt.root, 'link'));
+  await chmod(open, 0o700);
+  await t.throwsAsync(checkpoint(rt.context, { id: 'web1', imagePath: path.join(rt.root, 'link') }), {
+    message: /it is not a directory \(a symbolic link\?\)/,
+  });
+  t.deepEqual(rt.fakes.criu.dumps, []);
+  t.is((await load(rt)).status, 'running');
 });

@@ -154,7 +154,7 @@ export class SnapshotStore {
   }
 
   async commit(id: string, building: SnapshotPaths, info: SnapshotInfo): Promise<void> {
-    await writeFile(building.info, `${JSON.stringify(info, null, 2)}\n`);
+    await writeFile(building.info, `${JSON.stringify(info, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
     await rename(building.dir, this.paths(id, info.name).dir);
   }
 
