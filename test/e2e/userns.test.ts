@@ -24,7 +24,10 @@ const APP_UID = 1000;
 /** A busybox bundle in its own user namespace, whose init runs as uid/gid 1000 inside it. */
 async function usernsBundle(box: Sandbox, name: string): Promise<string> {
   // The counter loop keeps a token (two $RANDOMs drawn once) and a counter in the shell's memory.
-  const loop = 'sleep 1000000 & r=$RANDOM$RANDOM; i=0; while true; do i=$((i+1)); echo "$r $i" >/tmp/counter; sleep 0.2; done';
+  // Written aside and renamed into place: a snapshot frozen between a truncation and the write
+  // would otherwise hold an empty file (it failed CI once).
+  const loop =
+    'sleep 1000000 & r=$RANDOM$RANDOM; i=0; while true; do i=$((i+1)); echo "$r $i" >/tmp/counter.new && mv /tmp/counter.new /tmp/counter; sleep 0.2; done';
   const bundle = await box.bundle(name, ['sh', '-c', loop], (spec) => {
     spec.linux.namespaces.push({ type: 'user' });
     spec.linux.uidMappings = [{ containerID: 0, hostID: HOST_ROOT, size: 65536 }];
