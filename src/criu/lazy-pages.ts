@@ -89,8 +89,9 @@ export class LazyPagesDaemon {
 
   /**
    * On demand there is nothing to hold back (a stopped tree faults on nothing), and a daemon
-   * waiting in epoll_wait(2) would fail with EINTR once continued (signal(7)): only a background
-   * copy is paused.
+   * waiting in epoll_wait(2) fails with EINTR once continued (signal(7)). A background daemon
+   * waits there too until it has read the restore's end, so pausing it can kill it in that
+   * window (a CRIU without the project's patch only; the monitor logs it).
    */
   pause(): void {
     if (!this.onDemand && this.running) this.child.kill('SIGSTOP');

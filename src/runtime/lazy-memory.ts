@@ -9,8 +9,10 @@
  * the pages a task has (present or swapped) and saves the others as holes, restored as zeros; a
  * lazily restored tree holds only what it touched until its daemon copied the rest (on demand:
  * never). Reading those pages from outside (process_vm_readv) makes the daemon serve them as if
- * the task had touched them, so the dump holds the whole memory. A tree whose memory cannot be
- * filled in (its daemon is gone) is refused: its dump would hold zeros where its data was.
+ * the task had touched them, so the dump holds the whole memory. A tree whose memory stays
+ * missing after three tries is refused rather than dumped with holes. (A daemon that died is
+ * not seen here: the kernel drops its registrations with it, and the tasks already read zeros
+ * there; the monitor logs that daemon's end.)
  */
 import type { ProcessService } from '../system/processes.js';
 import { RuntimeError } from './errors.js';
@@ -25,7 +27,7 @@ export class LazyMemoryMissingError extends RuntimeError {
       `container ${id} was restored lazily and ${missing.map((m) => `${m.bytes} bytes of process ${m.pid}`).join(', ')} ` +
         'could not be copied in: a checkpoint would save them as zeros',
       {
-        hint: 'its lazy-pages daemon is gone (see the monitor log); reset or restore the container from its snapshot',
+        hint: 'the lazy-pages daemon serving it did not copy these pages in (see the monitor log and its lazy-pages.log); try again, or reset the container from its snapshot',
       },
     );
   }
@@ -68,20 +70,26 @@ export async function fillInLazyMemory(processes: ProcessService, id: string, ro
 }
 
 /**
- * Copies in the pages holding each task's arguments and environment (/proc/<pid>/stat's
- * arg_start..env_end). Returns how many tasks it read; a task that ended meanwhile is passed over.
+ * Copies in the pages holding each task's arguments and its environment (/proc/<pid>/stat's
+ * arg_start..arg_end and env_start..env_end, each read up to ARGUMENTS_AT_MOST, as the kernel
+ * reads no more for cmdline). Returns how many tasks it read; a task that ended is passed over.
  */
 export async function fillInArguments(processes: ProcessService, rootPid: number): Promise<number> {
   let read = 0;
   for (const pid of await tree(processes, rootPid)) {
-    const area = (await processes.stat(pid))?.argumentArea;
-    if (!area) continue;
-    if (await processes.faultIn(pid, Math.floor(area.start / PAGE) * PAGE, Math.ceil(area.end / PAGE) * PAGE)) read++;
+    const areas = (await processes.stat(pid))?.argumentAreas ?? [];
+    let alive = areas.length > 0;
+    for (const area of areas) {
+      const start = Math.floor(area.start / PAGE) * PAGE;
+      alive &&= await processes.faultIn(pid, start, Math.min(Math.ceil(area.end / PAGE) * PAGE, start + ARGUMENTS_AT_MOST));
+    }
+    if (alive) read++;
   }
   return read;
 }
 
 const PAGE = 4096;
+const ARGUMENTS_AT_MOST = 1 << 20;
 
 /** rootPid and its descendants, parents first. */
 async function tree(processes: ProcessService, rootPid: number): Promise<number[]> {

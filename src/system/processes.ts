@@ -3,7 +3,7 @@
  * pid *and* its start time, as crun's status record does: a pid that was freed and reused by
  * another process is never signalled.
  */
-import { open, readFile, readlink, type FileHandle } from 'node:fs/promises';
+import { open, readdir, readFile, readlink, type FileHandle } from 'node:fs/promises';
 import { RuntimeError } from './errors.js';
 import { faultInMemory } from './libc.js';
 
@@ -29,10 +29,11 @@ export interface ProcStat {
   /** Clock ticks since boot, as a decimal string (it can exceed 2^53 in theory). */
   readonly startTime: string;
   /**
-   * Where the process's arguments and environment lie in its memory (what /proc/<pid>/cmdline and
-   * environ read), when the reader may see it (fields 48-51; the kernel shows zeros otherwise).
+   * Where the process's arguments and its environment lie in its memory (what /proc/<pid>/cmdline
+   * and environ read), when the reader may see them (fields 48-51; the kernel shows zeros
+   * otherwise). Two ranges: a process may move its arguments elsewhere (PR_SET_MM_ARG_START).
    */
-  readonly argumentArea?: { readonly start: number; readonly end: number };
+  readonly argumentAreas?: readonly { readonly start: number; readonly end: number }[];
 }
 
 /** Parses /proc/<pid>/stat; comm may hold spaces and parentheses, so split after the last ')'. */
@@ -44,15 +45,17 @@ export function parseProcStat(text: string): ProcStat {
   // rest[0] is field 3 (state); field 22 (starttime) is rest[19]; 48-51 (arg_start, arg_end,
   // env_start, env_end) are rest[45..48].
   const area = rest.slice(45, 49).map(Number);
-  const start = Math.min(area[0]!, area[2]!);
-  const end = Math.max(area[1]!, area[3]!);
+  const areas = [
+    { start: area[0]!, end: area[1]! },
+    { start: area[2]!, end: area[3]! },
+  ].filter((a) => Number.isSafeInteger(a.start) && Number.isSafeInteger(a.end) && a.start > 0 && a.end > a.start);
   return {
     pid: Number(text.slice(0, open).trim()),
     comm: text.slice(open + 1, close),
     state: rest[0]!,
     ppid: Number(rest[1]),
     startTime: rest[19]!,
-    ...(area.length === 4 && area.every((n) => Number.isSafeInteger(n)) && start > 0 && end > start ? { argumentArea: { start, end } } : {}),
+    ...(area.length === 4 && areas.length > 0 ? { argumentAreas: areas } : {}),
   };
 }
 
@@ -96,11 +99,11 @@ export interface LazyMapping {
  */
 export function parseLazyMappings(smaps: string): LazyMapping[] {
   const found: LazyMapping[] = [];
-  let current: { start: number; end: number; fields: Map<string, number> } | undefined;
+  let current: { start: number; end: number; readable: boolean; fields: Map<string, number> } | undefined;
   for (const line of smaps.split('\n')) {
-    const range = /^([0-9a-f]+)-([0-9a-f]+) /.exec(line);
+    const range = /^([0-9a-f]+)-([0-9a-f]+) (\S+) /.exec(line);
     if (range) {
-      current = { start: parseInt(range[1]!, 16), end: parseInt(range[2]!, 16), fields: new Map() };
+      current = { start: parseInt(range[1]!, 16), end: parseInt(range[2]!, 16), readable: range[3]!.startsWith('r'), fields: new Map() };
       continue;
     }
     if (!current) continue;
@@ -109,7 +112,9 @@ export function parseLazyMappings(smaps: string): LazyMapping[] {
     else if (line.startsWith('VmFlags:')) {
       const size = current.fields.get('Size') ?? current.end - current.start;
       const missingBytes = size - (current.fields.get('Rss') ?? 0) - (current.fields.get('Swap') ?? 0);
-      if (line.slice('VmFlags:'.length).trim().split(/\s+/).includes('um') && missingBytes > 0) {
+      // A mapping no one may read (PROT_NONE: guard pages, reserved heaps) cannot be read in
+      // from outside either; CRIU registers it all the same, and it holds nothing to dump.
+      if (current.readable && line.slice('VmFlags:'.length).trim().split(/\s+/).includes('um') && missingBytes > 0) {
         found.push({ start: current.start, end: current.end, missingBytes });
       }
       current = undefined;
@@ -130,7 +135,7 @@ export interface ProcessService {
   /** What fds 0..n-1 of pid point to ("pipe:[123]", "/dev/null", ...). */
   fdTargets(pid: number, count: number): Promise<string[]>;
   cgroups(pid: number): Promise<CgroupMembership[]>;
-  /** Pids of the children of pid (from /proc/<pid>/task/<pid>/children). */
+  /** Pids of the children of pid, forked by any of its threads (/proc/<pid>/task/<tid>/children). */
   children(pid: number): Promise<number[]>;
   /** The inode of one of pid's namespaces ("net", "pid", ...), as /proc/<pid>/ns/<type> names it. */
   namespaceInode(pid: number, type: string): Promise<number>;
@@ -191,11 +196,18 @@ export class LinuxProcessService implements ProcessService {
   }
 
   async children(pid: number): Promise<number[]> {
-    const text = await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '');
-    return text
-      .split(' ')
-      .filter((p) => p.trim() !== '')
-      .map(Number);
+    const threads = await readdir(`/proc/${pid}/task`).catch(() => [String(pid)]);
+    const children: number[] = [];
+    for (const tid of threads) {
+      const text = await readFile(`/proc/${pid}/task/${tid}/children`, 'utf8').catch(() => '');
+      children.push(
+        ...text
+          .split(' ')
+          .filter((p) => p.trim() !== '')
+          .map(Number),
+      );
+    }
+    return children;
   }
 
   async lazyMappings(pid: number): Promise<LazyMapping[]> {

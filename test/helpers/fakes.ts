@@ -69,7 +69,7 @@ export class FakeProcesses implements ProcessService {
   /** What sysctl() answers, by name; an absent name is an absent setting. */
   sysctls: Record<string, string> = {};
   /** Where stat() says each process's arguments and environment lie, by pid. */
-  readonly argumentAreas = new Map<number, { readonly start: number; readonly end: number }>();
+  readonly argumentAreas = new Map<number, readonly { readonly start: number; readonly end: number }[]>();
   /** What children() answers, by parent pid (none when absent). */
   readonly childPids = new Map<number, number[]>();
   /** What lazyMappings() answers, by pid: memory a lazy-pages daemon has yet to copy in. */
@@ -168,14 +168,14 @@ export class FakeProcesses implements ProcessService {
     const process = this.table.get(pid);
     // A dead fake process has been reaped: /proc no longer has it.
     if (!process || process.state === 'dead') return undefined;
-    const argumentArea = this.argumentAreas.get(pid);
+    const argumentAreas = this.argumentAreas.get(pid);
     return {
       pid,
       comm: process.comm,
       state: process.state === 'stopped' ? 'T' : 'S',
       ppid: this.selfProcess.pid,
       startTime: process.startTime,
-      ...(argumentArea ? { argumentArea } : {}),
+      ...(argumentAreas ? { argumentAreas } : {}),
     };
   }
 

@@ -61,11 +61,20 @@ test('a process that has ended is passed over', async (t) => {
 
 test("each task's arguments and environment are read in, whole pages, so that ps can read them", async (t) => {
   const { processes, init, child } = lazyTree();
-  processes.argumentAreas.set(init, { start: 0x7ffc_0000_1ff0, end: 0x7ffc_0000_2400 });
-  processes.argumentAreas.set(child, { start: 0x7ffc_1000_0010, end: 0x7ffc_1000_0020 });
+  processes.argumentAreas.set(init, [
+    { start: 0x7ffc_0000_1ff0, end: 0x7ffc_0000_2100 },
+    { start: 0x7ffc_0000_2100, end: 0x7ffc_0000_2400 },
+  ]);
+  // Arguments moved far below the environment (PR_SET_MM_ARG_START): two ranges, not what lies between.
+  processes.argumentAreas.set(child, [
+    { start: 0x5555_0000_0010, end: 0x5555_0000_0020 },
+    { start: 0x7ffc_1000_0010, end: 0x7ffc_1000_0020 },
+  ]);
   t.is(await fillInArguments(processes, init), 2);
   t.deepEqual(processes.faultIns, [
     { pid: init, start: 0x7ffc_0000_1000, end: 0x7ffc_0000_3000 },
+    { pid: init, start: 0x7ffc_0000_2000, end: 0x7ffc_0000_3000 },
+    { pid: child, start: 0x5555_0000_0000, end: 0x5555_0000_1000 },
     { pid: child, start: 0x7ffc_1000_0000, end: 0x7ffc_1000_1000 },
   ]);
 });

@@ -25,9 +25,12 @@ test('parseProcStat: where the arguments and environment lie (fields 48-51), whe
   // Fields 3 to 52 after "pid (comm) ", as Linux 6.x writes them; 48-51 are rest[45..48].
   const rest = Array.from({ length: 50 }, () => '0');
   rest.splice(45, 4, '140721221392917', '140721221392937', '140721221392937', '140721221394411');
-  t.deepEqual(parseProcStat(`77 (my prog) ${rest.join(' ')}\n`).argumentArea, { start: 140721221392917, end: 140721221394411 });
-  t.is(parseProcStat(statLine).argumentArea, undefined, 'zeros: not shown to this reader');
-  t.is(parseProcStat('77 (x) S 1 77 77 0').argumentArea, undefined, 'a short line');
+  t.deepEqual(parseProcStat(`77 (my prog) ${rest.join(' ')}\n`).argumentAreas, [
+    { start: 140721221392917, end: 140721221392937 },
+    { start: 140721221392937, end: 140721221394411 },
+  ]);
+  t.is(parseProcStat(statLine).argumentAreas, undefined, 'zeros: not shown to this reader');
+  t.is(parseProcStat('77 (x) S 1 77 77 0').argumentAreas, undefined, 'a short line');
 });
 
 test('parseProcStat: malformed text throws', (t) => {
@@ -114,6 +117,7 @@ test('parseLazyMappings: mappings registered for missing pages ("um") with pages
     smapsEntry('7f0000000000-7f0004000000', 65536, 1024, 512, 'rd wr mr mw me ac um'),
     smapsEntry('7f0004000000-7f0004010000', 64, 60, 4, 'rd wr mr mw me ac um'),
     smapsEntry('7f0005000000-7f0006000000', 16384, 0, 0, 'rd wr mr mw me ac'),
+    smapsEntry('7f0006000000-7f0006001000', 4, 0, 0, 'mr mw me ac um').replace(' rw-p ', ' ---p '),
     smapsEntry('7ffd00000000-7ffd00021000', 132, 8, 0, 'rd wr mr mw me gd ac um sd'),
     '',
   ].join('\n');
