@@ -186,7 +186,7 @@ tar -xJf "$work/$tarball" -C "$work"
 src=$work/criu-$criu_version
 [ -f "$src/Makefile" ] || fail "$tarball did not unpack to criu-$criu_version/"
 for patch_file in "$patch_dir"/*.patch; do
-  patch -d "$src" -p1 --forward --batch --quiet <"$patch_file" || fail "$(basename "$patch_file") does not apply to CRIU $criu_version"
+  patch -d "$src" -p1 --forward --batch --quiet --fuzz=0 <"$patch_file" || fail "$(basename "$patch_file") does not apply to CRIU $criu_version"
   say "applied $(basename "$patch_file")"
 done
 say "building CRIU $criu_version (make -j$(nproc) criu lib crit; log: $work/build.log)"

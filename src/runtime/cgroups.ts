@@ -96,16 +96,20 @@ export function containerCgroupPath(cgroupsPath: string | undefined, id: string,
   const cleaned = path.posix.normalize(`/${cgroupsPath}`);
   const clean = (cgroupsPath.startsWith('/') ? cleaned : path.posix.join(parent, cleaned)).replace(/(.)\/+$/, '$1');
   if (clean === '/') throw new InvalidCgroupPathError(cgroupsPath, 'is the root of the cgroup hierarchies, where every process of the host is');
+  if (clean === parent || parent.startsWith(`${clean}/`)) {
+    throw new InvalidCgroupPathError(cgroupsPath, `is the runtime's cgroupParent (${parent}) or above it, where the other containers are`);
+  }
   return clean;
 }
 
-/** Refuses a path that is not a clean absolute path below the root (a record made before the checks, or edited). */
+/**
+ * The path cleaned as containerCgroupPath cleans an absolute one, refusing the root (a record made
+ * before the checks, or edited): every process of the host would be the container's.
+ */
 export function requireContainerCgroup(cgroupPath: string): string {
-  if (cgroupPath === '/') throw new InvalidCgroupPathError(cgroupPath, 'is the root of the cgroup hierarchies, where every process of the host is');
-  if (!cgroupPath.startsWith('/') || path.posix.normalize(cgroupPath) !== cgroupPath || cgroupPath.endsWith('/')) {
-    throw new InvalidCgroupPathError(cgroupPath, 'is not a clean absolute path below the cgroup root');
-  }
-  return cgroupPath;
+  const clean = path.posix.normalize(`/${cgroupPath}`).replace(/(.)\/+$/, '$1');
+  if (clean === '/') throw new InvalidCgroupPathError(cgroupPath, 'is the root of the cgroup hierarchies, where every process of the host is');
+  return clean;
 }
 
 export function cgroupDirectory(hierarchy: CgroupHierarchy, cgroupPath: string): string {

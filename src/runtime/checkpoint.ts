@@ -190,7 +190,10 @@ export async function checkpoint(context: RuntimeContext, request: CheckpointReq
     } catch (error) {
       throw await target.abandon(error);
     }
-    await restrictImageFiles(target.writePath, spec);
+    // In a directory of root's alone already; a failure here must not fail a dump that is done.
+    await restrictImageFiles(target.writePath, spec).catch((error: unknown) =>
+      logger.warn("could not make the images root's alone", { id, imagePath: target.writePath, error: describeError(error) }),
+    );
     // Every restore and reset of these images then runs no `ip` for what the kernel does itself.
     if (!target.preDump) {
       await removeDefaultNetworkImages(target.writePath).then(
@@ -264,6 +267,15 @@ async function directoryTarget(imagePath: string, preDump: boolean, uid: number)
   if (info.uid !== uid) throw new UnsafeImageDirectoryError(imagePath, `it belongs to uid ${info.uid}, not to the runtime's user (${uid})`);
   if ((info.mode & 0o022) !== 0)
     throw new UnsafeImageDirectoryError(imagePath, `others may write in it (mode ${(info.mode & 0o7777).toString(8).padStart(4, '0')})`);
+  // Nor may anyone else rename it away and put their own in its place: every directory above it
+  // is root's or the runtime user's, and writable by no one else unless sticky (as /tmp is).
+  for (let dir = path.dirname(imagePath); ; dir = path.dirname(dir)) {
+    const above = await lstat(dir);
+    const others = (above.mode & 0o022) !== 0 && (above.mode & 0o1000) === 0;
+    if ((above.uid !== 0 && above.uid !== uid) || others)
+      throw new UnsafeImageDirectoryError(imagePath, `${dir} above it belongs to uid ${above.uid} or others may write in it`);
+    if (dir === path.dirname(dir)) break;
+  }
   return {
     writePath: imagePath,
     finalPath: imagePath,

@@ -10,7 +10,8 @@
  *   requireLazyPagesAllowed  --lazy-pages into a user namespace needs a host that lets an
  *                            unprivileged process open a userfaultfd; checked before anything stops
  */
-import { chmod, chown, readdir, stat } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { chmod, chown, open, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { RuntimeError } from './errors.js';
 import { specHasNamespace, type IdMapping, type Spec } from './oci/index.js';
@@ -83,8 +84,14 @@ export async function restrictImageFiles(dir: string, spec: Spec): Promise<void>
   const root = containerRoot(spec);
   for (const entry of await readdir(dir, { withFileTypes: true })) {
     if (!entry.isFile()) continue;
-    const file = path.join(dir, entry.name);
-    if (root) await chown(file, -1, root.gid);
-    await chmod(file, root ? 0o640 : 0o600);
+    // Through the opened file, never following a link put in its place since the listing.
+    const file = await open(path.join(dir, entry.name), constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    try {
+      if (!(await file.stat()).isFile()) continue;
+      if (root) await file.chown(-1, root.gid);
+      await file.chmod(root ? 0o640 : 0o600);
+    } finally {
+      await file.close();
+    }
   }
 }

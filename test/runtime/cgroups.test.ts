@@ -98,25 +98,34 @@ test('containerCgroupPath: cleaned as runc cleans it, a relative path below the 
   t.is(containerCgroupPath('/demo/', 'web1'), '/demo');
   t.is(containerCgroupPath('/a//b/./c/../d', 'web1'), '/a/b/d');
   t.is(containerCgroupPath('/../../etc', 'web1'), '/etc');
-  t.is(containerCgroupPath('db/../../..', 'web1', '/ci'), '/ci');
   t.is(containerCgroupPath('tests/db', 'web1', '/ci'), '/ci/tests/db');
+  for (const parent of ['.', 'db/../../..', '/ci', '/ci/']) {
+    t.throws(() => containerCgroupPath(parent, 'web1', '/ci'), { message: /is the runtime's cgroupParent \(\/ci\) or above it/ }, parent);
+  }
+  t.throws(() => containerCgroupPath('/runtime/..', 'web1', '/runtime/nested'), { code: 'INVALID_CGROUP_PATH' });
   for (const root of ['/', '//', '/..', '/a/..']) {
     t.throws(() => containerCgroupPath(root, 'web1'), { code: 'INVALID_CGROUP_PATH' }, root);
   }
 });
 
-test('requireContainerCgroup: only a clean absolute path below the root', (t) => {
+test('requireContainerCgroup: a recorded path is cleaned (records made before the checks), the root refused', (t) => {
   t.is(requireContainerCgroup('/runtime/web1'), '/runtime/web1');
-  for (const bad of ['/', 'runtime/web1', '/runtime/../..', '/runtime/', '/runtime//web1', '/./x']) {
-    t.throws(() => requireContainerCgroup(bad), { code: 'INVALID_CGROUP_PATH' }, bad);
+  for (const [recorded, clean] of [
+    ['runtime/web1', '/runtime/web1'],
+    ['/runtime/', '/runtime'],
+    ['/runtime//web1', '/runtime/web1'],
+    ['/../x', '/x'],
+  ] as const) {
+    t.is(requireContainerCgroup(recorded), clean, recorded);
   }
+  for (const root of ['/', '/runtime/../..', '//', '.']) t.throws(() => requireContainerCgroup(root), { code: 'INVALID_CGROUP_PATH' }, root);
 });
 
 test('the cgroup service refuses the root or an unclean path (a record made before the checks) before it touches anything', async (t) => {
   const processes = new FakeProcesses();
   const mounts = new FakeMounts();
   const cgroups = new LinuxCgroupService(mounts, processes);
-  for (const recorded of ['/', '/demo/../..', 'relative']) {
+  for (const recorded of ['/', '/demo/../..', '.']) {
     await t.throwsAsync(cgroups.killTree(recorded), { code: 'INVALID_CGROUP_PATH' });
     await t.throwsAsync(cgroups.removeTree(recorded), { code: 'INVALID_CGROUP_PATH' });
     await t.throwsAsync(cgroups.setFrozen(recorded, true), { code: 'INVALID_CGROUP_PATH' });

@@ -354,6 +354,12 @@ test('an --image-path that others may write in, or that is a symlink, is refused
   await t.throwsAsync(checkpoint(rt.context, { id: 'web1', imagePath: path.join(rt.root, 'link') }), {
     message: /it is not a directory \(a symbolic link\?\)/,
   });
+  const shared = path.join(rt.root, 'shared');
+  await mkdir(path.join(shared, 'images'), { recursive: true, mode: 0o700 });
+  await chmod(shared, 0o777);
+  await t.throwsAsync(checkpoint(rt.context, { id: 'web1', imagePath: path.join(shared, 'images') }), {
+    message: new RegExp(`${shared} above it belongs to uid \\d+ or others may write in it`),
+  });
   t.deepEqual(rt.fakes.criu.dumps, []);
   t.is((await load(rt)).status, 'running');
 });
