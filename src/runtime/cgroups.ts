@@ -29,6 +29,12 @@ export class InvalidCgroupPathError extends RuntimeError {
   }
 }
 
+/** Everything in a container's cgroup is killed with it: refuses one that already holds processes. */
+export async function requireUnoccupied(cgroups: CgroupService, cgroupPath: string): Promise<void> {
+  const occupants = await cgroups.occupants(cgroupPath);
+  if (occupants.length > 0) throw new CgroupInUseError(cgroupPath, occupants);
+}
+
 export class CgroupInUseError extends RuntimeError {
   readonly code = 'CGROUP_IN_USE' as const;
   constructor(

@@ -21,6 +21,7 @@ import { assertCanHappen } from './state/status.js';
 import { requireRoot } from './privileges.js';
 import { loadBundle, specHasNamespace, type Spec } from './oci/index.js';
 import { readEffectiveSpec, writeEffectiveBundle } from './effective-bundle.js';
+import { containerCgroupPath, requireUnoccupied } from './cgroups.js';
 import { readCheckpoint, CheckpointNotFoundError } from './checkpoint-metadata.js';
 import { defaultImagePath } from './checkpoint.js';
 import { restoreMountMap } from './external-mounts.js';
@@ -104,6 +105,7 @@ async function prepareRestore(context: RuntimeContext, request: RestoreRequest):
   if (existing) {
     if (request.bundle) {
       const bundle = await loadBundle(request.bundle);
+      await requireUnoccupied(context.cgroups, containerCgroupPath(bundle.spec.linux?.cgroupsPath, id, context.config.cgroupParent));
       const effective = await writeEffectiveBundle(store.paths(id).effectiveBundle, bundle, id, logger, context.config.cgroupParent);
       await store.withLock(id, async () => {
         const record = await store.load(id);
@@ -118,6 +120,7 @@ async function prepareRestore(context: RuntimeContext, request: RestoreRequest):
   const paths = await store.reserve(id);
   try {
     const effective = await writeEffectiveBundle(paths.effectiveBundle, bundle, id, logger, context.config.cgroupParent);
+    await requireUnoccupied(context.cgroups, effective.cgroupPath);
     await store.create(
       newRecord(
         {

@@ -21,7 +21,7 @@ import type { Supervisor } from './monitor/supervisor.js';
 import type { RunJob } from './monitor/protocol.js';
 import { mountStorage, planStorage, unmountStorage, type StorageSpec } from './storage.js';
 import { checkPublished, type PublishedPort } from './ports.js';
-import { CgroupInUseError } from './cgroups.js';
+import { requireUnoccupied } from './cgroups.js';
 
 export interface RunOptions {
   readonly id: string;
@@ -70,9 +70,7 @@ async function prepareRun(context: RuntimeContext, options: RunOptions): Promise
   try {
     if (planned) mounted = await mountStorage(context, planned);
     const effective = await writeEffectiveBundle(paths.effectiveBundle, bundle, id, context.logger, context.config.cgroupParent);
-    // Everything in the cgroup is killed with the container: it must hold nothing else.
-    const occupants = await context.cgroups.occupants(effective.cgroupPath);
-    if (occupants.length > 0) throw new CgroupInUseError(effective.cgroupPath, occupants);
+    await requireUnoccupied(context.cgroups, effective.cgroupPath);
     await context.store.create(
       newRecord(
         {

@@ -179,6 +179,19 @@ test('restore under a new id records a container from the checkpoint, and remove
   t.true(existsSync(path.join(store.paths('web2').effectiveBundle, 'config.json')));
 });
 
+test('restore under a new id into a cgroup that already holds a process is refused, as run refuses it, and records nothing', async (t) => {
+  const rt = await fakeRuntime(t);
+  await checkpointed(rt);
+  const imagePath = defaultImagePath(rt.context, 'web1');
+  const other = rt.fakes.processes.spawn({ comm: 'unrelated', cgroup: '/runtime/web2/inner' });
+  const error = await t.throwsAsync(restoreDetached(rt.context, { id: 'web2', imagePath }));
+  t.is((error as { code?: string }).code, 'CGROUP_IN_USE');
+  t.true(rt.fakes.processes.alive(other.pid));
+  t.deepEqual(rt.fakes.monitors.launched, []);
+  t.false(await rt.context.store.exists('web2'));
+  t.false(existsSync(rt.context.store.paths('web2').dir));
+});
+
 test('restoring a running container: IllegalTransitionError, and CRIU is never asked', async (t) => {
   const rt = await fakeRuntime(t);
   await runningContainer(rt);
