@@ -99,9 +99,7 @@ export function defaultCgroupPath(id: string, parent = '/runtime'): string {
 export function containerCgroupPath(cgroupsPath: string | undefined, id: string, parent = '/runtime'): string {
   if (!cgroupsPath) return defaultCgroupPath(id, parent);
   // As runc: cleaned first, so that ".." stops at the root (of the hierarchy, or of the parent).
-  const cleaned = path.posix.normalize(`/${cgroupsPath}`);
-  const clean = (cgroupsPath.startsWith('/') ? cleaned : path.posix.join(parent, cleaned)).replace(/(.)\/+$/, '$1');
-  if (clean === '/') throw new InvalidCgroupPathError(cgroupsPath, 'is the root of the cgroup hierarchies, where every process of the host is');
+  const clean = cleanCgroupPath(cgroupsPath.startsWith('/') ? cgroupsPath : path.posix.join(parent, path.posix.normalize(`/${cgroupsPath}`)), cgroupsPath);
   if (clean === parent || parent.startsWith(`${clean}/`)) {
     throw new InvalidCgroupPathError(cgroupsPath, `is the runtime's cgroupParent (${parent}) or above it, where the other containers are`);
   }
@@ -113,8 +111,13 @@ export function containerCgroupPath(cgroupsPath: string | undefined, id: string,
  * before the checks, or edited): every process of the host would be the container's.
  */
 export function requireContainerCgroup(cgroupPath: string): string {
+  return cleanCgroupPath(cgroupPath, cgroupPath);
+}
+
+/** cgroupPath made absolute and normalized, without a trailing "/"; the root refused, named as `given`. */
+function cleanCgroupPath(cgroupPath: string, given: string): string {
   const clean = path.posix.normalize(`/${cgroupPath}`).replace(/(.)\/+$/, '$1');
-  if (clean === '/') throw new InvalidCgroupPathError(cgroupPath, 'is the root of the cgroup hierarchies, where every process of the host is');
+  if (clean === '/') throw new InvalidCgroupPathError(given, 'is the root of the cgroup hierarchies, where every process of the host is');
   return clean;
 }
 
@@ -310,11 +313,11 @@ export class LinuxCgroupService implements CgroupService {
   }
 
   async enter(cgroupPath: string, pid: number): Promise<CgroupRoot[]> {
-    requireContainerCgroup(cgroupPath);
+    const clean = requireContainerCgroup(cgroupPath);
     const hierarchies = await this.hierarchies();
-    await createCgroup(hierarchies, cgroupPath);
-    await attachToCgroup(hierarchies, cgroupPath, pid);
-    return criuCgroupRoots(hierarchies, cgroupPath);
+    await createCgroup(hierarchies, clean);
+    await attachToCgroup(hierarchies, clean, pid);
+    return criuCgroupRoots(hierarchies, clean);
   }
 
   async setFrozen(cgroupPath: string, frozen: boolean): Promise<void> {

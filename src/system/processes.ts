@@ -95,7 +95,7 @@ export interface LazyMapping {
 /**
  * The mappings of /proc/<pid>/smaps registered with userfaultfd for missing pages ("um" among
  * VmFlags, as CRIU's lazy restore leaves private memory) whose Rss and Swap fall short of Size:
- * candidates only, as Rss does not count the zero page a fault on a hole maps (pagemapMissing does).
+ * candidates only, as Rss does not count the zero page a fault on a hole maps (pagemapMissingBytes does).
  */
 export function parseLazyMappings(smaps: string): LazyMapping[] {
   const found: LazyMapping[] = [];

@@ -5,11 +5,12 @@
  *   snapshot.json   when, which layers (top first), and sizes
  * A reset only reads them, so the thousandth reset starts from the same bytes as the first.
  */
-import { readdir, readFile, rm, stat, writeFile, rename, mkdir } from 'node:fs/promises';
+import { readdir, readFile, rm, stat, rename, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { s } from '../../system/schema.js';
 import { RuntimeError, UsageError } from '../errors.js';
 import { checkJson } from '../json.js';
+import { writePrivateFile } from '../checkpoint-metadata.js';
 
 export interface SnapshotInfo {
   readonly formatVersion: 1;
@@ -154,7 +155,7 @@ export class SnapshotStore {
   }
 
   async commit(id: string, building: SnapshotPaths, info: SnapshotInfo): Promise<void> {
-    await writeFile(building.info, `${JSON.stringify(info, null, 2)}\n`, { mode: 0o600, flag: 'wx' });
+    await writePrivateFile(building.info, `${JSON.stringify(info, null, 2)}\n`);
     await rename(building.dir, this.paths(id, info.name).dir);
   }
 
