@@ -3,7 +3,7 @@
  * a new id, or on another host): the container's description, the external mounts CRIU named,
  * and the init's stdio (descriptors.json, in runc's format) for inherit_fd.
  */
-import { access, readFile, rm, writeFile } from 'node:fs/promises';
+import { access, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { RuntimeError } from './errors.js';
 import type { ExternalMount } from './external-mounts.js';
@@ -67,6 +67,13 @@ export async function writeCheckpointMetadata(
   await writePrivateFile(path.join(imagePath, SPEC_FILE), specText);
 }
 
+/** Replaces the metadata at once (written aside, then renamed over it). */
+export async function replaceCheckpointMetadata(imagePath: string, metadata: CheckpointMetadata): Promise<void> {
+  const file = path.join(imagePath, METADATA_FILE);
+  await writePrivateFile(`${file}.new`, `${JSON.stringify(metadata, null, 2)}\n`);
+  await rename(`${file}.new`, file);
+}
+
 /**
  * Writes a file only its owner (root) reads: the metadata holds the container's environment and
  * paths, as the images hold its memory. Whatever stood at that name (an older file, a symlink
@@ -117,7 +124,22 @@ const metadataSchema = s.object({
   criuVersion: s.string(),
   leftRunning: s.boolean(),
   externalMounts: s.array(
-    s.object({ kind: s.enum(['bind', 'cgroup', 'masked', 'masked-directory', 'device']), mountPoint: s.string(), name: s.string() }),
+    s
+      .object({
+        kind: s.enum(['bind', 'cgroup', 'masked', 'masked-directory', 'device', 'tmpfs']),
+        mountPoint: s.string(),
+        name: s.string(),
+        tmpfs: s
+          .object({
+            source: s.string(),
+            options: s.string(),
+            flags: s.number().int().nonnegative(),
+            // A directory beside the images, by the name the dump gave it: never a path elsewhere.
+            content: s.string().regex(/^tmpfs-content-\d+$/),
+          })
+          .optional(),
+      })
+      .refine((mount) => (mount.kind === 'tmpfs') === (mount.tmpfs !== undefined), 'a tmpfs mount, and only one, describes its tmpfs'),
   ),
   annotations: s.record(s.string()),
 });

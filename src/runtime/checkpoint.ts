@@ -21,14 +21,16 @@ import { requireRoot } from './privileges.js';
 import { assertCanHappen } from './state/status.js';
 import type { ContainerRecord, RunningRecord } from './state/record.js';
 import { readEffectiveSpec } from './effective-bundle.js';
-import { dumpMountMap, externalMountsForDump } from './external-mounts.js';
-import { writeCheckpointMetadata } from './checkpoint-metadata.js';
+import { replaceCheckpointMetadata, writeCheckpointMetadata, type CheckpointMetadata } from './checkpoint-metadata.js';
+import { copiedTmpfsMounts, dumpMountMap, externalMountsForDump } from './external-mounts.js';
+import { prepareTmpfsExternal } from '../criu/tmpfs-images.js';
 import { removeDefaultNetworkImages } from '../criu/network-images.js';
 import { describeError, RuntimeError, UsageError } from './errors.js';
 import { memoryBytes, refuseAutoDedup, validateSnapshotName, type SnapshotInfo, type SnapshotPaths } from './snapshots/store.js';
 import { currentLayers } from './snapshots/rootfs.js';
 import { specHasNamespace, type Spec } from './oci/index.js';
-import { restrictImageFiles, shareWithContainerRoot } from './userns.js';
+import type { Logger } from './logger.js';
+import { containerRoot, restrictImageFiles, shareWithContainerRoot } from './userns.js';
 import { fillInLazyMemory } from './lazy-memory.js';
 import { dumpOpts, type CheckpointOptions } from '../criu/options.js';
 import { formatVersion } from '../criu/version.js';
@@ -141,26 +143,21 @@ export async function checkpoint(context: RuntimeContext, request: CheckpointReq
     const freezeCgroup = await cgroups.freezer(record.cgroupPath);
     const external = await externalNamespaces(spec, context, pid);
 
-    if (!target.preDump) {
-      await writeCheckpointMetadata(
-        target.writePath,
-        {
-          formatVersion: 1,
-          id,
-          created: new Date().toISOString(),
-          bundle: record.bundle,
-          rootfs: record.rootfs,
-          cgroupPath: record.cgroupPath,
-          ociRuntime: record.ociRuntime,
-          criuVersion: formatVersion(criuVersion),
-          leftRunning,
-          externalMounts,
-          annotations: record.annotations,
-        },
-        await processes.fdTargets(pid, 3),
-        specText,
-      );
-    }
+    const metadata: CheckpointMetadata = {
+      formatVersion: 1,
+      id,
+      created: new Date().toISOString(),
+      bundle: record.bundle,
+      rootfs: record.rootfs,
+      cgroupPath: record.cgroupPath,
+      ociRuntime: record.ociRuntime,
+      criuVersion: formatVersion(criuVersion),
+      leftRunning,
+      externalMounts,
+      annotations: record.annotations,
+    };
+    // Written before anything stops: a checkpoint that cannot be described fails while it can.
+    if (!target.preDump) await writeCheckpointMetadata(target.writePath, metadata, await processes.fdTargets(pid, 3), specText);
 
     logger.info(`checkpointing ${id}`, {
       pid,
@@ -190,6 +187,8 @@ export async function checkpoint(context: RuntimeContext, request: CheckpointReq
     } catch (error) {
       throw await target.abandon(error);
     }
+    // Every restore and reset of these images then fills its tmpfs mounts without tar.
+    if (!target.preDump) await copyTmpfsOutOfImages(target.writePath, spec, metadata, logger);
     // In a directory of root's alone already; a failure here must not fail a dump that is done.
     await restrictImageFiles(target.writePath, spec).catch((error: unknown) =>
       logger.warn("could not make the images root's alone", { id, imagePath: target.writePath, error: describeError(error) }),
@@ -206,6 +205,33 @@ export async function checkpoint(context: RuntimeContext, request: CheckpointReq
     if (!target.preDump) await recordCheckpoint(context, record, { imagePath: target.finalPath, leftRunning, snapshot });
     return { imagePath: target.finalPath, leftRunning, durationMs: Date.now() - started, ...(snapshot ? { snapshot } : {}) };
   });
+}
+
+/**
+ * Takes the container's tmpfs mounts out of CRIU's images (criu/tmpfs-images.ts): the images
+ * and the metadata change together or not at all, and a failure only costs the speed (restores
+ * unpack the archives with tar, as CRIU does). Not for a user namespace joined by path: a
+ * restore must map the owners its archives were made with, from the spec's mappings.
+ */
+async function copyTmpfsOutOfImages(imagePath: string, spec: Spec, metadata: CheckpointMetadata, logger: Logger): Promise<void> {
+  if (specHasNamespace(spec, 'user') && !containerRoot(spec)) return;
+  try {
+    const prepared = await prepareTmpfsExternal(imagePath);
+    if (prepared.copied.length === 0) return;
+    try {
+      await replaceCheckpointMetadata(imagePath, { ...metadata, externalMounts: [...metadata.externalMounts, ...copiedTmpfsMounts(prepared.copied)] });
+    } catch (error) {
+      await prepared.discard();
+      throw error;
+    }
+    // Extra keys are harmless to CRIU should this fail: the metadata may name mounts it keeps.
+    await prepared.commit();
+  } catch (error) {
+    logger.warn("could not take the container's tmpfs mounts out of CRIU's images (restores unpack them with tar)", {
+      id: metadata.id,
+      error: describeError(error),
+    });
+  }
 }
 
 /** The record after a dump: its last checkpoint, and checkpointed unless the tree was left running. */

@@ -6,7 +6,9 @@
  * (runc PR #2902), masked files are named "/dev/null", devices map to themselves. Unlike runc,
  * a masked directory (runc's empty read-only tmpfs) is external too, restored as a bind of an
  * empty read-only tmpfs of the host's (rootfs/masked-directory.ts), where CRIU would run tar and
- * gzip to restore each.
+ * gzip to restore each. The container's other tmpfs mounts (/dev, /dev/shm, /sys/fs/cgroup) are
+ * made external after the dump (criu/tmpfs-images.ts) and restored as new tmpfs mounts filled by
+ * the runtime (rootfs/tmpfs-copy.ts).
  */
 import { readdir, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -16,8 +18,9 @@ import type { MountInfo } from '../rootfs/mountinfo.js';
 import type { CgroupHierarchy } from './cgroups.js';
 import { RuntimeError } from './errors.js';
 import { isBindMount, resolveInRoot } from '../rootfs/in-root.js';
+import type { CopiedTmpfs } from '../criu/tmpfs-images.js';
 
-export type ExternalMountKind = 'bind' | 'cgroup' | 'masked' | 'masked-directory' | 'device';
+export type ExternalMountKind = 'bind' | 'cgroup' | 'masked' | 'masked-directory' | 'device' | 'tmpfs';
 
 /** The name every masked directory is recorded under. */
 export const MASKED_DIRECTORY_NAME = 'masked-directory';
@@ -29,6 +32,26 @@ export interface ExternalMount {
   readonly mountPoint: string;
   /** The name CRIU records for it (the value on dump, the key on restore). */
   readonly name: string;
+  /** A tmpfs the runtime fills on restore: how to mount it, and its files beside the images. */
+  readonly tmpfs?: RecordedTmpfs;
+}
+
+export interface RecordedTmpfs {
+  readonly source: string;
+  readonly options: string;
+  readonly flags: number;
+  /** The directory of its files, relative to the images. */
+  readonly content: string;
+}
+
+/** The external mounts a dump's tmpfs became (criu/tmpfs-images.ts), to record beside the others. */
+export function copiedTmpfsMounts(copied: readonly CopiedTmpfs[]): ExternalMount[] {
+  return copied.map(({ key, mountPoint, source, options, flags, content }) => ({
+    kind: 'tmpfs',
+    mountPoint,
+    name: key,
+    tmpfs: { source, options, flags, content },
+  }));
 }
 
 export class MissingMountMappingError extends RuntimeError {
@@ -105,6 +128,8 @@ export interface RestoreMountContext {
   readonly cgroupPath: string;
   /** The host's empty read-only tmpfs for masked directories, made ready when a checkpoint has one. */
   readonly maskedDirectory: () => Promise<string>;
+  /** A new tmpfs filled as recorded, for this restore alone; returns where it is mounted. */
+  readonly copiedTmpfs: (tmpfs: RecordedTmpfs) => Promise<string>;
 }
 
 /** The host path for each recorded name; a bind mount the bundle no longer has is an error. */
@@ -136,6 +161,10 @@ export async function restoreMountMap(recorded: readonly ExternalMount[], contex
       }
       case 'masked-directory':
         map.set(mount.name, await context.maskedDirectory());
+        break;
+      case 'tmpfs':
+        // The metadata's schema requires the description (checkpoint-metadata.ts).
+        if (mount.tmpfs) map.set(mount.name, await context.copiedTmpfs(mount.tmpfs));
         break;
       case 'masked':
       case 'device':

@@ -28,15 +28,17 @@ import { restoreMountMap } from './external-mounts.js';
 import { mountStorage, planStorage, unmountStorage } from './storage.js';
 import { ContainerNotFoundError, InitEndedError, UsageError, describeError } from './errors.js';
 import { checkPublished, type PublishedPort } from './ports.js';
-import { requireLazyPagesAllowed, shareWithContainerRoot } from './userns.js';
+import { hostIds, requireLazyPagesAllowed, shareWithContainerRoot } from './userns.js';
 import { runInForeground, type ForegroundContainer, type ForegroundStdio } from './monitor/foreground.js';
 import type { Supervisor } from './monitor/supervisor.js';
 import type { RestoreJob } from './monitor/protocol.js';
 import { restoreOpts, type RestoreCriuOptions } from '../criu/options.js';
 import { requireFeaturesFor, type LazyPages } from '../criu/service.js';
-import type { InheritFd } from '../criu/rpc/messages.js';
+import type { ExtMountMap, InheritFd } from '../criu/rpc/messages.js';
 import { ensureMountpoints } from '../rootfs/mountpoints.js';
 import { prepareMaskedDirectorySource } from '../rootfs/masked-directory.js';
+import { mountCopiedTmpfs, tmpfsStagingDirectory } from '../rootfs/tmpfs-copy.js';
+import { TMPFS_TREE } from '../criu/tmpfs-images.js';
 import { fillInArguments } from './lazy-memory.js';
 
 export interface RestoreRequest extends RestoreCriuOptions {
@@ -220,7 +222,7 @@ export interface TreeRestore {
  * its cgroup, lazy pages served when asked. Returns the init's pid.
  */
 export async function restoreTree(context: RuntimeContext, supervisor: Supervisor, request: TreeRestore): Promise<number> {
-  const { criu, mounts, cgroups, logger, processes } = context;
+  const { mounts, cgroups, logger, processes } = context;
   const { record, spec } = request;
   const { metadata, descriptors } = await readCheckpoint(request.imagePath);
   // A tree with a user namespace is restored from inside it, where its tasks open their images
@@ -229,15 +231,50 @@ export async function restoreTree(context: RuntimeContext, supervisor: Superviso
   await shareWithContainerRoot(request.imagePath, spec);
   const created = await ensureMountpoints(spec.mounts ?? [], request.rootfs, record.bundle);
   if (created.length > 0) logger.debug('recreated mountpoints in the rootfs', { id: record.id, created });
-  const extMounts = await restoreMountMap(metadata.externalMounts, {
-    spec,
-    bundle: record.bundle,
-    bundleConfig: `${context.store.paths(record.id).effectiveBundle}/config.json`,
-    rootfs: request.rootfs,
-    hierarchies: await cgroups.hierarchies(),
-    cgroupPath: request.cgroupPath,
-    maskedDirectory: () => prepareMaskedDirectorySource(mounts),
-  });
+  // The container's tmpfs mounts, filled for this restore; CRIU binds them into the container,
+  // after which the host lets go of them (the container's binds keep them).
+  let tmpfsDir: string | undefined;
+  const tmpfsMounts: string[] = [];
+  try {
+    const extMounts = await restoreMountMap(metadata.externalMounts, {
+      spec,
+      bundle: record.bundle,
+      bundleConfig: `${context.store.paths(record.id).effectiveBundle}/config.json`,
+      rootfs: request.rootfs,
+      hierarchies: await cgroups.hierarchies(),
+      cgroupPath: request.cgroupPath,
+      maskedDirectory: () => prepareMaskedDirectorySource(mounts),
+      copiedTmpfs: async (tmpfs) => {
+        tmpfsDir ??= await tmpfsStagingDirectory(record.id);
+        const target = path.join(tmpfsDir, String(tmpfsMounts.length));
+        // Unmounted again by mountCopiedTmpfs itself if it fails.
+        await mountCopiedTmpfs(mounts, { ...tmpfs, content: path.join(request.imagePath, tmpfs.content, TMPFS_TREE) }, target, hostIds(spec));
+        tmpfsMounts.push(target);
+        return target;
+      },
+    });
+    return await restoreTreeWith(context, supervisor, request, descriptors, extMounts);
+  } finally {
+    for (const target of tmpfsMounts) {
+      await mounts
+        .unmount(target, { detach: true })
+        .catch((error: unknown) => logger.warn('could not unmount a restored tmpfs', { path: target, error: describeError(error) }));
+    }
+    // rmdir, never a recursive removal: a tmpfs still mounted there is the container's own.
+    for (const target of tmpfsMounts) await rmdir(target).catch(() => undefined);
+    if (tmpfsDir) await rmdir(tmpfsDir).catch(() => undefined);
+  }
+}
+
+async function restoreTreeWith(
+  context: RuntimeContext,
+  supervisor: Supervisor,
+  request: TreeRestore,
+  descriptors: readonly string[],
+  extMounts: ExtMountMap[],
+): Promise<number> {
+  const { criu, mounts, cgroups, logger, processes } = context;
+  const { record, spec } = request;
   // runc's convention: every stdio fd that was a pipe is reconnected to the new pipe at that fd.
   const inheritFds: InheritFd[] = descriptors.map((target, fd) => ({ key: target, fd })).filter((entry) => entry.fd < 3 && entry.key.startsWith('pipe:'));
 

@@ -27,6 +27,19 @@ export function containerRoot(spec: Spec): { readonly uid: number; readonly gid:
   return uid === undefined || gid === undefined ? undefined : { uid, gid };
 }
 
+/**
+ * The host id of a container's uid or gid, through the spec's mappings when it creates a user
+ * namespace (an id no range maps becomes the overflow id, 65534, as the kernel shows it).
+ */
+export function hostIds(spec: Spec): (kind: 'uid' | 'gid', id: number) => number {
+  if (!containerRoot(spec)) return (_kind, id) => id;
+  return (kind, id) => {
+    const mappings = (kind === 'uid' ? spec.linux?.uidMappings : spec.linux?.gidMappings) ?? [];
+    const range = mappings.find((m) => id >= m.containerID && id < m.containerID + m.size);
+    return range ? range.hostID + (id - range.containerID) : 65534;
+  };
+}
+
 function hostIdOfRoot(mappings: readonly IdMapping[] | undefined): number | undefined {
   const range = mappings?.find((m) => m.containerID === 0 && m.size > 0);
   return range?.hostID;

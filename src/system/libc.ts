@@ -2,8 +2,8 @@
  * The few libc calls Node does not offer, through koffi (a prebuilt FFI; no compiler at install).
  * Node cannot make a SOCK_SEQPACKET socketpair (criu swrk needs one), raw pipes to hand to a
  * child at a chosen fd, a waitpid for a child it did not spawn (a restored init under
- * rst_sibling, or an orphan reparented to a subreaper), mount(2), flock(2), or
- * process_vm_readv(2).
+ * rst_sibling, or an orphan reparented to a subreaper), mount(2), mknod(2) of a device, flock(2),
+ * or process_vm_readv(2).
  *
  * Every wrapper throws SystemCallError with the errno; none is called at import time, and koffi
  * itself loads on the first call (it takes ~25 ms; `runtime state` makes none).
@@ -26,6 +26,7 @@ interface LibcFunctions {
   flock(fd: number, operation: number): number;
   mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): number;
   umount2(target: string, flags: number): number;
+  mknod(path: string, mode: number, dev: bigint): number;
   setns(fd: number, nstype: number): number;
   socket(domain: number, type: number, protocol: number): number;
   process_vm_readv(pid: number, local: IoVec[], localCount: number, remote: IoVec[], remoteCount: number, flags: number): number;
@@ -52,6 +53,7 @@ function libc(): LibcFunctions {
       'int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)',
     ) as LibcFunctions['mount'],
     umount2: lib.func('int umount2(const char *target, int flags)') as LibcFunctions['umount2'],
+    mknod: lib.func('int mknod(const char *path, unsigned int mode, uint64_t dev)') as LibcFunctions['mknod'],
     setns: lib.func('int setns(int fd, int nstype)') as LibcFunctions['setns'],
     socket: lib.func('int socket(int domain, int type, int protocol)') as LibcFunctions['socket'],
     process_vm_readv: lib.func(
@@ -141,6 +143,10 @@ export const MS_REC = 0x4000;
 export const MS_PRIVATE = 0x40000;
 export const MS_SLAVE = 0x80000;
 export const MNT_DETACH = 0x2;
+export const MS_NOATIME = 0x400;
+export const MS_NODIRATIME = 0x800;
+export const MS_RELATIME = 0x200000;
+export const MS_STRICTATIME = 0x1000000;
 
 export function mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): void {
   check(libc().mount(source, target, fstype, flags, data), 'mount', `${source ?? 'none'} on ${target}${fstype ? ` type ${fstype}` : ''}`);
@@ -148,6 +154,11 @@ export function mount(source: string | null, target: string, fstype: string | nu
 
 export function umount(target: string, flags = 0): void {
   check(libc().umount2(target, flags), 'umount2', target);
+}
+
+/** mknod(2); `dev` as stat reports it (st_rdev), for a character or block device. */
+export function mknod(path: string, mode: number, dev: bigint): void {
+  check(libc().mknod(path, mode, dev), 'mknod', path);
 }
 
 const CLONE_NEWNET = 0x40000000;

@@ -7,6 +7,7 @@ import { existsSync, statSync, statfsSync } from 'node:fs';
 import { lstat, readFile, readdir, mkdir, writeFile } from 'node:fs/promises';
 import { execa } from 'execa';
 import { KERNDAT_CACHE_DIR } from '../../src/criu/kerndat-cache.js';
+import { TMPFS_STAGING } from '../../src/rootfs/tmpfs-copy.js';
 import path from 'node:path';
 import { childrenOf, counterAbove, e2e, isAlive, parentOf, readCounter, sandbox, waitFor } from './helpers.js';
 
@@ -68,6 +69,8 @@ serial('library: repeated checkpoint/restore cycles of one container keep counti
   const bundle = await box.bundle('cycles');
   await box.runtime.run({ id: 'c1', bundle });
   let last = await counterAbove(bundle, 1);
+  // The mounts as runc made them, to compare the restored container's with.
+  const runcMounts = wholeTmpfsMounts(await readFile(`/proc/${(await box.runtime.state('c1')).pid!}/mountinfo`, 'utf8'));
   let result!: Awaited<ReturnType<typeof box.runtime.checkpoint>>;
   for (let cycle = 0; cycle < 4; cycle++) {
     result = await box.runtime.checkpoint({ id: 'c1' });
@@ -118,10 +121,35 @@ serial('library: repeated checkpoint/restore cycles of one container keep counti
   );
   t.true(maskedDirectories.length > 0, 'the container has masked directories');
   const mountinfo = await readFile(`/proc/${pid}/mountinfo`, 'utf8');
-  const tmpfsArchives = names.filter((name) => /^tmpfs-dev-\d+\.tar\.gz\.img$/.test(name)).length;
-  // A tmpfs mounted whole (root "/"); the masked files are binds of /dev/null, shown as its tmpfs.
-  const tmpfsMounts = mountinfo.split('\n').filter((line) => line.split(' ')[3] === '/' && / - tmpfs /.test(line)).length;
-  t.is(tmpfsArchives, tmpfsMounts - maskedDirectories.length, 'an archive for each tmpfs but the masked directories');
+  // The other tmpfs mounts (/dev, /dev/shm, /sys/fs/cgroup) were taken out of CRIU's images: no
+  // archive for tar to unpack; their files beside the images, filled into a new tmpfs by the
+  // runtime at each restore, mounted as runc mounted them (flags and superblock options).
+  t.deepEqual(
+    names.filter((name) => /^tmpfs-dev-\d+\.tar\.gz\.img$/.test(name)),
+    [],
+    'no tmpfs archive',
+  );
+  const metadata = JSON.parse(await readFile(path.join(result.imagePath, 'runtime-checkpoint.json'), 'utf8')) as {
+    externalMounts: { kind: string; mountPoint: string }[];
+  };
+  const copied = metadata.externalMounts.filter((mount) => mount.kind === 'tmpfs').map((mount) => mount.mountPoint);
+  t.deepEqual(copied.sort(), ['/dev', '/dev/shm', '/sys/fs/cgroup']);
+  const unmasked = (mounts: string[]) => mounts.filter((mount) => !maskedDirectories.includes(mount.split(' ')[0]!));
+  const restoredMounts = unmasked(wholeTmpfsMounts(mountinfo));
+  t.deepEqual(restoredMounts, unmasked(runcMounts));
+  t.true(restoredMounts.includes('/dev rw,nosuid tmpfs tmpfs rw,size=65536k,mode=755'), restoredMounts.join('\n'));
+  const devices = await execa('nsenter', [
+    '-t',
+    String(pid),
+    '-m',
+    '-p',
+    'sh',
+    '-c',
+    'head -c 4 /dev/zero > /dev/null && ls -l /dev/null /dev/urandom && readlink /dev/fd && touch /dev/shm/x',
+  ]);
+  t.regex(devices.stdout, /^crw-rw-rw- +1 root +root +1, +3 .*\/dev\/null\ncrw-rw-rw- +1 root +root +1, +9 .*\/dev\/urandom\n\/proc\/self\/fd$/);
+  // The host let go of the copies once CRIU had them: nothing of the restore is left mounted there.
+  t.false((await readFile('/proc/self/mountinfo', 'utf8')).includes(TMPFS_STAGING), 'no tmpfs left on the host');
   for (const masked of maskedDirectories) {
     const entries = await readdir(path.join(`/proc/${pid}/root`, masked));
     t.deepEqual(entries, [], `${masked} is empty`);
@@ -130,6 +158,16 @@ serial('library: repeated checkpoint/restore cycles of one container keep counti
     t.not(write.exitCode, 0, `${masked} cannot be written to`);
   }
 });
+
+/** The container's tmpfs mounts mounted whole: mount point, mount options, source and superblock options. */
+function wholeTmpfsMounts(mountinfo: string): string[] {
+  return mountinfo
+    .split('\n')
+    .map((line) => line.split(' '))
+    .filter((fields) => fields[3] === '/' && fields[fields.indexOf('-') + 1] === 'tmpfs')
+    .map((fields) => `${fields[4]} ${fields[5]} ${fields.slice(fields.indexOf('-') + 1).join(' ')}`)
+    .sort();
+}
 
 serial("checkpoints and snapshots are root's alone: images, logs and metadata (they hold the container's memory and environment)", async (t) => {
   const box = await sandbox(t);
@@ -143,8 +181,8 @@ serial("checkpoints and snapshots are root's alone: images, logs and metadata (t
     let files = 0;
     for (const entry of await readdir(dir, { withFileTypes: true })) {
       const file = path.join(dir, entry.name);
-      // A snapshot's rootfs layer keeps the container's own files and modes, below a directory of root's alone.
-      if (entry.name === 'rootfs' && path.basename(path.dirname(dir)) === 'snapshots') {
+      // A snapshot's rootfs layer and a tmpfs's files keep the container's own files and modes, below a directory of root's alone.
+      if ((entry.name === 'rootfs' && path.basename(path.dirname(dir)) === 'snapshots') || entry.name === 'tree') {
         if (((await lstat(dir)).mode & 0o077) !== 0) exposed.push(`${path.relative(box.checkpointRoot, dir)} (above a rootfs layer)`);
         continue;
       }

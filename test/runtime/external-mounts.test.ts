@@ -2,7 +2,14 @@ import test from 'ava';
 import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { cgroupHierarchies } from '../../src/runtime/cgroups.js';
-import { MissingMountMappingError, dumpMountMap, externalMountsForDump, restoreMountMap, type ExternalMount } from '../../src/runtime/external-mounts.js';
+import {
+  MissingMountMappingError,
+  dumpMountMap,
+  externalMountsForDump,
+  restoreMountMap,
+  type ExternalMount,
+  type RecordedTmpfs,
+} from '../../src/runtime/external-mounts.js';
 import { isBindMount, resolveInRoot } from '../../src/rootfs/in-root.js';
 import { parseSpec, type Spec } from '../../src/runtime/oci/index.js';
 import { parseMountInfo } from '../../src/rootfs/mountinfo.js';
@@ -220,8 +227,14 @@ async function restoreContext(t: T, hostMountInfo: string) {
     hierarchies: cgroupHierarchies(parseMountInfo(readCoreFixture(hostMountInfo))),
     cgroupPath: '/runtime/web2',
     maskedDirectory: async () => '/run/runtime-masked',
+    copiedTmpfs: async (tmpfs: RecordedTmpfs) => {
+      filled.push(tmpfs);
+      return `/staging/${filled.length - 1}`;
+    },
   };
 }
+
+const filled: RecordedTmpfs[] = [];
 
 test('restoreMountMap: binds to their sources, cgroups to the new cgroup, masked files and directories, devices', async (t) => {
   const context = await restoreContext(t, 'mountinfo-host-v1.txt');
@@ -241,6 +254,25 @@ test('restoreMountMap: binds to their sources, cgroups to the new cgroup, masked
     { key: '/dev/urandom', val: '/dev/urandom' },
     { key: '/dev/tty', val: '/dev/tty' },
   ]);
+});
+
+test.serial('restoreMountMap: a copied tmpfs is mounted and filled for the restore, each under its key', async (t) => {
+  filled.length = 0;
+  const context = await restoreContext(t, 'mountinfo-host-v1.txt');
+  const dev = { source: 'tmpfs', options: 'size=65536k,mode=755', flags: 0x1000002, content: 'tmpfs-content-42' };
+  const shm = { source: 'shm', options: 'size=65536k', flags: 0x20000e, content: 'tmpfs-content-44' };
+  const map = await restoreMountMap(
+    [
+      { kind: 'tmpfs', mountPoint: '/dev', name: 'runtime-tmpfs:42', tmpfs: dev },
+      { kind: 'tmpfs', mountPoint: '/dev/shm', name: 'runtime-tmpfs:44', tmpfs: shm },
+    ],
+    context,
+  );
+  t.deepEqual(map, [
+    { key: 'runtime-tmpfs:42', val: '/staging/0' },
+    { key: 'runtime-tmpfs:44', val: '/staging/1' },
+  ]);
+  t.deepEqual(filled, [dev, shm]);
 });
 
 test('restoreMountMap: a cgroup hierarchy the host lacks is left out', async (t) => {
