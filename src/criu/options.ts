@@ -165,14 +165,18 @@ export interface RestoreContext {
 
 /**
  * criu_opts for RESTORE. rst_sibling makes the restored init a child of the process that started
- * `criu swrk`, i.e. of the runtime (runc and crun do the same).
+ * `criu swrk`, i.e. of the runtime (runc and crun do the same). Unlike runc, no notifications:
+ * runc runs its prestart hooks and reads the pid at them, the runtime has nothing to do there
+ * (the pid comes in the answer), and each is a round trip to the runtime's process while the
+ * restore waits (seven per restore, about 1 ms each on a quiet machine, more when the monitor
+ * is busy with another instance).
  */
 export function restoreOpts(options: RestoreCriuOptions, context: RestoreContext): DirectorylessOpts {
   const opts: DirectorylessOpts = {
     root: context.root,
     log_level: 4,
     log_file: 'restore.log',
-    notify_scripts: true,
+    notify_scripts: false,
     rst_sibling: true,
     evasive_devices: true,
     manage_cgroups: true,
