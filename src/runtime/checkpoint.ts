@@ -24,7 +24,7 @@ import { readEffectiveSpec } from './effective-bundle.js';
 import { replaceCheckpointMetadata, writeCheckpointMetadata, type CheckpointMetadata } from './checkpoint-metadata.js';
 import { copiedTmpfsMounts, dumpMountMap, externalMountsForDump } from './external-mounts.js';
 import { prepareTmpfsExternal } from '../criu/tmpfs-images.js';
-import { removeDefaultNetworkImages } from '../criu/network-images.js';
+import { dropRestoreLock, removeDefaultNetworkImages } from '../criu/network-images.js';
 import { describeError, RuntimeError, UsageError } from './errors.js';
 import { memoryBytes, refuseAutoDedup, validateSnapshotName, type SnapshotInfo, type SnapshotPaths } from './snapshots/store.js';
 import { currentLayers } from './snapshots/rootfs.js';
@@ -189,17 +189,22 @@ export async function checkpoint(context: RuntimeContext, request: CheckpointReq
     }
     // Every restore and reset of these images then fills its tmpfs mounts without tar.
     if (!target.preDump) await copyTmpfsOutOfImages(target.writePath, spec, metadata, logger);
-    // In a directory of root's alone already; a failure here must not fail a dump that is done.
-    await restrictImageFiles(target.writePath, spec).catch((error: unknown) =>
-      logger.warn("could not make the images root's alone", { id, imagePath: target.writePath, error: describeError(error) }),
-    );
-    // Every restore and reset of these images then runs no `ip` for what the kernel does itself.
+    // Every restore and reset of these images then runs no `ip` for what the kernel does itself,
+    // and no nftables for a lock a namespace with lo alone does not need.
     if (!target.preDump) {
       await removeDefaultNetworkImages(target.writePath).then(
         (removed) => logger.debug('removed network images that restate the kernel defaults', { id, removed }),
         (error: unknown) => logger.warn('could not check the network images (they are kept whole)', { id, error: describeError(error) }),
       );
+      await dropRestoreLock(target.writePath).then(
+        (dropped) => logger.debug(dropped ? "restores skip the dump's network lock (lo alone)" : "restores keep the dump's network lock", { id }),
+        (error: unknown) => logger.warn("could not check the dump's network lock (restores keep it)", { id, error: describeError(error) }),
+      );
     }
+    // In a directory of root's alone already; a failure here must not fail a dump that is done.
+    await restrictImageFiles(target.writePath, spec).catch((error: unknown) =>
+      logger.warn("could not make the images root's alone", { id, imagePath: target.writePath, error: describeError(error) }),
+    );
 
     const snapshot = await target.commit(leftRunning);
     if (!target.preDump) await recordCheckpoint(context, record, { imagePath: target.finalPath, leftRunning, snapshot });

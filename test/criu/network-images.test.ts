@@ -4,9 +4,17 @@
  * checkpointed by CRIU 4.2.1 on this machine's kernel (6.18).
  */
 import test from 'ava';
-import { readFile, writeFile, readdir } from 'node:fs/promises';
+import { chmod, readFile, writeFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { removeDefaultNetworkImages, isDefaultAddressDump, isDefaultRuleDump, isEmptyRouteDump } from '../../src/criu/network-images.js';
+import {
+  dropRestoreLock,
+  dumpLockRuleset,
+  removeDefaultNetworkImages,
+  isDefaultAddressDump,
+  isDefaultRuleDump,
+  isEmptyRouteDump,
+} from '../../src/criu/network-images.js';
+import { decodeImage, encodeImage, type ImageEntry } from '../../src/criu/images/index.js';
 import { tempDir } from '../runtime/fixtures.js';
 
 const hex = (text: string) => Buffer.from(text, 'hex');
@@ -102,4 +110,59 @@ test('removeDefaultNetworkImages removes the default images of each dumped names
   t.deepEqual(await readFile(path.join(dir, 'route-99.img')), noRoutes);
   // Idempotent.
   t.deepEqual(await removeDefaultNetworkImages(dir), []);
+});
+
+const runId = 'fae37590-c764-4d94-bc17-ea9e32f3d278';
+/** The ruleset image of a real dump here (CRIU 4.2.1, nftables 1.0.6): CRIU's lock table alone. */
+const lockRuleset =
+  'table inet CRIU-fae37590-c764-4d94-bc {\n\tchain output {\n\t\ttype filter hook output priority filter; policy drop;\n\t\tmeta mark 0x0000c114 accept\n\t}\n\n' +
+  '\tchain input {\n\t\ttype filter hook input priority filter; policy drop;\n\t\tmeta mark 0x0000c114 accept\n\t}\n}\n';
+const lo = { type: 'LOOPBACK', ifindex: 1, mtu: 65536, flags: 65609, name: 'lo' };
+
+async function lockedDump(
+  t: Parameters<typeof tempDir>[0],
+  options: { devices?: object[]; method?: number; ruleset?: string; namespaces?: string[] } = {},
+): Promise<string> {
+  const dir = await tempDir(t);
+  for (const id of options.namespaces ?? ['10']) await writeFile(path.join(dir, `netns-${id}.img`), 'netns');
+  await writeFile(path.join(dir, 'netdev-10.img'), encodeImage({ magic: 'NETDEV', entries: (options.devices ?? [lo]) as ImageEntry[] }));
+  const inventory = { img_version: 2, network_lock_method: options.method ?? 1, dump_criu_run_id: runId };
+  await writeFile(path.join(dir, 'inventory.img'), encodeImage({ magic: 'INVENTORY', entries: [inventory as ImageEntry] }));
+  await chmod(path.join(dir, 'inventory.img'), 0o640);
+  await writeFile(path.join(dir, 'nftables-10.img'), options.ruleset ?? lockRuleset);
+  return dir;
+}
+
+test("dumpLockRuleset: the ruleset of CRIU's lock table, named after the dump's run id cut to CRIU's 32 bytes", (t) => {
+  t.is(dumpLockRuleset(runId), lockRuleset);
+});
+
+test("dropRestoreLock: a namespace with lo alone and CRIU's lock alone loses the ruleset image, and the inventory says no lock", async (t) => {
+  const dir = await lockedDump(t);
+  t.true(await dropRestoreLock(dir));
+  t.deepEqual((await readdir(dir)).sort(), ['inventory.img', 'netdev-10.img', 'netns-10.img']);
+  const inventory = await decodeImage(path.join(dir, 'inventory.img'));
+  t.deepEqual(inventory.entries, [{ img_version: 2, network_lock_method: 2, dump_criu_run_id: runId }]);
+  t.is((await stat(path.join(dir, 'inventory.img'))).mode & 0o777, 0o640, 'the inventory keeps its mode');
+  // Once done, nothing more to do.
+  t.false(await dropRestoreLock(dir));
+});
+
+test('dropRestoreLock: another device, another rule, another lock method or a second namespace keeps the lock', async (t) => {
+  const veth = { ...lo, type: 'VETH', ifindex: 2, name: 'eth0' };
+  const withRule = lockRuleset.replace('meta mark 0x0000c114 accept\n\t}\n}', 'meta mark 0x0000c114 accept\n\t\ttcp dport 22 drop\n\t}\n}');
+  const cases = [
+    { devices: [lo, veth] },
+    { ruleset: withRule },
+    { ruleset: `${lockRuleset}table inet filter {\n}\n` },
+    { ruleset: lockRuleset.replace('CRIU-fae37590', 'CRIU-00000000') },
+    { method: 0 },
+    { namespaces: ['10', '12'] },
+  ];
+  for (const options of cases) {
+    const dir = await lockedDump(t, options);
+    t.false(await dropRestoreLock(dir), JSON.stringify(options));
+    t.true((await readdir(dir)).includes('nftables-10.img'));
+    t.is(((await decodeImage(path.join(dir, 'inventory.img'))).entries[0] as { network_lock_method: number }).network_lock_method, options.method ?? 1);
+  }
 });

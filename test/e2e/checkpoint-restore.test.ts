@@ -88,12 +88,19 @@ serial('library: repeated checkpoint/restore cycles of one container keep counti
   // it with that RUNDIR): later CRIUs skip the probe.
   t.is(statfsSync(KERNDAT_CACHE_DIR).type, 0x01021994, `${KERNDAT_CACHE_DIR} is a tmpfs`);
   t.true(existsSync(path.join(KERNDAT_CACHE_DIR, 'criu.kdat')), 'criu.kdat is there');
-  // The images record the network lock the dump used: nftables, where this CRIU has it (the
-  // inventory holds CRIU's own numbering, 0 iptables, 1 nftables, 2 skip; not the RPC's).
+  // The dump locked the network with nftables, where this CRIU has it; the namespace has lo
+  // alone, so the lock table was taken out of the images and the inventory says none was taken
+  // (CRIU's own numbering: 0 iptables, 1 nftables, 2 skip), and no restore runs nftables.
   const inventory = await box.cli(['image', 'decode', '-i', path.join(result.imagePath, 'inventory.img')]);
   t.is(inventory.exitCode, 0, inventory.stderr);
   const entries = (JSON.parse(inventory.stdout) as { entries: { network_lock_method?: number }[] }).entries;
-  t.is(entries[0]?.network_lock_method, 1, 'the dump locked the network with nftables');
+  t.is(entries[0]?.network_lock_method, 2, 'restores take no lock');
+  t.false(
+    (await readdir(result.imagePath)).some((name) => name.startsWith('nftables-')),
+    'no ruleset image',
+  );
+  t.regex(await readFile(path.join(result.imagePath, 'dump.log'), 'utf8'), /net: Lock network/);
+  t.regex(await readFile(path.join(result.imagePath, 'restore.log'), 'utf8'), /Skipping nft restore, no image/);
   // The container's network namespace has lo alone: the images of its addresses, routes, rules
   // and (empty) firewall restated the kernel's defaults and were removed (no `ip` or
   // `iptables-restore` runs on restore)...
