@@ -27,6 +27,19 @@ interface LibcFunctions {
   mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): number;
   umount2(target: string, flags: number): number;
   mknod(path: string, mode: number, dev: bigint): number;
+  posix_spawn(pid: number[], path: string, actions: Buffer, attributes: Buffer, argv: (string | null)[], envp: (string | null)[]): number;
+  posix_spawn_file_actions_init(actions: Buffer): number;
+  posix_spawn_file_actions_destroy(actions: Buffer): number;
+  posix_spawn_file_actions_adddup2(actions: Buffer, fd: number, newfd: number): number;
+  posix_spawn_file_actions_addclosefrom_np(actions: Buffer, from: number): number;
+  posix_spawn_file_actions_addchdir_np(actions: Buffer, path: string): number;
+  posix_spawnattr_init(attributes: Buffer): number;
+  posix_spawnattr_destroy(attributes: Buffer): number;
+  posix_spawnattr_setflags(attributes: Buffer, flags: number): number;
+  posix_spawnattr_setsigdefault(attributes: Buffer, set: Buffer): number;
+  posix_spawnattr_setsigmask(attributes: Buffer, set: Buffer): number;
+  sigfillset(set: Buffer): number;
+  sigemptyset(set: Buffer): number;
   setns(fd: number, nstype: number): number;
   socket(domain: number, type: number, protocol: number): number;
   process_vm_readv(pid: number, local: IoVec[], localCount: number, remote: IoVec[], remoteCount: number, flags: number): number;
@@ -54,6 +67,31 @@ function libc(): LibcFunctions {
     ) as LibcFunctions['mount'],
     umount2: lib.func('int umount2(const char *target, int flags)') as LibcFunctions['umount2'],
     mknod: lib.func('int mknod(const char *path, unsigned int mode, uint64_t dev)') as LibcFunctions['mknod'],
+    posix_spawn: lib.func(
+      'int posix_spawn(_Out_ int *pid, const char *path, void *actions, void *attributes, const char **argv, const char **envp)',
+    ) as LibcFunctions['posix_spawn'],
+    posix_spawn_file_actions_init: lib.func('int posix_spawn_file_actions_init(void *actions)') as LibcFunctions['posix_spawn_file_actions_init'],
+    posix_spawn_file_actions_destroy: lib.func('int posix_spawn_file_actions_destroy(void *actions)') as LibcFunctions['posix_spawn_file_actions_destroy'],
+    posix_spawn_file_actions_adddup2: lib.func(
+      'int posix_spawn_file_actions_adddup2(void *actions, int fd, int newfd)',
+    ) as LibcFunctions['posix_spawn_file_actions_adddup2'],
+    posix_spawn_file_actions_addclosefrom_np: lib.func(
+      'int posix_spawn_file_actions_addclosefrom_np(void *actions, int from)',
+    ) as LibcFunctions['posix_spawn_file_actions_addclosefrom_np'],
+    posix_spawn_file_actions_addchdir_np: lib.func(
+      'int posix_spawn_file_actions_addchdir_np(void *actions, const char *path)',
+    ) as LibcFunctions['posix_spawn_file_actions_addchdir_np'],
+    posix_spawnattr_init: lib.func('int posix_spawnattr_init(void *attributes)') as LibcFunctions['posix_spawnattr_init'],
+    posix_spawnattr_destroy: lib.func('int posix_spawnattr_destroy(void *attributes)') as LibcFunctions['posix_spawnattr_destroy'],
+    posix_spawnattr_setflags: lib.func('int posix_spawnattr_setflags(void *attributes, short flags)') as LibcFunctions['posix_spawnattr_setflags'],
+    posix_spawnattr_setsigdefault: lib.func(
+      'int posix_spawnattr_setsigdefault(void *attributes, const void *set)',
+    ) as LibcFunctions['posix_spawnattr_setsigdefault'],
+    posix_spawnattr_setsigmask: lib.func(
+      'int posix_spawnattr_setsigmask(void *attributes, const void *set)',
+    ) as LibcFunctions['posix_spawnattr_setsigmask'],
+    sigfillset: lib.func('int sigfillset(void *set)') as LibcFunctions['sigfillset'],
+    sigemptyset: lib.func('int sigemptyset(void *set)') as LibcFunctions['sigemptyset'],
     setns: lib.func('int setns(int fd, int nstype)') as LibcFunctions['setns'],
     socket: lib.func('int socket(int domain, int type, int protocol)') as LibcFunctions['socket'],
     process_vm_readv: lib.func(
@@ -154,6 +192,55 @@ export function mount(source: string | null, target: string, fstype: string | nu
 
 export function umount(target: string, flags = 0): void {
   check(libc().umount2(target, flags), 'umount2', target);
+}
+
+const POSIX_SPAWN_SETSIGDEF = 0x04;
+const POSIX_SPAWN_SETSIGMASK = 0x08;
+/** glibc's posix_spawn_file_actions_t is 80 bytes, posix_spawnattr_t 336, sigset_t 128: room to spare. */
+const SPAWN_STRUCT_BYTES = 512;
+
+/** posix_spawn's own result: 0, or an errno (it does not set errno). */
+function spawnCheck(result: number, call: string, detail: string): void {
+  if (result !== 0) throw new SystemCallError(call, result, detail);
+}
+
+/**
+ * posix_spawn(3) of path with argv and envp: the child's fd i is a dup of sources[i], every fd
+ * above them is closed, every signal is reset to its default and none is blocked. Returns the pid.
+ */
+export function posixSpawn(path: string, argv: readonly string[], envp: readonly string[], sources: readonly number[], cwd?: string): number {
+  const c = libc();
+  const actions = Buffer.alloc(SPAWN_STRUCT_BYTES);
+  const attributes = Buffer.alloc(SPAWN_STRUCT_BYTES);
+  const all = Buffer.alloc(SPAWN_STRUCT_BYTES);
+  const none = Buffer.alloc(SPAWN_STRUCT_BYTES);
+  spawnCheck(c.posix_spawn_file_actions_init(actions), 'posix_spawn_file_actions_init', path);
+  try {
+    spawnCheck(c.posix_spawnattr_init(attributes), 'posix_spawnattr_init', path);
+    try {
+      // Each source is first moved above every number in play, so no dup2 overwrites a source
+      // another target still needs; dup2 also clears close-on-exec on the target.
+      const high = Math.max(sources.length, ...sources) + 1;
+      sources.forEach((fd, index) => spawnCheck(c.posix_spawn_file_actions_adddup2(actions, fd, high + index), 'posix_spawn_file_actions_adddup2', path));
+      sources.forEach((_fd, index) =>
+        spawnCheck(c.posix_spawn_file_actions_adddup2(actions, high + index, index), 'posix_spawn_file_actions_adddup2', path),
+      );
+      spawnCheck(c.posix_spawn_file_actions_addclosefrom_np(actions, sources.length), 'posix_spawn_file_actions_addclosefrom_np', path);
+      if (cwd !== undefined) spawnCheck(c.posix_spawn_file_actions_addchdir_np(actions, cwd), 'posix_spawn_file_actions_addchdir_np', cwd);
+      c.sigfillset(all);
+      c.sigemptyset(none);
+      spawnCheck(c.posix_spawnattr_setsigdefault(attributes, all), 'posix_spawnattr_setsigdefault', path);
+      spawnCheck(c.posix_spawnattr_setsigmask(attributes, none), 'posix_spawnattr_setsigmask', path);
+      spawnCheck(c.posix_spawnattr_setflags(attributes, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK), 'posix_spawnattr_setflags', path);
+      const pid = [0];
+      spawnCheck(c.posix_spawn(pid, path, actions, attributes, [...argv, null], [...envp, null]), 'posix_spawn', path);
+      return pid[0]!;
+    } finally {
+      c.posix_spawnattr_destroy(attributes);
+    }
+  } finally {
+    c.posix_spawn_file_actions_destroy(actions);
+  }
 }
 
 /** mknod(2); `dev` as stat reports it (st_rdev), for a character or block device. */

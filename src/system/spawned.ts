@@ -24,3 +24,13 @@ export function trackChild<T extends Pick<ChildProcess, 'pid' | 'once'>>(child: 
 export function isTrackedChild(pid: number): boolean {
   return tracked.has(pid);
 }
+
+/** Registers a child started without Node (direct-spawn.ts), which reaps it itself. */
+export function trackPid(pid: number): void {
+  tracked.add(pid);
+}
+
+/** The child registered with trackPid has been reaped. */
+export function untrackPid(pid: number): void {
+  tracked.delete(pid);
+}

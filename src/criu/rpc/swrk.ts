@@ -3,13 +3,12 @@
  * no length prefix (as runc and libcriu speak it). Notifications arriving during a request are
  * handed to a callback and acknowledged before CRIU goes on.
  */
-import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
-import { read, write, close } from 'node:fs';
+import { closeSync, read, write, close } from 'node:fs';
 import { promisify } from 'node:util';
 import { seqpacketPair } from '../../system/libc.js';
 import { rpcCodec, type RpcCodec } from './proto.js';
 import { ReqType, reqTypeNames, type CriuNotify, type CriuReq, type CriuResp } from './messages.js';
-import { trackChild } from '../../system/spawned.js';
+import { spawnDirect, type DirectChild, type Exit } from '../../system/direct-spawn.js';
 
 const readAsync = promisify(read);
 const writeAsync = promisify(write);
@@ -47,43 +46,47 @@ export class SwrkConnectionClosedError extends Error {
 
 export class SwrkSession {
   private socketFd: number;
-  private readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   private stderrText = '';
 
   private constructor(
-    private readonly child: ChildProcess,
+    private readonly child: DirectChild,
     socketFd: number,
     private readonly codec: RpcCodec,
   ) {
     this.socketFd = socketFd;
-    this.exited = new Promise((resolve) => {
-      child.once('exit', (code, signal) => resolve({ code, signal }));
-    });
-    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
-      this.stderrText = (this.stderrText + chunk).slice(-8192);
-    });
-    child.stdout?.resume();
+    child.pipes
+      .get(2)
+      ?.setEncoding('utf8')
+      .on('data', (chunk: string) => {
+        this.stderrText = (this.stderrText + chunk).slice(-8192);
+      });
+    child.pipes.get(1)?.resume();
   }
 
-  /** Starts `criu swrk 3` with one end of a fresh socketpair as its fd 3. */
+  private get exited(): Promise<Exit> {
+    return this.child.exited;
+  }
+
+  /**
+   * Starts `criu swrk 3` with one end of a fresh socketpair as its fd 3, through posix_spawn
+   * (system/direct-spawn.ts: a fork of the runtime's process costs milliseconds per restore).
+   */
   static start(options: SwrkStartOptions): Promise<SwrkSession> {
     const codec = rpcCodec();
     const [ours, theirs] = seqpacketPair();
-    const stdio: StdioOptions = [...(options.stdio ?? ['ignore', 'ignore', 'pipe']), theirs, ...(options.extraFds ?? [])];
-    return new Promise((resolve, reject) => {
-      const child = trackChild(spawn(options.binary, ['swrk', '3'], { stdio, cwd: options.cwd }));
-      const closeTheirs = () => close(theirs, () => undefined);
-      child.once('error', (error) => {
-        closeTheirs();
-        close(ours, () => undefined);
-        reject(error);
+    try {
+      const child = spawnDirect(options.binary, ['swrk', '3'], {
+        fds: [...(options.stdio ?? ['ignore', 'ignore', 'pipe']), theirs, ...(options.extraFds ?? [])],
+        ...(options.cwd ? { cwd: options.cwd } : {}),
       });
-      child.once('spawn', () => {
-        // Our copy of CRIU's end must go, or a dead CRIU would never read as EOF.
-        closeTheirs();
-        resolve(new SwrkSession(child, ours, codec));
-      });
-    });
+      return Promise.resolve(new SwrkSession(child, ours, codec));
+    } catch (error) {
+      closeSync(ours);
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    } finally {
+      // Our copy of CRIU's end must go, or a dead CRIU would never read as EOF.
+      closeSync(theirs);
+    }
   }
 
   get pid(): number {
@@ -117,7 +120,7 @@ export class SwrkSession {
   }
 
   /** Closes the socket (CRIU exits on EOF) and waits for CRIU to end. */
-  async close(): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  async close(): Promise<Exit> {
     if (this.socketFd >= 0) {
       const fd = this.socketFd;
       this.socketFd = -1;
