@@ -1,9 +1,11 @@
 import test from 'ava';
 import { spawn } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Reaper } from '../../src/system/reaper.js';
 import { trackChild } from '../../src/system/spawned.js';
+import { spawnDirect } from '../../src/system/direct-spawn.js';
 
 /** Whether pid is this process's child and has exited, not yet reaped (a zombie). */
 async function zombie(pid: number): Promise<boolean> {
@@ -26,3 +28,35 @@ test("reapStrays leaves Node's own children to Node: their 'exit' still comes", 
   t.is(code, 0, 'Node reaped it and reported its exit');
   t.false(await zombie(child.pid!));
 });
+
+test('children: every child of this process, as a scan of /proc finds them, however it was started', async (t) => {
+  const reaper = new Reaper();
+  const viaNode = trackChild(spawn('sleep', ['5']));
+  const direct = spawnDirect('/bin/sleep', ['5'], { fds: ['ignore', 'ignore', 'ignore'] });
+  t.teardown(() => {
+    viaNode.kill('SIGKILL');
+    direct.kill('SIGKILL');
+  });
+  await once(viaNode, 'spawn');
+  const scanned = new Set(
+    readdirSync('/proc')
+      .filter((entry) => /^\d+$/.test(entry))
+      .filter((entry) => {
+        const stat = readFileSafe(`/proc/${entry}/stat`);
+        return stat !== undefined && Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === process.pid;
+      })
+      .map(Number),
+  );
+  const listed = reaper.children();
+  t.true(listed.has(viaNode.pid!));
+  t.true(listed.has(direct.pid));
+  t.deepEqual([...listed].sort(), [...scanned].sort());
+});
+
+function readFileSafe(file: string): string | undefined {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
