@@ -14,7 +14,20 @@
  * bind arrives with are locked and can only be added to, the atime flags not changed at all, so
  * they must be the container's own from the start.
  */
-import { chmod, chown, copyFile, lchown, link, lstat, lutimes, mkdir, mkdtemp, readdir, readlink, symlink } from 'node:fs/promises';
+import {
+  chmodSync,
+  chownSync,
+  copyFileSync,
+  lchownSync,
+  linkSync,
+  lstatSync,
+  lutimesSync,
+  mkdirSync,
+  readdirSync,
+  readlinkSync,
+  symlinkSync,
+} from 'node:fs';
+import { chmod, mkdir, mkdtemp } from 'node:fs/promises';
 import path from 'node:path';
 import { MS_NOATIME, MS_NODEV, MS_NODIRATIME, MS_NOEXEC, MS_NOSUID, MS_RELATIME, MS_STRICTATIME, mknod } from '../system/libc.js';
 import type { MountService } from './mount-service.js';
@@ -57,63 +70,56 @@ export async function mountCopiedTmpfs(mounts: MountService, tmpfs: CopiedTmpfsM
   await mkdir(target, { recursive: true, mode: 0o755 });
   await mounts.mount(tmpfs.source, target, 'tmpfs', tmpfs.flags & KEPT_FLAGS, tmpfs.options);
   try {
-    await copyTree(tmpfs.content, target, hostId);
+    copyTree(tmpfs.content, target, hostId);
   } catch (error) {
     await mounts.unmount(target, { detach: true }).catch(() => undefined);
     throw error;
   }
 }
 
-/** Copies the tree at `from` into the existing directory `to` (its root's owner, mode and times too). */
-export async function copyTree(from: string, to: string, hostId: HostId = sameIds): Promise<void> {
-  const linked = new Map<string, string>();
-  const finishDirectory = await copyEntry(from, to, hostId, linked, true);
-  await finishDirectory?.();
+/**
+ * Copies the tree at `from` into the existing directory `to` (its root's owner, mode and times
+ * too). Synchronous: a restore waits on it, and these trees are a few dozen small entries, each a
+ * call of microseconds (as async calls, each a trip through the thread pool).
+ */
+export function copyTree(from: string, to: string, hostId: HostId = sameIds): void {
+  copyEntry(from, to, hostId, new Map<string, string>(), true);
 }
 
-type Finish = () => Promise<void>;
-
-async function copyEntry(from: string, to: string, hostId: HostId, linked: Map<string, string>, isRoot = false): Promise<Finish | undefined> {
-  const info = await lstat(from, { bigint: true });
+function copyEntry(from: string, to: string, hostId: HostId, linked: Map<string, string>, isRoot = false): void {
+  const info = lstatSync(from, { bigint: true });
   const uid = hostId('uid', Number(info.uid));
   const gid = hostId('gid', Number(info.gid));
   const mode = Number(info.mode & 0o7777n);
-  const times = async () => lutimes(to, new Date(Number(info.atimeNs / 1_000_000n)), new Date(Number(info.mtimeNs / 1_000_000n)));
+  const times = () => lutimesSync(to, new Date(Number(info.atimeNs / 1_000_000n)), new Date(Number(info.mtimeNs / 1_000_000n)));
   if (info.isDirectory()) {
-    if (!isRoot) await mkdir(to, { mode: 0o700 });
-    const finishes: Finish[] = [];
-    for (const name of await readdir(from)) {
-      const finish = await copyEntry(path.join(from, name), path.join(to, name), hostId, linked);
-      if (finish) finishes.push(finish);
-    }
+    if (!isRoot) mkdirSync(to, { mode: 0o700 });
+    for (const name of readdirSync(from)) copyEntry(path.join(from, name), path.join(to, name), hostId, linked);
     // A directory's mode and times last: entries created in it would change its times, and a
     // read-only mode would stop them being created.
-    return async () => {
-      for (const finish of finishes) await finish();
-      await chown(to, uid, gid);
-      await chmod(to, mode);
-      await times();
-    };
+    chownSync(to, uid, gid);
+    chmodSync(to, mode);
+    times();
+    return;
   }
-  if (info.isSocket()) return undefined;
+  if (info.isSocket()) return;
   const identity = `${info.dev}:${info.ino}`;
   const first = info.nlink > 1n ? linked.get(identity) : undefined;
   if (first !== undefined) {
-    await link(first, to);
-    return undefined;
+    linkSync(first, to);
+    return;
   }
   if (info.isSymbolicLink()) {
-    await symlink(await readlink(from), to);
-    await lchown(to, uid, gid);
-    await times();
-    return undefined;
+    symlinkSync(readlinkSync(from), to);
+    lchownSync(to, uid, gid);
+    times();
+    return;
   }
-  if (info.isFile()) await copyFile(from, to);
+  if (info.isFile()) copyFileSync(from, to);
   else if (info.isCharacterDevice() || info.isBlockDevice() || info.isFIFO()) mknod(to, Number(info.mode), info.rdev);
-  else return undefined;
+  else return;
   if (info.nlink > 1n) linked.set(identity, to);
-  await chown(to, uid, gid);
-  await chmod(to, mode);
-  await times();
-  return undefined;
+  chownSync(to, uid, gid);
+  chmodSync(to, mode);
+  times();
 }

@@ -36,7 +36,7 @@ test('copyTree: directories, files, hard links, symlinks and fifos with their mo
   const to = path.join(path.dirname(from), 'to');
   await mkdir(to);
 
-  await copyTree(from, to);
+  copyTree(from, to);
 
   t.deepEqual((await readdir(to)).sort(), ['fifo', 'file', 'sub']);
   t.is((await stat(to)).mode & 0o7777, 0o1777);
@@ -62,7 +62,7 @@ test('copyTree: owners go through the id translation (a user namespace’s archi
   const asked: string[] = [];
   const uid = process.getuid!();
   const gid = process.getgid!();
-  await copyTree(from, to, (kind, id) => {
+  copyTree(from, to, (kind, id) => {
     asked.push(`${kind} ${id}`);
     return kind === 'uid' ? uid : gid;
   });
