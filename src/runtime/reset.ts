@@ -290,6 +290,7 @@ export class Resetter {
     const snapshot = await snapshots.read(spec.sourceId, spec.name);
     const key = instanceKey(spec);
     const ready = await this.takeStandby(spec.standbys > 0 ? key : undefined);
+    const standbyAt = Date.now();
     const old = this.current;
     // The old instance is held still (SIGSTOP) while the new one is made ready, so it cannot write
     // on (to shared volumes) meanwhile, and it runs on if the new one cannot be had: a failed
@@ -316,11 +317,15 @@ export class Resetter {
     }
     // When the reset returns, the old instance is gone: its processes killed and reaped (its
     // published port already points at the new one). Its mounts and directories go afterwards.
+    const switchedAt = Date.now();
     if (old) {
       await this.stop(old);
       void this.retire(old);
     }
     logger.info(`reset ${this.id} to ${spec.name}`, { pid: next.pid, ms: Date.now() - started, standby: next === ready });
+    // Where the time went: waiting for a standby still being restored (or the restore itself),
+    // switching to it, and the old instance's end.
+    logger.debug('reset phases', { id: this.id, standbyMs: standbyAt - started, switchMs: switchedAt - standbyAt, stopMs: Date.now() - switchedAt });
 
     // The standbys are topped up at once, in the background, once the answer is on its way: a
     // test suite's next reset comes after a short test, and waits for whatever is left of one.
@@ -400,6 +405,8 @@ export class Resetter {
     const cgroupPath = `${record.cgroupBase ?? record.cgroupPath}/${number}`;
     const supervisor = new Supervisor({ id: this.id, store, reaper: this.context.reaper, foreground: false });
     let lazyPages: LazyPages | undefined;
+    const started = Date.now();
+    let restoreStarted = started;
     try {
       const { spec: ociSpec } = await readEffectiveSpec(this.paths.effectiveBundle);
       await mountLayers(mounts, layers);
@@ -412,6 +419,7 @@ export class Resetter {
       // Read-only: the kernel guarantees a reset never changes the snapshot's images.
       await mounts.bindReadOnly(snapshotImages, images);
       await mkdir(workPath, { recursive: true, mode: 0o700 });
+      restoreStarted = Date.now();
       const pid = await supervisor.startInit((s) =>
         restoreTree(this.context, s, {
           record,
@@ -425,7 +433,15 @@ export class Resetter {
           onLazyPages: (daemon) => (lazyPages = daemon),
         }),
       );
-      return await this.track({ number, pid, supervisor, cgroupPath, layers, dir, key: instanceKey(spec), ...(lazyPages ? { lazyPages } : {}) });
+      const instance = await this.track({ number, pid, supervisor, cgroupPath, layers, dir, key: instanceKey(spec), ...(lazyPages ? { lazyPages } : {}) });
+      this.context.logger.debug('instance restored', {
+        id: this.id,
+        number,
+        standby: leaveStopped,
+        prepareMs: restoreStarted - started,
+        restoreMs: Date.now() - restoreStarted,
+      });
+      return instance;
     } catch (error) {
       await supervisor.close();
       // The instance's directory goes, and CRIU's log with it: the log is kept beside the state.
