@@ -2,7 +2,7 @@
  * /proc/<pid>/mountinfo, parsed (proc(5)). Used to tell whether a path is a mount point, to find
  * the cgroup v1 hierarchies, and to see the mounts of a container's mount namespace.
  */
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { MountError } from './errors.js';
 
 export interface MountInfo {
@@ -49,5 +49,6 @@ export function parseMountInfo(text: string): MountInfo[] {
 }
 
 export async function readMountInfo(pid: number | 'self' = 'self'): Promise<MountInfo[]> {
-  return parseMountInfo(await readFile(`/proc/${pid}/mountinfo`, 'utf8'));
+  // Synchronously: a few kilobytes of the kernel's, read on every restore and reset.
+  return parseMountInfo(readFileSync(`/proc/${pid}/mountinfo`, 'utf8'));
 }

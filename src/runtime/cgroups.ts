@@ -9,7 +9,7 @@
  * refused. The service checks each path it is given the same way, whatever recorded it.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { readdir, readFile, rmdir, writeFile } from 'node:fs/promises';
+import { readdir, rmdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { MountInfo } from '../rootfs/mountinfo.js';
@@ -212,7 +212,7 @@ export async function removeCgroup(hierarchies: readonly CgroupHierarchy[], cgro
 export async function cgroupPids(hierarchies: readonly CgroupHierarchy[], cgroupPath: string): Promise<number[]> {
   for (const hierarchy of hierarchies) {
     try {
-      const text = await readFile(path.join(cgroupDirectory(hierarchy, cgroupPath), 'cgroup.procs'), 'utf8');
+      const text = readFileSync(path.join(cgroupDirectory(hierarchy, cgroupPath), 'cgroup.procs'), 'utf8');
       return text
         .split('\n')
         .filter((l) => l !== '')
@@ -236,7 +236,7 @@ export async function setFrozen(hierarchies: readonly CgroupHierarchy[], cgroupP
   try {
     await writeFile(file, wanted);
     for (let attempt = 0; attempt < 500; attempt++) {
-      if ((await readFile(file, 'utf8')).trim() === wanted) return;
+      if (readFileSync(file, 'utf8').trim() === wanted) return;
       await sleep(2);
     }
   } catch (error) {

@@ -3,7 +3,8 @@
  * a new id, or on another host): the container's description, the external mounts CRIU named,
  * and the init's stdio (descriptors.json, in runc's format) for inherit_fd.
  */
-import { access, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { access, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { RuntimeError } from './errors.js';
 import type { ExternalMount } from './external-mounts.js';
@@ -153,7 +154,7 @@ function validated<T>(schema: Validator<T>, value: unknown, file: string): T {
 async function readJson(file: string): Promise<unknown> {
   let text: string;
   try {
-    text = await readFile(file, 'utf8');
+    text = readFileSync(file, 'utf8');
   } catch (cause) {
     throw new CorruptCheckpointError(file, 'it is missing (was this checkpoint written by runtime?)', { cause });
   }

@@ -3,7 +3,8 @@
  * config.json with root.path made absolute, a clean cgroup path (cgroups.ts), and stdio as pipes (the runtime gives
  * every container pipes held by its monitor: a tty could not be checkpointed the same way).
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { containerCgroupPath } from './cgroups.js';
 import type { Logger } from './logger.js';
@@ -31,8 +32,20 @@ export async function writeEffectiveBundle(dir: string, bundle: Bundle, id: stri
   return { dir, spec, cgroupPath };
 }
 
+/** The last spec parsed from each effective bundle, reused while the file's text is the same. */
+const parsed = new Map<string, { readonly text: string; readonly spec: Spec }>();
+
+/**
+ * The effective bundle's spec. A monitor reads it at every reset and every standby; the text is
+ * read each time (synchronously: a few kilobytes) and only parsed and checked again when it
+ * changed. The spec returned is shared: callers do not change it.
+ */
 export async function readEffectiveSpec(dir: string): Promise<{ spec: Spec; text: string }> {
   const file = path.join(dir, 'config.json');
-  const text = await readFile(file, 'utf8');
-  return { spec: parseSpec(text, file), text };
+  const text = readFileSync(file, 'utf8');
+  const cached = parsed.get(file);
+  if (cached !== undefined && cached.text === text) return { spec: cached.spec, text };
+  const spec = parseSpec(text, file);
+  parsed.set(file, { text, spec });
+  return { spec, text };
 }

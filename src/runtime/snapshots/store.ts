@@ -5,7 +5,8 @@
  *   snapshot.json   when, which layers (top first), and sizes
  * A reset only reads them, so the thousandth reset starts from the same bytes as the first.
  */
-import { readdir, readFile, rm, stat, rename, mkdir } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { readdir, rm, stat, rename, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { s } from '../../system/schema.js';
 import { RuntimeError, UsageError } from '../errors.js';
@@ -167,7 +168,7 @@ export class SnapshotStore {
     const file = this.paths(id, name).info;
     let text: string;
     try {
-      text = await readFile(file, 'utf8');
+      text = readFileSync(file, 'utf8');
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new SnapshotNotFoundError(id, name, await this.names(id));
       throw error;

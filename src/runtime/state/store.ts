@@ -3,6 +3,7 @@
  * (written atomically), a lock file (flock, so a crashed holder never leaves it taken), the
  * effective bundle given to the OCI runtime, and the container's log.
  */
+import { readFileSync } from 'node:fs';
 import { mkdir, open, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -111,7 +112,8 @@ export class ContainerStore {
     const file = this.paths(id).stateFile;
     let text: string;
     try {
-      text = await readFile(file, 'utf8');
+      // Synchronously: a small file on a tmpfs, read several times in every reset.
+      text = readFileSync(file, 'utf8');
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new ContainerNotFoundError(id, this.root);
       throw error;
