@@ -223,7 +223,7 @@ export function dumpLockRuleset(runId: string): string {
  * For such a dump (one network namespace, lo alone, a ruleset that is CRIU's lock and nothing
  * else), the ruleset image is removed and the inventory says no lock was taken, so the restore
  * neither locks nor unlocks. The image goes first: should the inventory then fail to change,
- * the restore only tries to delete a table that is not there. Returns whether it did.
+ * the restore at worst runs nftables for a lock that is not there. Returns whether it did.
  */
 export async function dropRestoreLock(dir: string): Promise<boolean> {
   const names = await readdir(dir);

@@ -16,9 +16,10 @@
  * external (runc binds /dev/null over masked files), its archive present. Anything else, and any
  * failure, leaves the images exactly as CRIU wrote them.
  */
-import { chmod, mkdir, readdir, rename, rm } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
+import { trackChild } from '../system/spawned.js';
 import { decodeImage, writeImage, type ImageEntry } from './images/index.js';
 
 export const TMPFS_KEY_PREFIX = 'runtime-tmpfs:';
@@ -93,66 +94,113 @@ export function convertibleTmpfs(entries: readonly MountEntry[], files: Readonly
 export type ArchiveExtractor = (archive: string, directory: string) => Promise<void>;
 
 export const extractWithTar: ArchiveExtractor = async (archive, directory) => {
-  await execa(
-    'tar',
-    [
-      '--extract',
-      '--gzip',
-      '--numeric-owner',
-      '--same-owner',
-      '--preserve-permissions',
-      '--no-unquote',
-      '--no-wildcards',
-      '--directory',
-      directory,
-      '--file',
-      archive,
-    ],
-    {
-      stdin: 'ignore',
-    },
+  // Minded as Node's own child: a stray sweep of the same process must not reap it.
+  await trackChild(
+    execa(
+      'tar',
+      [
+        '--extract',
+        '--gzip',
+        '--numeric-owner',
+        '--same-owner',
+        '--preserve-permissions',
+        '--no-unquote',
+        '--no-wildcards',
+        '--directory',
+        directory,
+        '--file',
+        archive,
+      ],
+      {
+        stdin: 'ignore',
+      },
+    ),
   );
 };
 
 /** Converted tmpfs mounts, written aside: commit() swaps them in, discard() leaves CRIU's images. */
 export interface PreparedTmpfs {
   readonly copied: readonly CopiedTmpfs[];
+  /** The tmpfs mounts left to CRIU's archives, each with why. */
+  readonly kept: readonly string[];
   /** Replaces the mountpoints images and removes the archives (the images use the directories). */
   commit(): Promise<void>;
   /** Removes what was written; the images stay as CRIU wrote them. */
   discard(): Promise<void>;
 }
 
+/** A tree the runtime copies on every restore: a few small files, as runc's mounts hold. */
+export const MAX_COPIED_BYTES = 16 * 2 ** 20;
+
 /**
- * Unpacks every convertible tmpfs of the images and writes their new mountpoints images aside
- * (see above). On a failure what was written is removed and the error thrown.
+ * Why a tree unpacked from an archive stays CRIU's to restore, if it does: a sparse file (the
+ * copy would write its holes out, and tmpfs lets a file's size pass the mount's size=), or more
+ * than MAX_COPIED_BYTES in all (copied by the runtime's own process at every restore, charged
+ * to its memory cgroup rather than the container's, as CRIU's tar in the container's cgroups was).
+ */
+export async function reasonToKeepArchive(tree: string): Promise<string | undefined> {
+  let total = 0;
+  const walk = async (directory: string): Promise<string | undefined> => {
+    for (const entry of await readdir(directory, { withFileTypes: true })) {
+      const file = path.join(directory, entry.name);
+      if (entry.isDirectory()) {
+        const reason = await walk(file);
+        if (reason) return reason;
+      } else if (entry.isFile()) {
+        const info = await lstat(file);
+        if (info.blocks * 512 < info.size) return `${path.relative(tree, file)} is sparse`;
+        total += info.size;
+        if (total > MAX_COPIED_BYTES) return `it holds more than ${MAX_COPIED_BYTES / 2 ** 20} MiB`;
+      }
+    }
+    return undefined;
+  };
+  return walk(tree);
+}
+
+/**
+ * Unpacks every convertible tmpfs of the images and writes the new mountpoints image aside (see
+ * above); a tree reasonToKeepArchive names is left to CRIU, with the reason in `kept`. Only for a
+ * dump of one mount namespace (a container's): the check that no other mount uses a filesystem
+ * is made within one image. On a failure what was written is removed and the error thrown.
  */
 export async function prepareTmpfsExternal(imageDir: string, extract: ArchiveExtractor = extractWithTar): Promise<PreparedTmpfs> {
   const files = new Set(await readdir(imageDir));
   const copied: CopiedTmpfs[] = [];
+  const kept: string[] = [];
   const rewritten: string[] = [];
   const unpacked = new Map<number, string>();
   const discard = async () => {
     for (const file of rewritten) await rm(path.join(imageDir, `${file}.tmpfs`), { force: true });
     for (const directory of unpacked.values()) await rm(directory, { recursive: true, force: true });
   };
+  const images = [...files].filter((name) => /^mountpoints-\d+\.img$/.test(name));
   try {
-    for (const file of [...files].filter((name) => /^mountpoints-\d+\.img$/.test(name)).sort()) {
-      const image = await decodeImage(path.join(imageDir, file));
-      const entries = image.entries as unknown as MountEntry[];
-      const chosen = new Map(convertibleTmpfs(entries, files).map((entry) => [entry, `${TMPFS_KEY_PREFIX}${entry.root_dev}`]));
-      if (chosen.size === 0) continue;
-      for (const [entry, key] of chosen) {
-        const content = tmpfsContent(entry.root_dev);
-        if (!unpacked.has(entry.root_dev)) {
-          const directory = path.join(imageDir, content);
-          await rm(directory, { recursive: true, force: true });
-          await mkdir(path.join(directory, TMPFS_TREE), { recursive: true, mode: 0o700 });
-          unpacked.set(entry.root_dev, directory);
-          await extract(path.join(imageDir, tmpfsArchive(entry.root_dev)), path.join(directory, TMPFS_TREE));
-        }
-        copied.push({ key, mountPoint: entry.mountpoint, source: entry.source, options: entry.options, flags: entry.flags, content });
+    const file = images.length === 1 ? images[0]! : undefined;
+    const image = file === undefined ? undefined : await decodeImage(path.join(imageDir, file));
+    const entries = (image?.entries ?? []) as unknown as MountEntry[];
+    const chosen = new Map<MountEntry, string>();
+    for (const entry of convertibleTmpfs(entries, files)) {
+      const content = tmpfsContent(entry.root_dev);
+      const directory = path.join(imageDir, content);
+      if (!unpacked.has(entry.root_dev)) {
+        await rm(directory, { recursive: true, force: true });
+        await mkdir(path.join(directory, TMPFS_TREE), { recursive: true, mode: 0o700 });
+        unpacked.set(entry.root_dev, directory);
+        await extract(path.join(imageDir, tmpfsArchive(entry.root_dev)), path.join(directory, TMPFS_TREE));
       }
+      const reason = await reasonToKeepArchive(path.join(directory, TMPFS_TREE));
+      if (reason !== undefined) {
+        kept.push(`${entry.mountpoint}: ${reason}`);
+        unpacked.delete(entry.root_dev);
+        await rm(directory, { recursive: true, force: true });
+        continue;
+      }
+      const key = `${TMPFS_KEY_PREFIX}${entry.root_dev}`;
+      chosen.set(entry, key);
+      copied.push({ key, mountPoint: entry.mountpoint, source: entry.source, options: entry.options, flags: entry.flags, content });
+    }
+    if (file !== undefined && image !== undefined && chosen.size > 0) {
       const changed = entries.map((entry) => {
         const key = chosen.get(entry);
         return (key === undefined ? entry : { ...entry, ext_key: key }) as unknown as ImageEntry;
@@ -167,6 +215,7 @@ export async function prepareTmpfsExternal(imageDir: string, extract: ArchiveExt
   }
   return {
     copied,
+    kept,
     discard,
     async commit() {
       for (const file of rewritten) await rename(path.join(imageDir, `${file}.tmpfs`), path.join(imageDir, file));

@@ -26,8 +26,9 @@ import {
   readdirSync,
   readlinkSync,
   symlinkSync,
+  constants,
 } from 'node:fs';
-import { chmod, mkdir, mkdtemp } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp } from 'node:fs/promises';
 import path from 'node:path';
 import { MS_NOATIME, MS_NODEV, MS_NODIRATIME, MS_NOEXEC, MS_NOSUID, MS_RELATIME, MS_STRICTATIME, mknod } from '../system/libc.js';
 import type { MountService } from './mount-service.js';
@@ -42,11 +43,19 @@ const KEPT_FLAGS = MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME
  */
 export const TMPFS_STAGING = '/run/runtime-tmpfs';
 
-/** A new directory for one restore's tmpfs copies, below TMPFS_STAGING. */
-export async function tmpfsStagingDirectory(prefix: string, root = TMPFS_STAGING): Promise<string> {
+/**
+ * A new directory for one restore's tmpfs copies, below TMPFS_STAGING: root's alone, or
+ * searchable by `group` (a user namespace's root, that CRIU restores as) and no one else. The
+ * copies hold the container's files and devices with the container's modes: no other user of
+ * the host may reach them, or plant anything in them, meanwhile.
+ */
+export async function tmpfsStagingDirectory(prefix: string, group?: number, root = TMPFS_STAGING): Promise<string> {
   await mkdir(root, { recursive: true, mode: 0o711 });
   const dir = await mkdtemp(path.join(root, `${prefix}-`));
-  await chmod(dir, 0o711);
+  if (group !== undefined) {
+    await chown(dir, process.geteuid?.() ?? 0, group);
+    await chmod(dir, 0o710);
+  }
   return dir;
 }
 
@@ -67,12 +76,12 @@ export interface CopiedTmpfsMount {
 
 /** Mounts a new tmpfs on `target` (created if missing) and copies `tmpfs.content` into it. */
 export async function mountCopiedTmpfs(mounts: MountService, tmpfs: CopiedTmpfsMount, target: string, hostId: HostId = sameIds): Promise<void> {
-  await mkdir(target, { recursive: true, mode: 0o755 });
+  await mkdir(target, { mode: 0o700 });
   await mounts.mount(tmpfs.source, target, 'tmpfs', tmpfs.flags & KEPT_FLAGS, tmpfs.options);
   try {
     copyTree(tmpfs.content, target, hostId);
   } catch (error) {
-    await mounts.unmount(target, { detach: true }).catch(() => undefined);
+    await mounts.unmount(target, { detach: true });
     throw error;
   }
 }
@@ -115,7 +124,9 @@ function copyEntry(from: string, to: string, hostId: HostId, linked: Map<string,
     times();
     return;
   }
-  if (info.isFile()) copyFileSync(from, to);
+  // Never through anything at `to`: the copy creates each entry (COPYFILE_EXCL), and owners and
+  // modes are set on what it created (a symlink's own owner with lchown).
+  if (info.isFile()) copyFileSync(from, to, constants.COPYFILE_EXCL);
   else if (info.isCharacterDevice() || info.isBlockDevice() || info.isFIFO()) mknod(to, Number(info.mode), info.rdev);
   else return;
   if (info.nlink > 1n) linked.set(identity, to);

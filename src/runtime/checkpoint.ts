@@ -222,6 +222,7 @@ async function copyTmpfsOutOfImages(imagePath: string, spec: Spec, metadata: Che
   if (specHasNamespace(spec, 'user') && !containerRoot(spec)) return;
   try {
     const prepared = await prepareTmpfsExternal(imagePath);
+    if (prepared.kept.length > 0) logger.info('tmpfs mounts left to CRIU (its tar restores them)', { id: metadata.id, kept: prepared.kept });
     if (prepared.copied.length === 0) return;
     try {
       await replaceCheckpointMetadata(imagePath, { ...metadata, externalMounts: [...metadata.externalMounts, ...copiedTmpfsMounts(prepared.copied)] });

@@ -28,7 +28,7 @@ import { restoreMountMap } from './external-mounts.js';
 import { mountStorage, planStorage, unmountStorage } from './storage.js';
 import { ContainerNotFoundError, InitEndedError, UsageError, describeError } from './errors.js';
 import { checkPublished, type PublishedPort } from './ports.js';
-import { hostIds, requireLazyPagesAllowed, shareWithContainerRoot } from './userns.js';
+import { containerRoot, hostIds, requireLazyPagesAllowed, shareWithContainerRoot } from './userns.js';
 import { runInForeground, type ForegroundContainer, type ForegroundStdio } from './monitor/foreground.js';
 import type { Supervisor } from './monitor/supervisor.js';
 import type { RestoreJob } from './monitor/protocol.js';
@@ -234,6 +234,7 @@ export async function restoreTree(context: RuntimeContext, supervisor: Superviso
   // The container's tmpfs mounts, filled for this restore; CRIU binds them into the container,
   // after which the host lets go of them (the container's binds keep them).
   let tmpfsDir: string | undefined;
+  const tmpfsTargets: string[] = [];
   const tmpfsMounts: string[] = [];
   try {
     const extMounts = await restoreMountMap(metadata.externalMounts, {
@@ -245,8 +246,9 @@ export async function restoreTree(context: RuntimeContext, supervisor: Superviso
       cgroupPath: request.cgroupPath,
       maskedDirectory: () => prepareMaskedDirectorySource(mounts),
       copiedTmpfs: async (tmpfs) => {
-        tmpfsDir ??= await tmpfsStagingDirectory(record.id);
-        const target = path.join(tmpfsDir, String(tmpfsMounts.length));
+        tmpfsDir ??= await tmpfsStagingDirectory(record.id, containerRoot(spec)?.gid);
+        const target = path.join(tmpfsDir, String(tmpfsTargets.length));
+        tmpfsTargets.push(target);
         // Unmounted again by mountCopiedTmpfs itself if it fails.
         await mountCopiedTmpfs(mounts, { ...tmpfs, content: path.join(request.imagePath, tmpfs.content, TMPFS_TREE) }, target, hostIds(spec));
         tmpfsMounts.push(target);
@@ -261,7 +263,7 @@ export async function restoreTree(context: RuntimeContext, supervisor: Superviso
         .catch((error: unknown) => logger.warn('could not unmount a restored tmpfs', { path: target, error: describeError(error) }));
     }
     // rmdir, never a recursive removal: a tmpfs still mounted there is the container's own.
-    for (const target of tmpfsMounts) await rmdir(target).catch(() => undefined);
+    for (const target of tmpfsTargets) await rmdir(target).catch(() => undefined);
     if (tmpfsDir) await rmdir(tmpfsDir).catch(() => undefined);
   }
 }

@@ -77,8 +77,14 @@ function sweep(): void {
   }
 }
 
-function watch(pid: number): Promise<Exit> {
-  const exited = new Promise<Exit>((resolve) => watched.set(pid, resolve));
+/** Resolves with pid's exit once reaped; onReaped is called at that moment, synchronously. */
+function watch(pid: number, onReaped: () => void): Promise<Exit> {
+  const exited = new Promise<Exit>((resolve) =>
+    watched.set(pid, (exit) => {
+      onReaped();
+      resolve(exit);
+    }),
+  );
   if (!timer) {
     process.on('SIGCHLD', sweep);
     timer = setInterval(sweep, 100);
@@ -111,11 +117,15 @@ export function spawnDirect(binary: string, args: readonly string[], options: Di
     const pipes = new Map<number, Readable>();
     for (const [target, fd] of readEnds) pipes.set(target, new Socket({ fd, readable: true, writable: false }));
     readEnds.clear();
+    let reaped = false;
+    const exited = watch(pid, () => (reaped = true));
     return {
       pid,
       pipes,
-      exited: watch(pid),
+      exited,
       kill(signal) {
+        // Once reaped, the pid may be another process's.
+        if (reaped) return;
         try {
           process.kill(pid, signal);
         } catch {

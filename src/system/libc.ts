@@ -26,20 +26,6 @@ interface LibcFunctions {
   flock(fd: number, operation: number): number;
   mount(source: string | null, target: string, fstype: string | null, flags: number, data: string | null): number;
   umount2(target: string, flags: number): number;
-  mknod(path: string, mode: number, dev: bigint): number;
-  posix_spawn(pid: number[], path: string, actions: Buffer, attributes: Buffer, argv: (string | null)[], envp: (string | null)[]): number;
-  posix_spawn_file_actions_init(actions: Buffer): number;
-  posix_spawn_file_actions_destroy(actions: Buffer): number;
-  posix_spawn_file_actions_adddup2(actions: Buffer, fd: number, newfd: number): number;
-  posix_spawn_file_actions_addclosefrom_np(actions: Buffer, from: number): number;
-  posix_spawn_file_actions_addchdir_np(actions: Buffer, path: string): number;
-  posix_spawnattr_init(attributes: Buffer): number;
-  posix_spawnattr_destroy(attributes: Buffer): number;
-  posix_spawnattr_setflags(attributes: Buffer, flags: number): number;
-  posix_spawnattr_setsigdefault(attributes: Buffer, set: Buffer): number;
-  posix_spawnattr_setsigmask(attributes: Buffer, set: Buffer): number;
-  sigfillset(set: Buffer): number;
-  sigemptyset(set: Buffer): number;
   setns(fd: number, nstype: number): number;
   socket(domain: number, type: number, protocol: number): number;
   process_vm_readv(pid: number, local: IoVec[], localCount: number, remote: IoVec[], remoteCount: number, flags: number): number;
@@ -66,32 +52,6 @@ function libc(): LibcFunctions {
       'int mount(const char *source, const char *target, const char *fstype, unsigned long flags, const char *data)',
     ) as LibcFunctions['mount'],
     umount2: lib.func('int umount2(const char *target, int flags)') as LibcFunctions['umount2'],
-    mknod: lib.func('int mknod(const char *path, unsigned int mode, uint64_t dev)') as LibcFunctions['mknod'],
-    posix_spawn: lib.func(
-      'int posix_spawn(_Out_ int *pid, const char *path, void *actions, void *attributes, const char **argv, const char **envp)',
-    ) as LibcFunctions['posix_spawn'],
-    posix_spawn_file_actions_init: lib.func('int posix_spawn_file_actions_init(void *actions)') as LibcFunctions['posix_spawn_file_actions_init'],
-    posix_spawn_file_actions_destroy: lib.func('int posix_spawn_file_actions_destroy(void *actions)') as LibcFunctions['posix_spawn_file_actions_destroy'],
-    posix_spawn_file_actions_adddup2: lib.func(
-      'int posix_spawn_file_actions_adddup2(void *actions, int fd, int newfd)',
-    ) as LibcFunctions['posix_spawn_file_actions_adddup2'],
-    posix_spawn_file_actions_addclosefrom_np: lib.func(
-      'int posix_spawn_file_actions_addclosefrom_np(void *actions, int from)',
-    ) as LibcFunctions['posix_spawn_file_actions_addclosefrom_np'],
-    posix_spawn_file_actions_addchdir_np: lib.func(
-      'int posix_spawn_file_actions_addchdir_np(void *actions, const char *path)',
-    ) as LibcFunctions['posix_spawn_file_actions_addchdir_np'],
-    posix_spawnattr_init: lib.func('int posix_spawnattr_init(void *attributes)') as LibcFunctions['posix_spawnattr_init'],
-    posix_spawnattr_destroy: lib.func('int posix_spawnattr_destroy(void *attributes)') as LibcFunctions['posix_spawnattr_destroy'],
-    posix_spawnattr_setflags: lib.func('int posix_spawnattr_setflags(void *attributes, short flags)') as LibcFunctions['posix_spawnattr_setflags'],
-    posix_spawnattr_setsigdefault: lib.func(
-      'int posix_spawnattr_setsigdefault(void *attributes, const void *set)',
-    ) as LibcFunctions['posix_spawnattr_setsigdefault'],
-    posix_spawnattr_setsigmask: lib.func(
-      'int posix_spawnattr_setsigmask(void *attributes, const void *set)',
-    ) as LibcFunctions['posix_spawnattr_setsigmask'],
-    sigfillset: lib.func('int sigfillset(void *set)') as LibcFunctions['sigfillset'],
-    sigemptyset: lib.func('int sigemptyset(void *set)') as LibcFunctions['sigemptyset'],
     setns: lib.func('int setns(int fd, int nstype)') as LibcFunctions['setns'],
     socket: lib.func('int socket(int domain, int type, int protocol)') as LibcFunctions['socket'],
     process_vm_readv: lib.func(
@@ -99,6 +59,66 @@ function libc(): LibcFunctions {
     ) as LibcFunctions['process_vm_readv'],
   };
   return loaded;
+}
+
+/**
+ * Calls from newer glibc releases (mknod as a symbol 2.33, posix_spawn_file_actions_addclosefrom_np
+ * 2.34; bookworm has 2.36), bound apart and only when first used: koffi fails on a missing
+ * symbol, and that must not take every other call down with it on an older host.
+ */
+interface NewerLibcFunctions {
+  mknod(path: string, mode: number, dev: bigint): number;
+  posix_spawn(pid: number[], path: string, actions: Buffer, attributes: Buffer, argv: (string | null)[], envp: (string | null)[]): number;
+  posix_spawn_file_actions_init(actions: Buffer): number;
+  posix_spawn_file_actions_destroy(actions: Buffer): number;
+  posix_spawn_file_actions_adddup2(actions: Buffer, fd: number, newfd: number): number;
+  posix_spawn_file_actions_addclosefrom_np(actions: Buffer, from: number): number;
+  posix_spawn_file_actions_addchdir_np(actions: Buffer, path: string): number;
+  posix_spawnattr_init(attributes: Buffer): number;
+  posix_spawnattr_destroy(attributes: Buffer): number;
+  posix_spawnattr_setflags(attributes: Buffer, flags: number): number;
+  posix_spawnattr_setsigdefault(attributes: Buffer, set: Buffer): number;
+  posix_spawnattr_setsigmask(attributes: Buffer, set: Buffer): number;
+  sigfillset(set: Buffer): number;
+  sigemptyset(set: Buffer): number;
+}
+
+let newerLoaded: NewerLibcFunctions | undefined;
+
+function newerLibc(): NewerLibcFunctions {
+  if (newerLoaded) return newerLoaded;
+  const lib = koffi().load('libc.so.6');
+  newerLoaded = {
+    mknod: lib.func('int mknod(const char *path, unsigned int mode, uint64_t dev)') as NewerLibcFunctions['mknod'],
+    posix_spawn: lib.func(
+      'int posix_spawn(_Out_ int *pid, const char *path, void *actions, void *attributes, const char **argv, const char **envp)',
+    ) as NewerLibcFunctions['posix_spawn'],
+    posix_spawn_file_actions_init: lib.func('int posix_spawn_file_actions_init(void *actions)') as NewerLibcFunctions['posix_spawn_file_actions_init'],
+    posix_spawn_file_actions_destroy: lib.func(
+      'int posix_spawn_file_actions_destroy(void *actions)',
+    ) as NewerLibcFunctions['posix_spawn_file_actions_destroy'],
+    posix_spawn_file_actions_adddup2: lib.func(
+      'int posix_spawn_file_actions_adddup2(void *actions, int fd, int newfd)',
+    ) as NewerLibcFunctions['posix_spawn_file_actions_adddup2'],
+    posix_spawn_file_actions_addclosefrom_np: lib.func(
+      'int posix_spawn_file_actions_addclosefrom_np(void *actions, int from)',
+    ) as NewerLibcFunctions['posix_spawn_file_actions_addclosefrom_np'],
+    posix_spawn_file_actions_addchdir_np: lib.func(
+      'int posix_spawn_file_actions_addchdir_np(void *actions, const char *path)',
+    ) as NewerLibcFunctions['posix_spawn_file_actions_addchdir_np'],
+    posix_spawnattr_init: lib.func('int posix_spawnattr_init(void *attributes)') as NewerLibcFunctions['posix_spawnattr_init'],
+    posix_spawnattr_destroy: lib.func('int posix_spawnattr_destroy(void *attributes)') as NewerLibcFunctions['posix_spawnattr_destroy'],
+    posix_spawnattr_setflags: lib.func('int posix_spawnattr_setflags(void *attributes, short flags)') as NewerLibcFunctions['posix_spawnattr_setflags'],
+    posix_spawnattr_setsigdefault: lib.func(
+      'int posix_spawnattr_setsigdefault(void *attributes, const void *set)',
+    ) as NewerLibcFunctions['posix_spawnattr_setsigdefault'],
+    posix_spawnattr_setsigmask: lib.func(
+      'int posix_spawnattr_setsigmask(void *attributes, const void *set)',
+    ) as NewerLibcFunctions['posix_spawnattr_setsigmask'],
+    sigfillset: lib.func('int sigfillset(void *set)') as NewerLibcFunctions['sigfillset'],
+    sigemptyset: lib.func('int sigemptyset(void *set)') as NewerLibcFunctions['sigemptyset'],
+  };
+  return newerLoaded;
 }
 
 function check(result: number, syscall: string, detail: string): number {
@@ -209,7 +229,7 @@ function spawnCheck(result: number, call: string, detail: string): void {
  * above them is closed, every signal is reset to its default and none is blocked. Returns the pid.
  */
 export function posixSpawn(path: string, argv: readonly string[], envp: readonly string[], sources: readonly number[], cwd?: string): number {
-  const c = libc();
+  const c = newerLibc();
   const actions = Buffer.alloc(SPAWN_STRUCT_BYTES);
   const attributes = Buffer.alloc(SPAWN_STRUCT_BYTES);
   const all = Buffer.alloc(SPAWN_STRUCT_BYTES);
@@ -245,7 +265,7 @@ export function posixSpawn(path: string, argv: readonly string[], envp: readonly
 
 /** mknod(2); `dev` as stat reports it (st_rdev), for a character or block device. */
 export function mknod(path: string, mode: number, dev: bigint): void {
-  check(libc().mknod(path, mode, dev), 'mknod', path);
+  check(newerLibc().mknod(path, mode, dev), 'mknod', path);
 }
 
 const CLONE_NEWNET = 0x40000000;

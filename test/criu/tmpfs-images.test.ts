@@ -6,10 +6,17 @@
  * the archive is unpacked by a recording fake (the real tar runs in the end-to-end tests).
  */
 import test from 'ava';
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, stat, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { decodeImage, encodeImage, type ImageEntry } from '../../src/criu/images/index.js';
-import { convertibleTmpfs, prepareTmpfsExternal, TMPFS_TREE, type ArchiveExtractor, type MountEntry } from '../../src/criu/tmpfs-images.js';
+import {
+  convertibleTmpfs,
+  MAX_COPIED_BYTES,
+  prepareTmpfsExternal,
+  TMPFS_TREE,
+  type ArchiveExtractor,
+  type MountEntry,
+} from '../../src/criu/tmpfs-images.js';
 import { tempDir } from '../runtime/fixtures.js';
 
 const tmpfs = 5;
@@ -186,4 +193,36 @@ test('prepareTmpfsExternal: images without a convertible tmpfs are left alone', 
   t.deepEqual(prepared.copied, []);
   await prepared.commit();
   t.deepEqual(await readdir(dir), ['mountpoints-13.img']);
+});
+
+test('prepareTmpfsExternal: a tree with a sparse file, or more than it copies, stays CRIU’s to restore, its archive kept', async (t) => {
+  const dir = await imageDir(t);
+  const extract: ArchiveExtractor = async (archive, directory) => {
+    // /dev/shm holds a sparse segment (tmpfs lets its size pass size=); /sys/fs/cgroup too much.
+    if (archive.endsWith('tmpfs-dev-44.tar.gz.img')) {
+      await writeFile(path.join(directory, 'segment'), '');
+      await truncate(path.join(directory, 'segment'), 2 ** 30);
+    }
+    if (archive.endsWith('tmpfs-dev-46.tar.gz.img')) await writeFile(path.join(directory, 'big'), Buffer.alloc(MAX_COPIED_BYTES + 1, 1));
+  };
+  const prepared = await prepareTmpfsExternal(dir, extract);
+  t.deepEqual(
+    prepared.copied.map((c) => c.mountPoint),
+    ['/dev'],
+  );
+  t.deepEqual(prepared.kept, ['/sys/fs/cgroup: it holds more than 16 MiB', '/dev/shm: segment is sparse']);
+  await prepared.commit();
+  t.deepEqual((await readdir(dir)).sort(), ['mountpoints-13.img', 'tmpfs-content-42', 'tmpfs-dev-44.tar.gz.img', 'tmpfs-dev-46.tar.gz.img']);
+  const after = (await decodeImage(path.join(dir, 'mountpoints-13.img'))).entries as unknown as MountEntry[];
+  t.deepEqual(
+    after.filter((e) => e.ext_key?.startsWith('runtime-tmpfs:')).map((e) => e.mountpoint),
+    ['/dev'],
+  );
+});
+
+test('prepareTmpfsExternal: a dump of several mount namespaces is left alone', async (t) => {
+  const dir = await imageDir(t);
+  await writeFile(path.join(dir, 'mountpoints-14.img'), encodeImage({ magic: 'MNTS', entries: entries as unknown as ImageEntry[] }));
+  const prepared = await prepareTmpfsExternal(dir, async () => t.fail('nothing to unpack'));
+  t.deepEqual(prepared.copied, []);
 });

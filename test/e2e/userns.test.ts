@@ -148,6 +148,15 @@ serial('a user-namespaced init running as uid 1000 checkpoints and restores with
   t.is((await box.runtime.state(id)).status, 'running');
   await expectNamespaced(t, restored, id, 'restore');
   await expectContinues(t, restored, frozen, 'restore');
+  // Its tmpfs mounts were filled by the runtime from files unpacked beside the images (CRIU's
+  // archive holds the namespace's own ids): their owners are the container's root again, as
+  // the host sees it, and the container's own ids inside.
+  for (const directory of ['dev', 'dev/shm', 'sys/fs/cgroup']) {
+    const info = await stat(path.join(`/proc/${restored}/root`, directory));
+    t.deepEqual([info.uid, info.gid], [HOST_ROOT, HOST_ROOT], `/${directory} is the container root's`);
+  }
+  const inside = await execa('nsenter', ['-t', String(restored), '-U', '-m', 'stat', '-c', '%u:%g %a', '/dev/shm']);
+  t.is(inside.stdout, '0:0 1777');
 });
 
 serial('snapshot and reset a user-namespaced container: cold, three from standbys, without a standby, and with lazy pages', async (t) => {

@@ -107,12 +107,27 @@ test('mountCopiedTmpfs: a copy that fails is unmounted again', async (t) => {
   t.deepEqual(calls, ['mount tmpfs target tmpfs 0x0 ', 'unmount target detach']);
 });
 
-test('tmpfsStagingDirectory: a new directory others may search but not list, each time', async (t) => {
+test('tmpfsStagingDirectory: a new directory each time, root’s alone, or searchable by a user namespace’s root group only', async (t) => {
   const root = path.join(await tempDir(t), 'staging');
-  const first = await tmpfsStagingDirectory('c1', root);
-  const second = await tmpfsStagingDirectory('c1', root);
+  const first = await tmpfsStagingDirectory('c1', undefined, root);
+  const second = await tmpfsStagingDirectory('c1', undefined, root);
   t.not(first, second);
   t.regex(path.basename(first), /^c1-/);
-  t.is((await stat(root)).mode & 0o777, 0o711);
-  t.is((await stat(first)).mode & 0o777, 0o711);
+  t.is((await stat(root)).mode & 0o777, 0o711, 'the root: searchable, not listable');
+  t.is((await stat(first)).mode & 0o777, 0o700, 'each restore’s: no one else may reach the copies');
+  const shared = await tmpfsStagingDirectory('c2', 100000, root);
+  const info = await stat(shared);
+  t.is(info.mode & 0o777, 0o710);
+  t.is(info.gid, 100000);
+});
+
+test('copyTree: never writes through an entry planted at the target', async (t) => {
+  const from = await sourceTree(t);
+  const to = path.join(path.dirname(from), 'to');
+  await mkdir(to);
+  const victim = path.join(path.dirname(from), 'victim');
+  await writeFile(victim, 'untouched');
+  await symlink(victim, path.join(to, 'file'));
+  t.throws(() => copyTree(from, to), { code: 'EEXIST' });
+  t.is(await readFile(victim, 'utf8'), 'untouched');
 });
