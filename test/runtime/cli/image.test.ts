@@ -1,6 +1,6 @@
 /** `runtime image ...` through main(), against crit on the stored fixture images. */
 import anyTest, { type TestFn } from 'ava';
-import { cp, readdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, cp, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { decodeImage, encodeImage } from '../../../src/criu/images/index.js';
@@ -55,6 +55,28 @@ test('encode turns the JSON back into the same bytes, to a file or stdout', asyn
   t.is((await run(['image', 'encode', '-i', json, '-o', path.join(dir, 'files.img')])).code, 0);
   t.deepEqual(await readFile(path.join(dir, 'files.img')), await readFile(file));
   t.deepEqual((await run(['image', 'encode'], await readFile(json))).stdout, await readFile(file));
+});
+
+test('encode -o of wrong JSON leaves the image it would replace as it was; of good JSON replaces it, keeping its mode', async (t) => {
+  const dir = await tempDir(t);
+  const image = path.join(dir, 'files.img');
+  await cp(path.join(inspectImagesDir, 'files.img'), image);
+  await chmod(image, 0o600);
+  const original = await readFile(image);
+  const json = path.join(dir, 'files.json');
+  await run(['image', 'decode', '-i', image, '-o', json]);
+  const decoded = JSON.parse(await readFile(json, 'utf8')) as { entries: Record<string, unknown>[] };
+  // An entry the schema refuses, after good ones: a streaming encoder would have written those.
+  await writeFile(path.join(dir, 'wrong.json'), JSON.stringify({ ...decoded, entries: [...decoded.entries, { id: 'not a number', type: 'REG' }] }));
+  const wrong = await run(['image', 'encode', '-i', path.join(dir, 'wrong.json'), '-o', image]);
+  t.not(wrong.code, 0);
+  t.deepEqual(await readFile(image), original, 'the image is untouched');
+  t.deepEqual((await readdir(dir)).sort(), ['files.img', 'files.json', 'wrong.json'], 'nothing left aside');
+
+  await writeFile(path.join(dir, 'renamed.json'), JSON.stringify(decoded).replace('/bin/busybox', '/bin/busyboy'));
+  t.is((await run(['image', 'encode', '-i', path.join(dir, 'renamed.json'), '-o', image])).code, 0);
+  t.not(Buffer.compare(await readFile(image), original), 0);
+  t.is((await stat(image)).mode & 0o777, 0o600, 'the replaced image keeps its mode');
 });
 
 test('info, show --nopl and x print what crit prints', async (t) => {

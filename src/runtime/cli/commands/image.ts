@@ -4,7 +4,7 @@
  * their first word, as CRIT refuses them.
  */
 import { createWriteStream } from 'node:fs';
-import { mkdir, readdir, readFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
@@ -131,11 +131,31 @@ async function readAll(stream: AsyncIterable<Uint8Array>): Promise<string> {
 }
 
 async function encode(flags: { in?: string; out?: string }, io: CommandIo): Promise<number> {
-  const { encodeImage, parseImageJson, writeImage } = await images();
-  const image = parseImageJson(flags.in ? await readFile(flags.in, 'utf8') : await readAll(io.stdin));
-  if (flags.out) await writeImage(flags.out, image);
-  else await write(io.stdout, encodeImage(image));
+  const { encodeImage, parseImageJson } = await images();
+  // The whole image is encoded (and so checked) before anything is written: an image edited in
+  // place (decode -o x.json, edit, encode -i x.json -o the same file) stays as it was when the
+  // JSON is wrong, and a reader never sees it half written.
+  const bytes = encodeImage(parseImageJson(flags.in ? await readFile(flags.in, 'utf8') : await readAll(io.stdin)));
+  if (flags.out) await replaceFile(flags.out, bytes);
+  else await write(io.stdout, bytes);
   return 0;
+}
+
+/** Writes the file aside and renames it into place, keeping the mode and owner of the one it replaces. */
+async function replaceFile(file: string, bytes: Uint8Array): Promise<void> {
+  const previous = await stat(file).catch(() => undefined);
+  const aside = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
+  try {
+    await writeFile(aside, bytes, { flag: 'wx', mode: previous ? previous.mode & 0o7777 : 0o666 });
+    if (previous) {
+      await chown(aside, previous.uid, previous.gid);
+      await chmod(aside, previous.mode & 0o7777);
+    }
+    await rename(aside, file);
+  } catch (error) {
+    await rm(aside, { force: true });
+    throw error;
+  }
 }
 
 async function show(file: string, nopl: boolean, io: CommandIo): Promise<number> {
