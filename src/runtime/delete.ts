@@ -3,14 +3,15 @@
  * and its managed checkpoints. With -f a running container is killed first (SIGKILL to every
  * process in its cgroup, as runc does), and the command waits for its monitor to reap it.
  */
-import { rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RuntimeContext } from './context.js';
 import { validateId } from './id.js';
 import { requireRoot } from './privileges.js';
-import { RuntimeError } from './errors.js';
-import { initOf, monitorOf, type ProcessIdentity } from './state/record.js';
+import { RuntimeError, describeError } from './errors.js';
+import { initOf, monitorOf, type ContainerRecord, type ProcessIdentity } from './state/record.js';
+import { CorruptStateError } from './state/store.js';
 import { unmountStorage } from './storage.js';
 import { unmountAll } from '../rootfs/layers.js';
 import { SnapshotInUseError } from './snapshots/store.js';
@@ -30,7 +31,13 @@ export async function deleteContainer(context: RuntimeContext, id: string, optio
   validateId(id);
   requireRoot(context.processes, 'runtime delete');
   const { store, processes, mounts, cgroups, logger } = context;
-  const record = await store.load(id);
+  let record: ContainerRecord;
+  try {
+    record = await store.load(id);
+  } catch (error) {
+    if (!(error instanceof CorruptStateError) || !options.force) throw error;
+    return deleteUnreadable(context, id, error);
+  }
   const copies = [];
   for (const other of await store.ids()) {
     if (other !== id && (await store.load(other).catch(() => undefined))?.snapshotOf === id) copies.push(other);
@@ -75,6 +82,62 @@ export async function deleteContainer(context: RuntimeContext, id: string, optio
   await context.ociRuntime.forget({ id, root: paths.ociRoot });
   await store.remove(id);
   await rm(path.join(context.config.checkpointRoot, id), { recursive: true, force: true });
+}
+
+/**
+ * delete -f of a container whose state file cannot be read: what the file still says of its
+ * cgroups (the cgroup service refuses a root or unclean path) and its monitor (signalled only if
+ * its start time matches) is used to stop its processes; everything of it the runtime keeps goes.
+ */
+async function deleteUnreadable(context: RuntimeContext, id: string, corrupt: CorruptStateError): Promise<void> {
+  const { store, mounts, cgroups, processes, logger } = context;
+  const paths = store.paths(id);
+  const salvaged = salvageRecord(await readFile(paths.stateFile, 'utf8').catch(() => ''));
+  logger.warn(`the state of ${id} is unreadable; removing what is known of it`, { error: corrupt.message, salvaged });
+  for (const cgroup of salvaged.cgroups) {
+    try {
+      await cgroups.killTree(cgroup);
+    } catch (error) {
+      logger.warn('could not stop the processes of a cgroup the state names', { id, cgroup, error: describeError(error) });
+    }
+  }
+  if (salvaged.monitor && (await processes.isAlive(salvaged.monitor))) {
+    await processes.signal(salvaged.monitor, 'SIGTERM');
+    await waitGone(context, salvaged.monitor, 5_000);
+  }
+  for (const target of (await mounts.mounts())
+    .map((m) => m.mountPoint)
+    .filter((p) => p.startsWith(`${paths.dir}/`))
+    .sort()
+    .reverse()) {
+    await unmountAll(mounts, target);
+  }
+  for (const cgroup of salvaged.cgroups) {
+    const left = await cgroups.removeTree(cgroup).catch(() => [cgroup]);
+    if (left.length > 0) logger.warn('some cgroup directories are still busy and were left', { id, left });
+  }
+  await context.ociRuntime.forget({ id, root: paths.ociRoot });
+  await store.remove(id);
+  await rm(path.join(context.config.checkpointRoot, id), { recursive: true, force: true });
+}
+
+/** The cgroups and monitor an unreadable record still names, where it names them plainly. */
+export function salvageRecord(text: string): { readonly cgroups: string[]; readonly monitor?: ProcessIdentity } {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return { cgroups: [] };
+  }
+  if (typeof raw !== 'object' || raw === null) return { cgroups: [] };
+  const record = raw as { cgroupBase?: unknown; cgroupPath?: unknown; monitor?: { pid?: unknown; startTime?: unknown } };
+  const cgroups = [record.cgroupBase, record.cgroupPath].filter((c): c is string => typeof c === 'string' && c !== '');
+  const monitor = record.monitor;
+  const identity =
+    monitor && Number.isInteger(monitor.pid) && (monitor.pid as number) > 1 && typeof monitor.startTime === 'string' && /^\d+$/.test(monitor.startTime)
+      ? { pid: monitor.pid as number, startTime: monitor.startTime }
+      : undefined;
+  return { cgroups: [...new Set(cgroups)], ...(identity ? { monitor: identity } : {}) };
 }
 
 async function waitGone(context: RuntimeContext, identity: ProcessIdentity, timeoutMs: number): Promise<void> {

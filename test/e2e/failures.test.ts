@@ -3,9 +3,10 @@
  * that cannot be dumped keeps running, unchanged).
  */
 import test from 'ava';
+import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { counterAbove, e2e, isAlive, readCounter, sandbox, cliPath } from './helpers.js';
+import { counterAbove, e2e, isAlive, readCounter, sandbox, cliPath, waitFor } from './helpers.js';
 import { execa } from 'execa';
 
 const serial = e2e(test);
@@ -167,4 +168,31 @@ serial("a bundle's cgroupsPath never reaches a host process: the root is refused
   t.is((await readFile(`/proc/${pid}/cgroup`, 'utf8')).match(/:pids:(.*)/)?.[1], `/${name}-own`);
   await box.runtime.delete('cg', { force: true });
   t.true(isAlive(sleeper.pid!), 'the host process still lives');
+});
+
+serial('delete -f removes a container whose state file is unreadable, stopping the processes of the cgroup it still names', async (t) => {
+  const box = await sandbox(t);
+  const bundle = await box.bundle('broken');
+  const pid = await box.runtime.run({ id: 'broken', bundle });
+  await box.runtime.checkpoint({ id: 'broken', leaveRunning: true });
+  const stateFile = path.join(box.stateRoot, 'broken', 'state.json');
+  const record = JSON.parse(await readFile(stateFile, 'utf8')) as Record<string, unknown>;
+  // Valid JSON the record's schema refuses: its status is unknown, its cgroup still named.
+  await writeFile(stateFile, JSON.stringify({ ...record, status: 'exploded' }));
+  const state = await box.cli(['state', 'broken']);
+  t.is(state.exitCode, 1);
+  t.regex(state.stderr, /state file .* is unreadable/);
+  t.regex(state.stderr, /runtime delete -f <id>/);
+  const plain = await box.cli(['delete', 'broken']);
+  t.is(plain.exitCode, 1, 'without -f the unreadable state is an error, as before');
+
+  const forced = await box.cli(['delete', '-f', 'broken']);
+  t.is(forced.exitCode, 0, forced.stderr);
+  await waitFor('the init to be gone', async () => (isAlive(pid) ? undefined : true));
+  t.is((await box.cli(['list', '-q'])).stdout, '');
+  t.false(existsSync(path.join(box.stateRoot, 'broken')), 'its state directory is gone');
+  t.false(existsSync(path.join(box.checkpointRoot, 'broken')), 'and its checkpoints');
+  // The id can be used again.
+  await box.runtime.run({ id: 'broken', bundle });
+  t.is((await box.runtime.state('broken')).status, 'running');
 });

@@ -42,7 +42,7 @@ export class CorruptStateError extends RuntimeError {
     reason: string,
   ) {
     super(`the state file ${file} is unreadable: ${reason}`, {
-      hint: 'remove the container with `runtime delete -f <id>`; its processes, if any, are stopped',
+      hint: 'remove the container with `runtime delete -f <id>`: it stops the processes of the cgroups the file still names',
     });
   }
 }
