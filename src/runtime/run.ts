@@ -15,7 +15,7 @@ import { assertCanHappen } from './state/status.js';
 import { loadBundle, specHasNamespace, type Spec } from './oci/index.js';
 import { writeEffectiveBundle } from './effective-bundle.js';
 import { requireRoot } from './privileges.js';
-import { InitEndedError, UsageError } from './errors.js';
+import { InitEndedError, UsageError, describeError } from './errors.js';
 import { runInForeground, type ForegroundContainer, type ForegroundStdio } from './monitor/foreground.js';
 import type { Supervisor } from './monitor/supervisor.js';
 import type { RunJob } from './monitor/protocol.js';
@@ -41,7 +41,7 @@ export async function runDetached(context: RuntimeContext, options: RunOptions):
   try {
     return await context.monitors.launch(job);
   } catch (error) {
-    await context.store.remove(options.id);
+    await abandonRun(context, job.id);
     throw error;
   }
 }
@@ -52,9 +52,23 @@ export async function runForeground(context: RuntimeContext, options: RunOptions
   try {
     return await runInForeground(context, job.id, (supervisor) => startContainer(context, supervisor, job), stdio);
   } catch (error) {
-    await context.store.remove(options.id);
+    await abandonRun(context, job.id);
     throw error;
   }
+}
+
+/**
+ * What a run that did not start leaves goes: the rootfs it mounted from a storage driver's
+ * layout (a later run would find it mounted and not count it as its own), then the state.
+ */
+async function abandonRun(context: RuntimeContext, id: string): Promise<void> {
+  const record = await context.store.load(id).catch(() => undefined);
+  if (record?.storage && record.rootfsMountedByRuntime) {
+    await unmountStorage(context, record.storage).catch((error: unknown) =>
+      context.logger.warn('could not unmount the rootfs of a run that failed', { id, error: describeError(error) }),
+    );
+  }
+  await context.store.remove(id);
 }
 
 async function prepareRun(context: RuntimeContext, options: RunOptions): Promise<RunJob> {

@@ -112,3 +112,30 @@ serial('a failed restore leaves nothing mounted and the container checkpointed',
   t.false(await isMounted(path.join(box.stateRoot, 'f', 'criu-root')));
   t.is((await box.runtime.state('f')).status, 'checkpointed');
 });
+
+serial('a run that fails to start unmounts the overlay it mounted and leaves no state', async (t) => {
+  const box = await sandbox(t);
+  // runc cannot start it: the command does not exist in the rootfs.
+  const bundle = await box.bundle('overlay-fails', ['/no/such/command']);
+  const storageRoot = path.join(box.dir, 'docker');
+  const layout = await buildOverlay(storageRoot, 'overlay2', [{}]);
+  await execa('cp', ['-a', `${path.join(bundle, 'rootfs')}/.`, layout.layers[0]!.diff]);
+  const merged = path.join(layout.top.dir, 'merged');
+
+  const run = await box.cli([
+    'run',
+    '-d',
+    '--bundle',
+    bundle,
+    '--storage-driver',
+    'overlay2',
+    '--storage-root',
+    storageRoot,
+    '--layer',
+    layout.top.id,
+    'bad',
+  ]);
+  t.not(run.exitCode, 0);
+  t.false(await isMounted(merged), 'the overlay the run mounted is unmounted again');
+  t.is((await box.cli(['list', '-q'])).stdout, '', 'no state is left');
+});
