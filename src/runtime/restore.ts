@@ -56,7 +56,7 @@ export async function restoreDetached(context: RuntimeContext, request: RestoreR
   try {
     return await context.monitors.launch(job);
   } catch (error) {
-    if (createdRecord) await context.store.remove(job.id);
+    if (createdRecord) await forgetRestored(context, job.id);
     throw error;
   }
 }
@@ -67,9 +67,25 @@ export async function restoreForeground(context: RuntimeContext, request: Restor
   try {
     return await runInForeground(context, job.id, (supervisor) => restoreContainer(context, supervisor, job), stdio);
   } catch (error) {
-    if (createdRecord) await context.store.remove(job.id);
+    if (createdRecord) await forgetRestored(context, job.id);
     throw error;
   }
+}
+
+/**
+ * A container made for a restore under a new id, whose restore failed, goes again: the cgroup
+ * the restore made for it (CRIU is put into it before it restores), then its state.
+ */
+async function forgetRestored(context: RuntimeContext, id: string): Promise<void> {
+  const record = await context.store.load(id).catch(() => undefined);
+  if (record) {
+    const left = await context.cgroups.removeTree(record.cgroupPath).catch((error: unknown) => {
+      context.logger.warn('could not remove the cgroup of a failed restore', { id, error: describeError(error) });
+      return [];
+    });
+    if (left.length > 0) context.logger.warn('some cgroup directories of a failed restore are still busy and were left', { id, left });
+  }
+  await context.store.remove(id);
 }
 
 /** Checks the request and the checkpoint, and records a container the runtime did not know yet. */

@@ -196,3 +196,24 @@ serial('delete -f removes a container whose state file is unreadable, stopping t
   await box.runtime.run({ id: 'broken', bundle });
   t.is((await box.runtime.state('broken')).status, 'running');
 });
+
+serial('a restore under a new id that CRIU fails leaves no cgroup and no state for that id', async (t) => {
+  const box = await sandbox(t);
+  const bundle = await box.bundle('n');
+  await box.runtime.run({ id: 'n', bundle });
+  const images = path.join(box.dir, 'images-n');
+  await mkdir(images, { mode: 0o700 });
+  await box.runtime.checkpoint({ id: 'n', imagePath: images, leaveRunning: true });
+  // CRIU starts (in the new container's cgroup) and fails at once: the process tree is missing.
+  await rm(path.join(images, 'pstree.img'));
+  const failed = await box.cli(['restore', '-d', '--image-path', images, '--bundle', bundle, 'n2']);
+  t.is(failed.exitCode, 1);
+  t.regex(failed.stderr, /CRIU RESTORE failed/);
+  const parent = box.runtime.context.config.cgroupParent;
+  const hierarchies = await box.runtime.context.cgroups.hierarchies();
+  t.true(hierarchies.length > 0);
+  for (const hierarchy of hierarchies) {
+    t.false(existsSync(path.join(hierarchy.mountPoint, parent, 'n2')), `no cgroup n2 in ${hierarchy.mountPoint}`);
+  }
+  t.deepEqual((await box.cli(['list', '-q'])).stdout.split('\n'), ['n']);
+});
