@@ -8,6 +8,7 @@ import type { RuntimeContext } from '../context.js';
 import type { WaitStatus } from '../../system/libc.js';
 import { Supervisor } from './supervisor.js';
 import { PortForwarder } from '../port-forwarder.js';
+import type { ProcessIdentity } from '../../system/processes.js';
 
 export interface ForegroundStdio {
   readonly stdin?: Readable;
@@ -31,6 +32,19 @@ export async function runInForeground(
   stdio: ForegroundStdio,
 ): Promise<ForegroundContainer> {
   context.reaper.install();
+  // The handlers are there before anything starts: a Ctrl-C while runc or CRIU is at work would
+  // otherwise end this process and leave the container running with no parent of the runtime's.
+  // A signal that comes before the init is known is passed on as soon as it is.
+  let init: ProcessIdentity | undefined;
+  const pending: NodeJS.Signals[] = [];
+  const forward = (signal: NodeJS.Signals) => {
+    if (init) void context.processes.signal(init, signal).catch(() => undefined);
+    else pending.push(signal);
+  };
+  for (const signal of forwardedSignals) process.on(signal, forward);
+  const stopForwarding = () => {
+    for (const signal of forwardedSignals) process.off(signal, forward);
+  };
   const supervisor = new Supervisor({
     id,
     store: context.store,
@@ -38,26 +52,26 @@ export async function runInForeground(
     foreground: true,
     echo: { stdout: stdio.stdout, stderr: stdio.stderr },
   });
-  // Published ports are forwarded by the parent: here, this process.
-  const forwarder = new PortForwarder((await context.store.load(id)).ports ?? [], context.logger);
-  await forwarder.listen();
+  let forwarder: PortForwarder | undefined;
   let pid: number;
   try {
+    // Published ports are forwarded by the parent: here, this process.
+    forwarder = new PortForwarder((await context.store.load(id)).ports ?? [], context.logger);
+    await forwarder.listen();
     pid = await supervisor.startInit(start);
   } catch (error) {
-    await forwarder.close();
+    stopForwarding();
+    await forwarder?.close();
     throw error;
   }
-  forwarder.switchTo(pid);
-  const init = await context.processes.identify(pid);
+  const ports = forwarder;
+  ports.switchTo(pid);
+  init = await context.processes.identify(pid);
+  for (const signal of pending.splice(0)) forward(signal);
   if (stdio.stdin) supervisor.forwardInput(stdio.stdin);
-  const forward = (signal: NodeJS.Signals) => {
-    if (init) void context.processes.signal(init, signal).catch(() => undefined);
-  };
-  for (const signal of forwardedSignals) process.on(signal, forward);
   const exited = supervisor.superviseInit(pid).finally(async () => {
-    for (const signal of forwardedSignals) process.off(signal, forward);
-    await forwarder.close();
+    stopForwarding();
+    await ports.close();
     await supervisor.close();
   });
   return { pid, exited };
