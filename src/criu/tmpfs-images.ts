@@ -13,8 +13,9 @@
  *
  * Only a plain private tmpfs is converted: the whole filesystem mounted at its root, not shared
  * or slave, read-write at the superblock, every other mount of the same filesystem already
- * external (runc binds /dev/null over masked files), its archive present. Anything else, and any
- * failure, leaves the images exactly as CRIU wrote them.
+ * external (runc binds /dev/null over masked files), its archive present, in a dump of one mount
+ * namespace, its files neither sparse nor more than MAX_COPIED_BYTES (reasonToKeepArchive).
+ * Anything else, and any failure, leaves the images exactly as CRIU wrote them.
  */
 import { chmod, lstat, mkdir, readdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
