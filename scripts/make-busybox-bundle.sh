@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes an OCI bundle with a busybox rootfs: `runc spec`, with a writable root, no terminal,
-# and the given command (default: a counter loop with a child process).
+# and the given command (default: a counter loop with a child process; the counter is written
+# aside and renamed, so a checkpoint never leaves it empty for a reader).
 #   scripts/make-busybox-bundle.sh DIR [COMMAND...]
 set -euo pipefail
 dir=${1:?usage: make-busybox-bundle.sh DIR [COMMAND...]}
@@ -20,7 +21,7 @@ echo 'root:x:0:' >"$dir/rootfs/etc/group"
 rm -f "$dir/config.json"
 (cd "$dir" && runc spec)
 if [ $# -eq 0 ]; then
-  set -- sh -c 'sleep 1000000 & i=0; while true; do i=$((i+1)); echo $i >/tmp/counter; echo "count $i"; sleep 0.2; done'
+  set -- sh -c 'sleep 1000000 & i=0; while true; do i=$((i+1)); echo $i >/tmp/counter.new; mv /tmp/counter.new /tmp/counter; echo "count $i"; sleep 0.2; done'
 fi
 node -e '
   const fs = require("fs");

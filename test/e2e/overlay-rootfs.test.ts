@@ -24,10 +24,12 @@ async function counter(merged: string): Promise<number | undefined> {
 
 serial('overlay2 rootfs of three layers: run, write, checkpoint, unmount, restore remounts it', async (t) => {
   const box = await sandbox(t);
+  // The counter is written aside and renamed: a checkpoint between a truncation and the write
+  // would leave an empty file to read (it did, once, in CI).
   const bundle = await box.bundle('overlay', [
     'sh',
     '-c',
-    'cat /etc/from-layer-2 >/tmp/seen; echo written-before-checkpoint >/tmp/file; i=0; while true; do i=$((i+1)); echo $i >/tmp/counter; sleep 0.2; done',
+    'cat /etc/from-layer-2 >/tmp/seen; echo written-before-checkpoint >/tmp/file; i=0; while true; do i=$((i+1)); echo $i >/tmp/counter.new; mv /tmp/counter.new /tmp/counter; sleep 0.2; done',
   ]);
   const storageRoot = path.join(box.dir, 'docker');
   const layout = await buildOverlay(storageRoot, 'overlay2', [{}, { files: { 'etc/from-layer-2': 'layer two\n' } }, {}]);
