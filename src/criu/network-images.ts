@@ -14,9 +14,10 @@
  * the dump. An image with anything else in it, or that this code cannot read to the last byte,
  * is kept.
  */
-import { chmod, chown, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { readdir, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { decodeImage, writeImage, type ImageEntry } from './images/index.js';
+import { decodeImage, encodeImage, type ImageEntry } from './images/index.js';
+import { replaceFile } from '../system/files.js';
 
 /** iproute2's dump magics (the first 4 bytes, host order), from ip/ipaddress.c, iproute.c, iprule.c. */
 const MAGIC = { ifaddr: 0x47361222, route: 0x45311224, rule: 0x71706986 } as const;
@@ -240,10 +241,6 @@ export async function dropRestoreLock(dir: string): Promise<boolean> {
   if (inventory.entries.length !== 1 || entry?.network_lock_method !== LOCK_NFTABLES || typeof entry.dump_criu_run_id !== 'string') return false;
   if ((await readFile(ruleset, 'utf8')) !== dumpLockRuleset(entry.dump_criu_run_id)) return false;
   await rm(ruleset);
-  await writeImage(`${inventoryFile}.new`, { magic: inventory.magic, entries: [{ ...entry, network_lock_method: LOCK_SKIP } as ImageEntry] });
-  const { mode, uid, gid } = await stat(inventoryFile);
-  await chown(`${inventoryFile}.new`, uid, gid);
-  await chmod(`${inventoryFile}.new`, mode & 0o7777);
-  await rename(`${inventoryFile}.new`, inventoryFile);
+  await replaceFile(inventoryFile, encodeImage({ magic: inventory.magic, entries: [{ ...entry, network_lock_method: LOCK_SKIP } as ImageEntry] }));
   return true;
 }

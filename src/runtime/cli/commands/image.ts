@@ -4,12 +4,13 @@
  * their first word, as CRIT refuses them.
  */
 import { createWriteStream } from 'node:fs';
-import { chmod, chown, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import { defineCommand, type Command, type CommandIo, type FlagSpec } from '../command.js';
 import { RuntimeError, UsageError } from '../../errors.js';
+import { replaceFile } from '../../../system/files.js';
 /** The image codec, loaded when an image command runs (it is ~50 modules; other commands need none of it). */
 const images = () => import('../../../criu/images/index.js');
 
@@ -139,23 +140,6 @@ async function encode(flags: { in?: string; out?: string }, io: CommandIo): Prom
   if (flags.out) await replaceFile(flags.out, bytes);
   else await write(io.stdout, bytes);
   return 0;
-}
-
-/** Writes the file aside and renames it into place, keeping the mode and owner of the one it replaces. */
-async function replaceFile(file: string, bytes: Uint8Array): Promise<void> {
-  const previous = await stat(file).catch(() => undefined);
-  const aside = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
-  try {
-    await writeFile(aside, bytes, { flag: 'wx', mode: previous ? previous.mode & 0o7777 : 0o666 });
-    if (previous) {
-      await chown(aside, previous.uid, previous.gid);
-      await chmod(aside, previous.mode & 0o7777);
-    }
-    await rename(aside, file);
-  } catch (error) {
-    await rm(aside, { force: true });
-    throw error;
-  }
 }
 
 async function show(file: string, nopl: boolean, io: CommandIo): Promise<number> {
