@@ -3,8 +3,8 @@
  * pid *and* its start time, as crun's status record does: a pid that was freed and reused by
  * another process is never signalled.
  */
-import { readFileSync } from 'node:fs';
-import { open, readdir, readFile, readlink, type FileHandle } from 'node:fs/promises';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { open, readFile, readlink, type FileHandle } from 'node:fs/promises';
 import { RuntimeError } from './errors.js';
 import { faultInMemory } from './libc.js';
 
@@ -155,6 +155,33 @@ export interface ProcessService {
 export const PROCESS_SERVICE = Symbol('ProcessService');
 
 /**
+ * The children of pid, forked by any of its threads, as the kernel lists them in
+ * /proc/<pid>/task/<tid>/children. Undefined where the kernel has no such file
+ * (CONFIG_PROC_CHILDREN) or pid is gone; a thread that ends meanwhile is passed over.
+ */
+export function threadChildren(pid: number | 'self'): Set<number> | undefined {
+  const children = new Set<number>();
+  let threads: string[];
+  try {
+    threads = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return undefined;
+  }
+  for (const tid of threads) {
+    let text: string;
+    try {
+      text = readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8');
+    } catch (error) {
+      // A kernel without the file at all is told by a thread that is still there.
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT' && existsSync(`/proc/${pid}/task/${tid}`)) return undefined;
+      continue;
+    }
+    for (const child of text.split(' ')) if (child.trim() !== '') children.add(Number(child));
+  }
+  return children;
+}
+
+/**
  * A small kernel file (/proc), read synchronously: one open, read and close of microseconds,
  * where an async read is four trips through the thread pool, and a reset makes dozens of them.
  * Undefined when it cannot be read.
@@ -210,18 +237,7 @@ export class LinuxProcessService implements ProcessService {
   }
 
   async children(pid: number): Promise<number[]> {
-    const threads = await readdir(`/proc/${pid}/task`).catch(() => [String(pid)]);
-    const children: number[] = [];
-    for (const tid of threads) {
-      const text = readSmallFile(`/proc/${pid}/task/${tid}/children`) ?? '';
-      children.push(
-        ...text
-          .split(' ')
-          .filter((p) => p.trim() !== '')
-          .map(Number),
-      );
-    }
-    return children;
+    return [...(threadChildren(pid) ?? [])];
   }
 
   async lazyMappings(pid: number): Promise<LazyMapping[]> {

@@ -4,10 +4,10 @@
  * would stay a zombie. On every SIGCHLD the reaper calls waitpid(pid, WNOHANG) for each pid it
  * watches, which never blocks a thread and never takes a child libuv is waiting for.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { becomeChildSubreaper, reapIfExited, type WaitStatus } from './libc.js';
-import { parseProcStat } from './processes.js';
+import { parseProcStat, threadChildren } from './processes.js';
 import { isTrackedChild } from './spawned.js';
 
 /** What a parent needs to reap children Node did not spawn (a service, so tests can fake it). */
@@ -28,27 +28,6 @@ export interface ChildReaper {
    * the pids that were left running after timeoutMs.
    */
   reapStrays(known: ReadonlySet<number>, timeoutMs?: number): Promise<number[]>;
-}
-
-/** The children of every thread of this process, or undefined where the kernel does not list them. */
-function threadChildren(): Set<number> | undefined {
-  const children = new Set<number>();
-  try {
-    for (const tid of readdirSync('/proc/self/task')) {
-      let text: string;
-      try {
-        text = readFileSync(`/proc/self/task/${tid}/children`, 'utf8');
-      } catch (error) {
-        // A thread that ended meanwhile; a kernel without the file at all is told by the first.
-        if ((error as NodeJS.ErrnoException).code === 'ENOENT' && existsSync(`/proc/self/task/${tid}`)) return undefined;
-        continue;
-      }
-      for (const pid of text.split(' ')) if (pid.trim() !== '') children.add(Number(pid));
-    }
-  } catch {
-    return undefined;
-  }
-  return children;
 }
 
 interface Watch {
@@ -87,7 +66,7 @@ export class Reaper implements ChildReaper {
   children(): Set<number> {
     // Each thread's children, as the kernel lists them (CONFIG_PROC_CHILDREN): a few small files,
     // where a scan of /proc reads one per process on the host (milliseconds, on every restore).
-    const listed = threadChildren();
+    const listed = threadChildren('self');
     if (listed) return listed;
     const children = new Set<number>();
     for (const entry of readdirSync('/proc')) {
