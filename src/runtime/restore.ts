@@ -327,9 +327,11 @@ async function restoreTreeWith(
       // As runc: CRIU is put into the container's cgroups before it restores, and told their roots.
       prepare: (criuPid) => cgroups.enter(request.cgroupPath, criuPid),
     });
-    // ps and /proc/<pid>/cmdline read the tasks' arguments from their memory, which waits for no daemon.
+    // ps and /proc/<pid>/cmdline read the tasks' arguments from their memory, which waits for no
+    // daemon. Given up on after a while: a page its daemon never serves must not hold the
+    // restore (and a monitor's every later reset) for ever.
     if (lazy)
-      await fillInArguments(processes, pid).catch((error: unknown) =>
+      await withTimeout(fillInArguments(processes, pid), ARGUMENTS_TIMEOUT_MS, 'the lazy-pages daemon did not serve them').catch((error: unknown) =>
         logger.warn("could not copy in the restored tasks' arguments", { id: record.id, error: describeError(error) }),
       );
     return pid;
@@ -344,6 +346,17 @@ async function restoreTreeWith(
     });
     await rmdir(request.criuRoot).catch(() => undefined);
   }
+}
+
+const ARGUMENTS_TIMEOUT_MS = 5_000;
+
+/** The promise's value, or a rejection with `what` once timeoutMs have passed. */
+function withTimeout<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} within ${timeoutMs / 1000} s`)), timeoutMs);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** Namespaces the container joins by path are handed to CRIU under the keys the dump named them. */

@@ -10,6 +10,7 @@
  */
 import { createRequire } from 'node:module';
 import type Koffi from 'koffi';
+import { existsSync } from 'node:fs';
 import { SystemCallError } from './errors.js';
 
 let koffiModule: typeof Koffi | undefined;
@@ -296,8 +297,6 @@ export function tcpSocketInNetns(netnsFd: number, hostNetnsFd: number, family: n
 
 const SCRATCH_BYTES = 1 << 20;
 const PAGE_BYTES = 4096;
-const ESRCH = 3;
-let scratch: { readonly pointer: unknown; readonly address: bigint } | undefined;
 
 /**
  * Reads [start, end) of pid's memory into a scratch buffer that nothing looks at, to make its
@@ -305,17 +304,32 @@ let scratch: { readonly pointer: unknown; readonly address: bigint } | undefined
  * the task had touched it (process_vm_readv(2) faults like the task would; reading /proc/PID/mem
  * does not wait for userfaultfd). A page that cannot be read (unmapped meanwhile) is skipped.
  * Returns false when pid is gone.
+ *
+ * The read runs in a thread of the pool (koffi's async call), so that a page whose server does
+ * not answer blocks that thread and not the event loop: a monitor must go on answering while
+ * one of its instances waits for its lazy-pages daemon. The buffer is the call's own, freed once
+ * the call has returned.
  */
-export function faultInMemory(pid: number, start: number, end: number): boolean {
-  if (!scratch) {
-    const pointer = koffi().alloc('uint8_t', SCRATCH_BYTES);
-    scratch = { pointer, address: koffi().address(pointer) };
-  }
+export async function faultInMemoryAsync(pid: number, start: number, end: number): Promise<boolean> {
+  const size = Math.min(SCRATCH_BYTES, end - start);
+  if (size <= 0) return true;
+  const pointer = koffi().alloc('uint8_t', size);
+  const address = koffi().address(pointer);
+  const readv = libc().process_vm_readv as unknown as { async: (...args: unknown[]) => void };
   for (let at = start; at < end;) {
-    const length = Math.min(SCRATCH_BYTES, end - at);
-    const read = libc().process_vm_readv(pid, [{ base: scratch.address, len: length }], 1, [{ base: BigInt(at), len: length }], 1, 0);
-    if (read < 0 && koffi().errno() === ESRCH) return false;
+    const length = Math.min(size, end - at);
+    const read = await new Promise<number>((resolve, reject) =>
+      readv.async(pid, [{ base: address, len: length }], 1, [{ base: BigInt(at), len: length }], 1, 0, (error: unknown, result: number) =>
+        error ? reject(error instanceof Error ? error : new Error(String(error))) : resolve(result),
+      ),
+    );
+    // errno is the pool thread's, not ours: a task that is gone is told by /proc.
+    if (read < 0 && !existsSync(`/proc/${pid}`)) {
+      koffi().free(pointer);
+      return false;
+    }
     at += read > 0 ? read : PAGE_BYTES;
   }
+  koffi().free(pointer);
   return true;
 }

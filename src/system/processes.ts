@@ -6,7 +6,7 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { open, readFile, readlink, type FileHandle } from 'node:fs/promises';
 import { RuntimeError } from './errors.js';
-import { faultInMemory } from './libc.js';
+import { faultInMemoryAsync } from './libc.js';
 
 export class ProcFormatError extends RuntimeError {
   readonly code = 'PROC_FORMAT' as const;
@@ -262,7 +262,7 @@ export class LinuxProcessService implements ProcessService {
   }
 
   async faultIn(pid: number, start: number, end: number): Promise<boolean> {
-    return faultInMemory(pid, start, end);
+    return faultInMemoryAsync(pid, start, end);
   }
 
   async sysctl(name: string): Promise<string | undefined> {
