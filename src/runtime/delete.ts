@@ -65,13 +65,7 @@ export async function deleteContainer(context: RuntimeContext, id: string, optio
   const paths = store.paths(id);
   // Nothing may stay mounted below the state directory before it is removed (a restore root,
   // a copy's rootfs), and the overlay a reset put on the rootfs goes too.
-  for (const target of (await mounts.mounts())
-    .map((m) => m.mountPoint)
-    .filter((p) => p.startsWith(`${paths.dir}/`))
-    .sort()
-    .reverse()) {
-    await unmountAll(mounts, target);
-  }
+  await unmountBelow(context, paths.dir);
   if (record.layers) {
     await unmountAll(mounts, record.rootfs);
     await unmountAll(mounts, record.layers.target);
@@ -79,9 +73,7 @@ export async function deleteContainer(context: RuntimeContext, id: string, optio
   if (record.storage && record.rootfsMountedByRuntime) await unmountStorage(context, record.storage);
   const left = await cgroups.removeTree(cgroupBase);
   if (left.length > 0) logger.warn('some cgroup directories are still busy and were left', { id, left });
-  await context.ociRuntime.forget({ id, root: paths.ociRoot });
-  await store.remove(id);
-  await rm(path.join(context.config.checkpointRoot, id), { recursive: true, force: true });
+  await forget(context, id);
 }
 
 /**
@@ -90,7 +82,7 @@ export async function deleteContainer(context: RuntimeContext, id: string, optio
  * its start time matches) is used to stop its processes; everything of it the runtime keeps goes.
  */
 async function deleteUnreadable(context: RuntimeContext, id: string, corrupt: CorruptStateError): Promise<void> {
-  const { store, mounts, cgroups, processes, logger } = context;
+  const { store, cgroups, processes, logger } = context;
   const paths = store.paths(id);
   const salvaged = salvageRecord(await readFile(paths.stateFile, 'utf8').catch(() => ''));
   logger.warn(`the state of ${id} is unreadable; removing what is known of it`, { error: corrupt.message, salvaged });
@@ -105,20 +97,12 @@ async function deleteUnreadable(context: RuntimeContext, id: string, corrupt: Co
     await processes.signal(salvaged.monitor, 'SIGTERM');
     await waitGone(context, salvaged.monitor, 5_000);
   }
-  for (const target of (await mounts.mounts())
-    .map((m) => m.mountPoint)
-    .filter((p) => p.startsWith(`${paths.dir}/`))
-    .sort()
-    .reverse()) {
-    await unmountAll(mounts, target);
-  }
+  await unmountBelow(context, paths.dir);
   for (const cgroup of salvaged.cgroups) {
     const left = await cgroups.removeTree(cgroup).catch(() => [cgroup]);
     if (left.length > 0) logger.warn('some cgroup directories are still busy and were left', { id, left });
   }
-  await context.ociRuntime.forget({ id, root: paths.ociRoot });
-  await store.remove(id);
-  await rm(path.join(context.config.checkpointRoot, id), { recursive: true, force: true });
+  await forget(context, id);
 }
 
 /** The cgroups and monitor an unreadable record still names, where it names them plainly. */
@@ -138,6 +122,24 @@ export function salvageRecord(text: string): { readonly cgroups: string[]; reado
       ? { pid: monitor.pid as number, startTime: monitor.startTime }
       : undefined;
   return { cgroups: [...new Set(cgroups)], ...(identity ? { monitor: identity } : {}) };
+}
+
+/** Unmounts everything mounted below dir, deepest first (a restore root, a copy's rootfs). */
+async function unmountBelow(context: RuntimeContext, dir: string): Promise<void> {
+  for (const target of (await context.mounts.mounts())
+    .map((m) => m.mountPoint)
+    .filter((p) => p.startsWith(`${dir}/`))
+    .sort()
+    .reverse()) {
+    await unmountAll(context.mounts, target);
+  }
+}
+
+/** The container's OCI state, its record and its managed checkpoints go. */
+async function forget(context: RuntimeContext, id: string): Promise<void> {
+  await context.ociRuntime.forget({ id, root: context.store.paths(id).ociRoot });
+  await context.store.remove(id);
+  await rm(path.join(context.config.checkpointRoot, id), { recursive: true, force: true });
 }
 
 async function waitGone(context: RuntimeContext, identity: ProcessIdentity, timeoutMs: number): Promise<void> {
