@@ -7,7 +7,7 @@ import test from 'ava';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
-import { e2e, sandbox, waitFor } from './helpers.js';
+import { e2e, sandbox, waitFor, type Sandbox } from './helpers.js';
 import { buildOverlay } from '../rootfs/helpers/layouts.js';
 import { parseMountInfo } from '../../src/rootfs/mountinfo.js';
 
@@ -22,6 +22,19 @@ async function counter(merged: string): Promise<number | undefined> {
   return text === '' ? undefined : Number(text);
 }
 
+/**
+ * An overlay2 layout of the given layers in the sandbox, its bottom layer the bundle's busybox
+ * rootfs, and `run -d` of the bundle on its top layer through the CLI.
+ */
+async function overlayOf(box: Sandbox, bundle: string, layers: Parameters<typeof buildOverlay>[2]) {
+  const storageRoot = path.join(box.dir, 'docker');
+  const layout = await buildOverlay(storageRoot, 'overlay2', layers);
+  await execa('cp', ['-a', `${path.join(bundle, 'rootfs')}/.`, layout.layers[0]!.diff]);
+  const run = (id: string) =>
+    box.cli(['run', '-d', '--bundle', bundle, '--storage-driver', 'overlay2', '--storage-root', storageRoot, '--layer', layout.top.id, id]);
+  return { layout, merged: path.join(layout.top.dir, 'merged'), run };
+}
+
 serial('overlay2 rootfs of three layers: run, write, checkpoint, unmount, restore remounts it', async (t) => {
   const box = await sandbox(t);
   // The counter is written aside and renamed: a checkpoint between a truncation and the write
@@ -31,25 +44,8 @@ serial('overlay2 rootfs of three layers: run, write, checkpoint, unmount, restor
     '-c',
     'cat /etc/from-layer-2 >/tmp/seen; echo written-before-checkpoint >/tmp/file; i=0; while true; do i=$((i+1)); echo $i >/tmp/counter.new; mv /tmp/counter.new /tmp/counter; sleep 0.2; done',
   ]);
-  const storageRoot = path.join(box.dir, 'docker');
-  const layout = await buildOverlay(storageRoot, 'overlay2', [{}, { files: { 'etc/from-layer-2': 'layer two\n' } }, {}]);
-  // The bottom layer is the busybox image.
-  await execa('cp', ['-a', `${path.join(bundle, 'rootfs')}/.`, layout.layers[0]!.diff]);
-  const merged = path.join(layout.top.dir, 'merged');
-
-  const run = await box.cli([
-    'run',
-    '-d',
-    '--bundle',
-    bundle,
-    '--storage-driver',
-    'overlay2',
-    '--storage-root',
-    storageRoot,
-    '--layer',
-    layout.top.id,
-    'ov',
-  ]);
+  const { layout, merged, run: runOn } = await overlayOf(box, bundle, [{}, { files: { 'etc/from-layer-2': 'layer two\n' } }, {}]);
+  const run = await runOn('ov');
   t.is(run.exitCode, 0, run.stderr);
   t.true(await isMounted(merged), 'run mounted the overlay');
   const before = await waitFor('the counter', async () => (((await counter(merged)) ?? 0) > 2 ? counter(merged) : undefined));
@@ -119,24 +115,8 @@ serial('a run that fails to start unmounts the overlay it mounted and leaves no 
   const box = await sandbox(t);
   // runc cannot start it: the command does not exist in the rootfs.
   const bundle = await box.bundle('overlay-fails', ['/no/such/command']);
-  const storageRoot = path.join(box.dir, 'docker');
-  const layout = await buildOverlay(storageRoot, 'overlay2', [{}]);
-  await execa('cp', ['-a', `${path.join(bundle, 'rootfs')}/.`, layout.layers[0]!.diff]);
-  const merged = path.join(layout.top.dir, 'merged');
-
-  const run = await box.cli([
-    'run',
-    '-d',
-    '--bundle',
-    bundle,
-    '--storage-driver',
-    'overlay2',
-    '--storage-root',
-    storageRoot,
-    '--layer',
-    layout.top.id,
-    'bad',
-  ]);
+  const { merged, run: runOn } = await overlayOf(box, bundle, [{}]);
+  const run = await runOn('bad');
   t.not(run.exitCode, 0);
   t.false(await isMounted(merged), 'the overlay the run mounted is unmounted again');
   t.is((await box.cli(['list', '-q'])).stdout, '', 'no state is left');
