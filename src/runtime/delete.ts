@@ -30,39 +30,63 @@ export interface DeleteOptions {
 export async function deleteContainer(context: RuntimeContext, id: string, options: DeleteOptions = {}): Promise<void> {
   validateId(id);
   requireRoot(context.processes, 'runtime delete');
-  const { store, processes, mounts, cgroups, logger } = context;
-  let record: ContainerRecord;
+  const { store, processes, cgroups } = context;
   try {
-    record = await store.load(id);
+    await store.load(id);
   } catch (error) {
     if (!(error instanceof CorruptStateError) || !options.force) throw error;
+    // Without the lock: no command can use an unreadable record, and its monitor, blocked on the
+    // lock to record the exit, would only end later.
     return deleteUnreadable(context, id, error);
   }
+  // Under the container's lock: a run, restore, checkpoint or reset in progress finishes first,
+  // and what it left is what is deleted (or refused, when it left the container running).
+  const record = await store.withLock(id, async () => {
+    const record = await store.load(id);
+    await refuseCopied(context, id);
+    const init = initOf(record);
+    const running = init !== undefined && (await processes.isAlive(init));
+    if (running && !options.force) throw new ContainerRunningError(id);
+    if (running) {
+      await processes.signal(init, 'SIGKILL');
+      await cgroups.killTree(record.cgroupBase ?? record.cgroupPath);
+    }
+    return record;
+  });
+  // Out of the lock: the monitor records the exit under it (and drops its standbys).
+  const init = initOf(record);
+  if (init) await waitGone(context, init, 10_000);
+  const monitor = monitorOf(record);
+  if (monitor) await waitGone(context, monitor, 5_000);
+  await store.withLock(id, async () => {
+    // Another command may have brought the container back meanwhile (a restore, a reset).
+    const current = await store.load(id);
+    const now = initOf(current);
+    if (now && (await processes.isAlive(now))) throw new ContainerRunningError(id);
+    await removeContainer(context, current, options.force === true);
+  });
+}
+
+/** A container whose snapshot another was made from stays as long as the copy does. */
+async function refuseCopied(context: RuntimeContext, id: string): Promise<void> {
   const copies = [];
-  for (const other of await store.ids()) {
-    if (other !== id && (await store.load(other).catch(() => undefined))?.snapshotOf === id) copies.push(other);
+  for (const other of await context.store.ids()) {
+    if (other !== id && (await context.store.load(other).catch(() => undefined))?.snapshotOf === id) copies.push(other);
   }
   if (copies.length > 0)
     throw new SnapshotInUseError(
       `of ${id}`,
       copies.map((c) => `container ${c}`),
     );
-  const init = initOf(record);
-  const monitor = monitorOf(record);
-  const running = init !== undefined && (await processes.isAlive(init));
-  if (running && !options.force) throw new ContainerRunningError(id);
-  const cgroupBase = record.cgroupBase ?? record.cgroupPath;
-  if (running) {
-    await processes.signal(init, 'SIGKILL');
-    await cgroups.killTree(cgroupBase);
-    await waitGone(context, init, 10_000);
-  }
-  // The monitor records the exit under the lock (and drops a standby); let it finish first.
-  if (monitor) await waitGone(context, monitor, 5_000);
-  // Whatever is left in the container's cgroups (a standby whose monitor died) goes too.
-  if (options.force) await cgroups.killTree(cgroupBase);
+}
 
-  const paths = store.paths(id);
+/** Everything of a container that no longer runs: mounts, cgroups, state and checkpoints. */
+async function removeContainer(context: RuntimeContext, record: ContainerRecord, force: boolean): Promise<void> {
+  const { store, mounts, cgroups, logger } = context;
+  const cgroupBase = record.cgroupBase ?? record.cgroupPath;
+  // Whatever is left in the container's cgroups (a standby whose monitor died) goes too.
+  if (force) await cgroups.killTree(cgroupBase);
+  const paths = store.paths(record.id);
   // Nothing may stay mounted below the state directory before it is removed (a restore root,
   // a copy's rootfs), and the overlay a reset put on the rootfs goes too.
   await unmountBelow(context, paths.dir);
@@ -72,8 +96,8 @@ export async function deleteContainer(context: RuntimeContext, id: string, optio
   }
   if (record.storage && record.rootfsMountedByRuntime) await unmountStorage(context, record.storage);
   const left = await cgroups.removeTree(cgroupBase);
-  if (left.length > 0) logger.warn('some cgroup directories are still busy and were left', { id, left });
-  await forget(context, id);
+  if (left.length > 0) logger.warn('some cgroup directories are still busy and were left', { id: record.id, left });
+  await forget(context, record.id);
 }
 
 /**

@@ -36,6 +36,16 @@ export class ContainerExistsError extends RuntimeError {
   }
 }
 
+export class ContainerBusyError extends RuntimeError {
+  readonly code = 'CONTAINER_BUSY' as const;
+  constructor(
+    readonly id: string,
+    reason: string,
+  ) {
+    super(`container ${JSON.stringify(id)} is busy: ${reason}`, { hint: 'wait for the other command to finish, then try again' });
+  }
+}
+
 export class NotRootError extends RuntimeError {
   readonly code = 'NOT_ROOT' as const;
   constructor(operation: string) {

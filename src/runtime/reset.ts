@@ -17,9 +17,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { RuntimeContext } from './context.js';
 import { validateId } from './id.js';
 import { requireRoot } from './privileges.js';
-import { ContainerExistsError, ContainerNotFoundError, InitEndedError, UsageError, describeError } from './errors.js';
+import { ContainerBusyError, ContainerExistsError, ContainerNotFoundError, InitEndedError, UsageError, describeError } from './errors.js';
 import { refuseAutoDedup, type SnapshotInfo } from './snapshots/store.js';
-import { initOf, newRecord, type ContainerRecord, type ProcessIdentity } from './state/record.js';
+import { initOf, monitorOf, newRecord, type ContainerRecord, type ProcessIdentity } from './state/record.js';
 import { readEffectiveSpec, writeEffectiveBundle } from './effective-bundle.js';
 import type { Spec } from './oci/index.js';
 import { criuBinaryFor, restoreTree } from './restore.js';
@@ -57,18 +57,44 @@ export async function reset(context: RuntimeContext, request: ResetRequest): Pro
     if (pid !== undefined) return pid;
   }
   const { id, spec } = await prepareReset(context, request);
-  const record = await context.store.load(id);
-  // No monitor to ask: the running instance (if any) is stopped, and a new monitor resets.
-  await context.criu.requireVersion();
-  await requireFeaturesFor(context.criu, spec.criu);
-  await stopInstance(context, record);
-  return context.monitors.launch({
-    kind: 'reset',
+  const { store } = context;
+  // One command at a time starts a container's monitor: a second one waits here, then asks the
+  // monitor the first started (two monitors would replace each other's instances).
+  return store.withLock(
     id,
-    reset: spec,
-    ...(request.pidFile ? { pidFile: path.resolve(request.pidFile) } : {}),
-    ...criuBinaryFor(context, record),
-  });
+    async () => {
+      const deadline = Date.now() + 2_000;
+      for (;;) {
+        const pid = await resetByMonitor(context, { ...request, id });
+        if (pid !== undefined) return pid;
+        // No monitor to ask: the running instance (if any) is stopped, and a new monitor resets;
+        // not while a checkpoint dumps the tree or a restore makes it (they hold the state lock).
+        const stopped = await store.withLock(id, async () => {
+          const record = await store.load(id);
+          // A monitor a restore started meanwhile is asked once it listens (a moment after it is
+          // recorded); one that never does is taken for hung, and replaced.
+          const monitor = monitorOf(record);
+          if (monitor && Date.now() < deadline && (await context.processes.isAlive(monitor))) return undefined;
+          await context.criu.requireVersion();
+          await requireFeaturesFor(context.criu, spec.criu);
+          await stopInstance(context, record);
+          return record;
+        });
+        if (stopped) {
+          return context.monitors.launch({
+            kind: 'reset',
+            id,
+            reset: spec,
+            ...(request.pidFile ? { pidFile: path.resolve(request.pidFile) } : {}),
+            ...criuBinaryFor(context, stopped),
+          });
+        }
+        await sleep(20);
+      }
+    },
+    undefined,
+    'launch',
+  );
 }
 
 /** A reset asked of this process, the container's monitor: checked and resolved here, then done. */
@@ -132,23 +158,18 @@ async function lazyByDefault(context: RuntimeContext, spec: Spec, snapshot: Snap
 }
 
 /**
- * Stops the running instance when no monitor is alive to do it: its processes are killed, then
- * this waits until a parent has reaped the init and recorded the exit (or none is left to).
+ * Stops the running instance when no monitor answers to do it: its processes are killed, and this
+ * waits until the init has ended (its parent, if any is left, records the exit; the monitor that
+ * resets next replaces the record either way).
  */
 export async function stopInstance(context: RuntimeContext, record: ContainerRecord): Promise<void> {
-  const { processes, store, cgroups } = context;
+  const { processes, cgroups } = context;
   const init = initOf(record);
   if (!init || !(await processes.isAlive(init))) return;
   await processes.signal(init, 'SIGKILL');
   await cgroups.killTree(record.cgroupPath);
   const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline) {
-    const current = await store.load(record.id);
-    if (current.status !== 'running' || current.init.pid !== init.pid) return;
-    // A parent that is gone cannot record the exit; the init is then reaped by pid 1.
-    if (!(await processes.isAlive(init)) && (!current.monitor || !(await processes.isAlive(current.monitor)))) return;
-    await sleep(5);
-  }
+  while (Date.now() < deadline && (await processes.isAlive(init))) await sleep(5);
 }
 
 /** A new container made from another's snapshot: its own rootfs mount point, cgroup and state. */
@@ -284,7 +305,7 @@ export class Resetter {
   }
 
   private async resetNow(spec: ResetSpec): Promise<number> {
-    const { logger, cgroups, snapshots } = this.context;
+    const { logger, cgroups, snapshots, store } = this.context;
     const started = Date.now();
     await requireFeaturesFor(this.context.criu, spec.criu);
     const snapshot = await snapshots.read(spec.sourceId, spec.name);
@@ -292,22 +313,30 @@ export class Resetter {
     const ready = await this.takeStandby(spec.standbys > 0 ? key : undefined);
     const standbyAt = Date.now();
     const old = this.current;
-    // The old instance is held still (SIGSTOP) while the new one is made ready, so it cannot write
-    // on (to shared volumes) meanwhile, and it runs on if the new one cannot be had: a failed
-    // reset leaves the container as it was. (A v1 freezer would freeze the cgroups below the
-    // first instance's too, where the new ones go; a stop signal reaches its own processes only.)
-    if (old) await cgroups.signal(old.cgroupPath, 'SIGSTOP');
+    let restored: Instance | undefined = ready;
     let next: Instance;
     try {
-      next = ready ?? (await this.restoreInstance(spec, snapshot, false));
-      try {
-        await this.switchTo(next, spec);
-      } catch (error) {
-        void this.retire(next);
-        throw error;
-      }
+      // Under the container's lock: no checkpoint, restore or delete is mid-way while the running
+      // instance is held still and replaced, and none starts before the record names the new one.
+      next = await store.withLock(this.id, async () => {
+        await this.refuseTakenOver(await store.load(this.id));
+        // The old instance is held still (SIGSTOP) while the new one is made ready, so it cannot
+        // write on (to shared volumes) meanwhile, and it runs on if the new one cannot be had: a
+        // failed reset leaves the container as it was. (A v1 freezer would freeze the cgroups
+        // below the first instance's too, where the new ones go; a stop signal reaches its own
+        // processes only.)
+        if (old) await cgroups.signal(old.cgroupPath, 'SIGSTOP');
+        try {
+          restored ??= await this.restoreInstance(spec, snapshot, false);
+          await this.switchTo(restored, spec);
+          return restored;
+        } catch (error) {
+          if (old) await cgroups.signal(old.cgroupPath, 'SIGCONT');
+          throw error;
+        }
+      });
     } catch (error) {
-      if (old) await cgroups.signal(old.cgroupPath, 'SIGCONT');
+      if (restored) void this.retire(restored);
       throw error;
     }
     // A standby was left stopped by CRIU (and a background daemon paused): now both run.
@@ -349,23 +378,31 @@ export class Resetter {
     return undefined;
   }
 
-  /** Makes next the container's instance: its rootfs on the container's rootfs path, the record, the ports. */
+  /**
+   * A container another command started meanwhile (a restore, the reset of a monitor started
+   * alongside this one) runs an instance this monitor is not the parent of: not its to replace.
+   */
+  private async refuseTakenOver(record: ContainerRecord): Promise<void> {
+    if (record.status !== 'running' || record.init.pid === this.current?.pid) return;
+    if (!(await this.context.processes.isAlive(record.init))) return;
+    throw new ContainerBusyError(this.id, `its running instance (pid ${record.init.pid}) was started by another command, not by this monitor`);
+  }
+
+  /** Makes next the container's instance (under the lock): its rootfs on the container's rootfs path, the record, the ports. */
   private async switchTo(next: Instance, spec: ResetSpec): Promise<void> {
     const { store, mounts, processes } = this.context;
-    await store.withLock(this.id, async () => {
-      const record = await store.load(this.id);
-      // The rootfs path shows the new instance's rootfs.
-      await unmountAll(mounts, record.rootfs);
-      await mounts.bind(next.layers!.target, record.rootfs);
-      await store.commit(record, {
-        kind: 'reset',
-        init: next.identity,
-        monitor: await processes.self(),
-        cgroupPath: next.cgroupPath,
-        layers: next.layers!,
-        instance: next.number,
-        snapshot: spec.name,
-      });
+    const record = await store.load(this.id);
+    // The rootfs path shows the new instance's rootfs.
+    await unmountAll(mounts, record.rootfs);
+    await mounts.bind(next.layers!.target, record.rootfs);
+    await store.commit(record, {
+      kind: 'reset',
+      init: next.identity,
+      monitor: await processes.self(),
+      cgroupPath: next.cgroupPath,
+      layers: next.layers!,
+      instance: next.number,
+      snapshot: spec.name,
     });
     this.current = next;
     this.onInstance(next.pid);

@@ -1,6 +1,11 @@
-/** What delete -f still uses of a state file it cannot read: cgroups and the monitor, plainly named. */
+/**
+ * delete: what -f still uses of a state file it cannot read (cgroups and the monitor, plainly
+ * named), and the container's lock, held against the commands that change it meanwhile.
+ */
 import test from 'ava';
-import { salvageRecord } from '../../src/runtime/delete.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ContainerRunningError, deleteContainer, salvageRecord } from '../../src/runtime/delete.js';
+import { creatingContainer, fakeRuntime, load, runningContainer } from '../helpers/fake-runtime.js';
 
 test('salvageRecord: the cgroups and the monitor an unreadable record still names', (t) => {
   const record = {
@@ -18,4 +23,44 @@ test('salvageRecord: nothing from text that is no JSON object, or fields of the 
   for (const text of ['', '{', 'null', '[]', '"x"']) t.deepEqual(salvageRecord(text), { cgroups: [] }, text);
   t.deepEqual(salvageRecord(JSON.stringify({ cgroupPath: 7, cgroupBase: '', monitor: { pid: 1, startTime: '5' } })), { cgroups: [] });
   t.deepEqual(salvageRecord(JSON.stringify({ monitor: { pid: 99, startTime: 5 } })), { cgroups: [] }, 'a start time is digits in a string');
+});
+
+test('delete waits for a command holding the lock, and refuses the container it left running', async (t) => {
+  const rt = await fakeRuntime(t);
+  await creatingContainer(rt);
+  const { store } = rt.context;
+  // A run in progress: the record says creating until the start is recorded under the lock.
+  let started!: () => void;
+  const holding = new Promise<void>((resolve) => (started = resolve));
+  const run = store.withLock('web1', async () => {
+    started();
+    await sleep(200);
+    const record = await store.load('web1');
+    const init = rt.fakes.processes.spawn({ comm: 'sh', cgroup: record.cgroupPath });
+    await store.commit(record, { kind: 'started', init: rt.fakes.processes.identity(init.pid) });
+  });
+  await holding;
+  await t.throwsAsync(deleteContainer(rt.context, 'web1'), { instanceOf: ContainerRunningError });
+  await run;
+  t.is((await load(rt)).status, 'running');
+});
+
+test('delete -f of a container a command restarted between the kill and the removal keeps it', async (t) => {
+  const rt = await fakeRuntime(t);
+  const record = await runningContainer(rt);
+  const { store } = rt.context;
+  const { processes } = rt.fakes;
+  // Right after the kill, a restore (here, its record) brings the container back.
+  const original = processes.signal.bind(processes);
+  processes.signal = async (identity, signal) => {
+    const sent = await original(identity, signal);
+    void store.withLock('web1', async () => {
+      const stopped = await store.commit(await store.load('web1'), { kind: 'exited', exit: { signal: 'SIGKILL', time: new Date().toISOString() } });
+      const init = processes.spawn({ comm: 'sh', cgroup: record.cgroupPath });
+      await store.commit(stopped, { kind: 'restored', init: processes.identity(init.pid) });
+    });
+    return sent;
+  };
+  await t.throwsAsync(deleteContainer(rt.context, 'web1', { force: true }), { instanceOf: ContainerRunningError });
+  t.is((await load(rt)).status, 'running');
 });

@@ -336,7 +336,7 @@ test('reset without a monitor: the running instance is killed, and a monitor is 
   t.deepEqual(rt.fakes.monitors.launched, [{ kind: 'reset', id: 'web1', reset: base }]);
 });
 
-test('reset with a monitor that does not answer: it still falls back to launching one', async (t) => {
+test('reset with a monitor that does not answer: asked again for a while, then taken for hung and replaced by a new one', async (t) => {
   const rt = await fakeRuntime(t);
   const running = await snapshotted(rt, { leaveRunning: true, monitor: true });
   // The old monitor still reaps its init and records the exit.
@@ -351,11 +351,14 @@ test('reset with a monitor that does not answer: it still falls back to launchin
   rt.fakes.monitors.askAnswer = undefined;
   rt.fakes.monitors.launchMode = { kind: 'answer', pid: 556 };
 
+  const started = Date.now();
   t.is(await reset(rt.context, { id: 'web1', standby: false }), 556);
 
-  t.is(rt.fakes.monitors.asked.length, 1);
+  t.true(Date.now() - started >= 2000);
+  t.true(rt.fakes.monitors.asked.length > 1);
   t.deepEqual(rt.fakes.monitors.launched, [{ kind: 'reset', id: 'web1', reset: base }]);
-  t.is((await load(rt)).status, 'stopped');
+  // The old monitor records the exit once the lock is free (the new one's reset replaces it).
+  await until(async () => (await load(rt)).status === 'stopped', 'the exit recorded');
 });
 
 test("reset --from makes a copy: a new container of the source's snapshot, reset by its own monitor", async (t) => {
@@ -401,4 +404,31 @@ test('a monitor launched for a reset uses the CRIU the container was made with, 
     criuBinary: '/opt/criu-b/sbin/criu',
   });
   t.deepEqual(criuBinaryFor(rt.context, undefined), {});
+});
+
+test("a monitor's reset waits for the container's lock, and refuses an instance another command started meanwhile", async (t) => {
+  const rt = await fakeRuntime(t);
+  await snapshotted(rt);
+  const { store } = rt.context;
+  const { resetter } = resetterFor(t, rt);
+  // A restore by another command holds the lock, and leaves the container running.
+  let holding!: () => void;
+  const held = new Promise<void>((resolve) => (holding = resolve));
+  const restore = store.withLock('web1', async () => {
+    holding();
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const init = rt.fakes.processes.spawn({ comm: 'sh', cgroup: '/runtime/web1' });
+    await store.commit(await load(rt), { kind: 'restored', init: rt.fakes.processes.identity(init.pid) });
+  });
+  await held;
+
+  await t.throwsAsync(resetter.reset(base), { code: 'CONTAINER_BUSY', message: /started by another command/ });
+  await restore;
+
+  t.deepEqual(rt.fakes.cgroups.callsOf('signal'), [], 'the running instance was never stopped');
+  t.deepEqual(
+    rt.fakes.criu.calls.filter((c) => c.op === 'restore'),
+    [],
+  );
+  t.is((await load(rt)).status, 'running');
 });

@@ -119,7 +119,7 @@ test('a lazy reset of a user-namespaced container on a host that forbids it is r
 test("a reset instance's overlay root takes the owner and mode of the snapshot's top layer", async (t) => {
   const rt = await fakeRuntime(t, { editSpec: withUserNamespace });
   await runningContainer(rt);
-  await checkpoint(rt.context, { id: 'web1', name: 'base', leaveRunning: true });
+  await checkpoint(rt.context, { id: 'web1', name: 'base' });
   const top = rt.context.snapshots.paths('web1', 'base').rootfs;
   await chmod(top, 0o751);
   const resetter = new Resetter(rt.context, 'web1');

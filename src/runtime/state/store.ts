@@ -18,6 +18,8 @@ export interface ContainerPaths {
   readonly dir: string;
   readonly stateFile: string;
   readonly lockFile: string;
+  /** Held by a command that starts a monitor for a container that has none (reset.ts). */
+  readonly launchLockFile: string;
   /** The bundle the OCI runtime is given: config.json with the runtime's adjustments. */
   readonly effectiveBundle: string;
   /** The OCI runtime's own --root, private to this container. */
@@ -68,6 +70,7 @@ export class ContainerStore {
       dir,
       stateFile: path.join(dir, 'state.json'),
       lockFile: path.join(dir, 'lock'),
+      launchLockFile: path.join(dir, 'launch.lock'),
       effectiveBundle: path.join(dir, 'bundle'),
       ociRoot: path.join(dir, 'oci'),
       ociLog: path.join(dir, 'oci.log'),
@@ -171,11 +174,13 @@ export class ContainerStore {
 
   /**
    * Runs fn while holding the container's lock. Every command that changes a container's state
-   * takes it, and so does the monitor when it records an exit, so they never write over each other.
+   * takes it, and so does the monitor for a reset and when it records an exit, so they never
+   * write over each other, nor stop or kill a tree another is dumping or restoring. `launch` is a
+   * second lock, for starting a monitor (held while the monitor takes the first).
    */
-  async withLock<T>(id: string, fn: () => Promise<T>, timeoutMs = 120_000): Promise<T> {
+  async withLock<T>(id: string, fn: () => Promise<T>, timeoutMs = 120_000, which: 'state' | 'launch' = 'state'): Promise<T> {
     const paths = this.paths(id);
-    const handle = await open(paths.lockFile, 'a', 0o600).catch((error: NodeJS.ErrnoException) => {
+    const handle = await open(which === 'state' ? paths.lockFile : paths.launchLockFile, 'a', 0o600).catch((error: NodeJS.ErrnoException) => {
       if (error.code === 'ENOENT') throw new ContainerNotFoundError(id, this.root);
       throw error;
     });

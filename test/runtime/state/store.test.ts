@@ -40,6 +40,7 @@ test('paths are under the root, one directory per id', (t) => {
     dir: '/run/runtime/web1',
     stateFile: '/run/runtime/web1/state.json',
     lockFile: '/run/runtime/web1/lock',
+    launchLockFile: '/run/runtime/web1/launch.lock',
     effectiveBundle: '/run/runtime/web1/bundle',
     ociRoot: '/run/runtime/web1/oci',
     ociLog: '/run/runtime/web1/oci.log',
