@@ -62,7 +62,9 @@ export class LazyPagesDaemon {
       LOG,
       '-v4',
     ];
-    const child = trackChild(spawn(binary, args, { stdio: 'ignore' }));
+    // A session of its own, as CRIU's swrk has a process group of its own: a Ctrl-C at the
+    // foreground restore's terminal goes to the container's init, never to its memory's server.
+    const child = trackChild(spawn(binary, args, { stdio: 'ignore', detached: true }));
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     const deadline = Date.now() + timeoutMs;
     for (;;) {

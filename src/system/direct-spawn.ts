@@ -25,6 +25,8 @@ export interface DirectSpawnOptions {
   /** The child's fds 0, 1, 2, ... in order. */
   readonly fds: readonly DirectFd[];
   readonly cwd?: string;
+  /** Start it in a process group of its own: a Ctrl-C at the terminal reaches the caller alone. */
+  readonly newProcessGroup?: boolean;
 }
 
 export interface Exit {
@@ -112,7 +114,7 @@ export function spawnDirect(binary: string, args: readonly string[], options: Di
       return writeEnd;
     });
     const environment = Object.entries(process.env).map(([key, value]) => `${key}=${value ?? ''}`);
-    const pid = posixSpawn(binary, [binary, ...args], environment, sources, options.cwd);
+    const pid = posixSpawn(binary, [binary, ...args], environment, sources, { cwd: options.cwd, newProcessGroup: options.newProcessGroup });
     trackPid(pid);
     const pipes = new Map<number, Readable>();
     for (const [target, fd] of readEnds) pipes.set(target, new Socket({ fd, readable: true, writable: false }));

@@ -215,6 +215,7 @@ export function umount(target: string, flags = 0): void {
   check(libc().umount2(target, flags), 'umount2', target);
 }
 
+const POSIX_SPAWN_SETPGROUP = 0x02;
 const POSIX_SPAWN_SETSIGDEF = 0x04;
 const POSIX_SPAWN_SETSIGMASK = 0x08;
 /** glibc's posix_spawn_file_actions_t is 80 bytes, posix_spawnattr_t 336, sigset_t 128: room to spare. */
@@ -227,9 +228,17 @@ function spawnCheck(result: number, call: string, detail: string): void {
 
 /**
  * posix_spawn(3) of path with argv and envp: the child's fd i is a dup of sources[i], every fd
- * above them is closed, every signal is reset to its default and none is blocked. Returns the pid.
+ * above them is closed, every signal is reset to its default and none is blocked; in a process
+ * group of its own with newProcessGroup. Returns the pid.
  */
-export function posixSpawn(path: string, argv: readonly string[], envp: readonly string[], sources: readonly number[], cwd?: string): number {
+export function posixSpawn(
+  path: string,
+  argv: readonly string[],
+  envp: readonly string[],
+  sources: readonly number[],
+  options: { readonly cwd?: string | undefined; readonly newProcessGroup?: boolean | undefined } = {},
+): number {
+  const { cwd } = options;
   const c = newerLibc();
   const actions = Buffer.alloc(SPAWN_STRUCT_BYTES);
   const attributes = Buffer.alloc(SPAWN_STRUCT_BYTES);
@@ -252,7 +261,9 @@ export function posixSpawn(path: string, argv: readonly string[], envp: readonly
       c.sigemptyset(none);
       spawnCheck(c.posix_spawnattr_setsigdefault(attributes, all), 'posix_spawnattr_setsigdefault', path);
       spawnCheck(c.posix_spawnattr_setsigmask(attributes, none), 'posix_spawnattr_setsigmask', path);
-      spawnCheck(c.posix_spawnattr_setflags(attributes, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK), 'posix_spawnattr_setflags', path);
+      // The attributes' process group is 0 from init: with SETPGROUP, the child's own pid.
+      const flags = POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | (options.newProcessGroup ? POSIX_SPAWN_SETPGROUP : 0);
+      spawnCheck(c.posix_spawnattr_setflags(attributes, flags), 'posix_spawnattr_setflags', path);
       const pid = [0];
       spawnCheck(c.posix_spawn(pid, path, actions, attributes, [...argv, null], [...envp, null]), 'posix_spawn', path);
       return pid[0]!;

@@ -69,7 +69,9 @@ export class SwrkSession {
 
   /**
    * Starts `criu swrk 3` with one end of a fresh socketpair as its fd 3, through posix_spawn
-   * (system/direct-spawn.ts: a fork of the runtime's process costs milliseconds per restore).
+   * (system/direct-spawn.ts: a fork of the runtime's process costs milliseconds per restore), in
+   * a process group of its own: a Ctrl-C meant for the runtime's command must never reach a
+   * CRIU that holds a tree frozen (the command decides what an interruption does).
    */
   static start(options: SwrkStartOptions): Promise<SwrkSession> {
     const codec = rpcCodec();
@@ -78,6 +80,7 @@ export class SwrkSession {
       const child = spawnDirect(options.binary, ['swrk', '3'], {
         fds: [...(options.stdio ?? ['ignore', 'ignore', 'pipe']), theirs, ...(options.extraFds ?? [])],
         ...(options.cwd ? { cwd: options.cwd } : {}),
+        newProcessGroup: true,
       });
       return Promise.resolve(new SwrkSession(child, ours, codec));
     } catch (error) {

@@ -1,4 +1,5 @@
 import { defineCommand } from '../command.js';
+import { exitCodeFor, holdingSignals } from '../held-signals.js';
 import { parseNetworkLock } from '../../../criu/options.js';
 import { commonCriuFlags, commonCriuOptions } from './criu-flags.js';
 
@@ -28,19 +29,21 @@ export const checkpointCommand = defineCommand({
   },
   async run(runtime, flags, [id], io) {
     const started = process.hrtime.bigint();
-    const result = await (
-      await runtime()
-    ).checkpoint({
-      id: id!,
-      ...commonCriuOptions(flags),
-      ...(flags['leave-running'] ? { leaveRunning: true } : {}),
-      ...(flags['pre-dump'] ? { preDump: true } : {}),
-      ...(flags['parent-path'] ? { parentPath: flags['parent-path'] } : {}),
-      ...(flags['tcp-skip-in-flight'] ? { tcpSkipInFlight: true } : {}),
-      ...(flags['link-remap'] ? { linkRemap: true } : {}),
-      ...(flags['network-lock'] !== undefined ? { networkLock: parseNetworkLock(flags['network-lock']) } : {}),
-      ...(flags.name !== undefined ? { name: flags.name } : {}),
-    });
+    const rt = await runtime();
+    const held = await holdingSignals(`the checkpoint of ${id}`, io.stderr, () =>
+      rt.checkpoint({
+        id: id!,
+        ...commonCriuOptions(flags),
+        ...(flags['leave-running'] ? { leaveRunning: true } : {}),
+        ...(flags['pre-dump'] ? { preDump: true } : {}),
+        ...(flags['parent-path'] ? { parentPath: flags['parent-path'] } : {}),
+        ...(flags['tcp-skip-in-flight'] ? { tcpSkipInFlight: true } : {}),
+        ...(flags['link-remap'] ? { linkRemap: true } : {}),
+        ...(flags['network-lock'] !== undefined ? { networkLock: parseNetworkLock(flags['network-lock']) } : {}),
+        ...(flags.name !== undefined ? { name: flags.name } : {}),
+      }),
+    );
+    const result = held.value;
     const what = result.snapshot ? `snapshot ${result.snapshot.name} of ${id}` : `${id} to ${result.imagePath}`;
     if (flags['print-stats']) {
       const ended = process.hrtime.bigint();
@@ -48,6 +51,6 @@ export const checkpointCommand = defineCommand({
       io.stdout.write(formatStatsReport(await readCheckpointStats(microsecondsSince(started, ended), result.imagePath, flags['work-path'])));
     }
     io.stderr.write(`checkpointed ${what} in ${result.durationMs} ms${result.leftRunning ? ' (left running)' : ''}\n`);
-    return 0;
+    return held.signal ? exitCodeFor(held.signal) : 0;
   },
 });
