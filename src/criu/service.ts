@@ -34,6 +34,8 @@ export interface CriuDumpRequest {
   readonly workPath?: string;
   readonly preDump?: boolean;
   readonly onNotify?: NotifyHandler;
+  /** Told CRIU's pid once it runs, before the request is sent (CRIU outlives a caller that dies). */
+  readonly onStarted?: (criuPid: number) => Promise<void>;
 }
 
 export interface CriuRestoreRequest {
@@ -176,6 +178,7 @@ export class SwrkCriuService implements CriuService {
   async dump(job: CriuDumpRequest): Promise<void> {
     const type = job.preDump ? ReqType.PRE_DUMP : ReqType.DUMP;
     await this.runJob(job, type, ['ignore', 'ignore', 'pipe'], async (session, _inherited, directoryFds) => {
+      await job.onStarted?.(session.pid);
       const response = await session.call({ type, opts: { ...job.opts, ...directoryFds } }, job.onNotify);
       if (!response.success) throw await this.failure(response, job, session);
     });

@@ -32,6 +32,7 @@ import { specHasNamespace, type Spec } from './oci/index.js';
 import type { Logger } from './logger.js';
 import { containerRoot, restrictImageFiles, shareWithContainerRoot } from './userns.js';
 import { fillInLazyMemory } from './lazy-memory.js';
+import { asOperation, recoverInterrupted, type CheckpointNote } from './interrupted.js';
 import { dumpOpts, type CheckpointOptions } from '../criu/options.js';
 import { formatVersion } from '../criu/version.js';
 import { CriuRequestError, withLogAt } from '../criu/errors.js';
@@ -90,6 +91,7 @@ export function defaultImagePath(context: RuntimeContext, id: string): string {
 
 /** Where a checkpoint's images go, and what happens to them after the dump. */
 interface CheckpointTarget {
+  readonly kind: CheckpointNote['target'];
   /** The directory CRIU writes. */
   readonly writePath: string;
   /** Where the images are once the checkpoint is done. */
@@ -121,7 +123,7 @@ export async function checkpoint(context: RuntimeContext, request: CheckpointReq
   }
 
   return store.withLock(id, async () => {
-    const record = await store.load(id);
+    const record = await recoverInterrupted(context, await store.load(id));
     if (record.status !== 'running' || !(await processes.isAlive(record.init))) {
       throw new ContainerNotRunningError(id, record.status === 'running' ? 'stopped' : record.status);
     }
@@ -129,86 +131,99 @@ export async function checkpoint(context: RuntimeContext, request: CheckpointReq
     if (!leftRunning) assertCanHappen(record, 'checkpointed');
     const target = await targetFor(context, record, request);
 
-    const { spec, text: specText } = await readEffectiveSpec(store.paths(id).effectiveBundle);
-    // A user namespace's tree is restored from inside it: its root must be able to open the
-    // images. Done now, so that a snapshot is never changed after it was taken (resets only read it).
-    await shareWithContainerRoot(target.writePath, spec);
-    const pid = record.init.pid;
-    const externalMounts = await externalMountsForDump({
-      spec,
-      rootfs: record.rootfs,
-      containerMounts: await mounts.mounts(pid),
-      containerRoot: `/proc/${pid}/root`,
-    });
-    const freezeCgroup = await cgroups.freezer(record.cgroupPath);
-    const external = await externalNamespaces(spec, context, pid);
-
-    const metadata: CheckpointMetadata = {
-      formatVersion: 1,
-      id,
-      created: new Date().toISOString(),
-      bundle: record.bundle,
-      rootfs: record.rootfs,
+    // A note of the dump at work, for the command that finds it if this one dies (interrupted.ts).
+    const note = {
+      kind: 'checkpoint',
+      target: target.kind,
+      writePath: target.writePath,
+      finalPath: target.finalPath,
       cgroupPath: record.cgroupPath,
-      ociRuntime: record.ociRuntime,
-      criuVersion: formatVersion(criuVersion),
-      leftRunning,
-      externalMounts,
-      annotations: record.annotations,
-    };
-    // Written before anything stops: a checkpoint that cannot be described fails while it can.
-    if (!target.preDump) await writeCheckpointMetadata(target.writePath, metadata, await processes.fdTargets(pid, 3), specText);
-
-    logger.info(`checkpointing ${id}`, {
-      pid,
-      imagePath: target.finalPath,
-      leaveRunning: leftRunning,
-      ...(request.name ? { snapshot: request.name } : {}),
-    });
-    try {
-      const filled = await fillInLazyMemory(processes, id, pid);
-      if (filled.bytes > 0) logger.info(`copied in the memory ${id}'s lazy restore had left to its lazy-pages daemon`, { ...filled });
-      await criu.dump({
-        opts: dumpOpts(
-          { ...request, networkLock },
-          {
-            pid,
-            root: record.rootfs,
-            ...(freezeCgroup ? { freezeCgroup } : {}),
-            extMounts: dumpMountMap(externalMounts),
-            external,
-          },
-        ),
-        imagePath: target.writePath,
-        ...(request.workPath ? { workPath: path.resolve(request.workPath) } : {}),
-        ...(target.preDump ? { preDump: true } : {}),
-        ...(target.onNotify ? { onNotify: target.onNotify } : {}),
+    } as const;
+    return asOperation(context, id, note, async (operation) => {
+      const { spec, text: specText } = await readEffectiveSpec(store.paths(id).effectiveBundle);
+      // A user namespace's tree is restored from inside it: its root must be able to open the
+      // images. Done now, so that a snapshot is never changed after it was taken (resets only read it).
+      await shareWithContainerRoot(target.writePath, spec);
+      const pid = record.init.pid;
+      const externalMounts = await externalMountsForDump({
+        spec,
+        rootfs: record.rootfs,
+        containerMounts: await mounts.mounts(pid),
+        containerRoot: `/proc/${pid}/root`,
       });
-    } catch (error) {
-      throw await target.abandon(error);
-    }
-    // Every restore and reset of these images then fills its tmpfs mounts without tar.
-    if (!target.preDump) await copyTmpfsOutOfImages(target.writePath, spec, metadata, logger);
-    // Every restore and reset of these images then runs no `ip` for what the kernel does itself,
-    // and no nftables for a lock a namespace with lo alone does not need.
-    if (!target.preDump) {
-      await removeDefaultNetworkImages(target.writePath).then(
-        (removed) => logger.debug('removed network images that restate the kernel defaults', { id, removed }),
-        (error: unknown) => logger.warn('could not check the network images (they are kept whole)', { id, error: describeError(error) }),
-      );
-      await dropRestoreLock(target.writePath).then(
-        (dropped) => logger.debug(dropped ? "restores skip the dump's network lock (lo alone)" : "restores keep the dump's network lock", { id }),
-        (error: unknown) => logger.warn("could not check the dump's network lock (restores keep it)", { id, error: describeError(error) }),
-      );
-    }
-    // In a directory of root's alone already; a failure here must not fail a dump that is done.
-    await restrictImageFiles(target.writePath, spec).catch((error: unknown) =>
-      logger.warn("could not make the images root's alone", { id, imagePath: target.writePath, error: describeError(error) }),
-    );
+      const freezeCgroup = await cgroups.freezer(record.cgroupPath);
+      const external = await externalNamespaces(spec, context, pid);
 
-    const snapshot = await target.commit(leftRunning);
-    if (!target.preDump) await recordCheckpoint(context, record, { imagePath: target.finalPath, leftRunning, snapshot });
-    return { imagePath: target.finalPath, leftRunning, durationMs: Date.now() - started, ...(snapshot ? { snapshot } : {}) };
+      const metadata: CheckpointMetadata = {
+        formatVersion: 1,
+        id,
+        created: new Date().toISOString(),
+        bundle: record.bundle,
+        rootfs: record.rootfs,
+        cgroupPath: record.cgroupPath,
+        ociRuntime: record.ociRuntime,
+        criuVersion: formatVersion(criuVersion),
+        leftRunning,
+        externalMounts,
+        annotations: record.annotations,
+      };
+      // Written before anything stops: a checkpoint that cannot be described fails while it can.
+      if (!target.preDump) await writeCheckpointMetadata(target.writePath, metadata, await processes.fdTargets(pid, 3), specText);
+
+      logger.info(`checkpointing ${id}`, {
+        pid,
+        imagePath: target.finalPath,
+        leaveRunning: leftRunning,
+        ...(request.name ? { snapshot: request.name } : {}),
+      });
+      try {
+        const filled = await fillInLazyMemory(processes, id, pid);
+        if (filled.bytes > 0) logger.info(`copied in the memory ${id}'s lazy restore had left to its lazy-pages daemon`, { ...filled });
+        await criu.dump({
+          opts: dumpOpts(
+            { ...request, networkLock },
+            {
+              pid,
+              root: record.rootfs,
+              ...(freezeCgroup ? { freezeCgroup } : {}),
+              extMounts: dumpMountMap(externalMounts),
+              external,
+            },
+          ),
+          imagePath: target.writePath,
+          ...(request.workPath ? { workPath: path.resolve(request.workPath) } : {}),
+          ...(target.preDump ? { preDump: true } : {}),
+          ...(target.onNotify ? { onNotify: target.onNotify } : {}),
+          onStarted: (pid) => operation.criuStarted(context, pid),
+        });
+      } catch (error) {
+        // CRIU thaws the tree when a dump fails; a CRIU that was killed cannot.
+        if (freezeCgroup) await cgroups.setFrozen(record.cgroupPath, false).catch(() => undefined);
+        throw await target.abandon(error);
+      }
+      // Every restore and reset of these images then fills its tmpfs mounts without tar.
+      if (!target.preDump) await copyTmpfsOutOfImages(target.writePath, spec, metadata, logger);
+      // Every restore and reset of these images then runs no `ip` for what the kernel does itself,
+      // and no nftables for a lock a namespace with lo alone does not need.
+      if (!target.preDump) {
+        await removeDefaultNetworkImages(target.writePath).then(
+          (removed) => logger.debug('removed network images that restate the kernel defaults', { id, removed }),
+          (error: unknown) => logger.warn('could not check the network images (they are kept whole)', { id, error: describeError(error) }),
+        );
+        await dropRestoreLock(target.writePath).then(
+          (dropped) => logger.debug(dropped ? "restores skip the dump's network lock (lo alone)" : "restores keep the dump's network lock", { id }),
+          (error: unknown) => logger.warn("could not check the dump's network lock (restores keep it)", { id, error: describeError(error) }),
+        );
+      }
+      // In a directory of root's alone already; a failure here must not fail a dump that is done.
+      await restrictImageFiles(target.writePath, spec).catch((error: unknown) =>
+        logger.warn("could not make the images root's alone", { id, imagePath: target.writePath, error: describeError(error) }),
+      );
+
+      const snapshot = await target.commit(leftRunning);
+      if (!target.preDump) await recordCheckpoint(context, record, { imagePath: target.finalPath, leftRunning, snapshot });
+      return { imagePath: target.finalPath, leftRunning, durationMs: Date.now() - started, ...(snapshot ? { snapshot } : {}) };
+    });
   });
 }
 
@@ -270,6 +285,7 @@ async function managedTarget(finalPath: string, preDump: boolean, keptLog: strin
   await rm(writePath, { recursive: true, force: true });
   await mkdir(writePath, { recursive: true, mode: 0o700 });
   return {
+    kind: preDump ? 'pre-dump' : 'managed',
     writePath,
     finalPath,
     preDump,
@@ -309,6 +325,7 @@ async function directoryTarget(imagePath: string, preDump: boolean, uid: number)
     if (dir === path.dirname(dir)) break;
   }
   return {
+    kind: preDump ? 'pre-dump' : 'directory',
     writePath: imagePath,
     finalPath: imagePath,
     preDump,
@@ -327,6 +344,7 @@ async function snapshotTarget(context: RuntimeContext, record: RunningRecord, na
   const building: SnapshotPaths = await snapshots.begin(record.id, name);
   const layers = await currentLayers(context, record);
   return {
+    kind: 'snapshot',
     writePath: building.images,
     finalPath: snapshots.paths(record.id, name).images,
     preDump: false,

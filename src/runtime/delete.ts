@@ -15,6 +15,7 @@ import { CorruptStateError } from './state/store.js';
 import { unmountStorage } from './storage.js';
 import { unmountAll } from '../rootfs/layers.js';
 import { SnapshotInUseError } from './snapshots/store.js';
+import { recoverInterrupted } from './interrupted.js';
 
 export class ContainerRunningError extends RuntimeError {
   readonly code = 'CONTAINER_RUNNING' as const;
@@ -42,7 +43,8 @@ export async function deleteContainer(context: RuntimeContext, id: string, optio
   // Under the container's lock: a run, restore, checkpoint or reset in progress finishes first,
   // and what it left is what is deleted (or refused, when it left the container running).
   const record = await store.withLock(id, async () => {
-    const record = await store.load(id);
+    // A checkpoint's CRIU that outlived its command is waited for, a half-made restore undone.
+    const record = await recoverInterrupted(context, await store.load(id));
     await refuseCopied(context, id);
     const init = initOf(record);
     const running = init !== undefined && (await processes.isAlive(init));

@@ -26,6 +26,7 @@ import { criuBinaryFor, restoreTree } from './restore.js';
 import { Supervisor } from './monitor/supervisor.js';
 import { pickResetCriuOptions, type ResetAsk, type ResetSpec } from './monitor/protocol.js';
 import { resetByMonitor, type ResetRequest } from './reset-by-monitor.js';
+import { recoverInterrupted, removeInstance } from './interrupted.js';
 import { CriuRequestError, withLogAt } from '../criu/errors.js';
 import { keepLog } from '../criu/log.js';
 import { requireFeaturesFor, type LazyPages } from '../criu/service.js';
@@ -70,7 +71,7 @@ export async function reset(context: RuntimeContext, request: ResetRequest): Pro
         // No monitor to ask: the running instance (if any) is stopped, and a new monitor resets;
         // not while a checkpoint dumps the tree or a restore makes it (they hold the state lock).
         const stopped = await store.withLock(id, async () => {
-          const record = await store.load(id);
+          const record = await recoverInterrupted(context, await store.load(id));
           // A monitor a restore started meanwhile is asked once it listens (a moment after it is
           // recorded); one that never does is taken for hung, and replaced.
           const monitor = monitorOf(record);
@@ -319,7 +320,7 @@ export class Resetter {
       // Under the container's lock: no checkpoint, restore or delete is mid-way while the running
       // instance is held still and replaced, and none starts before the record names the new one.
       next = await store.withLock(this.id, async () => {
-        await this.refuseTakenOver(await store.load(this.id));
+        await this.refuseTakenOver(await recoverInterrupted(this.context, await store.load(this.id)));
         // The old instance is held still (SIGSTOP) while the new one is made ready, so it cannot
         // write on (to shared volumes) meanwhile, and it runs on if the new one cannot be had: a
         // failed reset leaves the container as it was. (A v1 freezer would freeze the cgroups
@@ -484,7 +485,7 @@ export class Resetter {
       // The instance's directory goes, and CRIU's log with it: the log is kept beside the state.
       const kept =
         error instanceof CriuRequestError ? await keepLog(error.failure.logPath ?? '', path.join(this.paths.dir, 'reset-failed.log')) : undefined;
-      await this.removeInstance(dir, cgroupPath);
+      await removeInstance(this.context, dir, cgroupPath);
       throw kept && error instanceof CriuRequestError ? new CriuRequestError(withLogAt(error.failure, kept), { cause: error }) : error;
     }
   }
@@ -511,16 +512,9 @@ export class Resetter {
     try {
       await this.stop(instance);
       await instance.supervisor.close();
-      if (instance.dir) await this.removeInstance(instance.dir, instance.cgroupPath);
+      if (instance.dir) await removeInstance(this.context, instance.dir, instance.cgroupPath);
     } catch (error) {
       this.context.logger.warn(`cleaning up instance ${instance.number} of ${this.id}`, { error: describeError(error) });
     }
-  }
-
-  private async removeInstance(dir: string, cgroupPath: string): Promise<void> {
-    const { mounts, cgroups } = this.context;
-    for (const target of ['criu-root', 'images', 'rootfs']) await unmountAll(mounts, path.join(dir, target)).catch(() => undefined);
-    await rm(dir, { recursive: true, force: true });
-    await cgroups.removeTree(cgroupPath);
   }
 }

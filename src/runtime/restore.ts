@@ -16,6 +16,7 @@ import { mkdir, rmdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { RuntimeContext } from './context.js';
 import { validateId } from './id.js';
+import { asOperation, recoverInterrupted, tmpfsStagingPrefix } from './interrupted.js';
 import { newRecord, type ContainerRecord } from './state/record.js';
 import { assertCanHappen } from './state/status.js';
 import { requireRoot } from './privileges.js';
@@ -26,7 +27,7 @@ import { readCheckpoint, CheckpointNotFoundError } from './checkpoint-metadata.j
 import { defaultImagePath } from './checkpoint.js';
 import { restoreMountMap } from './external-mounts.js';
 import { mountStorage, planStorage, unmountStorage } from './storage.js';
-import { ContainerNotFoundError, InitEndedError, UsageError, describeError } from './errors.js';
+import { InitEndedError, UsageError, describeError } from './errors.js';
 import { checkPublished, type PublishedPort } from './ports.js';
 import { containerRoot, hostIds, requireLazyPagesAllowed, shareWithContainerRoot } from './userns.js';
 import { runInForeground, type ForegroundContainer, type ForegroundStdio } from './monitor/foreground.js';
@@ -93,10 +94,9 @@ async function prepareRestore(context: RuntimeContext, request: RestoreRequest):
   const id = validateId(request.id);
   requireRoot(context.processes, 'runtime restore');
   const { store, criu, logger } = context;
-  const existing = await store.load(id).catch((error: unknown) => {
-    if (error instanceof ContainerNotFoundError) return undefined;
-    throw error;
-  });
+  const known = await store.exists(id);
+  // What an interrupted checkpoint or restore, or a dead monitor, left is put right first.
+  const existing = known ? await store.withLock(id, async () => recoverInterrupted(context, await store.load(id))) : undefined;
   if (existing) assertCanHappen(existing, 'restored');
 
   const imagePath = path.resolve(request.imagePath ?? existing?.lastCheckpoint?.imagePath ?? defaultImagePath(context, id));
@@ -183,31 +183,35 @@ export async function restoreContainer(context: RuntimeContext, supervisor: Supe
   const { store, processes } = context;
   const paths = store.paths(job.id);
   const pid = await store.withLock(job.id, async () => {
-    const record = await store.load(job.id);
+    const record = await recoverInterrupted(context, await store.load(job.id));
     assertCanHappen(record, 'restored');
     const { spec } = await readEffectiveSpec(paths.effectiveBundle);
     const planned = record.storage ? await planStorage(context, record.storage) : undefined;
     const mountedNow = planned ? await mountStorage(context, planned) : false;
-    try {
-      const pid = await restoreTree(context, supervisor, {
-        record,
-        spec,
-        imagePath: job.imagePath,
-        criu: job.criu,
-        rootfs: record.layers?.target ?? record.rootfs,
-        cgroupPath: record.cgroupPath,
-        criuRoot: paths.criuRoot,
-      });
-      const init = await processes.identify(pid);
-      if (!init) throw new InitEndedError(job.id, pid, 'restored', paths.containerLog);
-      const monitor = supervisor.foreground ? undefined : await processes.self();
-      await store.commit(record, { kind: 'restored', init, ...(monitor ? { monitor } : {}), ...(mountedNow ? { mountedRootfs: true } : {}) });
-      return pid;
-    } catch (error) {
-      // Nothing stays mounted after a failed restore.
-      if (mountedNow && record.storage) await unmountStorage(context, record.storage).catch(() => undefined);
-      throw error;
-    }
+    // A note of the restore at work, for the command that finds it if this one dies (interrupted.ts).
+    const note = { kind: 'restore', cgroupPath: record.cgroupPath, criuRoot: paths.criuRoot } as const;
+    return asOperation(context, job.id, note, async () => {
+      try {
+        const pid = await restoreTree(context, supervisor, {
+          record,
+          spec,
+          imagePath: job.imagePath,
+          criu: job.criu,
+          rootfs: record.layers?.target ?? record.rootfs,
+          cgroupPath: record.cgroupPath,
+          criuRoot: paths.criuRoot,
+        });
+        const init = await processes.identify(pid);
+        if (!init) throw new InitEndedError(job.id, pid, 'restored', paths.containerLog);
+        const monitor = supervisor.foreground ? undefined : await processes.self();
+        await store.commit(record, { kind: 'restored', init, ...(monitor ? { monitor } : {}), ...(mountedNow ? { mountedRootfs: true } : {}) });
+        return pid;
+      } catch (error) {
+        // Nothing stays mounted after a failed restore.
+        if (mountedNow && record.storage) await unmountStorage(context, record.storage).catch(() => undefined);
+        throw error;
+      }
+    });
   });
   if (job.pidFile) await writeFile(job.pidFile, String(pid));
   return pid;
@@ -262,7 +266,7 @@ export async function restoreTree(context: RuntimeContext, supervisor: Superviso
       cgroupPath: request.cgroupPath,
       maskedDirectory: () => prepareMaskedDirectorySource(mounts),
       copiedTmpfs: async (tmpfs) => {
-        tmpfsDir ??= await tmpfsStagingDirectory(record.id, containerRoot(spec)?.gid);
+        tmpfsDir ??= await tmpfsStagingDirectory(tmpfsStagingPrefix(context, record.id), containerRoot(spec)?.gid);
         const target = path.join(tmpfsDir, String(tmpfsTargets.length));
         tmpfsTargets.push(target);
         // Unmounted again by mountCopiedTmpfs itself if it fails.

@@ -1,17 +1,18 @@
 /**
  * Helpers for the reset tests: a redis-server container made of the host's Debian packages (the
  * host's /usr and library directories bind-mounted read-only into a busybox rootfs), a redis
- * client that reaches it inside the container, exact digests of its data and of file trees, and
- * counts of what a container leaves behind on the host.
+ * client that reaches it inside the container, exact digests of its data and of file trees,
+ * counts of what a container leaves behind on the host, and a container holding known memory.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, realpathSync } from 'node:fs';
-import { lstat, readdir, readFile, readlink } from 'node:fs/promises';
+import { chmod, copyFile, lstat, readdir, readFile, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import { repoRoot, waitFor, type Sandbox } from './helpers.js';
 import { defaultCgroupPath } from '../../src/runtime/cgroups.js';
+import { buildMemhog, readyFileInContainer } from '../../bench/workload.js';
 
 /**
  * redis listens on a unix socket in the container's /tmp, not on TCP: CRIU 4.1.1 cannot dump an
@@ -316,4 +317,13 @@ export async function descriptorKinds(pid: number): Promise<Record<string, numbe
     kinds[kind] = (kinds[kind] ?? 0) + 1;
   }
   return kinds;
+}
+
+/** A bundle whose init is memhog holding `mib` MiB (bench/fixtures/memhog.c, built once). */
+export async function memhogBundle(box: Sandbox, mib: number): Promise<string> {
+  const memhog = await buildMemhog(path.join(repoRoot, 'bench/fixtures/memhog.c'), path.join(repoRoot, 'node_modules/.cache/runtime-bench'));
+  const bundle = await box.bundle('memhog', ['/bin/memhog', String(mib), readyFileInContainer]);
+  await copyFile(memhog, path.join(bundle, 'rootfs/bin/memhog'));
+  await chmod(path.join(bundle, 'rootfs/bin/memhog'), 0o755);
+  return bundle;
 }

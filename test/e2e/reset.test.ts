@@ -5,15 +5,16 @@
  * the snapshot run side by side, each with its own data, rootfs, cgroup and monitor.
  */
 import test, { type ExecutionContext } from 'ava';
-import { chmod, copyFile, mkdir, open, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, open, readFile, readlink, rm, symlink, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { counterAbove, e2e, isAlive, parentOf, readCounter, repoRoot, sandbox, waitFor, type Sandbox } from './helpers.js';
+import { counterAbove, e2e, isAlive, parentOf, readCounter, sandbox, waitFor, type Sandbox } from './helpers.js';
 import {
   describeTree,
   loadCommands,
   median,
+  memhogBundle,
   redis,
   redisBundle,
   redisDigest,
@@ -23,7 +24,7 @@ import {
   valueOf,
   type RedisDigest,
 } from './reset-helpers.js';
-import { buildMemhog, readyFileInContainer, residentMiB, waitReady } from '../../bench/workload.js';
+import { readyFileInContainer, residentMiB, waitReady } from '../../bench/workload.js';
 import { buildNativeClient } from '../helpers/native-client.js';
 import { execa } from 'execa';
 
@@ -158,15 +159,6 @@ withRedis("redis: 100 rounds of writes and a reset, each back to exactly the sna
     `reset of a redis with ${loaded.digest.keys} keys: median ${median(times).toFixed(0)} ms, max ${Math.max(...times).toFixed(0)} ms over ${times.length}`,
   );
 });
-
-/** A bundle whose init is memhog holding `mib` MiB (bench/fixtures/memhog.c, built once). */
-async function memhogBundle(box: Sandbox, mib: number): Promise<string> {
-  const memhog = await buildMemhog(path.join(repoRoot, 'bench/fixtures/memhog.c'), path.join(repoRoot, 'node_modules/.cache/runtime-bench'));
-  const bundle = await box.bundle('memhog', ['/bin/memhog', String(mib), readyFileInContainer]);
-  await copyFile(memhog, path.join(bundle, 'rootfs/bin/memhog'));
-  await chmod(path.join(bundle, 'rootfs/bin/memhog'), 0o755);
-  return bundle;
-}
 
 /** The anonymous mapping of exactly `bytes` that memhog fills. */
 async function memhogRegion(pid: number, bytes: number): Promise<number> {

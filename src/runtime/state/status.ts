@@ -57,7 +57,8 @@ const moves: Readonly<Record<RecordEventKind, { readonly from: readonly Containe
     reset: { from: ['running', 'stopped', 'checkpointed'], to: 'running', operation: 'reset' },
     // The init ended; or the OCI runtime failed to start it.
     exited: { from: ['running', 'creating'], to: 'stopped', operation: 'record the exit of' },
-    checkpointed: { from: ['running'], to: 'checkpointed', operation: 'checkpoint' },
+    // Or a dump finished by CRIU after its command died, found once the exit was recorded.
+    checkpointed: { from: ['running', 'stopped'], to: 'checkpointed', operation: 'checkpoint' },
     amended: { from: ['creating', 'running', 'stopped', 'checkpointed'], operation: 'update' },
   };
 
