@@ -5,6 +5,7 @@
 import { spawn } from 'node:child_process';
 import { closeSync, constants as fsConstants, openSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { canonicalPath } from '../system/files.js';
 import { mount, umount, MS_BIND, MS_REC, MS_PRIVATE, MS_REMOUNT, MS_RDONLY, MNT_DETACH } from '../system/libc.js';
 import { SystemCallError } from '../system/errors.js';
 import { MountError } from './errors.js';
@@ -84,7 +85,9 @@ export class LinuxMountService implements MountService {
   }
 
   async isMountPoint(path: string): Promise<boolean> {
-    return (await readMountInfo()).some((m) => m.mountPoint === path);
+    // The mount table names mount points by their real paths.
+    const real = canonicalPath(path);
+    return (await readMountInfo()).some((m) => m.mountPoint === real);
   }
 
   async mounts(pid?: number): Promise<MountInfo[]> {

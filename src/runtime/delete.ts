@@ -16,6 +16,7 @@ import { unmountStorage } from './storage.js';
 import { unmountAll } from '../rootfs/layers.js';
 import { SnapshotInUseError } from './snapshots/store.js';
 import { recoverInterrupted } from './interrupted.js';
+import { canonicalPath } from '../system/files.js';
 
 export class ContainerRunningError extends RuntimeError {
   readonly code = 'CONTAINER_RUNNING' as const;
@@ -152,9 +153,10 @@ export function salvageRecord(text: string): { readonly cgroups: string[]; reado
 
 /** Unmounts everything mounted below dir, deepest first (a restore root, a copy's rootfs). */
 async function unmountBelow(context: RuntimeContext, dir: string): Promise<void> {
+  const real = canonicalPath(dir);
   for (const target of (await context.mounts.mounts())
     .map((m) => m.mountPoint)
-    .filter((p) => p.startsWith(`${dir}/`))
+    .filter((p) => p.startsWith(`${real}/`))
     .sort()
     .reverse()) {
     await unmountAll(context.mounts, target);

@@ -7,7 +7,7 @@
  */
 import test from 'ava';
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
@@ -285,3 +285,35 @@ serial('two resets at once with no monitor alive start one monitor: the second a
   t.is(record.restoreCount, 2);
   await counterAbove(bundle, (await readCounter(bundle))!);
 });
+
+serial(
+  'a state root and a bundle reached through symbolic links: delete never removes through a mount left below the state, and resets stack no binds',
+  async (t) => {
+    const box = await sandbox(t);
+    const link = path.join(box.dir, 'state-link');
+    await symlink(box.stateRoot, link);
+    const bundle = await box.bundle('b');
+    const bundleLink = path.join(box.dir, 'bundle-link');
+    await symlink(bundle, bundleLink);
+    const viaLink = async (args: readonly string[]): Promise<void> => {
+      const result = await box.cli(args, { env: { RUNTIME_ROOT: link } });
+      t.is(result.exitCode, 0, `${args.join(' ')}: ${result.stderr}`);
+    };
+    await viaLink(['run', '-d', '--bundle', bundleLink, 'c']);
+    await counterAbove(bundle, 1);
+    await viaLink(['checkpoint', '--leave-running', '--name', 'base', 'c']);
+    for (let i = 0; i < 3; i++) await viaLink(['reset', 'c']);
+    const rootfs = path.join(bundle, 'rootfs');
+    const onRootfs = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').filter((line) => line.split(' ')[4] === rootfs);
+    t.is(onRootfs.length, 1, 'one overlay on the rootfs, however many resets');
+
+    // What an interrupted restore could leave: the bundle's rootfs bound below the state directory.
+    const criuRoot = path.join(link, 'c', 'criu-root');
+    await mkdir(criuRoot, { recursive: true });
+    await execa('mount', ['--bind', rootfs, criuRoot]);
+    await viaLink(['delete', '-f', 'c']);
+
+    t.true(existsSync(path.join(rootfs, 'bin', 'busybox')), "the bundle's files are all there");
+    t.false((await readFile('/proc/self/mountinfo', 'utf8')).includes(box.stateRoot));
+  },
+);

@@ -1,8 +1,11 @@
-/** replaceFile: the new bytes take the old file's place whole, with its mode; nothing is left beside it. */
+/**
+ * replaceFile: the new bytes take the old file's place whole, with its mode; nothing is left
+ * beside it. canonicalPath: a path as the mount table names it.
+ */
 import test from 'ava';
-import { chmod, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, realpath, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { replaceFile } from '../../src/system/files.js';
+import { canonicalPath, replaceFile } from '../../src/system/files.js';
 import { tempDir } from '../runtime/fixtures.js';
 
 test('replaceFile keeps the replaced file’s mode and leaves nothing beside it', async (t) => {
@@ -28,4 +31,15 @@ test('replaceFile that cannot rename leaves the old file and no stray', async (t
   await t.throwsAsync(replaceFile(target, Buffer.from('new')));
   t.deepEqual(await readdir(dir), ['busy']);
   t.is(await readFile(path.join(target, 'inside'), 'utf8'), 'kept');
+});
+
+test('canonicalPath: links resolved, as the mount table names paths; what does not exist yet, below its real parent', async (t) => {
+  const dir = await realpath(await tempDir(t));
+  await mkdir(path.join(dir, 'real', 'below'), { recursive: true });
+  await symlink(path.join(dir, 'real'), path.join(dir, 'link'));
+  await symlink('missing-target', path.join(dir, 'dangling'));
+  t.is(canonicalPath(path.join(dir, 'link', 'below')), path.join(dir, 'real', 'below'));
+  t.is(canonicalPath(path.join(dir, 'link', 'new', 'deeper')), path.join(dir, 'real', 'new', 'deeper'));
+  t.is(canonicalPath(path.join(dir, 'dangling', 'x')), path.join(dir, 'missing-target', 'x'));
+  t.is(canonicalPath(path.join(dir, 'link', '..', 'real')), path.join(dir, 'real'));
 });

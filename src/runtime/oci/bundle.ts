@@ -6,6 +6,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { z } from 'zod';
 import { InvalidBundleError, type BundleProblem } from './errors.js';
+import { canonicalPath } from '../../system/files.js';
 import { locateJsonError } from './json-location.js';
 import { SpecSchema, type LinuxNamespace, type NamespaceType, type Spec } from './spec.js';
 
@@ -29,7 +30,9 @@ export interface LoadBundleOptions {
 }
 
 export async function loadBundle(dir: string, options: LoadBundleOptions = {}): Promise<Bundle> {
-  const path = resolve(dir);
+  // Real paths: runc refuses a root reached through a symbolic link, and the mount table names
+  // the rootfs by its real path (a reset's overlay on it is found again and replaced).
+  const path = canonicalPath(dir);
   const configPath = join(path, 'config.json');
 
   const dirKind = await kindOf(path);
@@ -62,7 +65,7 @@ export async function loadBundle(dir: string, options: LoadBundleOptions = {}): 
   }
 
   const spec = parseSpec(text, configPath);
-  const rootfs = resolve(path, spec.root.path);
+  const rootfs = canonicalPath(resolve(path, spec.root.path));
   const rootKind = options.requireRootfs === false ? { kind: 'directory' as const } : await kindOf(rootfs);
   if (rootKind.kind !== 'directory') {
     const reason = {

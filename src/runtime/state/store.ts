@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ContainerExistsError, ContainerNotFoundError, InvalidIdError, RuntimeError } from '../errors.js';
 import { validateId } from '../id.js';
 import { tryLockExclusive, unlock } from '../../system/libc.js';
+import { canonicalPath } from '../../system/files.js';
 import { containerRecordSchema, type ContainerRecord, type CheckpointedRecord, type CreatingRecord } from './record.js';
 import { transition, type RecordEvent } from './status.js';
 import { checkJson } from '../json.js';
@@ -62,7 +63,12 @@ export class LockTimeoutError extends RuntimeError {
 }
 
 export class ContainerStore {
-  constructor(readonly root: string) {}
+  /** The state root as the mount table names it (a mount below is found, never removed through). */
+  readonly root: string;
+
+  constructor(root: string) {
+    this.root = canonicalPath(root);
+  }
 
   paths(id: string): ContainerPaths {
     const dir = path.join(this.root, validateId(id));
