@@ -30,6 +30,8 @@ interface LibcFunctions {
   setns(fd: number, nstype: number): number;
   socket(domain: number, type: number, protocol: number): number;
   process_vm_readv(pid: number, local: IoVec[], localCount: number, remote: IoVec[], remoteCount: number, flags: number): number;
+  mkdirat(dirfd: number, path: string, mode: number): number;
+  syscall(number: number, ...args: unknown[]): number;
 }
 
 interface IoVec {
@@ -58,6 +60,8 @@ function libc(): LibcFunctions {
     process_vm_readv: lib.func(
       'intptr_t process_vm_readv(int pid, const iovec *local, unsigned long liovcnt, const iovec *remote, unsigned long riovcnt, unsigned long flags)',
     ) as LibcFunctions['process_vm_readv'],
+    mkdirat: lib.func('int mkdirat(int dirfd, const char *path, unsigned int mode)') as LibcFunctions['mkdirat'],
+    syscall: lib.func('long syscall(long number, ...)') as LibcFunctions['syscall'],
   };
   return loaded;
 }
@@ -213,6 +217,35 @@ export function mount(source: string | null, target: string, fstype: string | nu
 
 export function umount(target: string, flags = 0): void {
   check(libc().umount2(target, flags), 'umount2', target);
+}
+
+/** openat2(2), on x86_64 and aarch64 alike; glibc has no wrapper for it. */
+const SYS_OPENAT2 = 437;
+const RESOLVE_NO_MAGICLINKS = 0x02;
+const RESOLVE_IN_ROOT = 0x10;
+export const O_PATH = 0o10000000;
+export const O_DIRECTORY = 0o200000;
+export const O_CREAT = 0o100;
+export const O_EXCL = 0o200;
+export const O_WRONLY = 0o1;
+
+/**
+ * openat2(2) of path below the directory rootFd with RESOLVE_IN_ROOT: the kernel resolves every
+ * component as if rootFd were "/" (symbolic links and ".." never leave it; no /proc magic
+ * links), in one call, so nothing can be swapped between a check and its use. Returns the fd.
+ */
+export function openInRoot(rootFd: number, path: string, flags: number, mode = 0): number {
+  const how = Buffer.alloc(24);
+  how.writeBigUInt64LE(BigInt(flags | O_CLOEXEC), 0);
+  how.writeBigUInt64LE(BigInt(mode), 8);
+  how.writeBigUInt64LE(BigInt(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS), 16);
+  const fd = Number(libc().syscall(SYS_OPENAT2, 'int', rootFd, 'str', path, 'void *', how, 'size_t', how.length));
+  return check(fd, 'openat2', path);
+}
+
+/** mkdirat(2): name alone, in the directory dirFd; a name that exists is EEXIST, whatever it is. */
+export function mkdirAt(dirFd: number, name: string, mode: number): void {
+  check(libc().mkdirat(dirFd, name, mode), 'mkdirat', name);
 }
 
 const POSIX_SPAWN_SETPGROUP = 0x02;

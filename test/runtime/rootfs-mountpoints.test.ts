@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { parseSpec, type Mount, type Spec } from '../../src/runtime/oci/index.js';
 import { ensureMountpoints } from '../../src/rootfs/mountpoints.js';
 import { tempDir } from './fixtures.js';
+import { Worker } from 'node:worker_threads';
 
 function specWith(mounts: Mount[]): Spec {
   return parseSpec(
@@ -89,4 +90,30 @@ test('a spec without mounts', async (t) => {
   const spec = specWith([]);
   delete (spec as { mounts?: unknown }).mounts;
   t.deepEqual(await ensureMountpoints(spec.mounts ?? [], rootfs, dir), []);
+});
+
+test('a component a container swaps for a link out of the rootfs meanwhile: nothing is ever made outside it', async (t) => {
+  const { bundle: dir, rootfs } = await bundle(t);
+  const outside = join(dir, 'outside');
+  await mkdir(outside);
+  await mkdir(join(rootfs, 'a'));
+  // A thread of its own flips rootfs/a between a directory and a link to a host directory.
+  const flipper = new Worker(
+    `const fs = require('node:fs'); const { workerData: w } = require('node:worker_threads');
+     const step = (f) => { try { f(); } catch {} };
+     for (;;) { step(() => fs.renameSync(w.a, w.d)); step(() => fs.symlinkSync(w.outside, w.a)); step(() => fs.unlinkSync(w.a)); step(() => fs.renameSync(w.d, w.a)); }`,
+    { eval: true, workerData: { a: join(rootfs, 'a'), d: join(rootfs, 'd'), outside } },
+  );
+  flipper.on('error', () => undefined);
+  t.teardown(() => void flipper.terminate());
+  const deadline = Date.now() + 1500;
+  let rounds = 0;
+  while (Date.now() < deadline) {
+    const mount = { destination: `/a/made-${rounds++}/deeper`, type: 'bind', source: '/volumes/data', options: ['rbind'] };
+    // A lookup may find neither the directory nor the link (between two renames): that may fail.
+    await ensureMountpoints(specWith([mount]).mounts ?? [], rootfs, dir).catch(() => undefined);
+  }
+  await flipper.terminate();
+  t.true(rounds > 20, `${rounds} rounds`);
+  t.deepEqual(await readdir(outside), []);
 });
