@@ -4,7 +4,7 @@
  * and the init's stdio (descriptors.json, in runc's format) for inherit_fd.
  */
 import { readFileSync } from 'node:fs';
-import { access, rename, rm, writeFile } from 'node:fs/promises';
+import { access, lstat, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { RuntimeError } from './errors.js';
 import type { ExternalMount } from './external-mounts.js';
@@ -162,5 +162,40 @@ async function readJson(file: string): Promise<unknown> {
     return JSON.parse(text) as unknown;
   } catch (cause) {
     throw new CorruptCheckpointError(file, (cause as Error).message, { cause });
+  }
+}
+
+export class UnsafeImageDirectoryError extends RuntimeError {
+  readonly code = 'UNSAFE_IMAGE_DIRECTORY' as const;
+  constructor(
+    readonly imagePath: string,
+    purpose: string,
+    reason: string,
+  ) {
+    super(`${imagePath} cannot ${purpose}: ${reason}`, {
+      hint: "images are trusted only in a directory of root's (or the runtime user's) that no one else may write in, nor any directory above it: give a new directory (the runtime makes it, root's alone), or one of root's that only root may write in",
+    });
+  }
+}
+
+/**
+ * A directory of images the runtime trusts: it belongs to the runtime's user and no one else may
+ * write in it, nor rename it away and put their own in its place (every directory above it is
+ * root's or the runtime user's, and writable by no one else unless sticky, as /tmp is). What is
+ * in it holds process memory, and a restore runs what its metadata says (bundle, mounts).
+ */
+export async function requireTrustedDirectory(imagePath: string, uid: number, purpose: string): Promise<void> {
+  const info = await lstat(imagePath).catch(() => undefined);
+  if (!info) return;
+  if (!info.isDirectory()) throw new UnsafeImageDirectoryError(imagePath, purpose, 'it is not a directory (a symbolic link?)');
+  if (info.uid !== uid) throw new UnsafeImageDirectoryError(imagePath, purpose, `it belongs to uid ${info.uid}, not to the runtime's user (${uid})`);
+  if ((info.mode & 0o022) !== 0)
+    throw new UnsafeImageDirectoryError(imagePath, purpose, `others may write in it (mode ${(info.mode & 0o7777).toString(8).padStart(4, '0')})`);
+  for (let dir = path.dirname(imagePath); ; dir = path.dirname(dir)) {
+    const above = await lstat(dir);
+    const others = (above.mode & 0o022) !== 0 && (above.mode & 0o1000) === 0;
+    if ((above.uid !== 0 && above.uid !== uid) || others)
+      throw new UnsafeImageDirectoryError(imagePath, purpose, `${dir} above it belongs to uid ${above.uid} or others may write in it`);
+    if (dir === path.dirname(dir)) break;
   }
 }

@@ -13,7 +13,7 @@
  * Everything else (checks, metadata, the CRIU request, the record) is the same for all four. A
  * tree restored lazily first gets the memory its lazy-pages daemon still holds (lazy-memory.ts).
  */
-import { lstat, mkdir, rename, rm } from 'node:fs/promises';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { RuntimeContext } from './context.js';
 import { validateId } from './id.js';
@@ -21,7 +21,8 @@ import { requireRoot } from './privileges.js';
 import { assertCanHappen } from './state/status.js';
 import type { ContainerRecord, RunningRecord } from './state/record.js';
 import { readEffectiveSpec } from './effective-bundle.js';
-import { replaceCheckpointMetadata, writeCheckpointMetadata, type CheckpointMetadata } from './checkpoint-metadata.js';
+import { replaceCheckpointMetadata, requireTrustedDirectory, writeCheckpointMetadata, type CheckpointMetadata } from './checkpoint-metadata.js';
+export { UnsafeImageDirectoryError } from './checkpoint-metadata.js';
 import { copiedTmpfsMounts, dumpMountMap, externalMountsForDump } from './external-mounts.js';
 import { prepareTmpfsExternal } from '../criu/tmpfs-images.js';
 import { dropRestoreLock, removeDefaultNetworkImages } from '../criu/network-images.js';
@@ -58,18 +59,6 @@ export interface CheckpointResult {
   readonly leftRunning: boolean;
   /** Milliseconds the whole checkpoint took. */
   readonly durationMs: number;
-}
-
-export class UnsafeImageDirectoryError extends RuntimeError {
-  readonly code = 'UNSAFE_IMAGE_DIRECTORY' as const;
-  constructor(
-    readonly imagePath: string,
-    reason: string,
-  ) {
-    super(`--image-path ${imagePath} cannot hold a checkpoint: ${reason}`, {
-      hint: "give a directory that does not exist yet (the runtime makes it, root's alone), or one of root's that only root may write in",
-    });
-  }
 }
 
 export class ContainerNotRunningError extends RuntimeError {
@@ -310,20 +299,7 @@ async function managedTarget(finalPath: string, preDump: boolean, keptLog: strin
  */
 async function directoryTarget(imagePath: string, preDump: boolean, uid: number): Promise<CheckpointTarget> {
   await mkdir(imagePath, { recursive: true, mode: 0o700 });
-  const info = await lstat(imagePath);
-  if (!info.isDirectory()) throw new UnsafeImageDirectoryError(imagePath, 'it is not a directory (a symbolic link?)');
-  if (info.uid !== uid) throw new UnsafeImageDirectoryError(imagePath, `it belongs to uid ${info.uid}, not to the runtime's user (${uid})`);
-  if ((info.mode & 0o022) !== 0)
-    throw new UnsafeImageDirectoryError(imagePath, `others may write in it (mode ${(info.mode & 0o7777).toString(8).padStart(4, '0')})`);
-  // Nor may anyone else rename it away and put their own in its place: every directory above it
-  // is root's or the runtime user's, and writable by no one else unless sticky (as /tmp is).
-  for (let dir = path.dirname(imagePath); ; dir = path.dirname(dir)) {
-    const above = await lstat(dir);
-    const others = (above.mode & 0o022) !== 0 && (above.mode & 0o1000) === 0;
-    if ((above.uid !== 0 && above.uid !== uid) || others)
-      throw new UnsafeImageDirectoryError(imagePath, `${dir} above it belongs to uid ${above.uid} or others may write in it`);
-    if (dir === path.dirname(dir)) break;
-  }
+  await requireTrustedDirectory(imagePath, uid, 'hold a checkpoint');
   return {
     kind: preDump ? 'pre-dump' : 'directory',
     writePath: imagePath,

@@ -66,6 +66,11 @@ export class MissingMountMappingError extends RuntimeError {
   }
 }
 
+/** The spec's devices and the ones runc always creates. */
+function devicePaths(spec: Spec): string[] {
+  return [...(spec.linux?.devices ?? []).map((d) => d.path), ...defaultDevices];
+}
+
 /** The device nodes runc always creates (libcontainer/specconv AllowedDevices), beside the spec's. */
 const defaultDevices = ['/dev/null', '/dev/zero', '/dev/full', '/dev/random', '/dev/urandom', '/dev/tty'];
 
@@ -100,7 +105,7 @@ export async function externalMountsForDump(context: DumpMountContext): Promise<
     if (info && !info.isDirectory()) add({ kind: 'masked', mountPoint: masked, name: '/dev/null' });
     else if (info && (await isEmptyReadOnlyTmpfs(context, masked))) add({ kind: 'masked-directory', mountPoint: masked, name: MASKED_DIRECTORY_NAME });
   }
-  for (const device of [...(context.spec.linux?.devices ?? []).map((d) => d.path), ...defaultDevices]) {
+  for (const device of devicePaths(context.spec)) {
     add({ kind: 'device', mountPoint: device, name: device });
   }
   return mounts;
@@ -167,10 +172,28 @@ export async function restoreMountMap(recorded: readonly ExternalMount[], contex
         if (mount.tmpfs) map.set(mount.name, await context.copiedTmpfs(mount.tmpfs));
         break;
       case 'masked':
+        // runc masks a file with the host's /dev/null, and only the spec's masked paths.
+        if (mount.name !== '/dev/null' || !(context.spec.linux?.maskedPaths ?? []).includes(mount.mountPoint))
+          throw new UntrustedMountError(mount, `a masked file is /dev/null at one of the spec's masked paths`);
+        map.set(mount.name, mount.name);
+        break;
       case 'device':
+        // A device is the host's node of the same path, one the spec or runc's defaults give.
+        if (mount.name !== mount.mountPoint || !devicePaths(context.spec).includes(mount.mountPoint))
+          throw new UntrustedMountError(mount, "a device is one of the spec's devices or runc's defaults, from the host's node of that path");
         map.set(mount.name, mount.name);
         break;
     }
   }
   return [...map].map(([key, val]) => ({ key, val }));
+}
+
+export class UntrustedMountError extends RuntimeError {
+  readonly code = 'UNTRUSTED_CHECKPOINT_MOUNT' as const;
+  constructor(mount: ExternalMount, rule: string) {
+    super(
+      `the checkpoint's metadata maps the ${mount.kind} mount at ${mount.mountPoint} to the host's ${mount.name}, which the container's spec does not give it (${rule})`,
+      { hint: 'restore the images with the bundle they were dumped from, or check where these images came from' },
+    );
+  }
 }

@@ -23,7 +23,7 @@ import { requireRoot } from './privileges.js';
 import { loadBundle, specHasNamespace, type Spec } from './oci/index.js';
 import { readEffectiveSpec, writeEffectiveBundle } from './effective-bundle.js';
 import { containerCgroupPath, requireUnoccupied } from './cgroups.js';
-import { readCheckpoint, CheckpointNotFoundError } from './checkpoint-metadata.js';
+import { readCheckpoint, CheckpointNotFoundError, requireTrustedDirectory } from './checkpoint-metadata.js';
 import { defaultImagePath } from './checkpoint.js';
 import { restoreMountMap } from './external-mounts.js';
 import { mountStorage, planStorage, unmountStorage } from './storage.js';
@@ -103,6 +103,9 @@ async function prepareRestore(context: RuntimeContext, request: RestoreRequest):
   if (existing && !request.imagePath && !existing.lastCheckpoint) {
     throw new CheckpointNotFoundError(imagePath, `container ${id} was never checkpointed`);
   }
+  // What a restore runs comes from the images' metadata (bundle, mounts): only from a directory
+  // no one but root may have written.
+  await requireTrustedDirectory(imagePath, context.processes.effectiveUid(), 'be restored from');
   const { metadata } = await readCheckpoint(imagePath);
   await criu.requireVersion();
   await requireFeaturesFor(criu, request);

@@ -302,3 +302,19 @@ test('restoreMountMap: a recorded bind matches the spec destination after symlin
     instanceOf: MissingMountMappingError,
   });
 });
+
+test("restoreMountMap: metadata that maps a device or a masked file to another host path than the spec's is refused", async (t) => {
+  const context = await restoreContext(t, 'mountinfo-host-v1.txt');
+  for (const hostile of [
+    { kind: 'device', mountPoint: '/dev/null', name: '/etc/shadow' },
+    { kind: 'device', mountPoint: '/dev/sda', name: '/dev/sda' },
+    { kind: 'masked', mountPoint: '/proc/kcore', name: '/etc/shadow' },
+    { kind: 'masked', mountPoint: '/etc/hostname', name: '/dev/null' },
+  ] as const) {
+    await t.throwsAsync(
+      restoreMountMap([hostile], context),
+      { code: 'UNTRUSTED_CHECKPOINT_MOUNT', message: new RegExp(`${hostile.mountPoint} to the host's ${hostile.name}`) },
+      JSON.stringify(hostile),
+    );
+  }
+});

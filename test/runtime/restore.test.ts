@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import test from 'ava';
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { chmod, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { checkpoint, defaultImagePath } from '../../src/runtime/checkpoint.js';
@@ -257,4 +257,20 @@ test('--lazy-pages without userfaultfd: CriuFeatureMissingError, and nothing is 
   t.deepEqual(rt.fakes.criu.restores, []);
   t.deepEqual(rt.fakes.mounts.calls, []);
   t.deepEqual(await load(rt), before);
+});
+
+test('images in a directory someone else may write in are not restored from: the metadata says what runs', async (t) => {
+  const rt = await fakeRuntime(t);
+  await checkpointed(rt);
+  const imagePath = defaultImagePath(rt.context, 'web1');
+  await chmod(imagePath, 0o777);
+
+  await t.throwsAsync(restoreDetached(rt.context, { id: 'web2', imagePath }), {
+    code: 'UNSAFE_IMAGE_DIRECTORY',
+    message: `${imagePath} cannot be restored from: others may write in it (mode 0777)`,
+  });
+  await t.throwsAsync(restoreDetached(rt.context, { id: 'web1' }), { code: 'UNSAFE_IMAGE_DIRECTORY' });
+  t.deepEqual(rt.fakes.monitors.launched, []);
+  t.false(await rt.context.store.exists('web2'));
+  t.is((await load(rt)).status, 'checkpointed');
 });
