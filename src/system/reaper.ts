@@ -13,7 +13,8 @@ import { isTrackedChild } from './spawned.js';
 /** What a parent needs to reap children Node did not spawn (a service, so tests can fake it). */
 export interface ChildReaper {
   /** Makes this process a child subreaper and starts listening for SIGCHLD. */
-  install(): void;
+  /** reapEveryChild: see Reaper.install. */
+  install(options?: { readonly reapEveryChild?: boolean }): void;
   /** Resolves with pid's exit once it is reaped. pid must be our child (directly or as subreaper). */
   wait(pid: number): Promise<WaitStatus>;
   /** How many pids are being waited for. */
@@ -36,14 +37,30 @@ interface Watch {
   readonly reject: (error: unknown) => void;
 }
 
+/** How long the exit of a child no one waits for is kept for a wait that may still come. */
+const UNCLAIMED_KEPT_MS = 60_000;
+
 export class Reaper implements ChildReaper {
   private readonly watches = new Map<number, Watch>();
+  /**
+   * Exits of children no one was waiting for, reaped at once so that no zombie is left (the
+   * stray tasks of a failed restore, in a monitor that lives for days), and kept a while for a
+   * wait that comes after (an init that ended before its supervisor watched it).
+   */
+  private readonly unclaimed = new Map<number, { readonly status: WaitStatus; readonly at: number }>();
   private installed = false;
+  private reapEveryChild = false;
   private timer: NodeJS.Timeout | undefined;
   private readonly onSignal = () => this.sweep();
 
-  /** Makes this process a child subreaper and starts listening for SIGCHLD. */
-  install(): void {
+  /**
+   * Makes this process a child subreaper and starts listening for SIGCHLD. With reapEveryChild,
+   * every child that ends is reaped, watched or not, but Node's own (registered with trackChild):
+   * only for a process whose every child Node starts is registered (the monitor), or Node would
+   * lose the exit of one that is not.
+   */
+  install(options: { readonly reapEveryChild?: boolean } = {}): void {
+    if (options.reapEveryChild) this.reapEveryChild = true;
     if (this.installed) return;
     becomeChildSubreaper();
     process.on('SIGCHLD', this.onSignal);
@@ -53,6 +70,11 @@ export class Reaper implements ChildReaper {
   /** Resolves with pid's exit once it is reaped. pid must be our child (directly or as subreaper). */
   wait(pid: number): Promise<WaitStatus> {
     this.install();
+    const ended = this.unclaimed.get(pid);
+    if (ended) {
+      this.unclaimed.delete(pid);
+      return Promise.resolve(ended.status);
+    }
     const promise = new Promise<WaitStatus>((resolve, reject) => this.watches.set(pid, { pid, resolve, reject }));
     // The child may have ended before we started watching; signals also coalesce, so a slow
     // timer is the safety net. The timer also keeps the event loop alive while a child is
@@ -127,6 +149,23 @@ export class Reaper implements ChildReaper {
     if (this.watches.size === 0 && this.timer) {
       clearInterval(this.timer);
       this.timer = undefined;
+    }
+    this.reapUnclaimed();
+  }
+
+  /** Every other child that has ended, but Node's own (Node reaps those, and tells their 'exit'). */
+  private reapUnclaimed(): void {
+    if (!this.installed || !this.reapEveryChild) return;
+    const now = Date.now();
+    for (const [pid, ended] of this.unclaimed) if (now - ended.at > UNCLAIMED_KEPT_MS) this.unclaimed.delete(pid);
+    for (const pid of threadChildren('self') ?? []) {
+      if (this.watches.has(pid) || isTrackedChild(pid)) continue;
+      try {
+        const status = reapIfExited(pid);
+        if (status) this.unclaimed.set(pid, { status, at: now });
+      } catch {
+        // not ours after all (ECHILD)
+      }
     }
   }
 }

@@ -1,11 +1,20 @@
 import test from 'ava';
 import { spawn } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Reaper } from '../../src/system/reaper.js';
 import { trackChild } from '../../src/system/spawned.js';
 import { spawnDirect } from '../../src/system/direct-spawn.js';
+import { posixSpawn } from '../../src/system/libc.js';
+
+async function waitUntil(condition: () => Promise<boolean>, what: string): Promise<void> {
+  const deadline = Date.now() + 5000;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(10);
+  }
+}
 
 /** Whether pid is this process's child and has exited, not yet reaped (a zombie). */
 async function zombie(pid: number): Promise<boolean> {
@@ -60,3 +69,13 @@ function readFileSafe(file: string): string | undefined {
     return undefined;
   }
 }
+
+test.serial('with reapEveryChild, a child no one waits for is reaped as it ends, and a wait that comes later still gets its exit', async (t) => {
+  const reaper = new Reaper();
+  reaper.install({ reapEveryChild: true });
+  t.teardown(() => reaper.uninstall());
+  // Started without Node and never registered: as a failed restore's stray task is.
+  const pid = posixSpawn('/bin/sh', ['sh', '-c', 'exit 7'], [], []);
+  await waitUntil(async () => !existsSync(`/proc/${pid}`), 'the stray child to be reaped');
+  t.deepEqual(await reaper.wait(pid), { kind: 'exited', code: 7 });
+});

@@ -31,7 +31,9 @@ async function main(): Promise<number> {
   const { config, job } = parseMonitorEnvelope(raw);
   process.title = `runtime monitor ${job.id}`;
   const context = resolveContext(composeRuntime(config));
-  context.reaper.install();
+  // Every child the monitor starts is registered (spawned.ts): the stray tasks of a failed
+  // restore, reparented here, are reaped as they end, however long the monitor lives.
+  context.reaper.install({ reapEveryChild: true });
   // Signals for the container go to it through `runtime kill`; the monitor itself ignores them.
   for (const signal of ['SIGINT', 'SIGHUP', 'SIGTERM', 'SIGPIPE'] as const) process.on(signal, () => undefined);
   const code = await superviseContainer(context, job, report);
