@@ -346,9 +346,9 @@ async function restoreTreeWith(
     await lazy?.stop();
     // What CRIU restored before it failed goes now, whether CRIU killed it or not: the tree's
     // cgroup holds nothing else (the container's, checkpointed; or a reset instance's own).
-    await cgroups.killTree(request.cgroupPath).catch((killError: unknown) =>
-      logger.warn("could not kill the failed restore's tasks", { id: record.id, error: describeError(killError) }),
-    );
+    await cgroups
+      .killTree(request.cgroupPath)
+      .catch((killError: unknown) => logger.warn("could not kill the failed restore's tasks", { id: record.id, error: describeError(killError) }));
     const left = await context.reaper.reapStrays(children);
     if (left.length > 0) logger.warn('tasks of a failed restore are still running', { pids: left });
     throw error;
