@@ -34,6 +34,7 @@ import type { Logger } from './logger.js';
 import { containerRoot, restrictImageFiles, shareWithContainerRoot } from './userns.js';
 import { fillInLazyMemory } from './lazy-memory.js';
 import { asOperation, recoverInterrupted, type CheckpointNote } from './interrupted.js';
+import { writeImageDigests } from './image-digests.js';
 import { dumpOpts, type CheckpointOptions } from '../criu/options.js';
 import { formatVersion } from '../criu/version.js';
 import { CriuRequestError, withLogAt } from '../criu/errors.js';
@@ -209,6 +210,8 @@ export async function checkpoint(context: RuntimeContext, request: CheckpointReq
         logger.warn("could not make the images root's alone", { id, imagePath: target.writePath, error: describeError(error) }),
       );
 
+      // Last, over the images as they stay: a restore checks them (image-digests.ts).
+      if (!target.preDump) await writeImageDigests(target.writePath);
       const snapshot = await target.commit(leftRunning);
       if (!target.preDump) await recordCheckpoint(context, record, { imagePath: target.finalPath, leftRunning, snapshot });
       return { imagePath: target.finalPath, leftRunning, durationMs: Date.now() - started, ...(snapshot ? { snapshot } : {}) };

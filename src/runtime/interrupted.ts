@@ -27,6 +27,7 @@ import { initOf, monitorOf, type ContainerRecord, type ProcessIdentity } from '.
 import { writePrivateFile } from './checkpoint-metadata.js';
 import { readEffectiveSpec } from './effective-bundle.js';
 import { restrictImageFiles } from './userns.js';
+import { writeImageDigests } from './image-digests.js';
 import { checkJson } from './json.js';
 import { s, type Infer } from '../system/schema.js';
 import { unmountAll } from '../rootfs/layers.js';
@@ -158,6 +159,7 @@ async function recoverCheckpoint(context: RuntimeContext, record: ContainerRecor
   if (!finished) return record;
   const { spec } = await readEffectiveSpec(store.paths(record.id).effectiveBundle);
   await restrictImageFiles(images, spec).catch((error: unknown) => logger.warn("could not make the images root's alone", { error: describeError(error) }));
+  await writeImageDigests(images);
   if (images !== note.finalPath) {
     await rm(note.finalPath, { recursive: true, force: true });
     await rename(images, note.finalPath);

@@ -17,6 +17,7 @@ import path from 'node:path';
 import type { RuntimeContext } from './context.js';
 import { validateId } from './id.js';
 import { asOperation, recoverInterrupted, tmpfsStagingPrefix } from './interrupted.js';
+import { verifyImageDigests } from './image-digests.js';
 import { newRecord, type ContainerRecord } from './state/record.js';
 import { assertCanHappen } from './state/status.js';
 import { requireRoot } from './privileges.js';
@@ -107,6 +108,8 @@ async function prepareRestore(context: RuntimeContext, request: RestoreRequest):
   // no one but root may have written.
   await requireTrustedDirectory(imagePath, context.processes.effectiveUid(), 'be restored from');
   const { metadata } = await readCheckpoint(imagePath);
+  // Every file as it was dumped, or an error naming the ones that are not, before CRIU reads any.
+  if (!(await verifyImageDigests(imagePath))) logger.info('the checkpoint has no digests to check (made by an older runtime)', { imagePath });
   await criu.requireVersion();
   await requireFeaturesFor(criu, request);
 

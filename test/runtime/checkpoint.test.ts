@@ -69,6 +69,7 @@ test("checkpoint dumps the init with runc's options into the managed directory, 
   t.false(result.leftRunning);
   t.false(existsSync(`${managed}.new`));
   t.deepEqual((await readdir(managed)).sort(), [
+    'checksums.sha256',
     'config.json',
     'descriptors.json',
     'dump.log',

@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import test from 'ava';
 import { existsSync } from 'node:fs';
-import { chmod, readFile } from 'node:fs/promises';
+import { chmod, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { checkpoint, defaultImagePath } from '../../src/runtime/checkpoint.js';
@@ -272,5 +272,18 @@ test('images in a directory someone else may write in are not restored from: the
   await t.throwsAsync(restoreDetached(rt.context, { id: 'web1' }), { code: 'UNSAFE_IMAGE_DIRECTORY' });
   t.deepEqual(rt.fakes.monitors.launched, []);
   t.false(await rt.context.store.exists('web2'));
+  t.is((await load(rt)).status, 'checkpointed');
+});
+
+test('a checkpoint whose images are not as dumped is not restored: the error names the image', async (t) => {
+  const rt = await fakeRuntime(t);
+  await checkpointed(rt);
+  const pages = path.join(defaultImagePath(rt.context, 'web1'), 'pages-1.img');
+  const bytes = await readFile(pages);
+  bytes[0] ^= 0x80;
+  await writeFile(pages, bytes);
+
+  await t.throwsAsync(restoreDetached(rt.context, { id: 'web1' }), { code: 'CORRUPT_CHECKPOINT', message: /pages-1\.img differs from what was dumped/ });
+  t.deepEqual(rt.fakes.monitors.launched, []);
   t.is((await load(rt)).status, 'checkpointed');
 });

@@ -137,8 +137,13 @@ async function encode(flags: { in?: string; out?: string }, io: CommandIo): Prom
   // place (decode -o x.json, edit, encode -i x.json -o the same file) stays as it was when the
   // JSON is wrong, and a reader never sees it half written.
   const bytes = encodeImage(parseImageJson(flags.in ? await readFile(flags.in, 'utf8') : await readAll(io.stdin)));
-  if (flags.out) await replaceFile(flags.out, bytes);
-  else await write(io.stdout, bytes);
+  if (flags.out) {
+    await replaceFile(flags.out, bytes);
+    // An image edited in its checkpoint is restored as edited, not refused as damaged.
+    await (await import('../../image-digests.js')).updateImageDigest(flags.out);
+  } else {
+    await write(io.stdout, bytes);
+  }
   return 0;
 }
 
