@@ -41,7 +41,10 @@ export class LayerCopyError extends RuntimeError {
  */
 export async function copyLayer(source: string, destination: string): Promise<void> {
   await mkdir(destination, { recursive: true });
-  const result = await trackChild((await loadExeca())('cp', ['-a', '--sparse=always', '--no-target-directory', source, destination], { reject: false }));
+  // cp ends with its caller (setpriv's parent-death signal, kept across its exec of cp): a
+  // checkpoint killed while it copies leaves no cp writing on into the snapshot being removed.
+  const args = ['--pdeathsig', 'KILL', '--', 'cp', '-a', '--sparse=always', '--no-target-directory', source, destination];
+  const result = await trackChild((await loadExeca())('setpriv', args, { reject: false }));
   if (result.failed) throw new LayerCopyError(source, destination, String(result.stderr).trim() || result.shortMessage || 'cp failed');
 }
 

@@ -316,11 +316,17 @@ export class Resetter {
     const old = this.current;
     let restored: Instance | undefined = ready;
     let next: Instance;
+    // The instance a monitor that died left running, when this monitor resets first: not this
+    // one's to retire as it retires its own, but its overlay, images view and cgroup go too.
+    let orphan: { readonly dir: string; readonly cgroupPath: string } | undefined;
     try {
       // Under the container's lock: no checkpoint, restore or delete is mid-way while the running
       // instance is held still and replaced, and none starts before the record names the new one.
       next = await store.withLock(this.id, async () => {
-        await this.refuseTakenOver(await recoverInterrupted(this.context, await store.load(this.id)));
+        const record = await recoverInterrupted(this.context, await store.load(this.id));
+        await this.refuseTakenOver(record);
+        if (!old && record.instance !== undefined && record.cgroupBase !== undefined)
+          orphan = { dir: path.join(this.paths.dir, 'instances', String(record.instance)), cgroupPath: record.cgroupPath };
         // The old instance is held still (SIGSTOP) while the new one is made ready, so it cannot
         // write on (to shared volumes) meanwhile, and it runs on if the new one cannot be had: a
         // failed reset leaves the container as it was. (A v1 freezer would freeze the cgroups
@@ -352,6 +358,7 @@ export class Resetter {
       await this.stop(old);
       void this.retire(old);
     }
+    if (orphan) void this.removeOrphan(orphan);
     logger.info(`reset ${this.id} to ${spec.name}`, { pid: next.pid, ms: Date.now() - started, standby: next === ready });
     // Where the time went: waiting for a standby still being restored (or the restore itself),
     // switching to it, and the old instance's end.
@@ -505,6 +512,16 @@ export class Resetter {
   private async stop(instance: Instance): Promise<void> {
     await this.context.cgroups.kill(instance.cgroupPath);
     await instance.exited.catch(() => undefined);
+  }
+
+  /** The instance of a monitor that died, replaced by this one's first reset. */
+  private async removeOrphan(orphan: { readonly dir: string; readonly cgroupPath: string }): Promise<void> {
+    try {
+      await this.context.cgroups.killTree(orphan.cgroupPath);
+      await removeInstance(this.context, orphan.dir, orphan.cgroupPath);
+    } catch (error) {
+      this.context.logger.warn(`cleaning up the instance a dead monitor of ${this.id} left`, { dir: orphan.dir, error: describeError(error) });
+    }
   }
 
   /** Kills an instance that was replaced, and removes what was its own once it is gone. */

@@ -5,9 +5,9 @@
  * once. After each, the container is running or checkpointed with its newest good images,
  * nothing stays frozen, no CRIU is left, and the next command carries on from there.
  */
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, symlink } from 'node:fs/promises';
+import { mkdir, readdir, readFile, symlink } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
@@ -76,6 +76,17 @@ async function criuProcesses(box: Sandbox): Promise<number[]> {
     if (String(fds.stdout).includes(box.dir)) ours.push(pid);
   }
   return ours;
+}
+
+/** A counter container with a snapshot "base", reset once (its monitor keeps standbys), and its settled counts. */
+async function resetOnce(t: ExecutionContext) {
+  const box = await sandbox(t);
+  const bundle = await box.bundle('c');
+  await box.runtime.run({ id: 'c', bundle });
+  await counterAbove(bundle, 1);
+  t.is((await box.cli(['checkpoint', '--leave-running', '--name', 'base', 'c'])).exitCode, 0);
+  t.is((await box.cli(['reset', 'c'])).exitCode, 0);
+  return { box, bundle, settled: await settledCounts(box, ['c']) };
 }
 
 async function monitorPid(box: Sandbox, id: string): Promise<number> {
@@ -218,13 +229,7 @@ serial(
 );
 
 serial('many commands on one container at once serialize or say it is busy; the container runs on and nothing leaks', async (t) => {
-  const box = await sandbox(t);
-  const bundle = await box.bundle('c');
-  await box.runtime.run({ id: 'c', bundle });
-  await counterAbove(bundle, 1);
-  t.is((await box.cli(['checkpoint', '--leave-running', '--name', 'base', 'c'])).exitCode, 0);
-  t.is((await box.cli(['reset', 'c'])).exitCode, 0);
-  const settled = await settledCounts(box, ['c']);
+  const { box, bundle, settled } = await resetOnce(t);
 
   const commands = [
     ['checkpoint', '--leave-running', 'c'],
@@ -317,3 +322,55 @@ serial(
     t.false((await readFile('/proc/self/mountinfo', 'utf8')).includes(box.stateRoot));
   },
 );
+
+serial(
+  "a snapshot's command killed while it copies the rootfs: the dump is given up, the container runs on, no copy goes on, and the next snapshot works",
+  async (t) => {
+    const box = await sandbox(t);
+    const bundle = await box.bundle('c');
+    // A rootfs that takes a while to copy.
+    await execa('dd', ['if=/dev/urandom', `of=${path.join(bundle, 'rootfs', 'big')}`, 'bs=1M', 'count=400', 'status=none']);
+    const pid = await box.runtime.run({ id: 'c', bundle });
+    await counterAbove(bundle, 1);
+    const command = startCli(box, ['checkpoint', '--leave-running', '--name', 'base', 'c']);
+    const note = await noteOnce(box, 'c', (n) => n.criu !== undefined);
+    const copy = path.join(box.checkpointRoot, 'c', 'snapshots', 'base.new', 'rootfs');
+    await waitFor('the rootfs copy to start', async () => (existsSync(path.join(copy, 'bin')) ? true : undefined));
+    command.kill('SIGKILL');
+    await command;
+    await waitFor('CRIU to end', async () => (isAlive(note.criu.pid) ? undefined : true), 60_000);
+
+    t.true(isAlive(pid));
+    t.regex(await readFile(`/proc/${pid}/status`, 'utf8'), /^TracerPid:\s+0$/m);
+    await counterAbove(bundle, (await readCounter(bundle))!);
+    const copying = await execa('pgrep', ['-f', copy], { reject: false });
+    t.is(String(copying.stdout), '', 'no cp is left copying');
+    t.deepEqual(await box.runtime.snapshots('c'), []);
+    t.is((await box.cli(['checkpoint', '--leave-running', '--name', 'base', 'c'])).exitCode, 0);
+    t.false(existsSync(path.dirname(copy)));
+    t.is((await box.cli(['reset', 'c'])).exitCode, 0);
+  },
+);
+
+serial('the monitor killed while it resets: the reset goes on through a new monitor, and nothing of the dead one is left', async (t) => {
+  const { box, bundle, settled } = await resetOnce(t);
+
+  const monitor = await monitorPid(box, 'c');
+  // Without standbys, the reset restores a new instance while the caller waits: the monitor is
+  // killed once that instance's directory appears.
+  const instances = path.join(box.runtime.context.store.paths('c').dir, 'instances');
+  const before = new Set(await readdir(instances));
+  const command = startCli(box, ['reset', '--standbys', '0', 'c']);
+  await waitFor('the new instance', async () => ((await readdir(instances)).some((n) => !before.has(n)) ? true : undefined));
+  process.kill(monitor, 'SIGKILL');
+  const result = await command;
+  // The command saw its monitor end without an answer, and reset through a new one.
+  t.is(result.exitCode, 0, String(result.stderr));
+
+  const again = await box.cli(['reset', 'c']);
+  t.is(again.exitCode, 0, again.stderr);
+  t.not(await monitorPid(box, 'c'), monitor);
+  await counterAbove(bundle, (await readCounter(bundle))!);
+  // The new monitor's standbys are restored again; then everything is as before.
+  t.deepEqual(withoutDisk(await settledCounts(box, ['c'], settled)), withoutDisk(settled));
+});

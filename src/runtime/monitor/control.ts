@@ -32,7 +32,8 @@ export function controlSocketPath(stateDir: string): string {
 
 /**
  * Asks a container's monitor for a reset; undefined when no monitor listens there (none runs,
- * or it is an older one), so the caller falls back to starting a monitor of its own.
+ * or it is an older one) or it ended before it answered, so the caller falls back to starting a
+ * monitor of its own.
  */
 export function sendControl(stateDir: string, request: ResetControlRequest, timeoutMs = 120_000): Promise<ResetAnswer | undefined> {
   return new Promise((resolve, reject) => {
@@ -57,6 +58,8 @@ export function sendControl(stateDir: string, request: ResetControlRequest, time
     socket.once('close', () => {
       clearTimeout(timer);
       if (!connected) return;
+      // Closed without a word: the monitor ended before it answered (killed as it was asked).
+      if (text === '') return resolve(undefined);
       try {
         resolve(parseControlResponse(text));
       } catch (error) {

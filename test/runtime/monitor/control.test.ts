@@ -1,5 +1,7 @@
 import test from 'ava';
-import { sendControl, serveControl, type ControlRequest } from '../../../src/runtime/monitor/control.js';
+import { once } from 'node:events';
+import net from 'node:net';
+import { controlSocketPath, sendControl, serveControl, type ControlRequest } from '../../../src/runtime/monitor/control.js';
 import { rawControl, recordingControlServer } from '../../helpers/control.js';
 import { tempDir } from '../fixtures.js';
 
@@ -49,4 +51,12 @@ test('a malformed request is answered with the protocol error, its text included
   t.regex(parsed.display, /^the control request was not understood: /);
   t.is(parsed.display, parsed.error.message);
   t.deepEqual(seen, []);
+});
+
+test('a monitor that closes without a word (it ended as it was asked) is no answer: the caller starts one', async (t) => {
+  const dir = await tempDir(t);
+  const server = net.createServer((socket) => socket.end()).listen(controlSocketPath(dir));
+  t.teardown(() => void server.close());
+  await once(server, 'listening');
+  t.is(await sendControl(dir, request), undefined);
 });

@@ -345,6 +345,8 @@ static bool digits(const char *text) {
 /* Prints the answer as the Node CLI would; -1 for a state answer this side cannot print (hand over). */
 static int finish(const char *text, const char *what, const char *id, const char *name, const char *pid_file, long long started) {
   struct answer answer;
+  /* Closed without a word: the monitor ended before it answered; the Node CLI starts a new one. */
+  if (text[0] == '\0') return -1;
   bool understood = parse_answer(text, &answer) && answer.ok >= 0;
   /* A monitor older than this side answers a state request with an error and no display. */
   if (strcmp(what, "state") == 0 && (!understood || !answer.has_display)) return -1;
