@@ -374,3 +374,52 @@ serial('the monitor killed while it resets: the reset goes on through a new moni
   // The new monitor's standbys are restored again; then everything is as before.
   t.deepEqual(withoutDisk(await settledCounts(box, ['c'], settled)), withoutDisk(settled));
 });
+
+serial("the checkpoint's command killed before CRIU starts: the container runs on, and the next checkpoint works", async (t) => {
+  const box = await sandbox(t);
+  const { bundle, pid } = await memhog(box, 'hog');
+  const command = startCli(box, ['checkpoint', 'hog']);
+  await noteOnce(box, 'hog', (n) => n.kind === 'checkpoint');
+  command.kill('SIGKILL');
+  await command;
+
+  t.true(isAlive(pid));
+  t.is((await box.runtime.state('hog')).status, 'running');
+  t.is((await box.cli(['checkpoint', 'hog'])).exitCode, 0);
+  await verifyMemory(bundle, await restoredPid(box, 'hog'), MIB);
+});
+
+serial("the checkpoint's command killed after CRIU finished the dump: the next command records it, and restore brings it back", async (t) => {
+  const box = await sandbox(t);
+  const { bundle, pid } = await memhog(box, 'hog');
+  const command = startCli(box, ['checkpoint', 'hog']);
+  const finished = path.join(box.checkpointRoot, 'hog', 'checkpoint.new', 'stats-dump');
+  await waitFor('CRIU to finish the dump', async () => (existsSync(finished) ? true : undefined), 60_000);
+  // The command is still at its work after the dump (the images' digests, the record).
+  command.kill('SIGKILL');
+  await command;
+  t.false(isAlive(pid), 'CRIU ended the tree');
+  t.true(existsSync(path.join(box.runtime.context.store.paths('hog').dir, 'operation.json')));
+
+  const restored = await restoredPid(box, 'hog');
+
+  await verifyMemory(bundle, restored, MIB);
+  const record = await box.runtime.context.store.load('hog');
+  t.is(record.lastCheckpoint?.imagePath, path.join(box.checkpointRoot, 'hog', 'checkpoint'));
+  t.false(existsSync(path.join(box.checkpointRoot, 'hog', 'checkpoint.new')));
+  t.is((await execa('sha256sum', ['-c', '--quiet', 'checksums.sha256'], { cwd: record.lastCheckpoint!.imagePath, reject: false })).exitCode, 0);
+});
+
+serial('a foreground restore killed while CRIU restores: the container stays checkpointed, and the next restore works', async (t) => {
+  const box = await sandbox(t);
+  const { bundle } = await memhog(box, 'hog');
+  t.is((await box.cli(['checkpoint', 'hog'])).exitCode, 0);
+  const command = startCli(box, ['restore', 'hog']);
+  await noteOnce(box, 'hog', (n) => n.kind === 'restore');
+  command.kill('SIGKILL');
+  await command;
+
+  await verifyMemory(bundle, await restoredPid(box, 'hog'), MIB);
+  t.is((await box.runtime.context.store.load('hog')).restoreCount, 1);
+  t.deepEqual(await criuProcesses(box), []);
+});
