@@ -14,12 +14,14 @@ export async function ensureMountpoints(mounts: readonly MountEntry[], rootfs: s
   for (const mount of mounts) {
     if (mount.type === 'cgroup' || mount.type === 'cgroup2') continue;
     if (tmpfsDestinations.some((t) => mount.destination !== t && mount.destination.startsWith(`${t}/`))) continue;
-    if (existsInRoot(rootfs, mount.destination)) continue;
+    // Links resolved inside the rootfs first (one to a path that does not exist yet too), then
+    // each component looked up and made by the kernel inside the rootfs: a link a container
+    // sharing the rootfs puts in the way meanwhile is followed inside it, never onto the host.
+    const destination = await resolveInRoot(rootfs, mount.destination);
+    if (existsInRoot(rootfs, destination)) continue;
     const sourceIsFile =
       isBindMount(mount) && mount.source !== undefined && (await stat(path.resolve(bundle, mount.source)).catch(() => undefined))?.isFile();
-    // Looked up and made by the kernel inside the rootfs, one component at a time: never on the
-    // host through a link a container sharing the rootfs puts in the way meanwhile.
-    if (makeInRoot(rootfs, mount.destination, sourceIsFile ? 'file' : 'directory')) created.push(await resolveInRoot(rootfs, mount.destination));
+    if (makeInRoot(rootfs, destination, sourceIsFile ? 'file' : 'directory')) created.push(destination);
   }
   return created;
 }

@@ -1,11 +1,12 @@
 /**
- * Damaged images and a full disk, end to end: a restore of images that are not as CRIU dumped
- * them names the image and leaves the container checkpointed; a dump that fills the disk fails,
- * and the container runs on with its previous checkpoint intact.
+ * Damaged images, a full disk and hostile bundles, end to end: a restore of images that are not
+ * as CRIU dumped them names the image and leaves the container checkpointed; a dump that fills
+ * the disk fails, and the container runs on with its previous checkpoint intact; a bundle's bad
+ * rlimits or mount destinations are clear errors, and a link out of the rootfs stays inside it.
  */
 import test from 'ava';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, readFile, truncate, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { counterAbove, e2e, readCounter, sandbox } from './helpers.js';
@@ -89,3 +90,40 @@ serial('the disk fills up while dumping: the checkpoint fails, the container run
   await verifyMemory(bundle, (await box.runtime.state('hog')).pid!, mib);
   t.is((await box.cli(['delete', '-f', 'hog'], { env })).exitCode, 0);
 });
+
+serial(
+  'hostile bundles: each is a clear error naming what is wrong, or kept inside its rootfs; nothing is made outside, no container is left',
+  async (t) => {
+    const box = await sandbox(t);
+    const refused: { readonly name: string; readonly edit: (spec: Record<string, any>) => void; readonly error: RegExp }[] = [
+      { name: 'rlimit', edit: (s) => (s.process.rlimits = [{ type: 'RLIMIT_BOGUS', hard: 1, soft: 1 }]), error: /rlimit.*RLIMIT_BOGUS/ },
+      { name: 'soft-above-hard', edit: (s) => (s.process.rlimits = [{ type: 'RLIMIT_NOFILE', hard: 1, soft: 5 }]), error: /rlimit/ },
+      {
+        name: 'relative',
+        edit: (s) => s.mounts.push({ destination: '../../../../outside', type: 'tmpfs', source: 'tmpfs' }),
+        error: /mounts\[\d+\]\.destination: must be an absolute path/,
+      },
+    ];
+    for (const { name, edit, error } of refused) {
+      const bundle = await box.bundle(name, [], edit);
+      const result = await box.cli(['run', '-d', '--bundle', bundle, name]);
+      t.is(result.exitCode, 1, name);
+      t.regex(result.stderr, error, name);
+    }
+    t.deepEqual(await box.runtime.list(), []);
+
+    // A mount destination through a link in the rootfs that points out of it: made inside, on run
+    // (runc) and on restore (the runtime), never at the host path the link names.
+    const outside = path.join(box.dir, 'outside');
+    const bundle = await box.bundle('link', [], (s) => s.mounts.push({ destination: '/escape/data', type: 'tmpfs', source: 'tmpfs' }));
+    await symlink(outside, path.join(bundle, 'rootfs', 'escape'));
+    await box.runtime.run({ id: 'link', bundle });
+    await counterAbove(bundle, 1);
+    t.is((await box.cli(['checkpoint', 'link'])).exitCode, 0);
+    await rm(path.join(bundle, 'rootfs', box.dir.slice(1)), { recursive: true, force: true });
+    const restored = await box.cli(['restore', '-d', 'link']);
+    t.is(restored.exitCode, 0, restored.stderr);
+    t.false(existsSync(outside), 'nothing was made at the host path the link names');
+    t.true(existsSync(path.join(bundle, 'rootfs', outside.slice(1), 'data')), 'the mountpoint was made inside the rootfs');
+  },
+);

@@ -117,3 +117,11 @@ test('a component a container swaps for a link out of the rootfs meanwhile: noth
   t.true(rounds > 20, `${rounds} rounds`);
   t.deepEqual(await readdir(outside), []);
 });
+
+test('a destination through a link to what does not exist yet is made where the link points, inside the rootfs', async (t) => {
+  const { bundle: dir, rootfs } = await bundle(t);
+  await symlink('/host/outside', join(rootfs, 'escape'));
+  const mount = { destination: '/escape/data', type: 'tmpfs', source: 'tmpfs' };
+  t.deepEqual(await ensureMountpoints(specWith([mount]).mounts ?? [], rootfs, dir), ['/host/outside/data']);
+  t.true((await stat(join(rootfs, 'host/outside/data'))).isDirectory());
+});
