@@ -423,3 +423,52 @@ serial('a foreground restore killed while CRIU restores: the container stays che
   t.is((await box.runtime.context.store.load('hog')).restoreCount, 1);
   t.deepEqual(await criuProcesses(box), []);
 });
+
+serial("the reset's command killed (SIGKILL, SIGINT) while the monitor resets: the monitor finishes the reset, and the next one works", async (t) => {
+  const { box, bundle, settled } = await resetOnce(t);
+  const instances = path.join(box.runtime.context.store.paths('c').dir, 'instances');
+  for (const signal of ['SIGKILL', 'SIGINT'] as const) {
+    const before = new Set(await readdir(instances));
+    const restores = (await box.runtime.context.store.load('c')).restoreCount;
+    const command = startCli(box, ['reset', '--standbys', '0', 'c']);
+    await waitFor('the new instance', async () => ((await readdir(instances)).some((n) => !before.has(n)) ? true : undefined));
+    command.kill(signal);
+    await command;
+    await waitFor(`the reset the command was killed in (${signal}) to be recorded`, async () =>
+      (await box.runtime.context.store.load('c')).restoreCount > restores ? true : undefined,
+    );
+    t.is((await box.runtime.state('c')).status, 'running', signal);
+  }
+  t.is((await box.cli(['reset', 'c'])).exitCode, 0);
+  await counterAbove(bundle, (await readCounter(bundle))!);
+  t.deepEqual(withoutDisk(await settledCounts(box, ['c'], settled)), withoutDisk(settled));
+});
+
+serial(
+  'CRIU killed while it restores: the restore fails, nothing of it is left, the container stays checkpointed and the next restore works',
+  async (t) => {
+    const box = await sandbox(t);
+    const { bundle } = await memhog(box, 'hog');
+    t.is((await box.cli(['checkpoint', 'hog'])).exitCode, 0);
+    const cgroupPath = (await box.runtime.context.store.load('hog')).cgroupPath;
+    const command = startCli(box, ['restore', '-d', 'hog']);
+    // CRIU is put into the container's cgroup before it restores.
+    const criu = await waitFor('CRIU in the container cgroup', async () => {
+      for (const pid of await box.runtime.context.cgroups.occupants(cgroupPath)) {
+        if ((await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '')).trim() === 'criu') return pid;
+      }
+      return undefined;
+    });
+    process.kill(criu, 'SIGKILL');
+    const result = await command;
+
+    t.is(result.exitCode, 1, String(result.stdout));
+    t.is((await box.runtime.state('hog')).status, 'checkpointed');
+    await waitFor('the failed restore to be cleared', async () =>
+      (await box.runtime.context.cgroups.occupants(cgroupPath)).length === 0 ? true : undefined,
+    );
+    const mounts = (await readFile('/proc/self/mountinfo', 'utf8')).split('\n').filter((line) => line.includes(box.stateRoot));
+    t.deepEqual(mounts, []);
+    await verifyMemory(bundle, await restoredPid(box, 'hog'), MIB);
+  },
+);
