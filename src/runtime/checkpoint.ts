@@ -82,6 +82,8 @@ export function defaultImagePath(context: RuntimeContext, id: string): string {
 /** Where a checkpoint's images go, and what happens to them after the dump. */
 interface CheckpointTarget {
   readonly kind: CheckpointNote['target'];
+  /** For a named snapshot: what finishes it should its command die once CRIU has dumped. */
+  readonly snapshot?: CheckpointNote['snapshot'];
   /** The directory CRIU writes. */
   readonly writePath: string;
   /** Where the images are once the checkpoint is done. */
@@ -117,6 +119,7 @@ export async function checkpoint(context: RuntimeContext, request: CheckpointReq
     if (record.status !== 'running' || !(await processes.isAlive(record.init))) {
       throw new ContainerNotRunningError(id, record.status === 'running' ? 'stopped' : record.status);
     }
+    const running: RunningRecord = record;
     const leftRunning = request.leaveRunning === true || request.preDump === true;
     if (!leftRunning) assertCanHappen(record, 'checkpointed');
     const target = await targetFor(context, record, request);
@@ -128,6 +131,7 @@ export async function checkpoint(context: RuntimeContext, request: CheckpointReq
       writePath: target.writePath,
       finalPath: target.finalPath,
       cgroupPath: record.cgroupPath,
+      ...(target.snapshot ? { snapshot: target.snapshot } : {}),
     } as const;
     return asOperation(context, id, note, async (operation) => {
       const { spec, text: specText } = await readEffectiveSpec(store.paths(id).effectiveBundle);
@@ -191,30 +195,41 @@ export async function checkpoint(context: RuntimeContext, request: CheckpointReq
         if (freezeCgroup) await cgroups.setFrozen(record.cgroupPath, false).catch(() => undefined);
         throw await target.abandon(error);
       }
-      // Every restore and reset of these images then fills its tmpfs mounts without tar.
-      if (!target.preDump) await copyTmpfsOutOfImages(target.writePath, spec, metadata, logger);
-      // Every restore and reset of these images then runs no `ip` for what the kernel does itself,
-      // and no nftables for a lock a namespace with lo alone does not need.
-      if (!target.preDump) {
-        await removeDefaultNetworkImages(target.writePath).then(
-          (removed) => logger.debug('removed network images that restate the kernel defaults', { id, removed }),
-          (error: unknown) => logger.warn('could not check the network images (they are kept whole)', { id, error: describeError(error) }),
-        );
-        await dropRestoreLock(target.writePath).then(
-          (dropped) => logger.debug(dropped ? "restores skip the dump's network lock (lo alone)" : "restores keep the dump's network lock", { id }),
-          (error: unknown) => logger.warn("could not check the dump's network lock (restores keep it)", { id, error: describeError(error) }),
-        );
+      try {
+        return await finishDump();
+      } catch (error) {
+        // CRIU's dump is done (and without --leave-running the tree is gone): it is not thrown
+        // away with the error. The note stays, and the next command puts it in place.
+        await operation.keep();
+        throw error;
       }
-      // In a directory of root's alone already; a failure here must not fail a dump that is done.
-      await restrictImageFiles(target.writePath, spec).catch((error: unknown) =>
-        logger.warn("could not make the images root's alone", { id, imagePath: target.writePath, error: describeError(error) }),
-      );
 
-      // Last, over the images as they stay: a restore checks them (image-digests.ts).
-      if (!target.preDump) await writeImageDigests(target.writePath);
-      const snapshot = await target.commit(leftRunning);
-      if (!target.preDump) await recordCheckpoint(context, record, { imagePath: target.finalPath, leftRunning, snapshot });
-      return { imagePath: target.finalPath, leftRunning, durationMs: Date.now() - started, ...(snapshot ? { snapshot } : {}) };
+      async function finishDump(): Promise<CheckpointResult> {
+        // Every restore and reset of these images then fills its tmpfs mounts without tar.
+        if (!target.preDump) await copyTmpfsOutOfImages(target.writePath, spec, metadata, logger);
+        // Every restore and reset of these images then runs no `ip` for what the kernel does itself,
+        // and no nftables for a lock a namespace with lo alone does not need.
+        if (!target.preDump) {
+          await removeDefaultNetworkImages(target.writePath).then(
+            (removed) => logger.debug('removed network images that restate the kernel defaults', { id, removed }),
+            (error: unknown) => logger.warn('could not check the network images (they are kept whole)', { id, error: describeError(error) }),
+          );
+          await dropRestoreLock(target.writePath).then(
+            (dropped) => logger.debug(dropped ? "restores skip the dump's network lock (lo alone)" : "restores keep the dump's network lock", { id }),
+            (error: unknown) => logger.warn("could not check the dump's network lock (restores keep it)", { id, error: describeError(error) }),
+          );
+        }
+        // In a directory of root's alone already; a failure here must not fail a dump that is done.
+        await restrictImageFiles(target.writePath, spec).catch((error: unknown) =>
+          logger.warn("could not make the images root's alone", { id, imagePath: target.writePath, error: describeError(error) }),
+        );
+
+        // Last, over the images as they stay: a restore checks them (image-digests.ts).
+        if (!target.preDump) await writeImageDigests(target.writePath);
+        const snapshot = await target.commit(leftRunning);
+        if (!target.preDump) await recordCheckpoint(context, running, { imagePath: target.finalPath, leftRunning, snapshot });
+        return { imagePath: target.finalPath, leftRunning, durationMs: Date.now() - started, ...(snapshot ? { snapshot } : {}) };
+      }
     });
   });
 }
@@ -324,6 +339,7 @@ async function snapshotTarget(context: RuntimeContext, record: RunningRecord, na
   const layers = await currentLayers(context, record);
   return {
     kind: 'snapshot',
+    snapshot: { name, lowers: [...layers.lowers] },
     writePath: building.images,
     finalPath: snapshots.paths(record.id, name).images,
     preDump: false,

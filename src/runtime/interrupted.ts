@@ -27,10 +27,12 @@ import { initOf, monitorOf, type ContainerRecord, type ProcessIdentity } from '.
 import { writePrivateFile } from './checkpoint-metadata.js';
 import { readEffectiveSpec } from './effective-bundle.js';
 import { restrictImageFiles } from './userns.js';
+import { memoryBytes, type SnapshotInfo } from './snapshots/store.js';
+import { unmountStorage } from './storage.js';
 import { writeImageDigests } from './image-digests.js';
 import { checkJson } from './json.js';
 import { s, type Infer } from '../system/schema.js';
-import { unmountAll } from '../rootfs/layers.js';
+import { diskUsage, unmountAll } from '../rootfs/layers.js';
 import { TMPFS_STAGING } from '../rootfs/tmpfs-copy.js';
 
 const NOTE_FILE = 'operation.json';
@@ -51,6 +53,10 @@ const noteSchema = s.discriminatedUnion('kind', [
     finalPath: s.string(),
     cgroupPath: s.string(),
     criu: identity.optional(),
+    /** Left by a command that gave up on it, alive or not (keep): the next command finishes it. */
+    abandoned: s.boolean().optional(),
+    /** A named snapshot's name and the layers below its rootfs copy, to finish it with. */
+    snapshot: s.object({ name: s.string(), lowers: s.array(s.string()) }).optional(),
   }),
   s.object({
     kind: s.literal('restore'),
@@ -58,16 +64,20 @@ const noteSchema = s.discriminatedUnion('kind', [
     started: s.string(),
     cgroupPath: s.string(),
     criuRoot: s.string(),
+    /** The restore mounted the container's rootfs from its storage driver. */
+    storageMounted: s.boolean().optional(),
   }),
 ]);
 
 type Note = Infer<typeof noteSchema>;
 export type CheckpointNote = Extract<Note, { kind: 'checkpoint' }>;
 export type RestoreNote = Extract<Note, { kind: 'restore' }>;
-type NoteFields = Omit<CheckpointNote, 'holder' | 'started' | 'criu'> | Omit<RestoreNote, 'holder' | 'started'>;
+type NoteFields = Omit<CheckpointNote, 'holder' | 'started' | 'criu' | 'abandoned'> | Omit<RestoreNote, 'holder' | 'started' | 'storageMounted'>;
 
 /** A checkpoint or restore at work: its note, until `end`. */
 export class Operation {
+  private kept = false;
+
   private constructor(
     private readonly file: string,
     private note: Note,
@@ -89,9 +99,27 @@ export class Operation {
     await this.write();
   }
 
-  /** The operation is over, done or undone: the note goes. */
+  /** Notes that the restore mounted the rootfs from its storage driver (recovery unmounts it). */
+  async storageMounted(): Promise<void> {
+    if (this.note.kind !== 'restore') return;
+    this.note = { ...this.note, storageMounted: true };
+    await this.write();
+  }
+
+  /**
+   * The note stays for the next command (a dump CRIU finished, whose images or record could not
+   * be put in place: the next command finishes it, as after a command that died).
+   */
+  async keep(): Promise<void> {
+    this.kept = true;
+    if (this.note.kind !== 'checkpoint') return;
+    this.note = { ...this.note, abandoned: true };
+    await this.write();
+  }
+
+  /** The operation is over, done or undone: the note goes, unless kept. */
   async end(): Promise<void> {
-    await rm(this.file, { force: true });
+    if (!this.kept) await rm(this.file, { force: true });
   }
 
   /** Written aside and renamed: a command that dies mid-write leaves the note it had. */
@@ -123,11 +151,20 @@ export async function recoverInterrupted(context: RuntimeContext, record: Contai
   if (existsSync(file)) {
     const note = readNote(context, file);
     if (note) {
-      if (await context.processes.isAlive(note.holder)) {
+      if (!(note.kind === 'checkpoint' && note.abandoned) && (await context.processes.isAlive(note.holder))) {
         throw new ContainerBusyError(record.id, `a ${note.kind} (pid ${note.holder.pid}) is still at work on it`);
       }
       context.logger.warn(`recovering the interrupted ${note.kind} of ${record.id}`, { started: note.started, holder: note.holder.pid });
-      current = note.kind === 'checkpoint' ? await recoverCheckpoint(context, current, note) : await recoverRestore(context, current, note);
+      try {
+        current = note.kind === 'checkpoint' ? await recoverCheckpoint(context, current, note) : await recoverRestore(context, current, note);
+      } catch (error) {
+        if (error instanceof ContainerBusyError) throw error;
+        // Never again: a recovery that fails must not block every later command (delete -f
+        // among them). The note is kept aside for whoever looks into it.
+        context.logger.error(`could not recover the interrupted ${note.kind} of ${record.id}`, { error: describeError(error), note: `${file}.failed` });
+        await rename(file, `${file}.failed`).catch(() => undefined);
+        current = await context.store.load(record.id);
+      }
     }
     await rm(file, { force: true });
   }
@@ -150,23 +187,32 @@ async function recoverCheckpoint(context: RuntimeContext, record: ContainerRecor
   // Where the images are: still aside, or moved into place already.
   const images = existsSync(note.writePath) ? note.writePath : note.finalPath;
   const finished = dumpFinishedSince(images, Date.parse(note.started));
-  if (note.target === 'snapshot' || (!finished && note.writePath !== note.finalPath)) {
-    // A snapshot's rootfs layer is copied by the runtime while CRIU waits: not to be finished
-    // without it. An unfinished managed dump goes; the last good checkpoint stays.
-    await rm(note.target === 'snapshot' ? path.dirname(note.writePath) : note.writePath, { recursive: true, force: true });
+  const init = initOf(record);
+  const leftRunning = init !== undefined && (await processes.isAlive(init));
+  if (!finished) {
+    // An unfinished dump goes (a managed one, or a snapshot); the last good one stays.
+    if (note.target === 'snapshot') await rm(path.dirname(note.writePath), { recursive: true, force: true });
+    else if (note.writePath !== note.finalPath) await rm(note.writePath, { recursive: true, force: true });
     return record;
   }
-  if (!finished) return record;
   const { spec } = await readEffectiveSpec(store.paths(record.id).effectiveBundle);
   await restrictImageFiles(images, spec).catch((error: unknown) => logger.warn("could not make the images root's alone", { error: describeError(error) }));
-  await writeImageDigests(images);
+  await writeImageDigests(images).catch((error: unknown) => logger.warn('could not write the digests of the images', { error: describeError(error) }));
+  if (note.target === 'snapshot') {
+    // CRIU got past its post-dump notification only once the rootfs copy was made: it is whole.
+    if (!note.snapshot) {
+      await rm(path.dirname(note.writePath), { recursive: true, force: true });
+      return record;
+    }
+    await finishSnapshot(context, record, note.snapshot, path.dirname(note.writePath), leftRunning);
+    logger.warn(`the snapshot ${note.snapshot.name} of ${record.id} was finished by CRIU after its command died: kept`);
+    return leftRunning || record.status === 'checkpointed' ? record : store.commit(record, { kind: 'checkpointed' });
+  }
   if (images !== note.finalPath) {
     await rm(note.finalPath, { recursive: true, force: true });
     await rename(images, note.finalPath);
   }
   if (note.target === 'pre-dump') return record;
-  const init = initOf(record);
-  const leftRunning = init !== undefined && (await processes.isAlive(init));
   const lastCheckpoint = { imagePath: note.finalPath, time: new Date().toISOString(), leftRunning };
   logger.warn(`the checkpoint of ${record.id} was finished by CRIU after its command died: recorded`, { imagePath: note.finalPath, leftRunning });
   if (leftRunning) return store.commit(record, { kind: 'amended', changes: { lastCheckpoint } });
@@ -174,10 +220,32 @@ async function recoverCheckpoint(context: RuntimeContext, record: ContainerRecor
   return record;
 }
 
+/** A snapshot CRIU finished, put in place as the checkpoint would have (snapshotTarget's commit). */
+async function finishSnapshot(
+  context: RuntimeContext,
+  record: ContainerRecord,
+  snapshot: { readonly name: string; readonly lowers: readonly string[] },
+  dir: string,
+  leftRunning: boolean,
+): Promise<void> {
+  const building = { dir, images: path.join(dir, 'images'), rootfs: path.join(dir, 'rootfs'), info: path.join(dir, 'snapshot.json') };
+  const info: SnapshotInfo = {
+    formatVersion: 1,
+    name: snapshot.name,
+    id: record.id,
+    created: new Date().toISOString(),
+    layers: [context.snapshots.paths(record.id, snapshot.name).rootfs, ...snapshot.lowers],
+    memoryBytes: await memoryBytes(building.images),
+    rootfsBytes: await diskUsage(building.rootfs),
+    leftRunning,
+  };
+  await context.snapshots.commit(record.id, building, info);
+}
+
 /** True when CRIU finished a dump into dir after `since` (a stats-dump of an older dump is not). */
 function dumpFinishedSince(dir: string, since: number): boolean {
   try {
-    return statSync(path.join(dir, DUMP_FINISHED_FILE)).mtimeMs >= since - 1000;
+    return statSync(path.join(dir, DUMP_FINISHED_FILE)).mtimeMs >= since;
   } catch {
     return false;
   }
@@ -198,6 +266,7 @@ async function recoverRestore(context: RuntimeContext, record: ContainerRecord, 
   await unmountAll(context.mounts, note.criuRoot).catch(() => undefined);
   await rmdir(note.criuRoot).catch(() => undefined);
   await removeTmpfsStaging(context, record.id);
+  if (note.storageMounted && record.storage && record.status !== 'running') await unmountStorage(context, record.storage);
   return record;
 }
 

@@ -648,9 +648,10 @@ export class FakeCriu implements CriuService {
       await this.probe?.(`after ${script}`, request);
       if (failure?.at === script) throw await this.failure('DUMP', log, failure);
     }
-    await appendLine(log, '(00.100000) Dumping finished successfully');
-    // CRIU kills the dumped tree unless asked to leave it running.
+    // CRIU kills the dumped tree unless asked to leave it running, then writes its statistics last.
     if (request.opts.leave_running !== true && request.opts.pid !== undefined) this.processes.deliver(request.opts.pid, 'SIGKILL');
+    await writeFile(path.join(request.imagePath, 'stats-dump'), '');
+    await appendLine(log, '(00.100000) Dumping finished successfully');
   }
 
   async restore(request: CriuRestoreRequest): Promise<number> {

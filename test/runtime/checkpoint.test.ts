@@ -77,6 +77,7 @@ test("checkpoint dumps the init with runc's options into the managed directory, 
     'pagemap-1.img',
     'pages-1.img',
     'runtime-checkpoint.json',
+    'stats-dump',
   ]);
   const { metadata, descriptors } = await readCheckpoint(managed);
   t.like(metadata, {

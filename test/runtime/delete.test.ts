@@ -50,16 +50,21 @@ test('delete -f of a container a command restarted between the kill and the remo
   const record = await runningContainer(rt);
   const { store } = rt.context;
   const { processes } = rt.fakes;
-  // Right after the kill, a restore (here, its record) brings the container back.
-  const original = processes.signal.bind(processes);
-  processes.signal = async (identity, signal) => {
-    const sent = await original(identity, signal);
-    void store.withLock('web1', async () => {
-      const stopped = await store.commit(await store.load('web1'), { kind: 'exited', exit: { signal: 'SIGKILL', time: new Date().toISOString() } });
-      const init = processes.spawn({ comm: 'sh', cgroup: record.cgroupPath });
-      await store.commit(stopped, { kind: 'restored', init: processes.identity(init.pid) });
-    });
-    return sent;
+  // Right after the kill, while delete waits (out of the lock) for the init to be gone, a
+  // restore (here, its record) brings the container back.
+  const isAlive = processes.isAlive.bind(processes);
+  let restored = false;
+  processes.isAlive = async (identity) => {
+    const alive = await isAlive(identity);
+    if (!alive && identity.pid === record.init.pid && !restored) {
+      restored = true;
+      await store.withLock('web1', async () => {
+        const stopped = await store.commit(await store.load('web1'), { kind: 'exited', exit: { signal: 'SIGKILL', time: new Date().toISOString() } });
+        const init = processes.spawn({ comm: 'sh', cgroup: record.cgroupPath });
+        await store.commit(stopped, { kind: 'restored', init: processes.identity(init.pid) });
+      });
+    }
+    return alive;
   };
   await t.throwsAsync(deleteContainer(rt.context, 'web1', { force: true }), { instanceOf: ContainerRunningError });
   t.is((await load(rt)).status, 'running');

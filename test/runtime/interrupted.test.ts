@@ -5,7 +5,7 @@
 import 'reflect-metadata';
 import test from 'ava';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { checkpoint } from '../../src/runtime/checkpoint.js';
 import { recoverInterrupted } from '../../src/runtime/interrupted.js';
@@ -175,4 +175,68 @@ test('a dead monitor whose init lives: the container runs on, recorded as it was
 
   t.deepEqual(await recover(rt), before);
   t.true(rt.fakes.processes.alive(running.init.pid));
+});
+
+test('a recovery that fails never blocks the next commands: the note is put aside and logged', async (t) => {
+  const rt = await fakeRuntime(t);
+  const { running, finalPath, writePath } = await withDumpAside(rt, true);
+  const note = await writeNote(rt, { kind: 'checkpoint', target: 'managed', writePath, finalPath, cgroupPath: running.cgroupPath });
+  // The effective bundle is gone: finishing the dump needs its spec, and fails.
+  await rm(rt.context.store.paths('web1').effectiveBundle, { recursive: true, force: true });
+
+  const record = await recover(rt);
+
+  t.is(record.status, 'running');
+  t.false(existsSync(note));
+  t.true(existsSync(`${note}.failed`));
+  t.deepEqual(await recover(rt), record, 'the next command goes on as if nothing were left');
+});
+
+test('a snapshot CRIU finished after its command died is kept: its rootfs copy was made before CRIU went on', async (t) => {
+  const rt = await fakeRuntime(t);
+  const running = await runningContainer(rt, 'web1', { monitor: true });
+  const building = path.join(rt.config.checkpointRoot, 'web1', 'snapshots', 's1.new');
+  await mkdir(path.join(building, 'images'), { recursive: true });
+  await mkdir(path.join(building, 'rootfs', 'etc'), { recursive: true });
+  await writeFile(path.join(building, 'images', 'pages-1.img'), Buffer.alloc(8192));
+  await writeFile(path.join(building, 'images', 'stats-dump'), '');
+  rt.fakes.processes.exit(running.init.pid, { kind: 'signaled', signal: 9 });
+  const finalPath = path.join(rt.config.checkpointRoot, 'web1', 'snapshots', 's1', 'images');
+  await writeNote(rt, {
+    kind: 'checkpoint',
+    target: 'snapshot',
+    writePath: path.join(building, 'images'),
+    finalPath,
+    cgroupPath: running.cgroupPath,
+    snapshot: { name: 's1', lowers: ['/lower'] },
+  });
+
+  const record = await recover(rt);
+
+  t.is(record.status, 'checkpointed');
+  const snapshot = await rt.context.snapshots.read('web1', 's1');
+  t.like(snapshot, { name: 's1', leftRunning: false, memoryBytes: 8192 });
+  t.deepEqual(snapshot.layers, [rt.context.snapshots.paths('web1', 's1').rootfs, '/lower']);
+  t.false(existsSync(building));
+});
+
+test('a dump CRIU finished whose record could not be written is not thrown away: the next command records it', async (t) => {
+  const rt = await fakeRuntime(t);
+  await runningContainer(rt);
+  const { store } = rt.context;
+  const commit = store.commit.bind(store);
+  let failed = false;
+  store.commit = async (current, event) => {
+    if (event.kind === 'checkpointed' && !failed) {
+      failed = true;
+      throw new Error('the disk is full');
+    }
+    return commit(current, event);
+  };
+  await t.throwsAsync(checkpoint(rt.context, { id: 'web1' }), { message: 'the disk is full' });
+  t.true(existsSync(path.join(store.paths('web1').dir, 'operation.json')));
+
+  const record = await recover(rt);
+
+  t.like(record, { status: 'checkpointed', lastCheckpoint: { imagePath: path.join(rt.config.checkpointRoot, 'web1', 'checkpoint') } });
 });

@@ -3,8 +3,8 @@
  * (written atomically), a lock file (flock, so a crashed holder never leaves it taken), the
  * effective bundle given to the OCI runtime, and the container's log.
  */
-import { readFileSync } from 'node:fs';
-import { mkdir, open, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { closeSync, openSync, readFileSync } from 'node:fs';
+import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ContainerExistsError, ContainerNotFoundError, InvalidIdError, RuntimeError } from '../errors.js';
@@ -186,23 +186,28 @@ export class ContainerStore {
    */
   async withLock<T>(id: string, fn: () => Promise<T>, timeoutMs = 120_000, which: 'state' | 'launch' = 'state'): Promise<T> {
     const paths = this.paths(id);
-    const handle = await open(which === 'state' ? paths.lockFile : paths.launchLockFile, 'a', 0o600).catch((error: NodeJS.ErrnoException) => {
-      if (error.code === 'ENOENT') throw new ContainerNotFoundError(id, this.root);
+    // Opened and closed synchronously: a small file on a tmpfs, taken on every reset, where an
+    // async open waits its turn in the thread pool behind a standby's restore.
+    let fd: number;
+    try {
+      fd = openSync(which === 'state' ? paths.lockFile : paths.launchLockFile, 'a', 0o600);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new ContainerNotFoundError(id, this.root);
       throw error;
-    });
+    }
     try {
       const started = Date.now();
-      while (!tryLockExclusive(handle.fd)) {
+      while (!tryLockExclusive(fd)) {
         if (Date.now() - started > timeoutMs) throw new LockTimeoutError(id, Date.now() - started);
         await sleep(10);
       }
       try {
         return await fn();
       } finally {
-        unlock(handle.fd);
+        unlock(fd);
       }
     } finally {
-      await handle.close();
+      closeSync(fd);
     }
   }
 }
