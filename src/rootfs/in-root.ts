@@ -2,7 +2,7 @@
  * Paths inside a container's root filesystem, resolved the way the container sees them (SecureJoin
  * semantics, as runc uses): symlinks are followed inside the root, never out of it.
  */
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { lstat, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { SymlinkLoopError } from './errors.js';
@@ -59,6 +59,7 @@ export async function resolveInRoot(root: string, unsafePath: string): Promise<s
 }
 
 const ENOENT = 2;
+const ENOSYS = 38;
 const EEXIST = 17;
 
 /**
@@ -70,6 +71,20 @@ const EEXIST = 17;
  * outside it. Returns whether anything was made (false when the path existed).
  */
 export function makeInRoot(root: string, inRootPath: string, kind: 'directory' | 'file'): boolean {
+  try {
+    return makeInRootAt(root, inRootPath, kind);
+  } catch (error) {
+    if (!(error instanceof SystemCallError && error.errno === ENOSYS)) throw error;
+    // A kernel before 5.6 has no openat2: made by path, as before (a resolved in-root path).
+    const hostPath = path.join(root, inRootPath);
+    if (existsSync(hostPath)) return false;
+    mkdirSync(kind === 'file' ? path.dirname(hostPath) : hostPath, { recursive: true, mode: 0o755 });
+    if (kind === 'file') writeFileSync(hostPath, '', { flag: 'a' });
+    return true;
+  }
+}
+
+function makeInRootAt(root: string, inRootPath: string, kind: 'directory' | 'file'): boolean {
   const parts = inRootPath.split('/').filter((p) => p !== '' && p !== '.');
   const rootFd = openSync(root, O_PATH | O_DIRECTORY);
   let made = false;
@@ -102,9 +117,13 @@ export function makeInRoot(root: string, inRootPath: string, kind: 'directory' |
 export function existsInRoot(root: string, inRootPath: string): boolean {
   const rootFd = openSync(root, O_PATH | O_DIRECTORY);
   try {
-    const fd = tryOpenInRoot(rootFd, inRootPath.replace(/^\/+/, '') || '.', O_PATH);
+    const fd = ignoring(
+      ENOSYS,
+      () => tryOpenInRoot(rootFd, inRootPath.replace(/^\/+/, '') || '.', O_PATH),
+      () => (existsSync(path.join(root, inRootPath)) ? -1 : undefined),
+    );
     if (fd === undefined) return false;
-    closeSync(fd);
+    if (fd >= 0) closeSync(fd);
     return true;
   } finally {
     closeSync(rootFd);
@@ -115,11 +134,11 @@ function tryOpenInRoot(rootFd: number, inRootPath: string, flags: number): numbe
   return ignoring(ENOENT, () => openInRoot(rootFd, inRootPath, flags));
 }
 
-function ignoring<T>(errno: number, fn: () => T): T | undefined {
+function ignoring<T>(errno: number, fn: () => T, otherwise: () => T | undefined = () => undefined): T | undefined {
   try {
     return fn();
   } catch (error) {
-    if (error instanceof SystemCallError && error.errno === errno) return undefined;
+    if (error instanceof SystemCallError && error.errno === errno) return otherwise();
     throw error;
   }
 }

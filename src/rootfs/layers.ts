@@ -5,6 +5,7 @@
  * layers with an empty upper directory on the container's rootfs path, so nothing is copied.
  */
 import { chmod, chown, mkdir, readdir, rm, stat } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { MountService } from './mount-service.js';
 import { RuntimeError } from '../system/errors.js';
@@ -43,8 +44,9 @@ export async function copyLayer(source: string, destination: string): Promise<vo
   await mkdir(destination, { recursive: true });
   // cp ends with its caller (setpriv's parent-death signal, kept across its exec of cp): a
   // checkpoint killed while it copies leaves no cp writing on into the snapshot being removed.
-  const args = ['--pdeathsig', 'KILL', '--', 'cp', '-a', '--sparse=always', '--no-target-directory', source, destination];
-  const result = await trackChild((await loadExeca())('setpriv', args, { reject: false }));
+  const cp = ['cp', '-a', '--sparse=always', '--no-target-directory', source, destination];
+  const [command, ...args] = existsSync('/usr/bin/setpriv') ? ['setpriv', '--pdeathsig', 'KILL', '--', ...cp] : cp;
+  const result = await trackChild((await loadExeca())(command!, args, { reject: false }));
   if (result.failed) throw new LayerCopyError(source, destination, String(result.stderr).trim() || result.shortMessage || 'cp failed');
 }
 

@@ -11,6 +11,7 @@ import type { ExternalMount } from './external-mounts.js';
 import { ociRuntimes, type OciRuntimeName } from './config.js';
 import { s, type Validator } from '../system/schema.js';
 import { checkValue } from './json.js';
+import { canonicalPath } from '../system/files.js';
 
 export const METADATA_FILE = 'runtime-checkpoint.json';
 export const DESCRIPTORS_FILE = 'descriptors.json';
@@ -191,10 +192,18 @@ export async function requireTrustedDirectory(imagePath: string, uid: number, pu
   if (info.uid !== uid) throw new UnsafeImageDirectoryError(imagePath, purpose, `it belongs to uid ${info.uid}, not to the runtime's user (${uid})`);
   if ((info.mode & 0o022) !== 0)
     throw new UnsafeImageDirectoryError(imagePath, purpose, `others may write in it (mode ${(info.mode & 0o7777).toString(8).padStart(4, '0')})`);
+  // The directories above it as named (a link there belongs to root or the runtime's user: its
+  // mode says nothing), and as they really are (/var/run is a link to /run).
+  await requireTrustedParents(imagePath, uid, purpose, true);
+  await requireTrustedParents(canonicalPath(imagePath), uid, purpose, false);
+}
+
+async function requireTrustedParents(imagePath: string, uid: number, purpose: string, linksAllowed: boolean): Promise<void> {
   for (let dir = path.dirname(imagePath); ; dir = path.dirname(dir)) {
     const above = await lstat(dir);
+    const owned = above.uid === 0 || above.uid === uid;
     const others = (above.mode & 0o022) !== 0 && (above.mode & 0o1000) === 0;
-    if ((above.uid !== 0 && above.uid !== uid) || others)
+    if (above.isSymbolicLink() ? !linksAllowed || !owned : !owned || others)
       throw new UnsafeImageDirectoryError(imagePath, purpose, `${dir} above it belongs to uid ${above.uid} or others may write in it`);
     if (dir === path.dirname(dir)) break;
   }

@@ -11,6 +11,7 @@
  *                stopped standbys restored ahead of time, so a reset only thaws one), replaced
  *                one at a time, each with its own overlay, cgroup and namespaces
  */
+import { existsSync } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -64,7 +65,9 @@ export async function reset(context: RuntimeContext, request: ResetRequest): Pro
   return store.withLock(
     id,
     async () => {
-      const deadline = Date.now() + 2_000;
+      // Counted from the first time a live monitor is seen not to answer, not from the wait for
+      // the lock (a restore may hold it for longer, and its new monitor then needs a moment).
+      let deadline: number | undefined;
       for (;;) {
         const pid = await resetByMonitor(context, { ...request, id });
         if (pid !== undefined) return pid;
@@ -75,7 +78,10 @@ export async function reset(context: RuntimeContext, request: ResetRequest): Pro
           // A monitor a restore started meanwhile is asked once it listens (a moment after it is
           // recorded); one that never does is taken for hung, and replaced.
           const monitor = monitorOf(record);
-          if (monitor && Date.now() < deadline && (await context.processes.isAlive(monitor))) return undefined;
+          if (monitor && (await context.processes.isAlive(monitor))) {
+            deadline ??= Date.now() + 2_000;
+            if (Date.now() < deadline) return undefined;
+          }
           await context.criu.requireVersion();
           await requireFeaturesFor(context.criu, spec.criu);
           await stopInstance(context, record);
@@ -435,7 +441,9 @@ export class Resetter {
     const { store, mounts, snapshots } = this.context;
     const record = await store.load(this.id);
     // Numbers only grow: the current instance, a standby and the next never share a directory.
-    const number = Math.max(record.instance ?? 0, this.lastNumber) + 1;
+    let number = Math.max(record.instance ?? 0, this.lastNumber) + 1;
+    // Nor one a monitor replaced for being hung may still keep (its standbys' directories).
+    while (existsSync(path.join(this.paths.dir, 'instances', String(number)))) number++;
     this.lastNumber = number;
     const dir = path.join(this.paths.dir, 'instances', String(number));
     await rm(dir, { recursive: true, force: true });

@@ -108,8 +108,10 @@ async function prepareRestore(context: RuntimeContext, request: RestoreRequest):
   // no one but root may have written.
   await requireTrustedDirectory(imagePath, context.processes.effectiveUid(), 'be restored from');
   const { metadata } = await readCheckpoint(imagePath);
-  // Every file as it was dumped, or an error naming the ones that are not, before CRIU reads any.
-  if (!(await verifyImageDigests(imagePath))) logger.info('the checkpoint has no digests to check (made by an older runtime)', { imagePath });
+  // Every file as it was dumped, or an error naming the ones that are not, before CRIU reads any;
+  // not for a lazy restore, whose point is not to read the memory before it is touched.
+  if (request.lazyPages) logger.info("a lazy restore does not check the images' digests", { imagePath });
+  else if (!(await verifyImageDigests(imagePath))) logger.info('the checkpoint has no digests to check (made by an older runtime)', { imagePath });
   await criu.requireVersion();
   await requireFeaturesFor(criu, request);
 
@@ -192,12 +194,13 @@ export async function restoreContainer(context: RuntimeContext, supervisor: Supe
     const record = await recoverInterrupted(context, await store.load(job.id));
     assertCanHappen(record, 'restored');
     const { spec } = await readEffectiveSpec(paths.effectiveBundle);
-    const planned = record.storage ? await planStorage(context, record.storage) : undefined;
-    const mountedNow = planned ? await mountStorage(context, planned) : false;
     // A note of the restore at work, for the command that finds it if this one dies (interrupted.ts).
     const note = { kind: 'restore', cgroupPath: record.cgroupPath, criuRoot: paths.criuRoot } as const;
-    return asOperation(context, job.id, note, async () => {
+    return asOperation(context, job.id, note, async (operation) => {
+      const planned = record.storage ? await planStorage(context, record.storage) : undefined;
+      const mountedNow = planned ? await mountStorage(context, planned) : false;
       try {
+        if (mountedNow) await operation.storageMounted();
         const pid = await restoreTree(context, supervisor, {
           record,
           spec,

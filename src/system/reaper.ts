@@ -4,7 +4,7 @@
  * would stay a zombie. On every SIGCHLD the reaper calls waitpid(pid, WNOHANG) for each pid it
  * watches, which never blocks a thread and never takes a child libuv is waiting for.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { becomeChildSubreaper, reapIfExited, type WaitStatus } from './libc.js';
 import { parseProcStat, threadChildren } from './processes.js';
@@ -38,7 +38,7 @@ interface Watch {
 }
 
 /** How long the exit of a child no one waits for is kept for a wait that may still come. */
-const UNCLAIMED_KEPT_MS = 60_000;
+const UNCLAIMED_KEPT_MS = 10_000;
 
 export class Reaper implements ChildReaper {
   private readonly watches = new Map<number, Watch>();
@@ -71,10 +71,9 @@ export class Reaper implements ChildReaper {
   wait(pid: number): Promise<WaitStatus> {
     this.install();
     const ended = this.unclaimed.get(pid);
-    if (ended) {
-      this.unclaimed.delete(pid);
-      return Promise.resolve(ended.status);
-    }
+    this.unclaimed.delete(pid);
+    // Only while no other process has taken the pid since (a live one there is not the one that ended).
+    if (ended && !existsSync(`/proc/${pid}`)) return Promise.resolve(ended.status);
     const promise = new Promise<WaitStatus>((resolve, reject) => this.watches.set(pid, { pid, resolve, reject }));
     // The child may have ended before we started watching; signals also coalesce, so a slow
     // timer is the safety net. The timer also keeps the event loop alive while a child is

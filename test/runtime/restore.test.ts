@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import test from 'ava';
 import { existsSync } from 'node:fs';
-import { chmod, readFile, writeFile } from 'node:fs/promises';
+import { chmod, readFile, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { checkpoint, defaultImagePath } from '../../src/runtime/checkpoint.js';
@@ -286,4 +286,15 @@ test('a checkpoint whose images are not as dumped is not restored: the error nam
   await t.throwsAsync(restoreDetached(rt.context, { id: 'web1' }), { code: 'CORRUPT_CHECKPOINT', message: /pages-1\.img differs from what was dumped/ });
   t.deepEqual(rt.fakes.monitors.launched, []);
   t.is((await load(rt)).status, 'checkpointed');
+});
+
+test("images below a link of root's to a trusted directory (/var/run to /run) are restored", async (t) => {
+  const rt = await fakeRuntime(t);
+  await checkpointed(rt);
+  const real = defaultImagePath(rt.context, 'web1');
+  const link = path.join(rt.root, 'linked');
+  await symlink(path.dirname(real), link);
+
+  rt.fakes.monitors.launchMode = { kind: 'answer', pid: 778 };
+  t.is(await restoreDetached(rt.context, { id: 'web2', imagePath: path.join(link, 'checkpoint') }), 778);
 });

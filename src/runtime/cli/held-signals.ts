@@ -18,16 +18,25 @@ export interface HeldOutcome<T> {
 
 export async function holdingSignals<T>(what: string, stderr: Writable, work: () => Promise<T>): Promise<HeldOutcome<T>> {
   let received: NodeJS.Signals | undefined;
+  // A terminal gone (SIGHUP) or a reader gone makes the acknowledgement fail: that must not end
+  // the command half-way either.
+  const ignore = (): void => undefined;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (received) return;
     received = signal;
-    stderr.write(`runtime: ${signal} received; ${what} finishes first (stopping it half-way could leave the container frozen)\n`);
+    try {
+      stderr.write(`runtime: ${signal} received; ${what} finishes first (stopping it half-way could leave the container frozen)\n`);
+    } catch {
+      // as above
+    }
   };
+  stderr.on('error', ignore);
   for (const signal of HELD) process.on(signal, onSignal);
   try {
     return { value: await work(), ...(received ? { signal: received } : {}) };
   } finally {
     for (const signal of HELD) process.off(signal, onSignal);
+    stderr.off('error', ignore);
   }
 }
 
