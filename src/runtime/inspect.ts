@@ -10,6 +10,7 @@ import { validateId } from './id.js';
 import { CheckpointNotFoundError } from './checkpoint-metadata.js';
 import { readInspection } from './inspection/read.js';
 import type { CheckpointInspection } from './inspection/model.js';
+import { verifyImageDigests } from './image-digests.js';
 
 export interface InspectRequest {
   /** A container id, or a directory of checkpoint images (anything with a "/", or a directory that holds inventory.img). */
@@ -62,5 +63,7 @@ export async function resolveInspectTarget(context: RuntimeContext, request: Ins
 
 export async function inspect(context: RuntimeContext, request: InspectRequest): Promise<CheckpointInspection> {
   const dir = await resolveInspectTarget(context, request);
+  // What is shown is what was dumped, or an error names the images that are not.
+  await verifyImageDigests(dir);
   return readInspection(dir, request.workPath ? { workPath: request.workPath } : {});
 }

@@ -15,7 +15,7 @@ import { verifyMemory, waitReady } from '../../bench/workload.js';
 
 const serial = e2e(test);
 
-serial('a flipped bit or a truncated image: restore names the image, nothing runs, and the intact images still restore', async (t) => {
+serial('a flipped bit or a truncated image: restore and inspect name the image, nothing runs, and the intact images still restore', async (t) => {
   const box = await sandbox(t);
   const bundle = await box.bundle('c');
   await box.runtime.run({ id: 'c', bundle });
@@ -32,6 +32,9 @@ serial('a flipped bit or a truncated image: restore names the image, nothing run
   const refused = await box.cli(['restore', '-d', 'c']);
   t.is(refused.exitCode, 1);
   t.regex(refused.stderr, /the checkpoint in .* is damaged: pages-1\.img differs from what was dumped/);
+  const inspectedFlipped = await box.cli(['inspect', 'c']);
+  t.is(inspectedFlipped.exitCode, 1);
+  t.regex(inspectedFlipped.stderr, /pages-1\.img differs from what was dumped/);
   t.is((await box.runtime.state('c')).status, 'checkpointed');
 
   await writeFile(pages, original);
