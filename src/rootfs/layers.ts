@@ -11,6 +11,7 @@ import type { MountService } from './mount-service.js';
 import { RuntimeError } from '../system/errors.js';
 import { MountError } from './errors.js';
 import { trackChild } from '../system/spawned.js';
+import { canonicalPath } from '../system/files.js';
 
 /** execa is loaded only when a command is run: it is slow to load, and most runs need none. */
 const loadExeca = async () => (await import('execa')).execa;
@@ -65,6 +66,21 @@ export async function mountLayers(mounts: MountService, rootfs: LayeredRootfs): 
   await takeRootAttributes(rootfs.upper, rootfs.lowers[0]);
   await mkdir(rootfs.target, { recursive: true });
   await mounts.mount('overlay', rootfs.target, 'overlay', 0, overlayOptions(rootfs));
+}
+
+/**
+ * Unmounts everything mounted below dir, deepest first (a restore root, a copy's rootfs, a
+ * restore's tmpfs copies), found by dir's real path, as the mount table names mount points.
+ */
+export async function unmountBelow(mounts: MountService, dir: string): Promise<void> {
+  const real = canonicalPath(dir);
+  for (const target of (await mounts.mounts())
+    .map((m) => m.mountPoint)
+    .filter((p) => p.startsWith(`${real}/`))
+    .sort()
+    .reverse()) {
+    await unmountAll(mounts, target);
+  }
 }
 
 /** Unmounts every mount stacked on target (a reset may find several), innermost first. */

@@ -19,7 +19,7 @@ import type { RuntimeContext } from './context.js';
 import { validateId } from './id.js';
 import { requireRoot } from './privileges.js';
 import { assertCanHappen } from './state/status.js';
-import type { ContainerRecord, RunningRecord } from './state/record.js';
+import type { RunningRecord } from './state/record.js';
 import { readEffectiveSpec } from './effective-bundle.js';
 import { replaceCheckpointMetadata, requireTrustedDirectory, writeCheckpointMetadata, type CheckpointMetadata } from './checkpoint-metadata.js';
 export { UnsafeImageDirectoryError } from './checkpoint-metadata.js';
@@ -27,13 +27,14 @@ import { copiedTmpfsMounts, dumpMountMap, externalMountsForDump } from './extern
 import { prepareTmpfsExternal } from '../criu/tmpfs-images.js';
 import { dropRestoreLock, removeDefaultNetworkImages } from '../criu/network-images.js';
 import { describeError, RuntimeError, UsageError } from './errors.js';
-import { memoryBytes, refuseAutoDedup, validateSnapshotName, type SnapshotInfo, type SnapshotPaths } from './snapshots/store.js';
+import { refuseAutoDedup, validateSnapshotName, type SnapshotInfo, type SnapshotPaths } from './snapshots/store.js';
 import { currentLayers } from './snapshots/rootfs.js';
 import { specHasNamespace, type Spec } from './oci/index.js';
 import type { Logger } from './logger.js';
 import { containerRoot, restrictImageFiles, shareWithContainerRoot } from './userns.js';
 import { fillInLazyMemory } from './lazy-memory.js';
 import { asOperation, recoverInterrupted, type CheckpointNote } from './interrupted.js';
+import { recordCheckpoint } from './checkpoint-record.js';
 import { writeImageDigests } from './image-digests.js';
 import { dumpOpts, type CheckpointOptions } from '../criu/options.js';
 import { formatVersion } from '../criu/version.js';
@@ -41,7 +42,7 @@ import { CriuRequestError, withLogAt } from '../criu/errors.js';
 import { keepLog } from '../criu/log.js';
 import { requireFeaturesFor } from '../criu/service.js';
 import type { NotifyHandler } from '../criu/rpc/swrk.js';
-import { copyLayer, diskUsage } from '../rootfs/layers.js';
+import { copyLayer } from '../rootfs/layers.js';
 
 export interface CheckpointRequest extends CheckpointOptions {
   readonly id: string;
@@ -262,20 +263,6 @@ async function copyTmpfsOutOfImages(imagePath: string, spec: Spec, metadata: Che
   }
 }
 
-/** The record after a dump: its last checkpoint, and checkpointed unless the tree was left running. */
-async function recordCheckpoint(
-  context: RuntimeContext,
-  record: RunningRecord,
-  done: { readonly imagePath: string; readonly leftRunning: boolean; readonly snapshot: SnapshotInfo | undefined },
-): Promise<ContainerRecord> {
-  // A named snapshot is reached by name (reset), never as the bare checkpoint to restore.
-  const lastCheckpoint = done.snapshot
-    ? record.lastCheckpoint
-    : { imagePath: done.imagePath, time: new Date().toISOString(), leftRunning: done.leftRunning };
-  if (done.leftRunning) return context.store.commit(record, { kind: 'amended', changes: lastCheckpoint ? { lastCheckpoint } : {} });
-  return context.store.commit(record, { kind: 'checkpointed', ...(lastCheckpoint ? { lastCheckpoint } : {}) });
-}
-
 async function targetFor(context: RuntimeContext, record: RunningRecord, request: CheckpointRequest): Promise<CheckpointTarget> {
   if (request.name !== undefined) return snapshotTarget(context, record, request.name);
   if (request.imagePath === undefined) {
@@ -348,16 +335,7 @@ async function snapshotTarget(context: RuntimeContext, record: RunningRecord, na
       if (notify.script === 'post-dump') await copyLayer(layers.writable, building.rootfs);
     },
     async commit(leftRunning) {
-      const snapshot: SnapshotInfo = {
-        formatVersion: 1,
-        name,
-        id: record.id,
-        created: new Date().toISOString(),
-        layers: [snapshots.paths(record.id, name).rootfs, ...layers.lowers],
-        memoryBytes: await memoryBytes(building.images),
-        rootfsBytes: await diskUsage(building.rootfs),
-        leftRunning,
-      };
+      const snapshot = await snapshots.describe(record.id, name, building, layers.lowers, leftRunning);
       await snapshots.commit(record.id, building, snapshot);
       return snapshot;
     },

@@ -13,10 +13,9 @@ import { RuntimeError, describeError } from './errors.js';
 import { initOf, monitorOf, type ContainerRecord, type ProcessIdentity } from './state/record.js';
 import { CorruptStateError } from './state/store.js';
 import { unmountStorage } from './storage.js';
-import { unmountAll } from '../rootfs/layers.js';
+import { unmountAll, unmountBelow } from '../rootfs/layers.js';
 import { SnapshotInUseError } from './snapshots/store.js';
 import { recoverInterrupted } from './interrupted.js';
-import { canonicalPath } from '../system/files.js';
 
 export class ContainerRunningError extends RuntimeError {
   readonly code = 'CONTAINER_RUNNING' as const;
@@ -92,7 +91,7 @@ async function removeContainer(context: RuntimeContext, record: ContainerRecord,
   const paths = store.paths(record.id);
   // Nothing may stay mounted below the state directory before it is removed (a restore root,
   // a copy's rootfs), and the overlay a reset put on the rootfs goes too.
-  await unmountBelow(context, paths.dir);
+  await unmountBelow(context.mounts, paths.dir);
   if (record.layers) {
     await unmountAll(mounts, record.rootfs);
     await unmountAll(mounts, record.layers.target);
@@ -124,7 +123,7 @@ async function deleteUnreadable(context: RuntimeContext, id: string, corrupt: Co
     await processes.signal(salvaged.monitor, 'SIGTERM');
     await waitGone(context, salvaged.monitor, 5_000);
   }
-  await unmountBelow(context, paths.dir);
+  await unmountBelow(context.mounts, paths.dir);
   for (const cgroup of salvaged.cgroups) {
     const left = await cgroups.removeTree(cgroup).catch(() => [cgroup]);
     if (left.length > 0) logger.warn('some cgroup directories are still busy and were left', { id, left });
@@ -149,18 +148,6 @@ export function salvageRecord(text: string): { readonly cgroups: string[]; reado
       ? { pid: monitor.pid as number, startTime: monitor.startTime }
       : undefined;
   return { cgroups: [...new Set(cgroups)], ...(identity ? { monitor: identity } : {}) };
-}
-
-/** Unmounts everything mounted below dir, deepest first (a restore root, a copy's rootfs). */
-async function unmountBelow(context: RuntimeContext, dir: string): Promise<void> {
-  const real = canonicalPath(dir);
-  for (const target of (await context.mounts.mounts())
-    .map((m) => m.mountPoint)
-    .filter((p) => p.startsWith(`${real}/`))
-    .sort()
-    .reverse()) {
-    await unmountAll(context.mounts, target);
-  }
 }
 
 /** The container's OCI state, its record and its managed checkpoints go. */

@@ -27,12 +27,12 @@ import { initOf, monitorOf, type ContainerRecord, type ProcessIdentity } from '.
 import { writePrivateFile } from './checkpoint-metadata.js';
 import { readEffectiveSpec } from './effective-bundle.js';
 import { restrictImageFiles } from './userns.js';
-import { memoryBytes, type SnapshotInfo } from './snapshots/store.js';
 import { unmountStorage } from './storage.js';
 import { writeImageDigests } from './image-digests.js';
+import { recordCheckpoint } from './checkpoint-record.js';
 import { checkJson } from './json.js';
 import { s, type Infer } from '../system/schema.js';
-import { diskUsage, unmountAll } from '../rootfs/layers.js';
+import { unmountAll, unmountBelow } from '../rootfs/layers.js';
 import { TMPFS_STAGING } from '../rootfs/tmpfs-copy.js';
 
 const NOTE_FILE = 'operation.json';
@@ -204,42 +204,29 @@ async function recoverCheckpoint(context: RuntimeContext, record: ContainerRecor
       await rm(path.dirname(note.writePath), { recursive: true, force: true });
       return record;
     }
-    await finishSnapshot(context, record, note.snapshot, path.dirname(note.writePath), leftRunning);
+    const { snapshots } = context;
+    const building = snapshots.building(record.id, note.snapshot.name);
+    const snapshot = await snapshots.describe(record.id, note.snapshot.name, building, note.snapshot.lowers, leftRunning);
+    await snapshots.commit(record.id, building, snapshot);
     logger.warn(`the snapshot ${note.snapshot.name} of ${record.id} was finished by CRIU after its command died: kept`);
-    return leftRunning || record.status === 'checkpointed' ? record : store.commit(record, { kind: 'checkpointed' });
+    return recorded(context, record, { imagePath: note.finalPath, leftRunning, snapshot });
   }
   if (images !== note.finalPath) {
     await rm(note.finalPath, { recursive: true, force: true });
     await rename(images, note.finalPath);
   }
   if (note.target === 'pre-dump') return record;
-  const lastCheckpoint = { imagePath: note.finalPath, time: new Date().toISOString(), leftRunning };
   logger.warn(`the checkpoint of ${record.id} was finished by CRIU after its command died: recorded`, { imagePath: note.finalPath, leftRunning });
-  if (leftRunning) return store.commit(record, { kind: 'amended', changes: { lastCheckpoint } });
-  if (record.status === 'running' || record.status === 'stopped') return store.commit(record, { kind: 'checkpointed', lastCheckpoint });
-  return record;
+  return recorded(context, record, { imagePath: note.finalPath, leftRunning, snapshot: undefined });
 }
 
-/** A snapshot CRIU finished, put in place as the checkpoint would have (snapshotTarget's commit). */
-async function finishSnapshot(
+/** The record after the dump, as the checkpoint would have written it, while it is the dump's. */
+function recorded(
   context: RuntimeContext,
   record: ContainerRecord,
-  snapshot: { readonly name: string; readonly lowers: readonly string[] },
-  dir: string,
-  leftRunning: boolean,
-): Promise<void> {
-  const building = { dir, images: path.join(dir, 'images'), rootfs: path.join(dir, 'rootfs'), info: path.join(dir, 'snapshot.json') };
-  const info: SnapshotInfo = {
-    formatVersion: 1,
-    name: snapshot.name,
-    id: record.id,
-    created: new Date().toISOString(),
-    layers: [context.snapshots.paths(record.id, snapshot.name).rootfs, ...snapshot.lowers],
-    memoryBytes: await memoryBytes(building.images),
-    rootfsBytes: await diskUsage(building.rootfs),
-    leftRunning,
-  };
-  await context.snapshots.commit(record.id, building, info);
+  done: Parameters<typeof recordCheckpoint>[2],
+): Promise<ContainerRecord> | ContainerRecord {
+  return record.status === 'running' || record.status === 'stopped' ? recordCheckpoint(context, record, done) : record;
 }
 
 /** True when CRIU finished a dump into dir after `since` (a stats-dump of an older dump is not). */
@@ -283,8 +270,7 @@ async function recoverDeadMonitor(context: RuntimeContext, record: ContainerReco
     for (const name of await readdir(instances).catch(() => [] as string[])) {
       if (!/^\d+$/.test(name) || Number(name) === record.instance) continue;
       context.logger.warn(`removing standby ${name} of ${record.id}, whose monitor died`);
-      await context.cgroups.killTree(`${record.cgroupBase}/${name}`).catch(() => undefined);
-      await removeInstance(context, path.join(instances, name), `${record.cgroupBase}/${name}`);
+      await discardInstance(context, path.join(instances, name), `${record.cgroupBase}/${name}`);
     }
     await removeTmpfsStaging(context, record.id);
   }
@@ -294,6 +280,12 @@ async function recoverDeadMonitor(context: RuntimeContext, record: ContainerReco
     return context.store.commit(record, { kind: 'exited', exit: { time: new Date().toISOString() } });
   }
   return record;
+}
+
+/** A reset instance no monitor minds any more (a dead one's): its processes, then the rest. */
+export async function discardInstance(context: RuntimeContext, dir: string, cgroupPath: string): Promise<void> {
+  await context.cgroups.killTree(cgroupPath).catch(() => undefined);
+  await removeInstance(context, dir, cgroupPath);
 }
 
 /** A reset instance's mounts, directory and cgroup, once its processes are gone. */
@@ -321,8 +313,7 @@ async function removeTmpfsStaging(context: RuntimeContext, id: string, root = TM
   for (const name of await readdir(root).catch(() => [] as string[])) {
     if (!name.startsWith(prefix) || name.length !== prefix.length + 6) continue;
     const dir = path.join(root, name);
-    const mounted = (await context.mounts.mounts()).map((m) => m.mountPoint).filter((p) => p.startsWith(`${dir}/`));
-    for (const mount of mounted) await context.mounts.unmount(mount, { detach: true }).catch(() => undefined);
+    await unmountBelow(context.mounts, dir).catch(() => undefined);
     for (const entry of await readdir(dir).catch(() => [] as string[])) await rmdir(path.join(dir, entry)).catch(() => undefined);
     await rmdir(dir).catch(() => undefined);
   }

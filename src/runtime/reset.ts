@@ -27,7 +27,7 @@ import { criuBinaryFor, restoreTree } from './restore.js';
 import { Supervisor } from './monitor/supervisor.js';
 import { pickResetCriuOptions, type ResetAsk, type ResetSpec } from './monitor/protocol.js';
 import { resetByMonitor, type ResetRequest } from './reset-by-monitor.js';
-import { recoverInterrupted, removeInstance } from './interrupted.js';
+import { discardInstance, recoverInterrupted, removeInstance } from './interrupted.js';
 import { CriuRequestError, withLogAt } from '../criu/errors.js';
 import { keepLog } from '../criu/log.js';
 import { requireFeaturesFor, type LazyPages } from '../criu/service.js';
@@ -525,8 +525,7 @@ export class Resetter {
   /** The instance of a monitor that died, replaced by this one's first reset. */
   private async removeOrphan(orphan: { readonly dir: string; readonly cgroupPath: string }): Promise<void> {
     try {
-      await this.context.cgroups.killTree(orphan.cgroupPath);
-      await removeInstance(this.context, orphan.dir, orphan.cgroupPath);
+      await discardInstance(this.context, orphan.dir, orphan.cgroupPath);
     } catch (error) {
       this.context.logger.warn(`cleaning up the instance a dead monitor of ${this.id} left`, { dir: orphan.dir, error: describeError(error) });
     }

@@ -12,6 +12,7 @@ import { s } from '../../system/schema.js';
 import { RuntimeError, UsageError } from '../errors.js';
 import { checkJson } from '../json.js';
 import { writePrivateFile } from '../checkpoint-metadata.js';
+import { diskUsage } from '../../rootfs/layers.js';
 
 export interface SnapshotInfo {
   readonly formatVersion: 1;
@@ -145,14 +146,33 @@ export class SnapshotStore {
     return { dir, images: path.join(dir, 'images'), rootfs: path.join(dir, 'rootfs'), info: path.join(dir, 'snapshot.json') };
   }
 
+  /** Where a snapshot is built before `commit` moves it into place. */
+  building(id: string, name: string): SnapshotPaths {
+    const dir = `${this.paths(id, name).dir}${IN_PROGRESS}`;
+    return { dir, images: path.join(dir, 'images'), rootfs: path.join(dir, 'rootfs'), info: path.join(dir, 'snapshot.json') };
+  }
+
   /** A directory to build a snapshot in; `commit` moves it into place. */
   async begin(id: string, name: string): Promise<SnapshotPaths> {
-    const final = this.paths(id, name);
-    if (await exists(final.info)) throw new SnapshotExistsError(id, name);
-    const dir = `${final.dir}${IN_PROGRESS}`;
-    await rm(dir, { recursive: true, force: true });
-    await mkdir(path.join(dir, 'images'), { recursive: true, mode: 0o700 });
-    return { dir, images: path.join(dir, 'images'), rootfs: path.join(dir, 'rootfs'), info: path.join(dir, 'snapshot.json') };
+    if (await exists(this.paths(id, name).info)) throw new SnapshotExistsError(id, name);
+    const building = this.building(id, name);
+    await rm(building.dir, { recursive: true, force: true });
+    await mkdir(building.images, { recursive: true, mode: 0o700 });
+    return building;
+  }
+
+  /** The snapshot built in `building`: its memory and rootfs copy measured, its layers the copy over `lowers`. */
+  async describe(id: string, name: string, building: SnapshotPaths, lowers: readonly string[], leftRunning: boolean): Promise<SnapshotInfo> {
+    return {
+      formatVersion: 1,
+      name,
+      id,
+      created: new Date().toISOString(),
+      layers: [this.paths(id, name).rootfs, ...lowers],
+      memoryBytes: await memoryBytes(building.images),
+      rootfsBytes: await diskUsage(building.rootfs),
+      leftRunning,
+    };
   }
 
   async commit(id: string, building: SnapshotPaths, info: SnapshotInfo): Promise<void> {
