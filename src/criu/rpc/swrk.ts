@@ -142,7 +142,7 @@ export class SwrkSession {
     try {
       ({ bytesWritten } = await writeAsync(this.socketFd, bytes, 0, bytes.length));
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EPIPE') throw error;
+      if (!peerGone(error)) throw error;
       throw new SwrkConnectionClosedError(requestName, await this.exitDescription(), this.stderrText);
     }
     if (bytesWritten !== bytes.length) throw new Error(`short write to criu swrk: ${bytesWritten} of ${bytes.length} bytes`);
@@ -150,7 +150,14 @@ export class SwrkSession {
 
   private async receive(requestName: string): Promise<CriuResp> {
     const buffer = Buffer.allocUnsafe(RESPONSE_BUFFER_BYTES);
-    const { bytesRead } = await readAsync(this.socketFd, buffer, 0, buffer.length, null);
+    let bytesRead: number;
+    try {
+      ({ bytesRead } = await readAsync(this.socketFd, buffer, 0, buffer.length, null));
+    } catch (error) {
+      // A CRIU killed with our request unread resets the connection rather than ending it.
+      if (!peerGone(error)) throw error;
+      bytesRead = 0;
+    }
     if (bytesRead === 0) throw new SwrkConnectionClosedError(requestName, await this.exitDescription(), this.stderrText);
     return this.codec.decodeResponse(buffer.subarray(0, bytesRead));
   }
@@ -160,4 +167,10 @@ export class SwrkSession {
     if (!exit) return 'still running';
     return exit.signal ? `killed by ${exit.signal}` : `exit status ${exit.code}`;
   }
+}
+
+/** The errors a socket gives once the process at its other end is gone. */
+function peerGone(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return code === 'EPIPE' || code === 'ECONNRESET';
 }

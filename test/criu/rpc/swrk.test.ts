@@ -1,0 +1,32 @@
+/**
+ * SwrkSession against fake criu scripts: a CRIU that dies is a closed connection naming the
+ * request and how CRIU ended, whether the kernel reports the end as EOF or as a reset.
+ */
+import test from 'ava';
+import { chmod, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { ReqType } from '../../../src/criu/rpc/messages.js';
+import { SwrkConnectionClosedError, SwrkSession } from '../../../src/criu/rpc/swrk.js';
+import { tempDir } from '../../runtime/fixtures.js';
+
+async function fakeCriu(dir: string, body: string): Promise<string> {
+  const script = path.join(dir, 'criu');
+  await writeFile(script, `#!/bin/sh\n${body}\n`);
+  await chmod(script, 0o755);
+  return script;
+}
+
+for (const [what, body, exit] of [
+  // The request stays unread in the dead CRIU's socket: the kernel resets the connection.
+  ['dies with the request unread (a reset)', 'sleep 0.3; echo dying >&2; kill -9 $$', 'killed by SIGKILL'],
+  ['reads the request and exits (an EOF)', 'dd bs=65536 count=1 <&3 >/dev/null 2>&1; echo dying >&2; exit 3', 'exit status 3'],
+] as const) {
+  test(`a CRIU that ${what} is SwrkConnectionClosedError naming the request and the exit`, async (t) => {
+    const session = await SwrkSession.start({ binary: await fakeCriu(await tempDir(t), body) });
+    const error = await t.throwsAsync(session.call({ type: ReqType.DUMP }), { instanceOf: SwrkConnectionClosedError });
+    t.is(error?.request, 'DUMP');
+    t.is(error?.exit, exit);
+    t.regex(error?.message ?? '', /^criu swrk ended before answering DUMP \(.*\): dying$/);
+    await session.close();
+  });
+}
