@@ -3,7 +3,8 @@
  * Node cannot make a SOCK_SEQPACKET socketpair (criu swrk needs one), raw pipes to hand to a
  * child at a chosen fd, a waitpid for a child it did not spawn (a restored init under
  * rst_sibling, or an orphan reparented to a subreaper), mount(2), mknod(2) of a device, flock(2),
- * or process_vm_readv(2).
+ * process_vm_readv(2), or the l*xattr(2) calls (layer extraction sets overlay and capability
+ * attributes).
  *
  * Every wrapper throws SystemCallError with the errno; none is called at import time, and koffi
  * itself loads on the first call (it takes ~25 ms; `runtime state` makes none).
@@ -31,6 +32,9 @@ interface LibcFunctions {
   socket(domain: number, type: number, protocol: number): number;
   process_vm_readv(pid: number, local: IoVec[], localCount: number, remote: IoVec[], remoteCount: number, flags: number): number;
   mkdirat(dirfd: number, path: string, mode: number): number;
+  lsetxattr(path: string, name: string, value: Buffer, size: number, flags: number): number;
+  lgetxattr(path: string, name: string, value: Buffer | null, size: number): number;
+  llistxattr(path: string, list: Buffer | null, size: number): number;
   syscall(number: number, ...args: unknown[]): number;
 }
 
@@ -61,6 +65,9 @@ function libc(): LibcFunctions {
       'intptr_t process_vm_readv(int pid, const iovec *local, unsigned long liovcnt, const iovec *remote, unsigned long riovcnt, unsigned long flags)',
     ) as LibcFunctions['process_vm_readv'],
     mkdirat: lib.func('int mkdirat(int dirfd, const char *path, unsigned int mode)') as LibcFunctions['mkdirat'],
+    lsetxattr: lib.func('int lsetxattr(const char *path, const char *name, const void *value, size_t size, int flags)') as LibcFunctions['lsetxattr'],
+    lgetxattr: lib.func('intptr_t lgetxattr(const char *path, const char *name, void *value, size_t size)') as LibcFunctions['lgetxattr'],
+    llistxattr: lib.func('intptr_t llistxattr(const char *path, void *list, size_t size)') as LibcFunctions['llistxattr'],
     syscall: lib.func('long syscall(long number, ...)') as LibcFunctions['syscall'],
   };
   return loaded;
@@ -246,6 +253,46 @@ export function openInRoot(rootFd: number, path: string, flags: number, mode = 0
 /** mkdirat(2): name alone, in the directory dirFd; a name that exists is EEXIST, whatever it is. */
 export function mkdirAt(dirFd: number, name: string, mode: number): void {
   check(libc().mkdirat(dirFd, name, mode), 'mkdirat', name);
+}
+
+const ENODATA = 61;
+const ERANGE = 34;
+
+/** lsetxattr(2): sets an extended attribute of path itself (a symbolic link is not followed). */
+export function setXattr(path: string, name: string, value: Buffer): void {
+  check(libc().lsetxattr(path, name, value, value.length, 0), 'lsetxattr', `${path}, ${name}`);
+}
+
+/** lgetxattr(2): the attribute's value, or undefined when path has no such attribute. */
+export function getXattr(path: string, name: string): Buffer | undefined {
+  // The size is asked first; ERANGE means the value grew in between: ask again.
+  for (;;) {
+    const size = libc().lgetxattr(path, name, null, 0);
+    if (size < 0) {
+      const errno = koffi().errno();
+      if (errno === ENODATA) return undefined;
+      throw new SystemCallError('lgetxattr', errno, `${path}, ${name}`);
+    }
+    const value = Buffer.alloc(size);
+    const got = size === 0 ? 0 : libc().lgetxattr(path, name, value, size);
+    if (got >= 0) return value.subarray(0, got);
+    const errno = koffi().errno();
+    if (errno !== ERANGE) throw new SystemCallError('lgetxattr', errno, `${path}, ${name}`);
+  }
+}
+
+/** llistxattr(2): the names of path's extended attributes (those this process may see). */
+export function listXattrs(path: string): string[] {
+  for (;;) {
+    const size = check(libc().llistxattr(path, null, 0), 'llistxattr', path);
+    if (size === 0) return [];
+    const list = Buffer.alloc(size);
+    const got = libc().llistxattr(path, list, size);
+    const names = got >= 0 ? list.toString('utf8', 0, got).split('\0') : undefined;
+    if (names) return names.filter((n) => n !== '');
+    const errno = koffi().errno();
+    if (errno !== ERANGE) throw new SystemCallError('llistxattr', errno, path);
+  }
 }
 
 const POSIX_SPAWN_SETPGROUP = 0x02;
