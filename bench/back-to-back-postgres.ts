@@ -90,6 +90,7 @@ function benchSandbox(dir: string, stateRoot: string, checkpointRoot: string, ru
     dir,
     stateRoot,
     checkpointRoot,
+    imageRoot: path.join(dir, 'images'),
     runtime,
     cli: () => Promise.reject(new Error('not used by the benchmark')),
     bundle: (name, command = [], edit) => bundleIn(dir, name, command, edit),

@@ -3,7 +3,8 @@
 #   runc, iptables (CRIU's network lock), busybox-static (test rootfs), redis-server (the
 #   pristine-reset and database tests' real server), postgresql-15 (the database tests' server
 #   binaries; no cluster is created on the host), a C compiler with static libc (the benchmark's
-#   workload), then CRIU 4.2.1, built from Debian's source into /opt/runtime/criu by
+#   workload), umoci and skopeo (the image tests and benchmark make OCI layouts and docker
+#   archives with them, offline), then CRIU 4.2.1, built from Debian's source into /opt/runtime/criu by
 #   scripts/install-criu.sh.
 # Bookworm's CRIU 3.17 fails on current kernels (vDSO bounds), and a newer suite's criu binary would
 # pull that suite's libc6, python3 and systemd: the host keeps its release.
@@ -21,7 +22,7 @@ have_packages() {
   command -v runc >/dev/null 2>&1 && command -v iptables-restore >/dev/null 2>&1 \
     && [ -x /bin/busybox ] && command -v redis-server >/dev/null 2>&1 && command -v cc >/dev/null 2>&1 \
     && [ -x "$pg_bin/postgres" ] && [ -x "$pg_bin/initdb" ] \
-    && [ -f /etc/ssl/certs/ca-certificates.crt ]
+    && [ -f /etc/ssl/certs/ca-certificates.crt ] && command -v umoci >/dev/null 2>&1 && command -v skopeo >/dev/null 2>&1
 }
 
 # The tests run PostgreSQL inside containers, from data directories of their own: the host needs
@@ -46,7 +47,7 @@ if ! have_packages; then
     no_main_cluster
   fi
   apt-get install -y -qq --no-install-recommends \
-    runc iptables busybox-static redis-server postgresql-15 gcc libc6-dev ca-certificates >/dev/null
+    runc iptables busybox-static redis-server postgresql-15 gcc libc6-dev ca-certificates umoci skopeo >/dev/null
   export RUNTIME_APT_UPDATED=1
 fi
 

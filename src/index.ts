@@ -3,6 +3,8 @@ import 'reflect-metadata';
 
 export { Runtime } from './runtime/runtime.js';
 export type { RunOptions } from './runtime/run.js';
+export type { ImageRunOptions } from './runtime/from-image.js';
+export type { ImageInfo, ImagesRemoved } from './runtime/images.js';
 export type { CheckpointRequest, CheckpointResult } from './runtime/checkpoint.js';
 export type { RestoreRequest } from './runtime/restore.js';
 export type { DeleteOptions } from './runtime/delete.js';

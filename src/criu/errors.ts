@@ -87,7 +87,25 @@ export class CriuRequestError extends RuntimeError {
     let message = parts.join(': ');
     if (failure.logTail.length > 0) message += `\n  ${failure.logTail.join('\n  ')}`;
     if (failure.logPath) message += `\n  log: ${failure.logPath}`;
-    super(message, { ...options, hint: options.hint ?? (failure.logPath ? `read ${failure.logPath} for the whole story` : undefined) });
+    const known = knownFailureHint(failure);
+    const readLog = failure.logPath ? `read ${failure.logPath} for the whole story` : undefined;
+    super(message, { ...options, hint: options.hint ?? ([known, readLog].filter((h) => h !== undefined).join('; ') || undefined) });
     this.failure = failure;
   }
+}
+
+/**
+ * What to do about the failures users meet most, recognised by CRIU's own words. CRIU reads
+ * every task's rlimits through prlimit(2), which a root without CAP_SYS_RESOURCE may not do on a
+ * process of another uid, unless that process is in a user namespace root owns.
+ */
+function knownFailureHint(failure: CriuFailure): string | undefined {
+  const text = [failure.criuMessage ?? '', ...failure.logTail].join('\n');
+  if (/Can't get rlimit \d+: Operation not permitted/.test(text)) {
+    return (
+      "the container runs processes of a non-root uid and this host's root lacks CAP_SYS_RESOURCE: " +
+      'give the container a user namespace (linux.uidMappings in config.json, or `run --image ... --uidmap 0:100000:65536`)'
+    );
+  }
+  return undefined;
 }

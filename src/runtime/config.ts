@@ -19,6 +19,8 @@ export const configSchema = s.strictObject({
   stateRoot: s.string().min(1),
   /** Where bare `runtime checkpoint <id>` puts its images: <checkpointRoot>/<id>/checkpoint. */
   checkpointRoot: s.string().min(1),
+  /** The image store (`run --image`): layers unpacked once, each container's writable layer. */
+  imageRoot: s.string().min(1),
   /** The criu binary: a path, or empty to search PATH. */
   criu: s.string(),
   /** The OCI runtime that creates namespaces and the init process. */
@@ -54,6 +56,7 @@ export class InvalidConfigError extends RuntimeError {
 export const environmentVariables: Readonly<Record<keyof RuntimeConfig, string>> = {
   stateRoot: 'RUNTIME_ROOT',
   checkpointRoot: 'RUNTIME_CHECKPOINT_ROOT',
+  imageRoot: 'RUNTIME_IMAGE_ROOT',
   criu: 'RUNTIME_CRIU',
   ociRuntime: 'RUNTIME_OCI_RUNTIME',
   cgroupParent: 'RUNTIME_CGROUP_PARENT',

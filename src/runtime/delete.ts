@@ -12,7 +12,7 @@ import { requireRoot } from './privileges.js';
 import { RuntimeError, describeError } from './errors.js';
 import { initOf, monitorOf, type ContainerRecord, type ProcessIdentity } from './state/record.js';
 import { CorruptStateError } from './state/store.js';
-import { unmountStorage } from './storage.js';
+import { removeImageContainer, unmountStorage } from './storage.js';
 import { unmountAll, unmountBelow } from '../rootfs/layers.js';
 import { SnapshotInUseError } from './snapshots/store.js';
 import { recoverInterrupted } from './interrupted.js';
@@ -97,6 +97,8 @@ async function removeContainer(context: RuntimeContext, record: ContainerRecord,
     await unmountAll(mounts, record.layers.target);
   }
   if (record.storage && record.rootfsMountedByRuntime) await unmountStorage(context, record.storage);
+  // A container made from an image: its writable layer and bundle in the image store go too.
+  if (record.storage?.driver === 'image') await removeImageContainer(context, record.id, record.storage.storageRoot);
   const left = await cgroups.removeTree(cgroupBase);
   if (left.length > 0) logger.warn('some cgroup directories are still busy and were left', { id: record.id, left });
   await forget(context, record.id);
@@ -124,6 +126,7 @@ async function deleteUnreadable(context: RuntimeContext, id: string, corrupt: Co
     await waitGone(context, salvaged.monitor, 5_000);
   }
   await unmountBelow(context.mounts, paths.dir);
+  await removeImageContainer(context, id);
   for (const cgroup of salvaged.cgroups) {
     const left = await cgroups.removeTree(cgroup).catch(() => [cgroup]);
     if (left.length > 0) logger.warn('some cgroup directories are still busy and were left', { id, left });

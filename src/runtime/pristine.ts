@@ -1,5 +1,5 @@
 /**
- * A container for a test suite: started from a bundle, snapshotted once it is ready, and reset
+ * A container for a test suite: started from a bundle or an image, snapshotted once it is ready, and reset
  * to that snapshot before each test, fast (the monitor keeps a standby ready). Dispose removes
  * it. This is the library form of run + checkpoint --name + reset + delete -f.
  */
@@ -12,6 +12,7 @@ import type { DeleteOptions } from './delete.js';
 import type { OciState } from './oci/index.js';
 import { pickResetCriuOptions, type ResetCriuOptions } from './monitor/protocol.js';
 import type { PublishedPort } from './ports.js';
+import type { ImageRunOptions } from './from-image.js';
 
 /** The operations a pristine container is made of (the Runtime has them). */
 export interface PristineHost {
@@ -25,7 +26,9 @@ export interface PristineHost {
 export interface PristineOptions extends ResetCriuOptions {
   readonly id: string;
   /** The OCI bundle (config.json and rootfs). */
-  readonly bundle: string;
+  readonly bundle?: string;
+  /** Or an image to make the container from (`oci:DIR[:TAG]`, `docker-archive:FILE`), in place of a bundle. */
+  readonly image?: ImageRunOptions;
   /**
    * Resolves once the container has reached the state every test should start from (a server
    * listening, data loaded). Called with the container after it starts; the snapshot is taken after.
@@ -48,7 +51,12 @@ export class PristineContainer {
 
   /** Runs the container, waits for `ready`, and takes the snapshot (the container keeps running). */
   static async start(runtime: PristineHost, options: PristineOptions): Promise<PristineContainer> {
-    await runtime.run({ id: options.id, bundle: options.bundle, ...(options.ports ? { ports: options.ports } : {}) });
+    await runtime.run({
+      id: options.id,
+      ...(options.bundle !== undefined ? { bundle: options.bundle } : {}),
+      ...(options.image ? { image: options.image } : {}),
+      ...(options.ports ? { ports: options.ports } : {}),
+    });
     try {
       const starting = new PristineContainer(runtime, options, undefined as unknown as SnapshotInfo);
       await options.ready?.(starting);

@@ -1,6 +1,7 @@
 /**
- * `runtime run [-d] --bundle DIR <id>`: validates the bundle, records the container, and has the
- * OCI runtime start it with this runtime (a monitor, or the CLI in the foreground) as the parent.
+ * `runtime run [-d] --bundle DIR <id>` (or `--image REF`: from-image.ts makes the bundle):
+ * validates the bundle, records the container, and has the OCI runtime start it with this
+ * runtime (a monitor, or the CLI in the foreground) as the parent.
  *
  *   runDetached / runForeground   the verb: record the container, then start it in a monitor
  *                                 process or in this one
@@ -12,21 +13,24 @@ import type { RuntimeContext } from './context.js';
 import { validateId } from './id.js';
 import { newRecord } from './state/record.js';
 import { assertCanHappen } from './state/status.js';
-import { loadBundle, specHasNamespace, type Spec } from './oci/index.js';
+import { loadBundle, specHasNamespace, type Bundle, type Spec } from './oci/index.js';
+import type { ImageRunOptions } from './from-image.js';
 import { writeEffectiveBundle } from './effective-bundle.js';
 import { requireRoot } from './privileges.js';
 import { InitEndedError, UsageError, describeError } from './errors.js';
 import { runInForeground, type ForegroundContainer, type ForegroundStdio } from './monitor/foreground.js';
 import type { Supervisor } from './monitor/supervisor.js';
 import type { RunJob } from './monitor/protocol.js';
-import { mountStorage, planStorage, unmountStorage, type StorageSpec } from './storage.js';
+import { mountStorage, planStorage, removeImageContainer, unmountStorage, type StorageSpec } from './storage.js';
 import { checkPublished, type PublishedPort } from './ports.js';
 import { requireUnoccupied } from './cgroups.js';
 
 export interface RunOptions {
   readonly id: string;
   /** The bundle directory (config.json and the rootfs). */
-  readonly bundle: string;
+  readonly bundle?: string;
+  /** An image to make the container from, in place of a bundle (from-image.ts). */
+  readonly image?: ImageRunOptions;
   /** Write the init's pid to this file. */
   readonly pidFile?: string;
   /** Take the rootfs from a storage driver's layout instead of the bundle's root.path. */
@@ -68,6 +72,7 @@ async function abandonRun(context: RuntimeContext, id: string): Promise<void> {
       context.logger.warn('could not unmount the rootfs of a run that failed', { id, error: describeError(error) }),
     );
   }
+  if (record?.storage?.driver === 'image') await removeImageContainer(context, id, record.storage.storageRoot);
   await context.store.remove(id);
 }
 
@@ -75,14 +80,28 @@ async function prepareRun(context: RuntimeContext, options: RunOptions): Promise
   const id = validateId(options.id);
   requireRoot(context.processes, 'runtime run');
   const ports = checkPublished(options.ports ?? []);
-  const loaded = await loadBundle(options.bundle, { requireRootfs: options.storage === undefined });
-  if (ports.length > 0) requireOwnNetwork(loaded.spec, id);
-  const planned = options.storage ? await planStorage(context, options.storage) : undefined;
-  const bundle = planned ? { ...loaded, rootfs: planned.plan.rootfs } : loaded;
+  const source = await checkSource(options);
+  // A bundle is checked before anything is made; an image is read once the id is reserved.
+  const loaded = source.kind === 'bundle' ? await loadBundle(source.bundle, { requireRootfs: options.storage === undefined }) : undefined;
+  if (loaded && ports.length > 0) requireOwnNetwork(loaded.spec, id);
+  const planned = loaded && options.storage ? await planStorage(context, options.storage) : undefined;
   const paths = await context.store.reserve(id);
   let mounted = false;
+  let storage = options.storage;
   try {
-    if (planned) mounted = await mountStorage(context, planned);
+    let bundle: Bundle;
+    if (source.kind === 'image') {
+      // Loaded only for an image: the readers and their schemas are of no use to a bundle's run.
+      const { bundleFromImage } = await import('./from-image.js');
+      const made = await bundleFromImage(context, id, source.image);
+      mounted = true;
+      storage = made.storage;
+      bundle = { ...(await loadBundle(made.bundle, { requireRootfs: false })), rootfs: made.rootfs };
+      if (ports.length > 0) requireOwnNetwork(bundle.spec, id);
+    } else {
+      if (planned) mounted = await mountStorage(context, planned);
+      bundle = planned ? { ...loaded!, rootfs: planned.plan.rootfs } : loaded!;
+    }
     const effective = await writeEffectiveBundle(paths.effectiveBundle, bundle, id, context.logger, context.config.cgroupParent);
     await requireUnoccupied(context.cgroups, effective.cgroupPath);
     await context.store.create(
@@ -98,14 +117,15 @@ async function prepareRun(context: RuntimeContext, options: RunOptions): Promise
           logPath: paths.containerLog,
         },
         {
-          ...(options.storage ? { storage: options.storage, rootfsMountedByRuntime: mounted } : {}),
+          ...(storage ? { storage, rootfsMountedByRuntime: mounted } : {}),
           ...(ports.length > 0 ? { ports } : {}),
           ...(context.config.criu ? { criu: context.config.criu } : {}),
         },
       ),
     );
   } catch (error) {
-    if (mounted && options.storage) await unmountStorage(context, options.storage);
+    if (mounted && storage) await unmountStorage(context, storage);
+    if (storage?.driver === 'image') await removeImageContainer(context, id, storage.storageRoot);
     await context.store.remove(id);
     throw error;
   }
@@ -115,6 +135,25 @@ async function prepareRun(context: RuntimeContext, options: RunOptions): Promise
     ...(options.pidFile ? { pidFile: options.pidFile } : {}),
     ...(context.config.criu ? { criuBinary: context.config.criu } : {}),
   };
+}
+
+/** Where the rootfs and config.json come from: a bundle, or an image (never both). */
+async function checkSource(options: RunOptions): Promise<{ kind: 'bundle'; bundle: string } | { kind: 'image'; image: ImageRunOptions }> {
+  if (options.image) {
+    if (options.bundle !== undefined || options.storage !== undefined) {
+      throw new UsageError('an image is a rootfs and a config.json of its own: --image goes without --bundle and the storage flags');
+    }
+    return { kind: 'image', image: options.image };
+  }
+  if (options.bundle === undefined) throw new UsageError('a container needs a bundle or an image', 'give --bundle DIR, or --image oci:DIR[:TAG]');
+  if (options.storage?.driver === 'image') {
+    // Another container's writable layer must never become this one's rootfs.
+    throw new UsageError(
+      'the image driver holds containers made by --image, one writable layer each',
+      'run --image REF to make a container from an image',
+    );
+  }
+  return { kind: 'bundle', bundle: options.bundle };
 }
 
 /**

@@ -28,6 +28,7 @@ import type { SnapshotInfo } from './snapshots/store.js';
 import { inspect, type InspectRequest } from './inspect.js';
 import type { CheckpointInspection } from './inspection/model.js';
 import { PristineContainer, type PristineOptions } from './pristine.js';
+import { listImages, removeImages, type ImageInfo, type ImagesRemoved } from './images.js';
 
 export class Runtime {
   /** The services behind this runtime; a test may build one with a service swapped. */
@@ -90,6 +91,16 @@ export class Runtime {
 
   removeSnapshot(id: string, name: string): Promise<void> {
     return removeSnapshot(this.context, id, name);
+  }
+
+  /** The images in the store (`run` with `image` adds them), with their disk use and containers. */
+  images(): Promise<ImageInfo[]> {
+    return listImages(this.context);
+  }
+
+  /** Removes images by reference or digest, or with none named every image no container uses. */
+  removeImages(names: readonly string[] = []): Promise<ImagesRemoved> {
+    return removeImages(this.context, names);
   }
 
   /** What a checkpoint holds (process tree, files, sockets, memory, mounts, CRIU statistics). */

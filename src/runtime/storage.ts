@@ -1,11 +1,14 @@
 /**
  * A container whose rootfs lives in a storage driver's layout (overlay2, overlay, aufs,
  * devicemapper, dir): the runtime mounts it when it is not mounted (run, restore), remembers
- * that it did, and unmounts what it mounted when the container is deleted.
+ * that it did, and unmounts what it mounted when the container is deleted. A container made from
+ * an image (from-image.ts) has its own place in the image store, which goes with it.
  */
 import type { RuntimeContext } from './context.js';
 import { driverFor, type MountPlan, type RootfsDriver } from '../rootfs/drivers/index.js';
 import type { StorageSpec } from '../rootfs/drivers/types.js';
+import { ImageStore } from '../rootfs/image/store.js';
+import { unmountBelow } from '../rootfs/layers.js';
 
 export type { StorageSpec };
 
@@ -33,4 +36,14 @@ export async function unmountStorage(context: RuntimeContext, storage: StorageSp
   if (await planned.driver.unmount(planned.plan)) {
     context.logger.info('unmounted the rootfs', { driver: planned.plan.driver, target: planned.plan.target });
   }
+}
+
+/**
+ * The container's own place in the image store goes (its writable layer, its bundle), once
+ * nothing is mounted below it: the caller has unmounted its rootfs and any reset overlay.
+ */
+export async function removeImageContainer(context: RuntimeContext, id: string, imageRoot = context.config.imageRoot): Promise<void> {
+  const store = new ImageStore(imageRoot);
+  await unmountBelow(context.mounts, store.containerDir(id));
+  await store.removeContainer(id);
 }

@@ -32,6 +32,20 @@ test("a failed request names the errno, CRIU's message, the log tail and the log
   t.true(error.describe().endsWith('\n  hint: read /var/lib/cp/web1/dump.log for the whole story'));
 });
 
+test("a dump of another uid's process, refused for want of CAP_SYS_RESOURCE, says to give the container a user namespace", (t) => {
+  const error = new CriuRequestError({
+    request: 'DUMP',
+    criuMessage: 'Dumping FAILED.',
+    logPath: '/run/runtime/db/failed-dump.log',
+    logTail: ["(00.14) Error (criu/cr-dump.c:389): Can't get rlimit 0: Operation not permitted", '(00.15) Error (criu/cr-dump.c:1975): Dumping FAILED.'],
+  });
+  t.regex(
+    error.hint ?? '',
+    /^the container runs processes of a non-root uid .* CAP_SYS_RESOURCE: give the container a user namespace .*--uidmap 0:100000:65536/,
+  );
+  t.true(error.hint?.endsWith('; read /run/runtime/db/failed-dump.log for the whole story'));
+});
+
 test('an errno without a name is given as a number only', (t) => {
   const error = new CriuRequestError({ request: 'RESTORE', errno: 200, logTail: [] });
   t.is(error.message, 'CRIU RESTORE failed: errno 200');

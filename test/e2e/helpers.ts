@@ -58,6 +58,7 @@ export interface Sandbox {
   readonly dir: string;
   readonly stateRoot: string;
   readonly checkpointRoot: string;
+  readonly imageRoot: string;
   readonly runtime: Runtime;
   /** Runs the CLI with this sandbox's roots. */
   cli(args: readonly string[], options?: { env?: Record<string, string> }): Promise<CliResult>;
@@ -69,10 +70,11 @@ export async function sandbox(t: ExecutionContext): Promise<Sandbox> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'runtime-e2e-'));
   const stateRoot = path.join(dir, 'state');
   const checkpointRoot = path.join(dir, 'checkpoints');
+  const imageRoot = path.join(dir, 'images');
   // Each sandbox's containers get cgroups of their own: test files run side by side, and two
   // containers with the same id must not share (and freeze, dump or kill) each other's cgroup.
   const cgroupParent = `/runtime-test/${path.basename(dir)}`;
-  const runtime = Runtime.create({ stateRoot, checkpointRoot, cgroupParent, logLevel: 'warn' });
+  const runtime = Runtime.create({ stateRoot, checkpointRoot, imageRoot, cgroupParent, logLevel: 'warn' });
   t.teardown(async () => {
     for (const id of await runtime.context.store.ids().catch(() => [])) {
       await runtime.delete(id, { force: true }).catch((error: unknown) => t.log(`cleanup of ${id}: ${String(error)}`));
@@ -85,6 +87,7 @@ export async function sandbox(t: ExecutionContext): Promise<Sandbox> {
     dir,
     stateRoot,
     checkpointRoot,
+    imageRoot,
     runtime,
     async cli(args, options = {}) {
       const result = await execa(cliPath, args, {
@@ -92,6 +95,7 @@ export async function sandbox(t: ExecutionContext): Promise<Sandbox> {
         env: {
           RUNTIME_ROOT: stateRoot,
           RUNTIME_CHECKPOINT_ROOT: checkpointRoot,
+          RUNTIME_IMAGE_ROOT: imageRoot,
           RUNTIME_CGROUP_PARENT: cgroupParent,
           RUNTIME_LOG_LEVEL: 'warn',
           ...options.env,

@@ -77,6 +77,7 @@ export async function fakeRuntime(t: Teardown, options: FakeRuntimeOptions = {})
     overrides: {
       stateRoot: path.join(root, 'state'),
       checkpointRoot: path.join(root, 'checkpoints'),
+      imageRoot: path.join(root, 'images'),
       logLevel: options.logLevel ?? 'error',
       // The log goes to a file of the test's own (tests read it), not to the test's output.
       logFile: path.join(root, 'runtime.log'),

@@ -8,6 +8,7 @@ import { tempDir } from './fixtures.js';
 const defaults: RuntimeConfig = {
   stateRoot: '/run/runtime',
   checkpointRoot: '/var/lib/runtime/checkpoints',
+  imageRoot: '/var/lib/runtime/images',
   criu: '',
   ociRuntime: 'runc',
   cgroupParent: '/runtime',
@@ -33,6 +34,7 @@ test('every key has its environment variable', (t) => {
   t.deepEqual(environmentVariables, {
     stateRoot: 'RUNTIME_ROOT',
     checkpointRoot: 'RUNTIME_CHECKPOINT_ROOT',
+    imageRoot: 'RUNTIME_IMAGE_ROOT',
     criu: 'RUNTIME_CRIU',
     ociRuntime: 'RUNTIME_OCI_RUNTIME',
     cgroupParent: 'RUNTIME_CGROUP_PARENT',
@@ -59,6 +61,7 @@ test('the environment over the file', async (t) => {
     RUNTIME_CONFIG: file,
     RUNTIME_ROOT: '/env/state',
     RUNTIME_CHECKPOINT_ROOT: '/env/checkpoints',
+    RUNTIME_IMAGE_ROOT: '/env/images',
     RUNTIME_CRIU: '/opt/criu/sbin/criu',
     RUNTIME_CGROUP_PARENT: '/ci/job7',
     RUNTIME_MIN_CRIU_VERSION: '3.17',
@@ -70,6 +73,7 @@ test('the environment over the file', async (t) => {
   t.deepEqual(resolveConfig({ environment }), {
     stateRoot: '/env/state',
     checkpointRoot: '/env/checkpoints',
+    imageRoot: '/env/images',
     criu: '/opt/criu/sbin/criu',
     ociRuntime: 'crun',
     cgroupParent: '/ci/job7',

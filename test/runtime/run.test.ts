@@ -55,3 +55,18 @@ for (const [given, cleaned] of [
     t.is(effective.linux.cgroupsPath, cleaned);
   });
 }
+
+test("a container comes from a bundle or an image, never both, and never from another container's place in the image store", async (t) => {
+  const runtime = await fakeRuntime(t);
+  const image = { reference: 'oci:/images/app:1' };
+  for (const options of [
+    { id: 'both', bundle: runtime.bundleDir, image },
+    { id: 'stolen', bundle: runtime.bundleDir, storage: { driver: 'image', storageRoot: '/var/lib/runtime/images', layer: 'other' } },
+    { id: 'neither' },
+  ]) {
+    const error = await t.throwsAsync(runDetached(runtime.context, options));
+    t.is((error as { code?: string }).code, 'USAGE', options.id);
+  }
+  t.deepEqual(runtime.fakes.monitors.launched, []);
+  t.deepEqual(await runtime.context.store.ids(), []);
+});

@@ -8,6 +8,7 @@ import { PlanStepError, UnknownDriverError } from '../errors.js';
 import { AufsDriver } from './aufs.js';
 import { DeviceMapperDriver } from './devicemapper.js';
 import { DirDriver } from './dir.js';
+import { ImageDriver } from './image.js';
 import { ContainersOverlayDriver } from './overlay.js';
 import { Overlay2Driver } from './overlay2.js';
 import { DRIVER_NAMES, type CommandRunner, type DriverDeps, type DriverName, type MountPlan, type PlanOptions, type RootfsDriver } from './types.js';
@@ -17,7 +18,7 @@ import { trackChild } from '../../system/spawned.js';
 const loadExeca = async () => (await import('execa')).execa;
 
 export * from './types.js';
-export { AufsDriver, ContainersOverlayDriver, DeviceMapperDriver, DirDriver, Overlay2Driver };
+export { AufsDriver, ContainersOverlayDriver, DeviceMapperDriver, DirDriver, ImageDriver, Overlay2Driver };
 
 /** Runs plan commands with execa; a missing program gets a hint naming its package. */
 export class ExecaCommandRunner implements CommandRunner {
@@ -60,6 +61,8 @@ export function driverFor(name: string, deps: Partial<DriverDeps> = {}): RootfsD
       return new AufsDriver(all);
     case 'devicemapper':
       return new DeviceMapperDriver(all);
+    case 'image':
+      return new ImageDriver(all);
   }
 }
 

@@ -6,7 +6,7 @@
 import type { MountService } from '../mount-service.js';
 import type { KernelSupport } from '../kernel-support.js';
 
-export const DRIVER_NAMES = ['dir', 'overlay2', 'overlay', 'aufs', 'devicemapper'] as const;
+export const DRIVER_NAMES = ['dir', 'overlay2', 'overlay', 'aufs', 'devicemapper', 'image'] as const;
 export type DriverName = (typeof DRIVER_NAMES)[number];
 
 /** When a step runs: before mount(2), right after it, or after umount(2). */

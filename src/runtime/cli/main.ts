@@ -35,10 +35,12 @@ export const commands: readonly CommandEntry[] = [
   entry('rootfs', async () => (await import('./commands/rootfs.js')).rootfsCommand),
   entry('inspect', async () => (await import('./commands/inspect.js')).inspectCommand),
   entry('image', async () => (await import('./commands/image.js')).imageCommand),
+  entry('images', async () => (await import('./commands/images.js')).imagesCommand),
 ];
 
 const globalFlags = {
   root: { type: 'string', description: 'state root (default /run/runtime; env RUNTIME_ROOT)' },
+  'image-root': { type: 'string', description: 'image store (default /var/lib/runtime/images; env RUNTIME_IMAGE_ROOT)' },
   criu: { type: 'string', description: 'criu binary (default: PATH; env RUNTIME_CRIU)' },
   log: { type: 'string', description: 'log file (default: stderr; env RUNTIME_LOG)' },
   'log-format': { type: 'string', description: 'text or json (env RUNTIME_LOG_FORMAT)' },
@@ -118,6 +120,7 @@ export async function main(argv: readonly string[], io: CommandIo): Promise<numb
     }
     const overrides: Partial<RuntimeConfig> = {
       ...(values.root ? { stateRoot: path.resolve(values.root) } : {}),
+      ...(values['image-root'] ? { imageRoot: path.resolve(values['image-root']) } : {}),
       ...(values.criu ? { criu: values.criu } : {}),
       ...(values.log ? { logFile: path.resolve(values.log) } : {}),
       ...(values['log-format'] ? { logFormat: values['log-format'] as RuntimeConfig['logFormat'] } : {}),

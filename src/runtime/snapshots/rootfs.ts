@@ -18,7 +18,7 @@ export interface RootfsLayers {
 
 export async function currentLayers(context: RuntimeContext, record: ContainerRecord): Promise<RootfsLayers> {
   if (record.layers) return { lowers: record.layers.lowers, writable: record.layers.upper };
-  if (record.storage && (record.storage.driver === 'overlay2' || record.storage.driver === 'overlay')) {
+  if (record.storage && ['overlay2', 'overlay', 'image'].includes(record.storage.driver)) {
     const { plan } = await planStorage(context, record.storage);
     const option = (key: string) => plan.options.find((o) => o.startsWith(`${key}=`))?.slice(key.length + 1) ?? '';
     const resolve = (entry: string) => (path.isAbsolute(entry) ? entry : path.resolve(plan.cwd ?? '/', entry));

@@ -6,10 +6,9 @@
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { ContainerExistsError, ContainerNotFoundError, InvalidIdError, RuntimeError } from '../errors.js';
 import { validateId } from '../id.js';
-import { tryLockExclusive, unlock } from '../../system/libc.js';
+import { withFlock } from '../../system/flock.js';
 import { canonicalPath } from '../../system/files.js';
 import { containerRecordSchema, type ContainerRecord, type CheckpointedRecord, type CreatingRecord } from './record.js';
 import { transition, type RecordEvent } from './status.js';
@@ -196,16 +195,7 @@ export class ContainerStore {
       throw error;
     }
     try {
-      const started = Date.now();
-      while (!tryLockExclusive(fd)) {
-        if (Date.now() - started > timeoutMs) throw new LockTimeoutError(id, Date.now() - started);
-        await sleep(10);
-      }
-      try {
-        return await fn();
-      } finally {
-        unlock(fd);
-      }
+      return await withFlock(fd, fn, { timeoutMs, onTimeout: (waited) => new LockTimeoutError(id, waited) });
     } finally {
       closeSync(fd);
     }

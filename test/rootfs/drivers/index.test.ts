@@ -13,7 +13,7 @@ test('an unknown name lists the known ones', (t) => {
   const error = t.throws(() => driverFor('zfs'), { instanceOf: UnknownDriverError });
   t.is(error!.code, 'ROOTFS_UNKNOWN_DRIVER');
   t.is(error!.message, 'unknown rootfs storage driver "zfs"');
-  t.is(error!.hint, 'use one of: dir, overlay2, overlay, aufs, devicemapper');
+  t.is(error!.hint, 'use one of: dir, overlay2, overlay, aufs, devicemapper, image');
 });
 
 test('plan JSON: type, source, target, options, steps first; cwd only for a relative mount', async (t) => {
