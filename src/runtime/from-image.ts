@@ -6,13 +6,14 @@
  * overlay rootfs), and config.json is derived from the image's config as Docker does
  * (image-spec.ts), reading the user from the image's own /etc/passwd.
  */
-import { chown, writeFile } from 'node:fs/promises';
+import { chown, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { readFileSync } from 'node:fs';
 import type { RuntimeContext } from './context.js';
 import { CAP_SYS_RESOURCE, hasEffectiveCapability } from './privileges.js';
 import { specFromImage } from './image-spec.js';
 import { mountStorage, planStorage, removeImageContainer, unmountStorage, type StorageSpec } from './storage.js';
-import { parseImageReference, resolveImage } from '../rootfs/image/source.js';
+import { canonicalReference, parseImageReference, resolveImage } from '../rootfs/image/source.js';
 import { ImageStore, type IdShift } from '../rootfs/image/store.js';
 import { makeInRoot, resolveInRoot } from '../rootfs/in-root.js';
 
@@ -54,9 +55,13 @@ export async function bundleFromImage(context: RuntimeContext, id: string, optio
   const store = new ImageStore(context.config.imageRoot);
   const image = await resolveImage(reference);
   const shift: IdShift | undefined = options.userns ? { uid: options.userns, gid: options.userns } : undefined;
-  const progress = (message: string) => context.logger.info(message, { image: image.reference });
-  const stored = await store.add(image, { ...(shift ? { shift } : {}), progress });
-  const container = await store.createContainer(id, stored, image.reference, shift);
+  const name = canonicalReference(reference);
+  const progress = (message: string) => context.logger.info(message, { image: name });
+  const { image: stored, container } = await store.prepareContainer(
+    image,
+    { id, reference: name, stateRoot: path.resolve(context.config.stateRoot), ...(shift ? { shift } : {}) },
+    progress,
+  );
   const storage: StorageSpec = { driver: 'image', storageRoot: store.root, layer: id };
   let mounted = false;
   try {
@@ -70,6 +75,7 @@ export async function bundleFromImage(context: RuntimeContext, id: string, optio
       ...(options.env ? { env: options.env } : {}),
       ...(options.user !== undefined ? { user: options.user } : {}),
       ...(options.workdir !== undefined ? { workdir: options.workdir } : {}),
+      nofileHardLimit: ownNofileHardLimit(),
       ...(options.userns
         ? {
             userNamespace: {
@@ -91,7 +97,8 @@ export async function bundleFromImage(context: RuntimeContext, id: string, optio
     if (makeInRoot(container.rootfs, cwd, 'directory') && options.userns) {
       await chown(path.join(container.rootfs, await resolveInRoot(container.rootfs, cwd)), options.userns.hostId, options.userns.hostId);
     }
-    await writeFile(path.join(container.bundle, 'config.json'), `${JSON.stringify(made.spec, null, 2)}\n`, { mode: 0o644 });
+    const spec = { ...made.spec, mounts: [...(made.spec.mounts ?? []), ...(await networkFiles(container.dir, id, options.userns?.hostId ?? 0))] };
+    await writeFile(path.join(container.bundle, 'config.json'), `${JSON.stringify(spec, null, 2)}\n`, { mode: 0o644 });
     return {
       bundle: container.bundle,
       rootfs: container.rootfs,
@@ -103,4 +110,33 @@ export async function bundleFromImage(context: RuntimeContext, id: string, optio
     await removeImageContainer(context, id, store.root);
     throw error;
   }
+}
+
+/**
+ * /etc/hosts, /etc/hostname and /etc/resolv.conf, as Docker gives every container: files of the
+ * container's own place, bind-mounted over the image's (an image often has no /etc/hosts, and
+ * then `localhost` and the container's name resolve nowhere). Owned by the container's root.
+ */
+async function networkFiles(dir: string, id: string, rootId: number): Promise<{ destination: string; type: string; source: string; options: string[] }[]> {
+  const hosts = ['127.0.0.1\tlocalhost', '::1\tlocalhost ip6-localhost ip6-loopback', `127.0.1.1\t${id}`, ''].join('\n');
+  const resolv = await readFile('/etc/resolv.conf', 'utf8').catch(() => '');
+  const files: [string, string][] = [
+    ['hosts', hosts],
+    ['hostname', `${id}\n`],
+    ['resolv.conf', resolv],
+  ];
+  const mounts = [];
+  for (const [name, content] of files) {
+    const source = path.join(dir, name);
+    await writeFile(source, content, { mode: 0o644 });
+    if (rootId !== 0) await chown(source, rootId, rootId);
+    mounts.push({ destination: `/etc/${name}`, type: 'bind', source, options: ['rbind', 'rprivate'] });
+  }
+  return mounts;
+}
+
+/** This process's hard limit of open files (/proc/self/limits), which runc can give a container at most. */
+function ownNofileHardLimit(): number | undefined {
+  const line = /^Max open files\s+\S+\s+(\S+)/m.exec(readFileSync('/proc/self/limits', 'utf8'))?.[1];
+  return line === undefined || line === 'unlimited' ? undefined : Number(line);
 }

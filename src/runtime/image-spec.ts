@@ -17,7 +17,7 @@ import { resolveInRoot } from '../rootfs/in-root.js';
 import type { ImageConfig, ImageRunConfig } from '../rootfs/image/types.js';
 import { RuntimeError } from './errors.js';
 import type { IdMapping, Mount, Spec } from './oci/index.js';
-import { signalName } from './signals.js';
+import { signalName, stopSignalAnnotation } from './signals.js';
 
 export interface ImageSpecInput {
   /** The image's config. */
@@ -38,6 +38,11 @@ export interface ImageSpecInput {
   readonly workdir?: string;
   /** Runs the container in a new user namespace with these mappings. */
   readonly userNamespace?: { readonly uidMappings: readonly IdMapping[]; readonly gidMappings: readonly IdMapping[] };
+  /**
+   * The hard limit of open files the runtime itself may give (its own hard limit: a root
+   * without CAP_SYS_RESOURCE cannot raise it). Docker's 524288 when it is higher or unknown.
+   */
+  readonly nofileHardLimit?: number;
 }
 
 export interface ExposedPort {
@@ -188,6 +193,9 @@ export class ImageFileUnreadableError extends RuntimeError {
   }
 }
 
+/** Docker's (25 and later, containerd's default) hard limit of open files: a database may raise its soft limit to it. */
+const dockerNofileHard = 524288;
+
 /** Docker's PATH for a Linux container whose image sets none (and runc spec's). */
 const defaultPath = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
@@ -215,8 +223,6 @@ const maxId = 2 ** 31 - 1;
 /** sethostname(2) refuses longer names, and ids may be up to 1024 characters. */
 const hostNameMax = 64;
 
-const stopSignalAnnotation = 'org.opencontainers.image.stopSignal';
-
 export async function specFromImage(input: ImageSpecInput): Promise<ImageSpec> {
   const image: ImageRunConfig = input.config.config ?? {};
   const args = commandLine(image, input);
@@ -236,6 +242,7 @@ export async function specFromImage(input: ImageSpecInput): Promise<ImageSpec> {
     cwd,
     user: { uid: user.uid, gid: user.gid, additionalGids: user.additionalGids },
     capabilities: capabilitiesFor(user.uid),
+    rlimits: [{ type: 'RLIMIT_NOFILE', hard: Math.min(dockerNofileHard, input.nofileHardLimit ?? dockerNofileHard), soft: 1024 }],
   });
   if (stopSignal !== undefined) spec.annotations = { [stopSignalAnnotation]: stopSignal };
   return stopSignal === undefined ? { spec, exposedPorts, volumes } : { spec, exposedPorts, stopSignal, volumes };
@@ -526,7 +533,7 @@ function isMapped(mappings: readonly IdMapping[], id: number): boolean {
 function defaultSpec(
   userNamespace: ImageSpecInput['userNamespace'],
   hostname: string,
-  process: Pick<Spec['process'], 'args' | 'env' | 'cwd' | 'user' | 'capabilities'>,
+  process: Pick<Spec['process'], 'args' | 'env' | 'cwd' | 'user' | 'capabilities' | 'rlimits'>,
 ): Spec {
   const devptsOptions = ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620', 'gid=5'];
   const mounts: Mount[] = [
@@ -581,8 +588,8 @@ function defaultSpec(
       // Pipes, not a terminal: the runtime gives every container pipes held by its monitor.
       terminal: false,
       ...process,
-      rlimits: [{ type: 'RLIMIT_NOFILE', hard: 1024, soft: 1024 }],
-      noNewPrivileges: true,
+      // Docker and Podman leave setuid programs working (sudo, an entrypoint's su).
+      noNewPrivileges: false,
     },
     root: { path: 'rootfs', readonly: false },
     hostname,

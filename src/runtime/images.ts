@@ -1,13 +1,15 @@
 /**
  * `runtime images` and `runtime images rm`: what the image store holds, with the disk its layers
  * take (each shared layer counted once in the total), and the removal of images no container
- * uses. A container's place in the store whose container the runtime no longer knows (a run
- * killed before it recorded anything) is not a user: it is removed on the way.
+ * uses. A container's place in the store whose container this runtime no longer knows (a run
+ * killed before it recorded anything) is not a user: `images rm` removes it on the way; a place
+ * another runtime (another state root) made is never judged here.
  */
 import { existsSync } from 'node:fs';
+import path from 'node:path';
 import type { RuntimeContext } from './context.js';
 import { removeImageContainer } from './storage.js';
-import { ImageStore, type StoredImage } from '../rootfs/image/store.js';
+import { ImageStore, type ContainerLayers, type StoredImage } from '../rootfs/image/store.js';
 
 export interface ImageInfo {
   /** The references the image was added by, newest first. */
@@ -15,6 +17,8 @@ export interface ImageInfo {
   readonly manifestDigest: string;
   readonly configDigest: string;
   readonly platform: string;
+  /** The ports its config exposes ("5432/tcp"): the container ports for `-p`. */
+  readonly exposedPorts: readonly string[];
   readonly layers: number;
   /** Blocks its unpacked layers take, shared ones included. */
   readonly diskBytes: number;
@@ -32,7 +36,7 @@ export interface ImagesRemoved {
 }
 
 export async function listImages(context: RuntimeContext): Promise<ImageInfo[]> {
-  const store = await tidyStore(context);
+  const store = new ImageStore(context.config.imageRoot);
   const [images, containers] = await Promise.all([store.images(), store.containers()]);
   const users = new Map<string, number>();
   for (const image of images) for (const layer of new Set(image.layers)) users.set(layer, (users.get(layer) ?? 0) + 1);
@@ -43,6 +47,7 @@ export async function listImages(context: RuntimeContext): Promise<ImageInfo[]> 
     manifestDigest: image.manifestDigest,
     configDigest: image.configDigest,
     platform: platformText(image),
+    exposedPorts: Object.keys(image.config.config?.ExposedPorts ?? {}),
     layers: image.layers.length,
     diskBytes: [...new Set(image.layers)].reduce((sum, l) => sum + (sizes.get(l) ?? 0), 0),
     uniqueBytes: [...new Set(image.layers)].filter((l) => users.get(l) === 1).reduce((sum, l) => sum + (sizes.get(l) ?? 0), 0),
@@ -53,21 +58,18 @@ export async function listImages(context: RuntimeContext): Promise<ImageInfo[]> 
 
 /** Removes the named images, or with none named every image no container uses, and their unshared layers. */
 export async function removeImages(context: RuntimeContext, names: readonly string[]): Promise<ImagesRemoved> {
-  const store = await tidyStore(context);
-  const removed = await store.remove(names);
-  return { images: removed.images.map((i) => i.references[0] ?? i.manifestDigest), layers: removed.layers, freedBytes: removed.freedBytes };
-}
-
-/** The store, with the places of containers the runtime does not know removed. */
-async function tidyStore(context: RuntimeContext): Promise<ImageStore> {
   const store = new ImageStore(context.config.imageRoot);
-  for (const container of await store.containers()) {
-    // A run reserves the id (its state directory) before it makes its place in the store.
-    if (existsSync(context.store.paths(container.id).dir)) continue;
+  const stateRoot = path.resolve(context.config.stateRoot);
+  // A place made by this runtime (this state root) whose container it no longer knows, not even
+  // as a run in progress (which reserves the id's state directory first), is removed on the way.
+  const abandoned = async (container: ContainerLayers): Promise<boolean> => {
+    if (container.stateRoot !== stateRoot || existsSync(context.store.paths(container.id).dir)) return false;
     context.logger.info('removing the image store place of a container the runtime does not know', { id: container.id });
-    await removeImageContainer(context, container.id);
-  }
-  return store;
+    await removeImageContainer(context, container.id, store.root);
+    return true;
+  };
+  const removed = await store.remove(names, abandoned);
+  return { images: removed.images.map((i) => i.references[0] ?? i.manifestDigest), layers: removed.layers, freedBytes: removed.freedBytes };
 }
 
 function platformText(image: StoredImage): string {

@@ -13,6 +13,7 @@
  *                                         the images reachable from a user namespace
  */
 import { mkdir, rmdir, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { RuntimeContext } from './context.js';
 import { validateId } from './id.js';
@@ -28,7 +29,7 @@ import { readCheckpoint, CheckpointNotFoundError, requireTrustedDirectory } from
 import { defaultImagePath } from './checkpoint.js';
 import { restoreMountMap } from './external-mounts.js';
 import { mountStorage, planStorage, unmountStorage } from './storage.js';
-import { InitEndedError, UsageError, describeError } from './errors.js';
+import { InitEndedError, RuntimeError, UsageError, describeError } from './errors.js';
 import { checkPublished, type PublishedPort } from './ports.js';
 import { containerRoot, hostIds, requireLazyPagesAllowed, shareWithContainerRoot } from './userns.js';
 import { runInForeground, type ForegroundContainer, type ForegroundStdio } from './monitor/foreground.js';
@@ -143,6 +144,7 @@ async function prepareRestore(context: RuntimeContext, request: RestoreRequest):
 
   // A container this runtime does not know yet: made from the checkpoint and a bundle.
   const bundle = await loadBundle(request.bundle ?? metadata.bundle);
+  requireOwnBundle(bundle.path, id);
   const paths = await store.reserve(id);
   try {
     const effective = await writeEffectiveBundle(paths.effectiveBundle, bundle, id, logger, context.config.cgroupParent);
@@ -385,4 +387,27 @@ function joinedNamespaces(spec: Spec): { key: string; path: string }[] {
   if (network) files.push({ key: 'extRootNetNS', path: network });
   if (pid) files.push({ key: 'extRootPidNS', path: pid });
   return files;
+}
+
+/**
+ * A bundle in the image store is one container's own (run --image): its rootfs is that
+ * container's writable layer, which a second container must never share (the first one's
+ * delete removes it). Such a checkpoint is restored under its own id.
+ */
+function requireOwnBundle(bundle: string, id: string): void {
+  if (!existsSync(path.join(path.dirname(bundle), 'image.json'))) return;
+  throw new ImageRootfsNotSharedError(bundle, path.basename(path.dirname(bundle)), id);
+}
+
+export class ImageRootfsNotSharedError extends RuntimeError {
+  readonly code = 'IMAGE_ROOTFS_NOT_SHARED' as const;
+  constructor(
+    readonly bundle: string,
+    readonly owner: string,
+    readonly id: string,
+  ) {
+    super(`the checkpoint's bundle ${bundle} is container ${owner}'s own, made from an image: its rootfs is ${owner}'s writable layer`, {
+      hint: `restore it as ${owner} (\`runtime restore ${owner}\`), or give ${id} a bundle of its own with --bundle`,
+    });
+  }
 }

@@ -98,6 +98,7 @@ async function prepareRun(context: RuntimeContext, options: RunOptions): Promise
       storage = made.storage;
       bundle = { ...(await loadBundle(made.bundle, { requireRootfs: false })), rootfs: made.rootfs };
       if (ports.length > 0) requireOwnNetwork(bundle.spec, id);
+      noteExposedPorts(context, id, made.exposedPorts, ports);
     } else {
       if (planned) mounted = await mountStorage(context, planned);
       bundle = planned ? { ...loaded!, rootfs: planned.plan.rootfs } : loaded!;
@@ -183,6 +184,22 @@ export async function startContainer(context: RuntimeContext, supervisor: Superv
   });
   if (job.pidFile) await writeFile(job.pidFile, String(pid));
   return pid;
+}
+
+/**
+ * The ports an image exposes are what -p usually forwards to: said when none is published, and a
+ * published port the image does not expose is warned of (it may be a typo; it is forwarded).
+ */
+function noteExposedPorts(context: RuntimeContext, id: string, exposed: readonly string[], ports: readonly PublishedPort[]): void {
+  const tcp = exposed.filter((p) => p.endsWith('/tcp')).map((p) => Number(p.split('/')[0]));
+  if (ports.length === 0 && tcp.length > 0) {
+    context.logger.info(`the image exposes ${exposed.join(', ')}; publish with -p HOST_PORT:${tcp[0]}`, { id });
+  }
+  for (const port of ports) {
+    if (exposed.length > 0 && !tcp.includes(port.containerPort)) {
+      context.logger.warn(`-p forwards to port ${port.containerPort}, which the image does not expose (it exposes ${exposed.join(', ')})`, { id });
+    }
+  }
 }
 
 /** A published port is forwarded into the container's own network namespace: it needs one. */

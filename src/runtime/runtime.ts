@@ -120,8 +120,9 @@ export class Runtime {
     return listRecords(this.context);
   }
 
-  kill(id: string, signal: string | number = 'SIGTERM'): Promise<void> {
-    return kill(this.context, id, typeof signal === 'number' ? signal : parseSignal(signal));
+  /** Signals the init; without a signal, the image's stop signal or SIGTERM. */
+  kill(id: string, signal?: string | number): Promise<void> {
+    return kill(this.context, id, signal === undefined ? undefined : typeof signal === 'number' ? signal : parseSignal(signal));
   }
 
   delete(id: string, options: DeleteOptions = {}): Promise<void> {

@@ -26,3 +26,6 @@ export function parseSignal(text: string): number {
 export function exitCodeForSignal(signal: number): number {
   return 128 + signal;
 }
+
+/** Where an image's StopSignal is kept in config.json's annotations (image-spec.ts writes it, kill reads it). */
+export const stopSignalAnnotation = 'org.opencontainers.image.stopSignal';

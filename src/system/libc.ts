@@ -185,6 +185,7 @@ export function becomeChildSubreaper(): void {
   check(libc().prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), 'prctl', 'PR_SET_CHILD_SUBREAPER');
 }
 
+const LOCK_SH = 1;
 const LOCK_EX = 2;
 const LOCK_NB = 4;
 const LOCK_UN = 8;
@@ -192,11 +193,20 @@ const EWOULDBLOCK = 11;
 
 /** flock(LOCK_EX|LOCK_NB): true when taken, false when another holder has it. */
 export function tryLockExclusive(fd: number): boolean {
-  const result = libc().flock(fd, LOCK_EX | LOCK_NB);
+  return tryFlock(fd, LOCK_EX, 'LOCK_EX');
+}
+
+/** flock(LOCK_SH|LOCK_NB): true when taken, false while an exclusive holder has it. */
+export function tryLockShared(fd: number): boolean {
+  return tryFlock(fd, LOCK_SH, 'LOCK_SH');
+}
+
+function tryFlock(fd: number, operation: number, name: string): boolean {
+  const result = libc().flock(fd, operation | LOCK_NB);
   if (result === 0) return true;
   const errno = koffi().errno();
   if (errno === EWOULDBLOCK) return false;
-  throw new SystemCallError('flock', errno, `fd ${fd}, LOCK_EX`);
+  throw new SystemCallError('flock', errno, `fd ${fd}, ${name}`);
 }
 
 export function unlock(fd: number): void {

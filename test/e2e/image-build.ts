@@ -57,12 +57,12 @@ export interface TestImage {
 
 /**
  * The three-layer test image, tagged `tag` in the layout `layout`, running `command` as `user`
- * (a name from its /etc/passwd) in /home/app, exposing 8080/tcp, stopping with SIGINT.
+ * (a name from its /etc/passwd) in /home/app, exposing port (8080/tcp), stopping with SIGINT.
  */
 export async function buildTestImage(
   layout: string,
   tag: string,
-  options: { command?: readonly string[]; user?: string; extra?: (rootfs: string) => Promise<void> } = {},
+  options: { command?: readonly string[]; user?: string; port?: string; extra?: (rootfs: string) => Promise<void> } = {},
 ): Promise<TestImage> {
   const work = `${layout}.work`;
   await mkdir(work, { recursive: true });
@@ -121,7 +121,7 @@ export async function buildTestImage(
   );
   await umoci('raw', 'add-layer', '--image', image, opaque);
   const config = ['--config.env', 'IMAGE_VAR=from-image', '--config.env', 'PATH=/bin', '--config.workingdir', '/home/app'];
-  config.push('--config.exposedports', '8080/tcp', '--config.stopsignal', 'SIGINT', '--config.user', options.user ?? 'app');
+  config.push('--config.exposedports', options.port ?? '8080/tcp', '--config.stopsignal', 'SIGINT', '--config.user', options.user ?? 'app');
   for (const part of options.command ?? ['sh', '-c', 'while true; do sleep 1; done']) config.push('--config.cmd', part);
   await umoci('config', '--image', image, ...config);
   await rm(work, { recursive: true, force: true });

@@ -142,6 +142,10 @@ serial("config.json follows the image's config: user, groups, working directory,
   t.is(path.basename(await readlink(`/proc/${pid}/cwd`)), 'app');
   const environ = (await readFile(`/proc/${pid}/environ`, 'utf8')).split('\0');
   for (const entry of ['IMAGE_VAR=from-image', 'PATH=/bin', 'HOSTNAME=cfg', 'HOME=/home/app']) t.true(environ.includes(entry), entry);
+  // Docker's network files: localhost and the container's own name resolve.
+  t.regex(await readFile(`/proc/${pid}/root/etc/hosts`, 'utf8'), /^127\.0\.0\.1\s+localhost$/m);
+  t.regex(await readFile(`/proc/${pid}/root/etc/hosts`, 'utf8'), /^127\.0\.1\.1\s+cfg$/m);
+  t.is(await readFile(`/proc/${pid}/root/etc/hostname`, 'utf8'), 'cfg\n');
   const spec = JSON.parse(await readFile(path.join(box.imageRoot, 'containers/cfg/bundle/config.json'), 'utf8')) as {
     annotations?: Record<string, string>;
   };
@@ -193,10 +197,18 @@ serial(
     }[];
     t.true(listed.length >= 2);
     const all = listed.flatMap((i) => i.references);
-    for (const reference of [image.reference, archive, plain]) t.true(all.includes(reference), reference);
+    for (const reference of [image.reference, plain]) t.true(all.includes(reference), reference);
+    // The archive's name as Docker normalises it.
+    t.true(all.includes(`docker-archive:${path.join(box.dir, 'app.tar')}:docker.io/test/app:1`), all.join(' '));
     t.true(listed.every((i) => i.diskBytes > 0 && i.uniqueBytes === 0));
     const table = await box.cli(['images']);
-    t.regex(table.stdout, /^REFERENCE\s+DIGEST\s+PLATFORM\s+LAYERS\s+SIZE\s+UNIQUE\s+CONTAINERS$/m);
+    t.regex(table.stdout, /^REFERENCE\s+DIGEST\s+PLATFORM\s+PORTS\s+LAYERS\s+SIZE\s+UNIQUE\s+CONTAINERS$/m);
+    t.regex(table.stdout, /linux\/amd64\s+8080\/tcp\s+3\s/);
+
+    // Another runtime (another state root) sharing the store judges none of these containers abandoned.
+    const otherRoot = await box.cli(['--root', path.join(box.dir, 'other-state'), 'images', 'rm']);
+    t.is(otherRoot.exitCode, 0, otherRoot.stderr);
+    t.deepEqual((await readdir(path.join(box.imageRoot, 'containers'))).sort(), ['from-archive', 'from-layout', 'from-plain']);
 
     const refused = await box.cli(['images', 'rm', image.reference]);
     t.is(refused.exitCode, 1);
@@ -249,6 +261,12 @@ serial('checkpoint, restore, snapshots and reset work on a container made from a
   const checkpoint = await box.cli(['checkpoint', 'counter']);
   t.is(checkpoint.exitCode, 0, checkpoint.stderr);
   t.is((await box.runtime.state('counter')).status, 'checkpointed');
+  // Its checkpoint under another id would share its writable layer: refused, saying how.
+  const imagePath = path.join(box.checkpointRoot, 'counter', 'checkpoint');
+  const elsewhere = await box.cli(['restore', '-d', '--image-path', imagePath, 'counter-copy']);
+  t.is(elsewhere.exitCode, 1);
+  t.regex(elsewhere.stderr, /container counter's own, made from an image/);
+  t.is((await box.cli(['state', 'counter-copy'])).exitCode, 1);
   const restore = await box.cli(['restore', '-d', 'counter']);
   t.is(restore.exitCode, 0, restore.stderr);
   const restored = await count();
@@ -285,6 +303,22 @@ serial('a user namespace: the layers are used through a copy owned by the mappin
   t.is(checkpoint.exitCode, 0, checkpoint.stderr);
   t.is((await box.cli(['reset', 'mapped'])).exitCode, 0);
   t.regex(await readFile(`/proc/${await initPid(box, 'mapped')}/status`, 'utf8'), /^Uid:\s+301000/m);
+});
+
+serial('an image that lists one layer twice (an empty layer, as build steps leave them) runs, the layer stacked once', async (t) => {
+  const box = await imageSandbox(t);
+  const image = await testImage(t);
+  const layout = path.join(box.dir, 'twice');
+  await execa('cp', ['-a', image.layout, layout]);
+  const empty = path.join(box.dir, 'empty.tar');
+  await pythonTar(empty, '');
+  for (let i = 0; i < 2; i++) await execa('umoci', ['raw', 'add-layer', '--image', `${layout}:${image.tag}`, empty]);
+  t.is((await manifestOf(layout, image.tag)).layers.length, 5);
+  const run = await box.cli(['run', '-d', '--image', `oci:${layout}:${image.tag}`, 'twice']);
+  t.is(run.exitCode, 0, run.stderr);
+  const lowers = (await containerPlace(box, 'twice')).lowers;
+  t.is(lowers.length, 4);
+  t.is(new Set(lowers).size, 4);
 });
 
 /** A layout of umoci's whose one layer is the tar script makes (python3's tarfile). */
@@ -392,6 +426,7 @@ async function redisImage(dir: string): Promise<TestImage> {
     .filter((l): l is string => l !== undefined);
   return buildTestImage(path.join(dir, 'redis-layout'), '7', {
     user: 'root',
+    port: '6379/tcp',
     command: ['/usr/bin/redis-server', '--bind', '0.0.0.0', '--port', '6379', '--protected-mode', 'no', '--save', '', '--appendonly', 'no'],
     extra: async (rootfs) => {
       for (const file of ['/usr/bin/redis-server', ...libraries]) {

@@ -132,9 +132,16 @@ test('the spec keeps every namespace, mount, masked and read-only path, rlimit a
   t.true(spec.linux!.maskedPaths!.includes('/sys/devices/virtual/powercap'), "Docker's extra masked path");
   t.deepEqual(spec.linux!.readonlyPaths, runcSpec.linux!.readonlyPaths);
   t.deepEqual(spec.linux!.resources, runcSpec.linux!.resources);
-  t.deepEqual(spec.process.rlimits, [{ type: 'RLIMIT_NOFILE', hard: 1024, soft: 1024 }]);
-  t.true(spec.process.noNewPrivileges);
   t.is(spec.ociVersion, runcSpec.ociVersion);
+});
+
+test("Docker's file limit (1024, raisable to 524288, or the runtime's own hard limit) and setuid programs working, where runc spec has 1024 and no_new_privs", async (t) => {
+  const { spec } = await fromImage(await makeRootfs(t), { Cmd: ['redis-server'] });
+  t.deepEqual(spec.process!.rlimits, [{ type: 'RLIMIT_NOFILE', hard: 524288, soft: 1024 }]);
+  t.false(spec.process!.noNewPrivileges);
+  // A runtime whose own hard limit is lower gives what it has (raising it needs CAP_SYS_RESOURCE).
+  const limited = await fromImage(await makeRootfs(t), { Cmd: ['redis-server'] }, { nofileHardLimit: 20000 });
+  t.deepEqual(limited.spec.process!.rlimits, [{ type: 'RLIMIT_NOFILE', hard: 20000, soft: 1024 }]);
 });
 
 test("Docker's choices replace runc's where a database needs them: writable rootfs, no terminal, the id as hostname", async (t) => {

@@ -508,7 +508,7 @@ class OciLayout {
   }
 
   private async statBlob(file: string, part: string, descriptor: Descriptor) {
-    return stat(file).catch((error: NodeJS.ErrnoException) => {
+    const info = await stat(file).catch((error: NodeJS.ErrnoException) => {
       if (error.code !== 'ENOENT') throw error;
       const foreign = descriptor.urls !== undefined && descriptor.urls.length > 0;
       throw new MalformedImageError(this.source, part, 'missing from the layout', {
@@ -517,6 +517,9 @@ class OciLayout {
           : 'the layout is incomplete: copy the image into it again',
       });
     });
+    // A FIFO or a device would hang the read or never end: blobs are files.
+    if (!info.isFile()) throw new MalformedImageError(this.source, part, 'not a regular file');
+    return info;
   }
 
   /** A blob file's bytes; a blob removed since the image was resolved is named as missing. */

@@ -8,8 +8,8 @@
 import path from 'node:path';
 import os from 'node:os';
 import { normalizeImageName, readDockerArchive, type ArchiveSelector } from './docker-archive.js';
-import { ImageReferenceError } from './errors.js';
-import { readOciLayout } from './oci-layout.js';
+import { ImageReferenceError, NoMatchingPlatformError } from './errors.js';
+import { platformRank, readOciLayout } from './oci-layout.js';
 import type { Platform, ResolvedImage } from './types.js';
 
 export type { ArchiveSelector };
@@ -105,10 +105,24 @@ export function hostPlatform(): Platform {
 /** Reads, and verifies, the image a reference names; the platform picks from image indexes. */
 export async function resolveImage(reference: ImageReference | string, platform: Platform = hostPlatform()): Promise<ResolvedImage> {
   const ref = typeof reference === 'string' ? parseImageReference(reference) : reference;
-  switch (ref.transport) {
-    case 'oci':
-      return readOciLayout({ dir: ref.path, ...(ref.tag === undefined ? {} : { tag: ref.tag }), platform, reference: ref.text });
-    case 'docker-archive':
-      return readDockerArchive({ file: ref.path, ...(ref.selector === undefined ? {} : { selector: ref.selector }), reference: ref.text });
-  }
+  const image =
+    ref.transport === 'oci'
+      ? await readOciLayout({ dir: ref.path, ...(ref.tag === undefined ? {} : { tag: ref.tag }), platform, reference: ref.text })
+      : await readDockerArchive({ file: ref.path, ...(ref.selector === undefined ? {} : { selector: ref.selector }), reference: ref.text });
+  // An image of one manifest says its platform only in its config: one built for another
+  // machine is refused here, not by an "exec format error" once it runs.
+  if (platformRank(platform, image.platform) === undefined) throw new NoMatchingPlatformError(ref.text, platform, [image.platform]);
+  return image;
+}
+
+/**
+ * The reference as the store records it: the path absolute, the tag or selector as given
+ * ("oci:/srv/images/redis:7", "docker-archive:/srv/redis.tar:docker.io/library/redis:7"), so
+ * the same image named from two directories is one name.
+ */
+export function canonicalReference(reference: ImageReference): string {
+  if (reference.transport === 'oci') return `oci:${reference.path}${reference.tag === undefined ? '' : `:${reference.tag}`}`;
+  const selector = reference.selector;
+  const suffix = selector === undefined ? '' : selector.kind === 'index' ? `:@${selector.index}` : `:${selector.name}`;
+  return `docker-archive:${reference.path}${suffix}`;
 }

@@ -74,6 +74,8 @@ export interface ContainerLayers {
   readonly bundle: string;
   readonly rootfs: string;
   readonly shift?: IdShift;
+  /** The state root of the runtime that made it: only that runtime may judge it abandoned. */
+  readonly stateRoot?: string;
 }
 
 /** One line of progress while layers are unpacked. */
@@ -99,6 +101,45 @@ export class ImageInUseError extends RuntimeError {
   ) {
     super(`image ${reference} is used by ${containers.map((c) => `container ${c}`).join(', ')}`, {
       hint: `delete those first (\`runtime delete -f ${containers[0] ?? 'ID'}\`)`,
+    });
+  }
+}
+
+export class LayerDecompressError extends RuntimeError {
+  readonly code = 'LAYER_DECOMPRESS_FAILED' as const;
+  constructor(
+    readonly blob: string,
+    detail: string,
+    cause: unknown,
+  ) {
+    super(`layer ${blob} is not a valid gzip stream: ${detail}`, {
+      cause,
+      hint: 'the image is damaged or was altered; copy it again from its source (nothing was kept)',
+    });
+  }
+}
+
+export class ContainerPlaceExistsError extends RuntimeError {
+  readonly code = 'IMAGE_CONTAINER_EXISTS' as const;
+  constructor(
+    readonly id: string,
+    readonly dir: string,
+  ) {
+    super(`the image store already holds a container ${id} (${dir})`, {
+      hint: `\`runtime delete -f ${id}\` removes it; \`runtime images rm\` removes places no container of this runtime owns`,
+    });
+  }
+}
+
+export class UnmappableOwnerError extends RuntimeError {
+  readonly code = 'IMAGE_OWNER_OUTSIDE_MAPPING' as const;
+  constructor(
+    readonly kind: 'uid' | 'gid',
+    readonly id: number,
+    readonly size: number,
+  ) {
+    super(`the image has a file owned by ${kind} ${id}, outside the user namespace's ${size} ids`, {
+      hint: 'give --uidmap a larger size (65536 maps every id an image usually has)',
     });
   }
 }
@@ -135,16 +176,25 @@ export function shiftKey(shift: IdShift): string {
   return `u${shift.uid.hostId}-${shift.uid.size}.g${shift.gid.hostId}-${shift.gid.size}`;
 }
 
-/** What mapIds makes of an owner: the container's id as the host sees it (beyond the range: nobody). */
+/**
+ * What mapIds makes of an owner: the container's id as the host sees it. An owner beyond the
+ * range has no host id the container could see as its own: refused (Docker's userns-remap
+ * refuses such layers too), rather than given to some id the range does map.
+ */
 export function shiftIds(shift: IdShift): (id: number, kind: 'uid' | 'gid') => number {
   return (id, kind) => {
     const range = kind === 'uid' ? shift.uid : shift.gid;
-    return id < range.size ? range.hostId + id : 65534;
+    if (id >= range.size) throw new UnmappableOwnerError(kind, id, range.size);
+    return range.hostId + id;
   };
 }
 
 export class ImageStore {
-  constructor(readonly root: string) {}
+  readonly root: string;
+
+  constructor(root: string) {
+    this.root = path.resolve(root);
+  }
 
   private layerHome(diffId: string, shift?: IdShift): string {
     const home = path.join(this.root, 'layers', 'sha256', hexOf(diffId));
@@ -167,24 +217,74 @@ export class ImageStore {
       await chmod(dir, 0o711);
     }
     for (const dir of ['layers/sha256', 'images/sha256', 'tmp']) await mkdir(path.join(this.root, dir), { recursive: true, mode: 0o700 });
+    // What a killed unpack or container setup left: its name carries its process's pid.
+    for (const name of await readdir(path.join(this.root, 'tmp'))) {
+      const pid = Number(/^[^-]+-(\d+)-/.exec(name)?.[1]);
+      if (Number.isInteger(pid) && pid > 0 && !processAlive(pid)) await rm(path.join(this.root, 'tmp', name), { recursive: true, force: true });
+    }
+  }
+
+  /** A name in tmp/ of this process's own. */
+  private tmpName(what: string): string {
+    return path.join(this.root, 'tmp', `${what}-${process.pid}-${randomBytes(4).toString('hex')}`);
+  }
+
+  /**
+   * Runs fn under the store's lock: shared by runs (they add images and make containers' places
+   * side by side), exclusive for removal, so nothing a run is about to stack is removed under it.
+   */
+  private async locked<T>(shared: boolean, fn: () => Promise<T>): Promise<T> {
+    await this.prepare();
+    const fd = openSync(path.join(this.root, 'store.lock'), 'a', 0o600);
+    try {
+      return await withFlock(fd, fn, { shared, pollMs: 50 });
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /**
+   * Adds the image (its missing layers unpacked) and makes a container's place on it, under the
+   * store's shared lock, so that no removal comes between the two.
+   */
+  async prepareContainer(
+    image: ResolvedImage,
+    container: { id: string; reference: string; stateRoot: string; shift?: IdShift },
+    progress?: ImageProgress,
+  ): Promise<{ image: StoredImage; container: ContainerLayers }> {
+    return this.locked(true, async () => {
+      const stored = await this.addUnlocked(image, container.reference, {
+        ...(container.shift ? { shift: container.shift } : {}),
+        ...(progress ? { progress } : {}),
+      });
+      return { image: stored, container: await this.createContainer(container.id, stored, container) };
+    });
   }
 
   /**
    * Adds an image: each layer not in the store yet is unpacked (with its owners shifted too
-   * when a mapping is given), its digest checked, then the image recorded.
+   * when a mapping is given), its digest checked, then the image recorded under reference (which
+   * leaves any older image it named).
    */
   async add(image: ResolvedImage, options: { shift?: IdShift; progress?: ImageProgress } = {}): Promise<StoredImage> {
-    await this.prepare();
+    return this.locked(true, () => this.addUnlocked(image, image.reference, options));
+  }
+
+  private async addUnlocked(image: ResolvedImage, reference: string, options: { shift?: IdShift; progress?: ImageProgress }): Promise<StoredImage> {
     const total = image.layers.length;
     for (const [index, layer] of image.layers.entries()) {
       const what = `layer ${index + 1}/${total} ${layer.diffId.slice(7, 19)}`;
       await this.ensureLayer(layer, undefined, what, options.progress);
       if (options.shift) await this.ensureLayer(layer, options.shift, `${what} for ${shiftKey(options.shift)}`, options.progress);
     }
-    const file = path.join(this.root, 'images', 'sha256', `${hexOf(image.manifestDigest)}.json`);
+    for (const other of await this.images()) {
+      if (other.manifestDigest === image.manifestDigest || !other.references.includes(reference)) continue;
+      await writeJsonAtomically(this.imageFile(other.manifestDigest), { ...other, references: other.references.filter((r) => r !== reference) });
+    }
+    const file = this.imageFile(image.manifestDigest);
     const previous = await readJson<StoredImage>(file);
     const stored: StoredImage = {
-      references: [image.reference, ...(previous?.references ?? []).filter((r) => r !== image.reference)],
+      references: [reference, ...(previous?.references ?? []).filter((r) => r !== reference)],
       manifestDigest: image.manifestDigest,
       configDigest: image.configDigest,
       config: image.config,
@@ -194,6 +294,10 @@ export class ImageStore {
     };
     await writeJsonAtomically(file, stored);
     return stored;
+  }
+
+  private imageFile(manifestDigest: string): string {
+    return path.join(this.root, 'images', 'sha256', `${hexOf(manifestDigest)}.json`);
   }
 
   /** The layer as stored, or undefined while it is not (or not finished). */
@@ -209,7 +313,7 @@ export class ImageStore {
       if (await this.layer(layer.diffId, shift)) return;
       const started = Date.now();
       progress?.(`unpacking ${what} (${sizeText(layer.size)}${layer.compression === 'gzip' ? ' gzip' : ''})`);
-      const tmp = path.join(this.root, 'tmp', `${hexOf(layer.diffId).slice(0, 12)}-${process.pid}-${randomBytes(4).toString('hex')}`);
+      const tmp = this.tmpName(hexOf(layer.diffId).slice(0, 12));
       await mkdir(tmp, { recursive: true, mode: 0o700 });
       // A layer's root is root's and 0755 (the container's root, with a mapping) unless its tar
       // says otherwise in a "./" entry, as Docker makes a layer's diff directory.
@@ -279,35 +383,51 @@ export class ImageStore {
   /**
    * Makes a container's place: its lowers are the image's layers (their mapped copies with a
    * mapping), top first, under a fresh upper whose root takes the top layer's owner and mode.
+   * A layer the image lists twice is stacked once, where it is topmost (overlay refuses a
+   * directory twice; the top copy hides all the lower one shows). Made in tmp/ and renamed in
+   * place, so a place is whole or absent.
    */
-  async createContainer(id: string, image: StoredImage, reference: string, shift?: IdShift): Promise<ContainerLayers> {
-    await this.prepare();
+  private async createContainer(
+    id: string,
+    image: StoredImage,
+    options: { reference: string; stateRoot: string; shift?: IdShift },
+  ): Promise<ContainerLayers> {
     const dir = this.containerDir(id);
-    await mkdir(dir, { mode: 0o711 });
-    const lowers = [...image.layers].reverse().map((diffId) => this.layerDir(diffId, shift));
+    const shift = options.shift;
+    const lowers = [...new Set([...image.layers].reverse())].map((diffId) => this.layerDir(diffId, shift));
     const container: ContainerLayers = {
       id,
       dir,
       manifestDigest: image.manifestDigest,
-      reference,
+      reference: options.reference,
       lowers,
       upper: path.join(dir, 'upper'),
       work: path.join(dir, 'work'),
       bundle: path.join(dir, 'bundle'),
       rootfs: path.join(dir, 'bundle', 'rootfs'),
       ...(shift ? { shift } : {}),
+      stateRoot: options.stateRoot,
     };
-    await mkdir(container.upper, { mode: 0o755 });
-    await mkdir(container.work, { mode: 0o700 });
-    await mkdir(container.rootfs, { recursive: true, mode: 0o755 });
-    await chmod(container.bundle, 0o711);
-    const top = lowers[0];
-    if (top !== undefined) {
-      const info = await stat(top);
-      await chown(container.upper, info.uid, info.gid);
-      await chmod(container.upper, info.mode & 0o7777);
+    const tmp = this.tmpName('container');
+    try {
+      await mkdir(tmp, { mode: 0o711 });
+      await mkdir(path.join(tmp, 'upper'), { mode: 0o755 });
+      await mkdir(path.join(tmp, 'work'), { mode: 0o700 });
+      await mkdir(path.join(tmp, 'bundle', 'rootfs'), { recursive: true, mode: 0o755 });
+      await chmod(path.join(tmp, 'bundle'), 0o711);
+      const top = lowers[0];
+      if (top !== undefined) {
+        const info = await stat(top);
+        await chown(path.join(tmp, 'upper'), info.uid, info.gid);
+        await chmod(path.join(tmp, 'upper'), info.mode & 0o7777);
+      }
+      await writeJsonAtomically(path.join(tmp, 'image.json'), container);
+      await rename(tmp, dir);
+    } catch (error) {
+      await rm(tmp, { recursive: true, force: true });
+      if (['EEXIST', 'ENOTEMPTY'].includes((error as NodeJS.ErrnoException).code ?? '')) throw new ContainerPlaceExistsError(id, dir);
+      throw error;
     }
-    await writeJsonAtomically(path.join(dir, 'image.json'), container);
     return container;
   }
 
@@ -321,8 +441,21 @@ export class ImageStore {
    * layer and mapped copy no remaining image or container stacks. An image a container uses is
    * refused, naming the containers.
    */
-  async remove(names: readonly string[]): Promise<{ images: StoredImage[]; layers: number; freedBytes: number }> {
-    const containers = await this.containers();
+  async remove(
+    names: readonly string[],
+    abandoned: (container: ContainerLayers) => Promise<boolean> = () => Promise.resolve(false),
+  ): Promise<{ images: StoredImage[]; layers: number; freedBytes: number }> {
+    return this.locked(false, () => this.removeUnlocked(names, abandoned));
+  }
+
+  private async removeUnlocked(
+    names: readonly string[],
+    abandoned: (container: ContainerLayers) => Promise<boolean>,
+  ): Promise<{ images: StoredImage[]; layers: number; freedBytes: number }> {
+    // A place whose container its runtime no longer knows (a run killed before it recorded the
+    // container) uses nothing: the caller says which, and unmounts and removes them.
+    const containers: ContainerLayers[] = [];
+    for (const container of await this.containers()) if (!(await abandoned(container))) containers.push(container);
     const usedBy = (image: StoredImage) => containers.filter((c) => c.manifestDigest === image.manifestDigest).map((c) => c.id);
     const doomed =
       names.length > 0 ? await Promise.all(names.map((n) => this.find(n))) : (await this.images()).filter((image) => usedBy(image).length === 0);
@@ -330,7 +463,7 @@ export class ImageStore {
       const users = usedBy(image);
       if (users.length > 0) throw new ImageInUseError(image.references[0] ?? image.manifestDigest, users);
     }
-    for (const image of doomed) await rm(path.join(this.root, 'images', 'sha256', `${hexOf(image.manifestDigest)}.json`), { force: true });
+    for (const image of doomed) await rm(this.imageFile(image.manifestDigest), { force: true });
     const kept = new Set((await this.images()).flatMap((i) => i.layers.map(hexOf)));
     const stacked = new Set(containers.flatMap((c) => c.lowers));
     let layers = 0;
@@ -375,8 +508,14 @@ async function unpackBlob(layer: LayerBlob, target: string, shift?: IdShift) {
     result = await extractLayer({ [Symbol.asyncIterator]: () => ({ next: () => chunks.next() }) }, target, shift ? { mapIds: shiftIds(shift) } : {});
     for await (const _ of chunks) void _;
   };
-  if (layer.compression === 'gzip') await pipeline(Readable.from(layer.open()), createGunzip(), consume);
-  else await pipeline(Readable.from(layer.open()), consume);
+  try {
+    if (layer.compression === 'gzip') await pipeline(Readable.from(layer.open()), createGunzip(), consume);
+    else await pipeline(Readable.from(layer.open()), consume);
+  } catch (error) {
+    // zlib's own words name no layer: a damaged blob is said to be one.
+    if ((error as { code?: string }).code?.startsWith('Z_')) throw new LayerDecompressError(layer.digest, (error as Error).message, error);
+    throw error;
+  }
   const actual = `sha256:${hash.digest('hex')}`;
   if (actual !== layer.diffId) throw new LayerDigestError(layer.diffId, actual);
   return result!;
@@ -412,4 +551,13 @@ export function sizeText(bytes: number): string {
   if (bytes >= 1024 ** 2) return `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
   if (bytes >= 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
   return `${bytes} B`;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }

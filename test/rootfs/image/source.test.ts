@@ -1,6 +1,6 @@
 import test from 'ava';
 import path from 'node:path';
-import { hostPlatform, parseImageReference, resolveImage } from '../../../src/rootfs/image/source.js';
+import { canonicalReference, hostPlatform, parseImageReference, resolveImage } from '../../../src/rootfs/image/source.js';
 import { normalizeImageName } from '../../../src/rootfs/image/docker-archive.js';
 import { ImageReferenceError, NoMatchingPlatformError } from '../../../src/rootfs/image/errors.js';
 import { media, singleImageLayout, tagged, tempDir, writeDockerArchive, writeImage, writeIndex, writeJsonBlob } from './helpers.js';
@@ -125,4 +125,19 @@ test('resolveImage reads a docker-archive: reference', async (t) => {
 test('a single-image layout resolves through resolveImage without a tag', async (t) => {
   const { dir, image } = await singleImageLayout(t, { layers: [{ files: { a: 'a' } }] });
   t.is((await resolveImage(`oci:${dir}`)).manifestDigest, image.manifest.digest);
+});
+
+test("an image of one manifest built for another machine is refused, naming its platform and the host's", async (t) => {
+  const { dir } = await singleImageLayout(t, { architecture: 's390x', layers: [{ files: { 'bin/sh': '#!' } }] });
+  const error = await t.throwsAsync(resolveImage(`oci:${dir}`, { os: 'linux', architecture: 'amd64' }), { instanceOf: NoMatchingPlatformError });
+  t.regex(error?.message ?? '', /s390x/);
+  t.regex(error?.message ?? '', /amd64/);
+  await t.notThrowsAsync(resolveImage(`oci:${dir}`, { os: 'linux', architecture: 's390x' }));
+});
+
+test('the canonical reference has the absolute path and the tag or selector', (t) => {
+  t.is(canonicalReference(parseImageReference('oci:images/redis:7')), `oci:${path.resolve('images/redis')}:7`);
+  t.is(canonicalReference(parseImageReference('oci:/srv/l')), 'oci:/srv/l');
+  t.is(canonicalReference(parseImageReference('docker-archive:/srv/a.tar:redis:7')), 'docker-archive:/srv/a.tar:docker.io/library/redis:7');
+  t.is(canonicalReference(parseImageReference('docker-archive:/srv/a.tar:@1')), 'docker-archive:/srv/a.tar:@1');
 });

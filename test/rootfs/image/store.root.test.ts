@@ -8,7 +8,16 @@ import test from 'ava';
 import { readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { resolveImage } from '../../../src/rootfs/image/source.js';
-import { ImageInUseError, ImageNotStoredError, ImageStore, LayerDigestError, shiftIds, shiftKey } from '../../../src/rootfs/image/store.js';
+import {
+  ContainerPlaceExistsError,
+  ImageInUseError,
+  ImageNotStoredError,
+  ImageStore,
+  LayerDigestError,
+  shiftIds,
+  shiftKey,
+  UnmappableOwnerError,
+} from '../../../src/rootfs/image/store.js';
 import { rootTest } from '../helpers/root.js';
 import { layerTar, media, sha256, singleImageLayout, tagged, tempDir, writeBlob, writeIndex, writeJsonBlob, type ImageSpec } from './helpers.js';
 
@@ -20,13 +29,13 @@ async function layerHomes(root: string): Promise<string[]> {
   return (await readdir(path.join(root, 'layers/sha256')).catch(() => [] as string[])).filter((n) => /^[a-f0-9]{64}$/.test(n)).sort();
 }
 
-test('a mapping shifts ids into its range; beyond it, nobody', (t) => {
+test('a mapping shifts ids into its range; an owner beyond it is refused', (t) => {
   const shift = { uid: { hostId: 100000, size: 65536 }, gid: { hostId: 200000, size: 1000 } };
   t.is(shiftKey(shift), 'u100000-65536.g200000-1000');
   const map = shiftIds(shift);
   t.is(map(0, 'uid'), 100000);
   t.is(map(999, 'gid'), 200999);
-  t.is(map(1000, 'gid'), 65534);
+  t.throws(() => map(1000, 'gid'), { instanceOf: UnmappableOwnerError, message: /gid 1000, outside the user namespace's 1000 ids/ });
 });
 
 rootTest('each layer is unpacked once, by digest: a second reference of the same image adds a name, not a copy', async (t) => {
@@ -99,7 +108,12 @@ rootTest("a mapping's copy is owned by its range, made once; the shared layer ke
   await store.add(await resolveImage(`oci:${dir}:v1`), { shift });
   t.is((await stat(store.layerDir(base, shift))).ino, inode);
 
-  const container = await store.createContainer('db', image, `oci:${dir}:v1`, shift);
+  const { container } = await store.prepareContainer(await resolveImage(`oci:${dir}:v1`), {
+    id: 'db',
+    reference: `oci:${dir}:v1`,
+    stateRoot: '/run/test',
+    shift,
+  });
   t.deepEqual(
     container.lowers,
     [...image.layers].reverse().map((d) => store.layerDir(d, shift)),
@@ -116,7 +130,10 @@ rootTest('images rm: an image a container uses is refused naming it; unused imag
   const unused = await store.add(await resolveImage(`oci:${other.dir}:v1`));
   t.is(used.layers[0], unused.layers[0]);
   t.is((await layerHomes(store.root)).length, 3);
-  await store.createContainer('web', used, `oci:${dir}:v1`);
+  await store.prepareContainer(await resolveImage(`oci:${dir}:v1`), { id: 'web', reference: `oci:${dir}:v1`, stateRoot: '/run/test' });
+  await t.throwsAsync(store.prepareContainer(await resolveImage(`oci:${dir}:v1`), { id: 'web', reference: `oci:${dir}:v1`, stateRoot: '/run/test' }), {
+    instanceOf: ContainerPlaceExistsError,
+  });
 
   const refused = await t.throwsAsync(store.remove([`oci:${dir}:v1`]), { instanceOf: ImageInUseError });
   t.deepEqual(refused?.containers, ['web']);
@@ -132,8 +149,8 @@ rootTest('images rm: an image a container uses is refused naming it; unused imag
   t.true(removed.freedBytes > 0);
   t.deepEqual(await layerHomes(store.root), [...used.layers].map((d) => d.slice(7)).sort());
 
-  await store.removeContainer('web');
-  await store.remove([used.manifestDigest.slice(7, 19)]);
+  // A place its runtime has abandoned is no user.
+  await store.remove([used.manifestDigest.slice(7, 19)], (c) => Promise.resolve(c.id === 'web'));
   t.deepEqual(await layerHomes(store.root), []);
   t.deepEqual(await store.images(), []);
   await writeFile(path.join(store.root, 'layers/sha256/not-a-layer'), '');

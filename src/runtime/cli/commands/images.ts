@@ -1,4 +1,10 @@
+/**
+ * `runtime images [rm [REF...]]`: the image store's images with their disk use, and their
+ * removal. Maps flags to the library's images() and removeImages(); the store is in
+ * rootfs/image/store.ts.
+ */
 import { defineCommand } from '../command.js';
+import { UsageError } from '../../errors.js';
 import { formatTable } from '../table.js';
 import { sizeText } from '../../../rootfs/image/store.js';
 
@@ -23,17 +29,20 @@ export const imagesCommand = defineCommand({
       else io.stdout.write(`removed ${removed.images.length} image(s) and ${removed.layers} layer(s), ${sizeText(removed.freedBytes)} freed\n`);
       return 0;
     }
+    if (positionals.length > 0)
+      throw new UsageError(`images: unknown subcommand ${JSON.stringify(positionals[0])}`, 'usage: runtime images, or runtime images rm [REF...]');
     const images = await (await runtime()).images();
     if ((flags.format ?? 'table') === 'json') {
       io.stdout.write(`${JSON.stringify(images, null, 2)}\n`);
       return 0;
     }
-    const rows = [['REFERENCE', 'DIGEST', 'PLATFORM', 'LAYERS', 'SIZE', 'UNIQUE', 'CONTAINERS']];
+    const rows = [['REFERENCE', 'DIGEST', 'PLATFORM', 'PORTS', 'LAYERS', 'SIZE', 'UNIQUE', 'CONTAINERS']];
     for (const image of images) {
       rows.push([
         image.references[0] ?? '',
         image.manifestDigest.slice(7, 19),
         image.platform,
+        image.exposedPorts.join(',') || '-',
         String(image.layers),
         sizeText(image.diskBytes),
         sizeText(image.uniqueBytes),

@@ -1,0 +1,29 @@
+/**
+ * `kill` without a signal sends what the container's config asks for (an image's StopSignal,
+ * kept as an annotation), else SIGTERM. With the fake runtime.
+ */
+import 'reflect-metadata';
+import test from 'ava';
+import { constants } from 'node:os';
+import { runDetached } from '../../src/runtime/run.js';
+import { kill } from '../../src/runtime/kill.js';
+import { fakeRuntime } from '../helpers/fake-runtime.js';
+
+for (const [annotations, expected] of [
+  [{ 'org.opencontainers.image.stopSignal': 'SIGINT' }, constants.signals.SIGINT],
+  [{}, constants.signals.SIGTERM],
+] as const) {
+  test(`kill without a signal sends ${expected === constants.signals.SIGINT ? "the image's SIGINT" : 'SIGTERM'}`, async (t) => {
+    const runtime = await fakeRuntime(t, { editSpec: (spec) => (spec.annotations = annotations) });
+    await runDetached(runtime.context, { id: 'db', bundle: runtime.bundleDir });
+    // The init the monitor would have started, recorded running.
+    const init = runtime.fakes.processes.spawn({ comm: 'postgres' });
+    const { store } = runtime.context;
+    await store.withLock('db', async () => store.commit(await store.load('db'), { kind: 'started', init: { pid: init.pid, startTime: init.startTime } }));
+    await kill(runtime.context, 'db');
+    t.deepEqual(
+      runtime.fakes.processes.signals.map((s) => s.signal),
+      [expected],
+    );
+  });
+}
