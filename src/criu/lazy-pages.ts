@@ -19,6 +19,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { CriuRequestError } from './errors.js';
 import { criuLogTail } from './log.js';
 import { trackChild } from '../system/spawned.js';
+import type { TlsFiles } from './options.js';
+
+/** Where a lazy restore's pages come from when they are not in its images: a migration's source. */
+export interface RemotePages {
+  readonly pageServer: { readonly host: string; readonly port: number };
+  readonly tls?: TlsFiles;
+}
 
 const SOCKET = 'lazy-pages.socket';
 const LOG = 'lazy-pages.log';
@@ -47,7 +54,7 @@ export class LazyPagesDaemon {
     binary: string,
     imagePath: string,
     workPath: string,
-    options: { readonly onDemand: boolean; readonly timeoutMs?: number },
+    options: { readonly onDemand: boolean; readonly timeoutMs?: number; readonly remote?: RemotePages },
   ): Promise<LazyPagesDaemon> {
     const timeoutMs = options.timeoutMs ?? 5000;
     await rm(path.join(workPath, SOCKET), { force: true });
@@ -61,6 +68,7 @@ export class LazyPagesDaemon {
       '-o',
       LOG,
       '-v4',
+      ...remoteArgs(options.remote),
     ];
     // A session of its own, as CRIU's swrk has a process group of its own: a Ctrl-C at the
     // foreground restore's terminal goes to the container's init, never to its memory's server.
@@ -116,4 +124,12 @@ export class LazyPagesDaemon {
     await Promise.race([this.exited, sleep(2000)]);
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
   }
+}
+
+/** The daemon asks a remote page server for the pages (over TLS when given), as `criu lazy-pages --page-server` does. */
+function remoteArgs(remote: RemotePages | undefined): string[] {
+  if (!remote) return [];
+  const args = ['--page-server', '--address', remote.pageServer.host, '--port', String(remote.pageServer.port)];
+  if (remote.tls) args.push('--tls', '--tls-cacert', remote.tls.ca, '--tls-cert', remote.tls.cert, '--tls-key', remote.tls.key, '--tls-no-cn-verify');
+  return args;
 }

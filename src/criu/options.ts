@@ -33,6 +33,30 @@ export interface CommonCriuOptions {
   readonly lazyPages?: boolean;
   /** ADDRESS:PORT of a CRIU page server to send pages to (dump) or take them from → ps. */
   readonly pageServer?: string;
+  /**
+   * The page server connection over TLS, both ends with a certificate the CA signed → tls,
+   * tls_cacert, tls_cert, tls_key, and tls_no_cn_verify: a peer is who the CA says it is, as on
+   * the migration's command channel (the address it is reached at is not in its certificate).
+   */
+  readonly tls?: TlsFiles;
+  /**
+   * A lazy restore's pages come from this page server (a migration's source, where the dump
+   * serves them) instead of the images → the lazy-pages daemon's --page-server --address --port.
+   */
+  readonly lazyPageServer?: { readonly host: string; readonly port: number };
+}
+
+/** PEM files: this end's certificate and key, and the CA that signed both ends'. */
+export interface TlsFiles {
+  readonly cert: string;
+  readonly key: string;
+  readonly ca: string;
+}
+
+/** criu_opts for a TLS page server connection. */
+export function tlsOpts(tls: TlsFiles | undefined): Pick<CriuOpts, 'tls' | 'tls_cacert' | 'tls_cert' | 'tls_key' | 'tls_no_cn_verify'> {
+  if (!tls) return {};
+  return { tls: true, tls_cacert: tls.ca, tls_cert: tls.cert, tls_key: tls.key, tls_no_cn_verify: true };
 }
 
 export interface CheckpointOptions extends CommonCriuOptions {
@@ -147,6 +171,7 @@ export function dumpOpts(options: CheckpointOptions, context: DumpContext): Dire
   if (options.linkRemap) opts.link_remap = true;
   if (options.lazyPages) opts.lazy_pages = true;
   if (options.pageServer) opts.ps = parsePageServer(options.pageServer);
+  Object.assign(opts, tlsOpts(options.tls));
   return opts;
 }
 

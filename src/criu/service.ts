@@ -14,7 +14,7 @@ import type { DirectorylessOpts, NetworkLockName } from './options.js';
 import { SwrkConnectionClosedError, SwrkSession, type NotifyHandler, type StdioTarget } from './rpc/swrk.js';
 import { formatVersion, isAtLeast, parseVersion, type CriuVersion } from './version.js';
 import { RuntimeError } from '../system/errors.js';
-import { LazyPagesDaemon } from './lazy-pages.js';
+import { LazyPagesDaemon, type RemotePages } from './lazy-pages.js';
 import { prepareKerndatCache } from './kerndat-cache.js';
 import { trackChild } from '../system/spawned.js';
 
@@ -36,6 +36,19 @@ export interface CriuDumpRequest {
   readonly onNotify?: NotifyHandler;
   /** Told CRIU's pid once it runs, before the request is sent (CRIU outlives a caller that dies). */
   readonly onStarted?: (criuPid: number) => Promise<void>;
+}
+
+/** A page server that takes the pages of a dump into imagePath (the destination of a migration). */
+export interface CriuPageServerRequest {
+  readonly imagePath: string;
+  readonly workPath?: string;
+  /** ps (address, port: 0 for one the kernel picks), TLS, log. */
+  readonly opts: DirectorylessOpts;
+}
+
+export interface PageServer {
+  readonly pid: number;
+  readonly port: number;
 }
 
 export interface CriuRestoreRequest {
@@ -69,12 +82,18 @@ export interface CriuService {
   dump(job: CriuDumpRequest): Promise<void>;
   /** Restores and returns the pid of the restored tree's root. */
   restore(job: CriuRestoreRequest): Promise<number>;
+  /** Starts a page server (it serves one dump's connection, then exits); its pid and port. */
+  startPageServer(job: CriuPageServerRequest): Promise<PageServer>;
+  /** Writes this host's CPU description (cpuinfo.img) into imagePath (CPUINFO_DUMP). */
+  cpuinfoDump(imagePath: string): Promise<void>;
+  /** Checks that tasks dumped where imagePath's cpuinfo.img was written can run here (CPUINFO_CHECK). */
+  cpuinfoCheck(imagePath: string): Promise<void>;
   /**
    * Starts CRIU's lazy-pages daemon serving imagePath's pages (userfaultfd) for a restore with
    * lazy_pages and the same work directory; resolves once it listens. It copies pages on demand
    * only where this CRIU can (lazyPagesOnDemand), else in the background too.
    */
-  startLazyPages(imagePath: string, workPath: string): Promise<LazyPages>;
+  startLazyPages(imagePath: string, workPath: string, remote?: RemotePages): Promise<LazyPages>;
   /** Whether this CRIU's lazy-pages daemon takes --no-lazy-pages-background (the project's patch). */
   lazyPagesOnDemand(): Promise<boolean>;
 }
@@ -184,8 +203,13 @@ export class SwrkCriuService implements CriuService {
     });
   }
 
-  async startLazyPages(imagePath: string, workPath: string): Promise<LazyPages> {
-    return LazyPagesDaemon.start(await this.binary(), imagePath, workPath, { onDemand: await this.lazyPagesOnDemand() });
+  async startLazyPages(imagePath: string, workPath: string, remote?: RemotePages): Promise<LazyPages> {
+    // Pages served from another host are all copied (in the background), so that the source,
+    // which serves them until the last one has moved, can end.
+    return LazyPagesDaemon.start(await this.binary(), imagePath, workPath, {
+      onDemand: remote ? false : await this.lazyPagesOnDemand(),
+      ...(remote ? { remote } : {}),
+    });
   }
 
   lazyPagesOnDemand(): Promise<boolean> {
@@ -212,8 +236,34 @@ export class SwrkCriuService implements CriuService {
     return pid;
   }
 
+  async startPageServer(job: CriuPageServerRequest): Promise<PageServer> {
+    let server: PageServer | undefined;
+    await this.runJob(job, ReqType.PAGE_SERVER, ['ignore', 'ignore', 'pipe'], async (session, _inherited, directoryFds) => {
+      const response = await session.call({ type: ReqType.PAGE_SERVER, opts: { ...job.opts, ...directoryFds } });
+      if (!response.success || !response.ps?.pid || !response.ps.port) throw await this.failure(response, job, session);
+      server = { pid: response.ps.pid, port: response.ps.port };
+    });
+    return server!;
+  }
+
+  async cpuinfoDump(imagePath: string): Promise<void> {
+    await this.cpuinfoRequest(ReqType.CPUINFO_DUMP, imagePath);
+  }
+
+  async cpuinfoCheck(imagePath: string): Promise<void> {
+    await this.cpuinfoRequest(ReqType.CPUINFO_CHECK, imagePath);
+  }
+
+  private async cpuinfoRequest(type: ReqType, imagePath: string): Promise<void> {
+    const job = { imagePath, opts: { log_level: 4, log_file: type === ReqType.CPUINFO_DUMP ? 'cpuinfo-dump.log' : 'cpuinfo-check.log' } };
+    await this.runJob(job, type, ['ignore', 'ignore', 'pipe'], async (session, _inherited, directoryFds) => {
+      const response = await session.call({ type, opts: { ...job.opts, ...directoryFds } });
+      if (!response.success) throw await this.failure(response, job, session);
+    });
+  }
+
   private async runJob(
-    job: CriuDumpRequest | CriuRestoreRequest,
+    job: CriuDumpRequest | CriuRestoreRequest | CriuPageServerRequest,
     type: ReqType,
     stdio: readonly [StdioTarget, StdioTarget, StdioTarget],
     body: (session: SwrkSession, inherited: InheritFd[], directoryFds: { images_dir_fd: number; work_dir_fd?: number }) => Promise<void>,
@@ -251,7 +301,12 @@ export class SwrkCriuService implements CriuService {
     }
   }
 
-  private async failure(response: CriuResp, job: CriuDumpRequest | CriuRestoreRequest, session?: SwrkSession, cause?: unknown): Promise<RuntimeError> {
+  private async failure(
+    response: CriuResp,
+    job: CriuDumpRequest | CriuRestoreRequest | CriuPageServerRequest,
+    session?: SwrkSession,
+    cause?: unknown,
+  ): Promise<RuntimeError> {
     const logPath = path.join(job.workPath ?? job.imagePath, job.opts.log_file ?? '');
     const logTail = await criuLogTail(logPath);
     const stderr = session?.stderr.trim();

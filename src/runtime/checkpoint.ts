@@ -51,6 +51,12 @@ export interface CheckpointRequest extends CheckpointOptions {
    * layer is copied while CRIU holds the tree frozen, at its post-dump notification).
    */
   readonly name?: string;
+  /**
+   * A migration's dump (migration/migrate.ts): the images go to a directory of the migration's
+   * own, and onFrozen sends them on while CRIU holds the tree frozen at its post-dump
+   * notification; onFrozen throwing makes CRIU resume the tree, which runs on here.
+   */
+  readonly migration?: { readonly onFrozen: (imagePath: string) => Promise<void> };
 }
 
 export interface CheckpointResult {
@@ -206,6 +212,12 @@ export async function checkpoint(context: RuntimeContext, request: CheckpointReq
       }
 
       async function finishDump(): Promise<CheckpointResult> {
+        // The images went to the destination: nothing here is restored from them again.
+        if (target.kind === 'migration') {
+          await target.commit(leftRunning);
+          await recordCheckpoint(context, running, { imagePath: target.finalPath, leftRunning, snapshot: undefined });
+          return { imagePath: target.finalPath, leftRunning, durationMs: Date.now() - started };
+        }
         // Every restore and reset of these images then fills its tmpfs mounts without tar.
         if (!target.preDump) await copyTmpfsOutOfImages(target.writePath, spec, metadata, logger);
         // Every restore and reset of these images then runs no `ip` for what the kernel does itself,
@@ -265,6 +277,7 @@ async function copyTmpfsOutOfImages(imagePath: string, spec: Spec, metadata: Che
 
 async function targetFor(context: RuntimeContext, record: RunningRecord, request: CheckpointRequest): Promise<CheckpointTarget> {
   if (request.name !== undefined) return snapshotTarget(context, record, request.name);
+  if (request.migration) return migrationTarget(context, record, request.migration.onFrozen);
   if (request.imagePath === undefined) {
     // A managed pre-dump has a directory of its own: it must never replace the last full checkpoint.
     const finalPath = request.preDump ? path.join(context.config.checkpointRoot, record.id, 'pre-dump') : defaultImagePath(context, record.id);
@@ -315,6 +328,34 @@ async function directoryTarget(imagePath: string, preDump: boolean, uid: number)
     },
     async abandon(error) {
       return error;
+    },
+  };
+}
+
+/**
+ * A migration's images: in a directory of their own beside the managed checkpoint (the last
+ * good checkpoint stays), handed on at post-dump while the tree is frozen, removed after.
+ */
+async function migrationTarget(context: RuntimeContext, record: RunningRecord, onFrozen: (imagePath: string) => Promise<void>): Promise<CheckpointTarget> {
+  const writePath = path.join(context.config.checkpointRoot, record.id, 'migration');
+  await rm(writePath, { recursive: true, force: true });
+  await mkdir(writePath, { recursive: true, mode: 0o700 });
+  return {
+    kind: 'migration',
+    writePath,
+    finalPath: writePath,
+    preDump: false,
+    onNotify: async (notify) => {
+      if (notify.script === 'post-dump') await onFrozen(writePath);
+    },
+    async commit() {
+      await rm(writePath, { recursive: true, force: true });
+      return undefined;
+    },
+    async abandon(error) {
+      const moved = await keepFailureLog(error, keptLogPath(context, record.id));
+      await rm(writePath, { recursive: true, force: true });
+      return moved;
     },
   };
 }

@@ -48,7 +48,7 @@ const noteSchema = s.discriminatedUnion('kind', [
     holder: identity,
     started: s.string(),
     /** managed and pre-dump are written aside (writePath) and moved to finalPath; directory in place. */
-    target: s.enum(['managed', 'directory', 'snapshot', 'pre-dump'] as const),
+    target: s.enum(['managed', 'directory', 'snapshot', 'pre-dump', 'migration'] as const),
     writePath: s.string(),
     finalPath: s.string(),
     cgroupPath: s.string(),
@@ -189,6 +189,16 @@ async function recoverCheckpoint(context: RuntimeContext, record: ContainerRecor
   const finished = dumpFinishedSince(images, Date.parse(note.started));
   const init = initOf(record);
   const leftRunning = init !== undefined && (await processes.isAlive(init));
+  if (note.target === 'migration') {
+    // A migration's images are its own: gone either way. A dump CRIU finished means the
+    // destination restored the container and CRIU ended it here.
+    await rm(note.writePath, { recursive: true, force: true });
+    if (finished)
+      logger.warn(
+        `${record.id} was moved to another host by a migration whose command died; \`runtime delete ${record.id}\` removes what is left of it here`,
+      );
+    return record;
+  }
   if (!finished) {
     // An unfinished dump goes (a managed one, or a snapshot); the last good one stays.
     if (note.target === 'snapshot') await rm(path.dirname(note.writePath), { recursive: true, force: true });

@@ -312,7 +312,10 @@ async function restoreTreeWith(
   const inheritFds: InheritFd[] = descriptors.map((target, fd) => ({ key: target, fd })).filter((entry) => entry.fd < 3 && entry.key.startsWith('pipe:'));
 
   const workPath = request.criu.workPath;
-  const lazy = request.criu.lazyPages && workPath ? await criu.startLazyPages(request.imagePath, workPath) : undefined;
+  const remote = request.criu.lazyPageServer
+    ? { pageServer: request.criu.lazyPageServer, ...(request.criu.tls ? { tls: request.criu.tls } : {}) }
+    : undefined;
+  const lazy = request.criu.lazyPages && workPath ? await criu.startLazyPages(request.imagePath, workPath, remote) : undefined;
   if (lazy) {
     lazy.onFailure((detail) => logger.error(`container ${record.id}: ${detail}`));
     supervisor.onClose(() => lazy.stop());

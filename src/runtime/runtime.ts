@@ -28,6 +28,8 @@ import type { SnapshotInfo } from './snapshots/store.js';
 import { inspect, type InspectRequest } from './inspect.js';
 import type { CheckpointInspection } from './inspection/model.js';
 import { PristineContainer, type PristineOptions } from './pristine.js';
+import type { MigrateRequest, MigrateResult } from './migration/migrate.js';
+import type { ReceiveOptions, Receiver } from './migration/receive.js';
 import { listImages, removeImages, type ImageInfo, type ImagesRemoved } from './images.js';
 
 export class Runtime {
@@ -91,6 +93,18 @@ export class Runtime {
 
   removeSnapshot(id: string, name: string): Promise<void> {
     return removeSnapshot(this.context, id, name);
+  }
+
+  /** Moves a running container to the runtime receiving on another host (migration/migrate.ts). */
+  async migrate(request: MigrateRequest): Promise<MigrateResult> {
+    const { migrate } = await import('./migration/migrate.js');
+    return migrate(this.context, request);
+  }
+
+  /** Receives migrations on an address until closed (migration/receive.ts). */
+  async receive(options: ReceiveOptions): Promise<Receiver> {
+    const { receive } = await import('./migration/receive.js');
+    return receive(this.context, options);
   }
 
   /** The images in the store (`run` with `image` adds them), with their disk use and containers. */

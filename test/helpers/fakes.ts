@@ -17,7 +17,16 @@ import type { OciRuntime, OciStartRequest } from '../../src/runtime/oci-runtime.
 import type { MonitorClient } from '../../src/runtime/monitor/launch.js';
 import { deserializeError, type ControlRequest, type MonitorJob, type MonitorReport } from '../../src/runtime/monitor/protocol.js';
 import { superviseContainer } from '../../src/runtime/monitor/container-monitor.js';
-import type { CriuDumpRequest, CriuRestoreRequest, CriuService, FeatureName, LazyPages } from '../../src/criu/service.js';
+import type {
+  CriuDumpRequest,
+  CriuPageServerRequest,
+  CriuRestoreRequest,
+  CriuService,
+  FeatureName,
+  LazyPages,
+  PageServer,
+} from '../../src/criu/service.js';
+import type { RemotePages } from '../../src/criu/lazy-pages.js';
 import type { NetworkLockName } from '../../src/criu/options.js';
 import { CriuFeatureMissingError, CriuRequestError, CriuTooOldError } from '../../src/criu/errors.js';
 import { criuLogTail } from '../../src/criu/log.js';
@@ -541,7 +550,9 @@ export type CriuCall =
   | DumpCall
   | RestoreCall
   | { readonly op: 'startLazyPages'; readonly imagePath: string; readonly workPath: string }
-  | { readonly op: 'stopLazyPages' | 'pauseLazyPages' | 'resumeLazyPages'; readonly imagePath: string; readonly workPath: string };
+  | { readonly op: 'stopLazyPages' | 'pauseLazyPages' | 'resumeLazyPages'; readonly imagePath: string; readonly workPath: string }
+  | { readonly op: 'startPageServer'; readonly request: CriuPageServerRequest }
+  | { readonly op: 'cpuinfoDump' | 'cpuinfoCheck'; readonly imagePath: string };
 
 /** Called at moments of a dump ('start', then 'after <script>' for each notification). */
 export type DumpProbe = (moment: string, request: CriuDumpRequest) => void | Promise<void>;
@@ -687,7 +698,25 @@ export class FakeCriu implements CriuService {
     return this.lazyOnDemand;
   }
 
-  async startLazyPages(imagePath: string, workPath: string): Promise<LazyPages> {
+  /** Records the request; answers with a fake page server (pid and the port asked, or 7000). */
+  async startPageServer(request: CriuPageServerRequest): Promise<PageServer> {
+    this.calls.push({ op: 'startPageServer', request });
+    return { pid: 999_999, port: request.opts.ps?.port || 7000 };
+  }
+
+  /** Writes a cpuinfo.img of its own, as CPUINFO_DUMP does. */
+  async cpuinfoDump(imagePath: string): Promise<void> {
+    this.calls.push({ op: 'cpuinfoDump', imagePath });
+    await writeFile(path.join(imagePath, 'cpuinfo.img'), 'fake cpuinfo');
+  }
+
+  /** Passes when imagePath holds a cpuinfo.img. */
+  async cpuinfoCheck(imagePath: string): Promise<void> {
+    this.calls.push({ op: 'cpuinfoCheck', imagePath });
+    await readFile(path.join(imagePath, 'cpuinfo.img'));
+  }
+
+  async startLazyPages(imagePath: string, workPath: string, _remote?: RemotePages): Promise<LazyPages> {
     this.calls.push({ op: 'startLazyPages', imagePath, workPath });
     return {
       onDemand: this.lazyOnDemand,

@@ -118,6 +118,11 @@ export interface CriuOpts {
   tcp_close?: boolean;
   leave_stopped?: boolean;
   network_lock?: NetworkLockMethod;
+  tls_cacert?: string;
+  tls_cert?: string;
+  tls_key?: string;
+  tls?: boolean;
+  tls_no_cn_verify?: boolean;
 }
 
 export interface CriuFeatures {

@@ -36,6 +36,8 @@ export const commands: readonly CommandEntry[] = [
   entry('inspect', async () => (await import('./commands/inspect.js')).inspectCommand),
   entry('image', async () => (await import('./commands/image.js')).imageCommand),
   entry('images', async () => (await import('./commands/images.js')).imagesCommand),
+  entry('migrate', async () => (await import('./commands/migrate.js')).migrateCommand),
+  entry('receive', async () => (await import('./commands/receive.js')).receiveCommand),
 ];
 
 const globalFlags = {

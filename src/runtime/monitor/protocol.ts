@@ -119,6 +119,8 @@ const criuOptions = s
     autoDedup: s.boolean(),
     lazyPages: s.boolean(),
     pageServer: s.string(),
+    tls: s.object({ cert: s.string(), key: s.string(), ca: s.string() }).strict(),
+    lazyPageServer: s.object({ host: s.string(), port: s.number() }).strict(),
   })
   .partial()
   .strict();

@@ -1,0 +1,296 @@
+/**
+ * `runtime migrate <id> --to ADDR:PORT`: moves a running container to the runtime receiving on
+ * another host (receive.ts), over two channels that both require a certificate the CA signed:
+ * the command channel (channel.ts, mutual TLS, a typed protocol) and CRIU's page server (CRIU's
+ * own TLS). The shape is P.Haul's and LXD's, with CRIU driven through its RPC on both ends:
+ *
+ *   checks         hello/welcome (protocol and CRIU versions: the destination's CRIU at least
+ *                  the source's), then the offer: the container, the mode, this host's CPU as
+ *                  CRIU describes it (CPUINFO_DUMP; the destination runs CPUINFO_CHECK), the
+ *                  storage; the destination checks and answers with its page server's port
+ *   stop-and-copy  (default) CRIU dumps the memory straight into the destination's page server;
+ *                  at its post-dump notification, while the tree is still frozen here, the other
+ *                  images and the rootfs go over the command channel and the destination
+ *                  restores; only once it says the container runs does CRIU end the tree here.
+ *                  Any failure before that (a refusal, a cut link, a failed restore) makes CRIU
+ *                  resume the tree: the container runs on here, as it was
+ *   post-copy      (--lazy) the dump leaves the memory in place and CRIU serves it from this host's
+ *                  page server: the destination restores at once and its lazy-pages daemon pulls
+ *                  the pages; CRIU ends the tree here when every page has moved
+ *   pre-copy       (--pre-dump N) iterative pre-dumps need the kernel's memory tracking
+ *                  (soft-dirty); where CRIU reports none it is refused before anything stops
+ *
+ * A migration that succeeds leaves nothing of the container here (delete), one that fails
+ * leaves it running, and the destination removes whatever it had received.
+ */
+import { spawn } from 'node:child_process';
+import { readFile, rm, mkdtemp } from 'node:fs/promises';
+import { once } from 'node:events';
+import net from 'node:net';
+import path from 'node:path';
+import type { RuntimeContext } from '../context.js';
+import { validateId } from '../id.js';
+import { requireRoot } from '../privileges.js';
+import { RuntimeError, UsageError } from '../errors.js';
+import { checkpoint, ContainerNotRunningError } from '../checkpoint.js';
+import { deleteContainer } from '../delete.js';
+import { connectChannel, type MessageChannel } from './channel.js';
+import { expect, PROTOCOL_VERSION, type CriuVersion } from './protocol.js';
+import { formatVersion, isAtLeast } from '../../criu/version.js';
+import type { TlsFiles } from '../../criu/options.js';
+import { planPreDumps } from './pre-copy.js';
+
+export interface MigrateRequest {
+  readonly id: string;
+  /** The receiving runtime (`runtime receive --listen`). */
+  readonly to: { readonly host: string; readonly port: number };
+  readonly tls: TlsFiles;
+  /** Post-copy: restore at once on the destination, the memory pulled from here after. */
+  readonly lazy?: boolean;
+  /** Pre-copy: at most this many pre-dumps while the container runs (needs memory tracking). */
+  readonly preDump?: number;
+  /** Both hosts see the rootfs at the same path: it is not copied. */
+  readonly sharedStorage?: boolean;
+  /** Move the container's established TCP connections (CRIU's tcp_established). */
+  readonly tcpEstablished?: boolean;
+  /** Post-copy: the port this host's page server listens on (default: one the kernel picks). */
+  readonly pageServerPort?: number;
+  /** How long a step may wait on the other host (default 120 s); past it the migration fails. */
+  readonly timeoutMs?: number;
+  readonly onProgress?: (message: string) => void;
+}
+
+export interface MigrateResult {
+  readonly id: string;
+  readonly mode: 'stop-and-copy' | 'post-copy';
+  /** The restored init's pid on the destination. */
+  readonly pid: number;
+  /** From the dump's start (the tree frozen, about) to the destination's restored init running. */
+  readonly downtimeMs: number;
+  /** From the first connection to the source letting go. */
+  readonly totalMs: number;
+  /** Bytes of images and rootfs sent over the command channel (memory goes through the page server). */
+  readonly streamedBytes: number;
+}
+
+export class MigrationFailedError extends RuntimeError {
+  readonly code = 'MIGRATION_FAILED' as const;
+  constructor(
+    readonly id: string,
+    reason: string,
+    options: { cause?: unknown; hint?: string } = {},
+  ) {
+    super(`migration of ${id} failed: ${reason}`, {
+      ...options,
+      hint: options.hint ?? `the container runs on here as it was (\`runtime state ${id}\`); nothing of it was kept on the destination`,
+    });
+  }
+}
+
+export class PreCopyUnavailableError extends RuntimeError {
+  readonly code = 'MIGRATION_PRE_COPY_UNAVAILABLE' as const;
+  constructor() {
+    super("pre-copy needs the kernel's memory tracking (soft-dirty), which this kernel does not offer (CRIU's FEATURE_CHECK: mem_track)", {
+      hint: 'migrate without --pre-dump (stop-and-copy), or with --lazy (post-copy) for a short downtime',
+    });
+  }
+}
+
+export async function migrate(context: RuntimeContext, request: MigrateRequest): Promise<MigrateResult> {
+  const started = Date.now();
+  const id = validateId(request.id);
+  requireRoot(context.processes, 'runtime migrate');
+  const { store, criu, logger } = context;
+  const progress = (message: string) => {
+    request.onProgress?.(message);
+    logger.info(message, { id });
+  };
+  const record = await store.load(id);
+  if (record.status !== 'running') throw new ContainerNotRunningError(id, record.status);
+  if (record.storage?.driver === 'image') {
+    throw new UsageError(`${id} was made from an image: its rootfs is a layer of this host's image store, which a migration does not carry yet`);
+  }
+  if (request.lazy && request.preDump) throw new UsageError('--lazy and --pre-dump are two ways to shorten the downtime: choose one');
+  const mode = request.lazy ? 'post-copy' : 'stop-and-copy';
+  // Refused before anything stops: the kernel cannot track which pages a pre-dump left behind.
+  if (request.preDump !== undefined && request.preDump > 0) {
+    planPreDumps(request.preDump);
+    if ((await criu.features()).mem_track !== true) throw new PreCopyUnavailableError();
+  }
+  if (request.lazy) await criu.requireFeature('lazy_pages', 'migrate --lazy');
+  const version = await criu.requireVersion();
+  const timeoutMs = request.timeoutMs ?? 120_000;
+
+  const channel = await connectChannel(request.to, request.tls, { timeoutMs });
+  let handedOver = false;
+  try {
+    await channel.send({ type: 'hello', version: PROTOCOL_VERSION, runtimeVersion: runtimeVersion(), criu: version });
+    const welcome = expect(await channel.receive({ timeoutMs }), 'welcome');
+    requireCompatible(id, version, welcome.criu, welcome.version);
+
+    const cpuDir = await mkdtemp(path.join(context.config.checkpointRoot, '.cpuinfo-'));
+    let cpuinfo: string;
+    try {
+      await criu.cpuinfoDump(cpuDir);
+      cpuinfo = (await readFile(path.join(cpuDir, 'cpuinfo.img'))).toString('base64');
+    } finally {
+      await rm(cpuDir, { recursive: true, force: true });
+    }
+    // The user's config.json, not the effective one: the destination derives its own cgroup path.
+    const config = await readFile(path.join(record.bundle, 'config.json'), 'utf8');
+    await channel.send({
+      type: 'offer',
+      id,
+      mode,
+      sharedStorage: request.sharedStorage === true,
+      bundle: record.bundle,
+      tcpEstablished: request.tcpEstablished === true,
+      cpuinfo,
+      config,
+      rootfs: request.sharedStorage ? { kind: 'none' } : { kind: 'directory', path: record.rootfs },
+    });
+    const accepted = expect(await channel.receive({ timeoutMs }), 'accept');
+    progress(`${request.to.host}:${request.to.port} accepted ${id} (${mode})`);
+
+    let streamedBytes = 0;
+    let restoredPid = 0;
+    let frozenAt = 0;
+    let restoredAt = 0;
+    const lazyPort = request.lazy ? (request.pageServerPort ?? (await freePort())) : undefined;
+    const localAddress = channel.localAddress;
+
+    const sendState = async (imagePath: string) => {
+      streamedBytes += await sendDirectory(channel, 'images', imagePath);
+      if (!request.sharedStorage) streamedBytes += await sendDirectory(channel, 'rootfs', record.rootfs);
+    };
+    const dumpStarted = Date.now();
+    const dump = checkpoint(context, {
+      id,
+      ...(request.tcpEstablished ? { tcpEstablished: true } : {}),
+      ...(request.lazy
+        ? { lazyPages: true, pageServer: `${localAddress}:${lazyPort}` }
+        : { pageServer: `${request.to.host}:${accepted.pageServer?.port ?? 0}` }),
+      tls: request.tls,
+      migration: {
+        onFrozen: async (imagePath) => {
+          frozenAt = Date.now();
+          progress(`${id} is frozen and its memory ${request.lazy ? 'stays here until asked for' : 'is on the destination'}: sending the images`);
+          await sendState(imagePath);
+          if (request.lazy) {
+            // CRIU starts serving the memory once this notification is answered: the
+            // destination is told to restore as soon as the page server listens.
+            void restoreWhenListening();
+            return;
+          }
+          await channel.send({ type: 'restore' });
+          const restored = expect(await channel.receive({ timeoutMs }), 'restored');
+          restoredPid = restored.pid;
+          restoredAt = Date.now();
+          handedOver = true;
+        },
+      },
+    });
+    let lazyRestore: Promise<void> | undefined;
+    const restoreWhenListening = () =>
+      (lazyRestore = (async () => {
+        await waitListening(lazyPort!, timeoutMs);
+        await channel.send({ type: 'restore', lazyPageServer: { host: localAddress, port: lazyPort! } });
+        const restored = expect(await channel.receive({ timeoutMs }), 'restored');
+        restoredPid = restored.pid;
+        restoredAt = Date.now();
+        handedOver = true;
+        progress(`${id} runs on the destination (pid ${restored.pid}); its memory follows`);
+      })());
+    try {
+      await dump;
+      if (lazyRestore) await lazyRestore;
+    } catch (error) {
+      if (lazyRestore) await lazyRestore.catch(() => undefined);
+      throw error;
+    }
+    if (!handedOver) throw new MigrationFailedError(id, 'the destination never said the container runs');
+
+    // The container runs there: nothing of it stays here.
+    await channel.send({ type: 'done' });
+    await deleteContainer(context, id, { force: true });
+    const result: MigrateResult = {
+      id,
+      mode,
+      pid: restoredPid,
+      downtimeMs: restoredAt - (frozenAt === 0 ? dumpStarted : Math.min(dumpStarted, frozenAt)),
+      totalMs: Date.now() - started,
+      streamedBytes,
+    };
+    progress(`${id} moved to ${request.to.host}:${request.to.port} (${mode}): downtime ${result.downtimeMs} ms, total ${result.totalMs} ms`);
+    return result;
+  } catch (error) {
+    if (!handedOver) {
+      await channel.send({ type: 'abort', reason: error instanceof Error ? error.message : String(error) }).catch(() => undefined);
+      channel.destroy();
+      if (error instanceof RuntimeError && error.code === 'MIGRATION_FAILED') throw error;
+      throw new MigrationFailedError(id, error instanceof Error ? error.message : String(error), { cause: error });
+    }
+    throw error;
+  } finally {
+    await channel.close().catch(() => undefined);
+  }
+}
+
+function requireCompatible(id: string, ours: CriuVersion, theirs: CriuVersion, protocol: number): void {
+  if (protocol !== PROTOCOL_VERSION) {
+    throw new MigrationFailedError(id, `the destination speaks migration protocol ${protocol}, this runtime ${PROTOCOL_VERSION}`, {
+      hint: 'run the same runtime version on both hosts',
+    });
+  }
+  if (!isAtLeast(theirs, ours)) {
+    throw new MigrationFailedError(
+      id,
+      `the destination's CRIU ${formatVersion(theirs)} is older than this host's ${formatVersion(ours)}: it may not read these images`,
+      {
+        hint: 'install the same CRIU (scripts/install-criu.sh) on both hosts',
+      },
+    );
+  }
+}
+
+/** A tar of dir as one stream of the channel, announced by a message; the bytes sent. */
+async function sendDirectory(channel: MessageChannel, kind: 'images' | 'rootfs', dir: string): Promise<number> {
+  const tar = spawn('tar', ['--create', '--file=-', '--numeric-owner', '--xattrs', '--xattrs-include=*', '--sparse', '-C', dir, '.'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  tar.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const exited = once(tar, 'exit') as Promise<[number | null]>;
+  await channel.send(kind === 'images' ? { type: 'images', files: 0, bytes: 0 } : { type: 'rootfs', bytes: 0 });
+  const bytes = await channel.sendStream(tar.stdout as AsyncIterable<Buffer>);
+  const [code] = await exited;
+  if (code !== 0) throw new MigrationFailedError('', `tar of ${dir} failed: ${stderr.trim()}`);
+  return bytes;
+}
+
+/** Waits until a TCP socket of this host listens on port (CRIU's lazy page server, once it starts). */
+async function waitListening(port: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')} `;
+  for (;;) {
+    const tables = await Promise.all(['/proc/net/tcp', '/proc/net/tcp6'].map((f) => readFile(f, 'utf8').catch(() => '')));
+    // State 0A is LISTEN.
+    if (tables.some((t) => t.split('\n').some((line) => line.includes(hex) && / 0A /.test(line)))) return;
+    if (Date.now() > deadline) throw new MigrationFailedError('', `CRIU's page server did not listen on port ${port}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** A TCP port free on this host now (the kernel's pick, released again). */
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  server.listen(0);
+  await once(server, 'listening');
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((r) => server.close(r));
+  return port;
+}
+
+function runtimeVersion(): string {
+  return process.env.npm_package_version ?? '0.1.0';
+}

@@ -1,0 +1,301 @@
+/**
+ * What a live migration's source and destination say to each other over their command channel
+ * (channel.ts), typed and versioned. One migration runs in this order:
+ *
+ *   source                                   destination
+ *   hello     ─────────────────────────────▶
+ *             ◀───────────────────────────── welcome
+ *   offer     ─────────────────────────────▶
+ *             ◀───────────────────────────── accept (a page server's port, for post-copy)
+ *   images + their data stream (a tar) ─────▶
+ *   rootfs + its data stream ──────────────▶  (unless the storage is shared)
+ *   restore   ─────────────────────────────▶
+ *             ◀───────────────────────────── restored
+ *   done      ─────────────────────────────▶
+ *
+ * Either side may send `abort` (a decision: the migration is called off) or `error` (a failure,
+ * with the code and hint of the error it was, rebuilt on the other side as a MigrationPeerError).
+ * Every message read from the peer is checked against its schema here: the peer is another host,
+ * possibly running another version of the runtime, and a message that does not fit says which
+ * field is wrong rather than failing somewhere later.
+ */
+import { s, type Validator } from '../../system/schema.js';
+import { RuntimeError } from '../errors.js';
+
+/** Sent in hello and welcome; a side that gets another version refuses the peer rather than half-understand it. */
+export const PROTOCOL_VERSION = 1;
+
+/** The version of the criu binary a side restores or dumps with (CRIU's own three numbers). */
+export interface CriuVersion {
+  readonly major: number;
+  readonly minor: number;
+  readonly sublevel: number;
+}
+
+/** The source introduces itself: the first message on every channel. */
+export interface HelloMessage {
+  readonly type: 'hello';
+  /** PROTOCOL_VERSION of the source. */
+  readonly version: number;
+  /** The source's package version, for messages and logs only. */
+  readonly runtimeVersion: string;
+  readonly criu: CriuVersion;
+}
+
+/** The destination's answer to hello, the same fields about itself. */
+export interface WelcomeMessage {
+  readonly type: 'welcome';
+  readonly version: number;
+  readonly runtimeVersion: string;
+  readonly criu: CriuVersion;
+}
+
+/** Where the container's root filesystem comes from on the destination. */
+export type RootfsOffer =
+  /** Nothing to copy: the bundle's rootfs is already there (shared storage, or an image both hosts have). */
+  | { readonly kind: 'none' }
+  /** A directory the source copies over (a rootfs message and its stream follow), to be put at path. */
+  | { readonly kind: 'directory'; readonly path: string };
+
+/** The container the source proposes to move, and how. */
+export interface OfferMessage {
+  readonly type: 'offer';
+  /** The container's id, kept on the destination. */
+  readonly id: string;
+  /** stop-and-copy: every page in the images; post-copy: pages fetched lazily from the source's page server. */
+  readonly mode: 'stop-and-copy' | 'post-copy';
+  /** The images directory and rootfs are on storage both hosts see: nothing is streamed. */
+  readonly sharedStorage: boolean;
+  /** The bundle path the container is restored from on the destination. */
+  readonly bundle: string;
+  /** The dump kept established TCP connections (CRIU's --tcp-established), so the restore must too. */
+  readonly tcpEstablished: boolean;
+  /** CRIU's cpuinfo.img of the source, base64: the destination runs `criu cpuinfo check` with it. */
+  readonly cpuinfo: string;
+  readonly rootfs: RootfsOffer;
+  /** The text of the container's config.json on the source, which the destination's bundle is made from. */
+  readonly config: string;
+  /** The images' size when known, so the destination can check its free space before accepting. */
+  readonly imageBytes?: number;
+}
+
+/** The destination takes the offer. */
+export interface AcceptMessage {
+  readonly type: 'accept';
+  /** Post-copy: where the destination's page server listens for the source's pages. */
+  readonly pageServer?: { readonly port: number };
+}
+
+/** A tar of the images directory follows as one data stream. */
+export interface ImagesMessage {
+  readonly type: 'images';
+  /** How many files the tar holds, and their total size: the destination checks both. */
+  readonly files: number;
+  readonly bytes: number;
+}
+
+/** The root filesystem follows as one data stream. */
+export interface RootfsMessage {
+  readonly type: 'rootfs';
+  readonly bytes: number;
+}
+
+/** Everything is there: the destination restores now. */
+export interface RestoreMessage {
+  readonly type: 'restore';
+  /** Post-copy: the source's lazy-pages server, which CRIU's lazy-pages daemon on the destination asks for pages. */
+  readonly lazyPageServer?: { readonly host: string; readonly port: number };
+}
+
+/** The container runs on the destination. */
+export interface RestoredMessage {
+  readonly type: 'restored';
+  /** The restored init's pid on the destination. */
+  readonly pid: number;
+  /** From the end of the dump to the restored init running, as the destination measured it. */
+  readonly downtimeMs?: number;
+}
+
+/** The source has let go of the container: the destination owns it from now. */
+export interface DoneMessage {
+  readonly type: 'done';
+}
+
+/** The migration is called off by one side's decision (not a failure): the source keeps the container. */
+export interface AbortMessage {
+  readonly type: 'abort';
+  readonly reason: string;
+}
+
+/** One side failed: the error it raised, with its code and hint, for the other side to rebuild. */
+export interface ErrorMessage {
+  readonly type: 'error';
+  readonly code: string;
+  readonly message: string;
+  readonly hint?: string;
+}
+
+export type MigrationMessage =
+  | HelloMessage
+  | WelcomeMessage
+  | OfferMessage
+  | AcceptMessage
+  | ImagesMessage
+  | RootfsMessage
+  | RestoreMessage
+  | RestoredMessage
+  | DoneMessage
+  | AbortMessage
+  | ErrorMessage;
+
+export type MigrationMessageType = MigrationMessage['type'];
+
+/** The message of one type, narrowed. */
+export type MessageOf<T extends MigrationMessageType> = Extract<MigrationMessage, { readonly type: T }>;
+
+const count = () => s.number().int().nonnegative();
+const port = () =>
+  s
+    .number()
+    .int()
+    .positive()
+    .refine((n) => n <= 65535, 'must be a TCP port (1 to 65535)');
+const criuVersion = s.object({ major: count(), minor: count(), sublevel: count() });
+const base64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+// Objects drop keys they do not know, so that a later version may add an optional field without a
+// new protocol version; a new required field or a changed meaning needs PROTOCOL_VERSION + 1.
+const messageSchema: Validator<MigrationMessage> = s.discriminatedUnion('type', [
+  s.object({ type: s.literal('hello'), version: s.number().int().positive(), runtimeVersion: s.string(), criu: criuVersion }),
+  s.object({ type: s.literal('welcome'), version: s.number().int().positive(), runtimeVersion: s.string(), criu: criuVersion }),
+  s.object({
+    type: s.literal('offer'),
+    id: s.string().min(1),
+    mode: s.enum(['stop-and-copy', 'post-copy']),
+    sharedStorage: s.boolean(),
+    bundle: s.string().min(1),
+    tcpEstablished: s.boolean(),
+    cpuinfo: s.string().regex(base64, 'must be base64'),
+    config: s.string().min(1),
+    rootfs: s.discriminatedUnion('kind', [s.object({ kind: s.literal('none') }), s.object({ kind: s.literal('directory'), path: s.string().min(1) })]),
+    imageBytes: count().optional(),
+  }),
+  s.object({ type: s.literal('accept'), pageServer: s.object({ port: port() }).optional() }),
+  s.object({ type: s.literal('images'), files: count(), bytes: count() }),
+  s.object({ type: s.literal('rootfs'), bytes: count() }),
+  s.object({ type: s.literal('restore'), lazyPageServer: s.object({ host: s.string().min(1), port: port() }).optional() }),
+  s.object({ type: s.literal('restored'), pid: s.number().int().positive(), downtimeMs: s.number().nonnegative().optional() }),
+  s.object({ type: s.literal('done') }),
+  s.object({ type: s.literal('abort'), reason: s.string() }),
+  s.object({ type: s.literal('error'), code: s.string().min(1), message: s.string(), hint: s.string().optional() }),
+]);
+
+/** The peer sent something this side cannot read: a frame, or a message that does not fit its schema. */
+export class ChannelProtocolError extends RuntimeError {
+  readonly code = 'MIGRATION_PROTOCOL' as const;
+  constructor(
+    detail: string,
+    /** The message's field at fault ("offer.mode"), when a message was readable JSON. */
+    readonly field?: string,
+  ) {
+    super(`the migration peer sent what this runtime cannot read: ${detail}`, {
+      hint: 'both hosts need a runtime speaking the same migration protocol; compare `runtime --version` on them',
+    });
+  }
+}
+
+/** The connection ended while this side still waited for something of the peer. */
+export class ChannelClosedError extends RuntimeError {
+  readonly code = 'MIGRATION_CHANNEL_CLOSED' as const;
+  constructor(
+    /** What was awaited: "a message", "the images' data stream". */
+    readonly awaited: string,
+    options: { readonly cause?: unknown; readonly remote?: string } = {},
+  ) {
+    super(`the migration channel${options.remote ? ` to ${options.remote}` : ''} closed while waiting for ${awaited}`, {
+      cause: options.cause,
+      hint: "the other host's runtime ended or lost the connection: read its output",
+    });
+  }
+}
+
+/**
+ * An error the peer raised and sent as an `error` message, rebuilt with its code and hint, so a
+ * caller switching on `code` sees the same code whichever host failed.
+ */
+export class MigrationPeerError extends RuntimeError {
+  constructor(
+    readonly code: string,
+    message: string,
+    hint: string | undefined,
+  ) {
+    super(message, hint === undefined ? {} : { hint });
+  }
+}
+
+/** The peer called the migration off (an `abort` message) where this side expected another message. */
+export class MigrationAbortedError extends RuntimeError {
+  readonly code = 'MIGRATION_ABORTED' as const;
+  constructor(readonly reason: string) {
+    super(`the migration peer aborted the migration: ${reason}`, { hint: 'the container stays on the source host; read the reason above' });
+  }
+}
+
+/** The value checked against the schema, or a ChannelProtocolError naming the first field at fault. */
+function check(value: unknown): MigrationMessage {
+  const parsed = messageSchema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  const path = issue?.path.map(String).join('.') ?? '';
+  const type = typeof value === 'object' && value !== null ? (value as { type?: unknown }).type : undefined;
+  // "offer.mode" rather than "mode": which message's field, once the type itself is known.
+  const field = path === '' ? undefined : path === 'type' || typeof type !== 'string' ? path : `${type}.${path}`;
+  const reason = issue?.message ?? 'invalid';
+  throw new ChannelProtocolError(field ? `${field}: ${reason}` : `the message: ${reason}`, field);
+}
+
+/** A message's JSON text as received: the checked message, or a ChannelProtocolError naming the field. */
+export function parseMessage(text: string): MigrationMessage {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new ChannelProtocolError(`a message that is not JSON (${(error as Error).message}): ${text.slice(0, 200)}`);
+  }
+  return check(value);
+}
+
+/** A message value checked the same way (the channel checks what it sends too: a bug here is found here). */
+export function checkMessage(value: unknown): MigrationMessage {
+  return check(value);
+}
+
+/** An error's text beyond this is cut: the message must fit in one frame (a tar's stderr can be long). */
+const MAX_ERROR_TEXT = 64 * 1024;
+
+/** The error message that carries error to the peer; anything not a RuntimeError is 'INTERNAL'. */
+export function errorMessage(error: unknown): ErrorMessage {
+  const cut = (text: string) => (text.length > MAX_ERROR_TEXT ? `${text.slice(0, MAX_ERROR_TEXT)}…` : text);
+  // A MigrationPeerError is a RuntimeError too: sent back as it came, the peer's own code.
+  if (error instanceof RuntimeError)
+    return { type: 'error', code: error.code, message: cut(error.message), ...(error.hint ? { hint: cut(error.hint) } : {}) };
+  if (error instanceof Error) return { type: 'error', code: 'INTERNAL', message: cut(error.message) };
+  return { type: 'error', code: 'INTERNAL', message: cut(String(error)) };
+}
+
+/** The peer's error, rebuilt. */
+export function errorFrom(message: ErrorMessage): MigrationPeerError {
+  return new MigrationPeerError(message.code, message.message, message.hint);
+}
+
+/**
+ * The message, narrowed to the type the protocol expects at this point. The peer's `error` is
+ * thrown as its MigrationPeerError and its `abort` as a MigrationAbortedError; any other type is
+ * the peer out of step, a ChannelProtocolError naming both types.
+ */
+export function expect<T extends MigrationMessageType>(message: MigrationMessage, type: T): MessageOf<T> {
+  if (message.type === type) return message as MessageOf<T>;
+  if (message.type === 'error') throw errorFrom(message);
+  if (message.type === 'abort') throw new MigrationAbortedError(message.reason);
+  throw new ChannelProtocolError(`a ${message.type} message where the protocol expects ${type}`, 'type');
+}

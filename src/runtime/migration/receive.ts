@@ -1,0 +1,216 @@
+/**
+ * `runtime receive --listen ADDR:PORT`: the destination of migrations (migrate.ts), a long-running
+ * receiver with the runtime's own state and checkpoint roots, taking migrations one after
+ * another. For each: the source's hello and offer are checked (protocol and CRIU versions, the
+ * id free here, CRIU's CPUINFO_CHECK against the source's CPU, the bind mounts' sources and a
+ * shared rootfs present on this host); for stop-and-copy a CRIU page server is started (CRIU's
+ * own TLS, the same certificate) into the migration's image directory; the images and the rootfs
+ * arrive over the command channel; the container is restored under a monitor of this runtime,
+ * which becomes the restored init's parent. Whatever fails, or a source that goes before saying
+ * it let go of the container, leaves nothing of it here.
+ *
+ *   <checkpointRoot>/<id>/incoming   the images (the restore's image directory after)
+ *   <checkpointRoot>/<id>/bundle     config.json (the source's, its rootfs moved here) and rootfs/
+ */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { RuntimeContext } from '../context.js';
+import { validateId } from '../id.js';
+import { requireRoot } from '../privileges.js';
+import { ContainerExistsError, RuntimeError, describeError } from '../errors.js';
+import { parseSpec, type Spec } from '../oci/index.js';
+import { isBindMount } from '../../rootfs/in-root.js';
+import { unmountBelow } from '../../rootfs/layers.js';
+import { restoreDetached } from '../restore.js';
+import { deleteContainer } from '../delete.js';
+import { listenChannel, type MessageChannel } from './channel.js';
+import { expect, PROTOCOL_VERSION, type OfferMessage } from './protocol.js';
+import { tlsOpts, type TlsFiles } from '../../criu/options.js';
+
+export interface ReceiveOptions {
+  readonly listen: { readonly host: string; readonly port: number };
+  readonly tls: TlsFiles;
+  /** How long a step may wait on the source (default 120 s). */
+  readonly timeoutMs?: number;
+  /** One line per event (a migration accepted, restored, refused). */
+  readonly onEvent?: (message: string) => void;
+}
+
+export interface Receiver {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+export class MigrationRefusedError extends RuntimeError {
+  readonly code = 'MIGRATION_REFUSED' as const;
+  constructor(reason: string, hint: string) {
+    super(`the destination refuses the migration: ${reason}`, { hint });
+  }
+}
+
+export async function receive(context: RuntimeContext, options: ReceiveOptions): Promise<Receiver> {
+  requireRoot(context.processes, 'runtime receive');
+  await context.criu.requireVersion();
+  const event = (message: string) => {
+    options.onEvent?.(message);
+    context.logger.info(message);
+  };
+  const server = await listenChannel(options.listen, options.tls, (channel) => receiveOne(context, channel, options, event), {
+    onRefused: (reason, remote) => event(`refused a connection from ${remote ?? 'an unknown address'}: ${reason}`),
+  });
+  event(`receiving migrations on ${options.listen.host}:${server.port}`);
+  return server;
+}
+
+async function receiveOne(context: RuntimeContext, channel: MessageChannel, options: ReceiveOptions, event: (message: string) => void): Promise<void> {
+  const { criu, store } = context;
+  const timeoutMs = options.timeoutMs ?? 120_000;
+  const hello = expect(await channel.receive({ timeoutMs }), 'hello');
+  await channel.send({
+    type: 'welcome',
+    version: PROTOCOL_VERSION,
+    runtimeVersion: process.env.npm_package_version ?? '0.1.0',
+    criu: await criu.requireVersion(),
+  });
+  if (hello.version !== PROTOCOL_VERSION) return;
+  const offer = expect(await channel.receive({ timeoutMs }), 'offer');
+  const id = validateId(offer.id);
+  if (await store.exists(id)) throw new ContainerExistsError(id);
+  const home = path.join(context.config.checkpointRoot, id);
+  const incoming = path.join(home, 'incoming');
+  const bundle = path.join(home, 'bundle');
+  let restored = false;
+  try {
+    // What a failed migration of the same id left (no container of that id exists here).
+    await unmountBelow(context.mounts, home);
+    await rm(home, { recursive: true, force: true });
+    await mkdir(incoming, { recursive: true, mode: 0o700 });
+    await mkdir(path.join(bundle, 'rootfs'), { recursive: true, mode: 0o755 });
+    const spec = await checkOffer(context, offer, home);
+    event(`accepting ${id} from ${channel.remoteAddress ?? 'the source'} (${offer.mode})`);
+
+    const pageServer =
+      offer.mode === 'stop-and-copy'
+        ? await criu.startPageServer({
+            imagePath: incoming,
+            opts: { ps: { address: options.listen.host, port: 0 }, ...tlsOpts(options.tls), log_level: 4, log_file: 'page-server.log' },
+          })
+        : undefined;
+    await channel.send({ type: 'accept', ...(pageServer ? { pageServer: { port: pageServer.port } } : {}) });
+
+    for (;;) {
+      const message = await channel.receive({ timeoutMs });
+      if (message.type === 'images') {
+        await receiveDirectory(channel, incoming);
+      } else if (message.type === 'rootfs') {
+        await receiveDirectory(channel, path.join(bundle, 'rootfs'));
+      } else if (message.type === 'restore') {
+        // The page server ends once the dump has sent every page and hung up.
+        if (pageServer) await waitGone(pageServer.pid, timeoutMs);
+        const rootfs = offer.rootfs.kind === 'directory' ? path.join(bundle, 'rootfs') : sharedRootfs(offer, spec);
+        await writeFile(path.join(bundle, 'config.json'), `${JSON.stringify({ ...spec, root: { ...spec.root, path: rootfs } }, null, 2)}\n`);
+        const started = Date.now();
+        const pid = await restoreDetached(context, {
+          id,
+          imagePath: incoming,
+          bundle,
+          ...(offer.tcpEstablished ? { tcpEstablished: true } : {}),
+          ...(message.lazyPageServer
+            ? { lazyPages: true, lazyPageServer: message.lazyPageServer, tls: options.tls, workPath: path.join(home, 'lazy-pages') }
+            : {}),
+        });
+        restored = true;
+        event(`restored ${id} (pid ${pid}) in ${Date.now() - started} ms`);
+        await channel.send({ type: 'restored', pid });
+      } else if (message.type === 'done') {
+        event(`${id} is here now: the source let it go`);
+        return;
+      } else {
+        expect(message, 'done');
+      }
+    }
+  } catch (error) {
+    event(`the migration of ${id} failed: ${describeError(error)}`);
+    // Nothing half-restored stays: a restored container whose source never let it go goes too.
+    if (restored) await deleteContainer(context, id, { force: true }).catch(() => undefined);
+    await unmountBelow(context.mounts, home).catch(() => undefined);
+    await rm(home, { recursive: true, force: true });
+    throw error;
+  }
+}
+
+/**
+ * The offer's checks, before anything stops on the source: CRIU's CPU check against the
+ * source's description, the bind mounts' sources, and a shared rootfs, present here.
+ */
+async function checkOffer(context: RuntimeContext, offer: OfferMessage, home: string): Promise<Spec> {
+  const cpu = await mkdtemp(path.join(home, 'cpuinfo-'));
+  try {
+    await writeFile(path.join(cpu, 'cpuinfo.img'), Buffer.from(offer.cpuinfo, 'base64'));
+    await context.criu.cpuinfoCheck(cpu);
+  } finally {
+    await rm(cpu, { recursive: true, force: true });
+  }
+  const spec = parseSpec(offer.config, `the offer of ${offer.id}`);
+  for (const mount of spec.mounts ?? []) {
+    if (isBindMount(mount) && mount.source && !existsSync(mount.source)) {
+      throw new MigrationRefusedError(`${offer.id} bind-mounts ${mount.source}, which this host does not have`, `make ${mount.source} on this host first`);
+    }
+  }
+  if (offer.rootfs.kind === 'none' && !existsSync(sharedRootfs(offer, spec))) {
+    throw new MigrationRefusedError(
+      `the shared rootfs ${sharedRootfs(offer, spec)} is not on this host`,
+      'mount the shared storage at the same path on both hosts, or migrate without --shared-storage',
+    );
+  }
+  return spec;
+}
+
+/** With shared storage, the rootfs where the source has it: root.path against the source's bundle. */
+function sharedRootfs(offer: OfferMessage, spec: Spec): string {
+  return path.resolve(offer.bundle, spec.root?.path ?? 'rootfs');
+}
+
+/** One data stream of the channel (a tar) unpacked into dir, owners, modes, xattrs and holes kept. */
+async function receiveDirectory(channel: MessageChannel, dir: string): Promise<void> {
+  const tar = spawn(
+    'tar',
+    ['--extract', '--file=-', '--numeric-owner', '--same-owner', '--same-permissions', '--xattrs', '--xattrs-include=*', '-C', dir],
+    {
+      stdio: ['pipe', 'ignore', 'pipe'],
+    },
+  );
+  let stderr = '';
+  tar.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
+  const exited = once(tar, 'exit') as Promise<[number | null]>;
+  try {
+    for await (const chunk of channel.receiveStream()) {
+      if (!tar.stdin.write(chunk)) await once(tar.stdin, 'drain');
+    }
+  } catch (error) {
+    tar.kill('SIGKILL');
+    throw error;
+  } finally {
+    tar.stdin.end();
+  }
+  const [code] = await exited;
+  if (code !== 0)
+    throw new MigrationRefusedError(`unpacking what the source sent into ${dir} failed: ${stderr.trim()}`, 'check the free space here (`df -h`)');
+}
+
+/** Waits for a process that is not ours to end (the page server CRIU forked): gone, or a zombie. */
+async function waitGone(pid: number, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
+    if (stat === undefined || /\) Z /.test(stat)) return;
+    if (Date.now() > deadline) {
+      process.kill(pid, 'SIGKILL');
+      throw new MigrationRefusedError(`CRIU's page server (pid ${pid}) did not end after the dump`, 'see page-server.log in the migration directory');
+    }
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
