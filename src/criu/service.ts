@@ -47,6 +47,7 @@ export interface CriuPageServerRequest {
 }
 
 export interface PageServer {
+  /** Its pid, when CRIU says it (0 when not: it ends by itself once the dump hung up). */
   readonly pid: number;
   readonly port: number;
 }
@@ -240,8 +241,9 @@ export class SwrkCriuService implements CriuService {
     let server: PageServer | undefined;
     await this.runJob(job, ReqType.PAGE_SERVER, ['ignore', 'ignore', 'pipe'], async (session, _inherited, directoryFds) => {
       const response = await session.call({ type: ReqType.PAGE_SERVER, opts: { ...job.opts, ...directoryFds } });
-      if (!response.success || !response.ps?.pid || !response.ps.port) throw await this.failure(response, job, session);
-      server = { pid: response.ps.pid, port: response.ps.port };
+      if (!response.success || !response.ps?.port) throw await this.failure(response, job, session);
+      // CRIU 4.2 answers pid 0 for its daemon (cr_page_server returns 0 in the parent).
+      server = { pid: response.ps.pid ?? 0, port: response.ps.port };
     });
     return server!;
   }

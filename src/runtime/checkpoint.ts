@@ -56,7 +56,11 @@ export interface CheckpointRequest extends CheckpointOptions {
    * own, and onFrozen sends them on while CRIU holds the tree frozen at its post-dump
    * notification; onFrozen throwing makes CRIU resume the tree, which runs on here.
    */
-  readonly migration?: { readonly onFrozen: (imagePath: string) => Promise<void> };
+  readonly migration?: {
+    readonly onFrozen: (imagePath: string) => Promise<void>;
+    /** Told `criu swrk`'s pid (a process group of its own), for a watchdog that may end it. */
+    readonly onCriuStarted?: (pid: number) => void;
+  };
 }
 
 export interface CheckpointResult {
@@ -195,7 +199,10 @@ export async function checkpoint(context: RuntimeContext, request: CheckpointReq
           ...(request.workPath ? { workPath: path.resolve(request.workPath) } : {}),
           ...(target.preDump ? { preDump: true } : {}),
           ...(target.onNotify ? { onNotify: target.onNotify } : {}),
-          onStarted: (pid) => operation.criuStarted(context, pid),
+          onStarted: async (pid) => {
+            await operation.criuStarted(context, pid);
+            request.migration?.onCriuStarted?.(pid);
+          },
         });
       } catch (error) {
         // CRIU thaws the tree when a dump fails; a CRIU that was killed cannot.

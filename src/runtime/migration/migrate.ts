@@ -24,13 +24,14 @@
  * leaves it running, and the destination removes whatever it had received.
  */
 import { spawn } from 'node:child_process';
-import { readFile, rm, mkdtemp } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { once } from 'node:events';
 import net from 'node:net';
 import path from 'node:path';
 import type { RuntimeContext } from '../context.js';
 import { validateId } from '../id.js';
-import { requireRoot } from '../privileges.js';
+import { CAP_SYS_RESOURCE, hasEffectiveCapability, requireRoot } from '../privileges.js';
 import { RuntimeError, UsageError } from '../errors.js';
 import { checkpoint, ContainerNotRunningError } from '../checkpoint.js';
 import { deleteContainer } from '../delete.js';
@@ -87,6 +88,31 @@ export class MigrationFailedError extends RuntimeError {
   }
 }
 
+/**
+ * CRIU's lazy page server splices pages through a pipe of 819 pages (3,354,624 bytes); beyond
+ * fs.pipe-max-size only CAP_SYS_RESOURCE may ask for one, which root lacks on some hosts. The
+ * serving would fail once the container is frozen: refused before instead.
+ */
+const LAZY_PIPE_BYTES = 3_354_624;
+
+export class PipeTooSmallError extends RuntimeError {
+  readonly code = 'MIGRATION_PIPE_TOO_SMALL' as const;
+  constructor(readonly maxBytes: number) {
+    super(
+      `post-copy needs pipes of ${LAZY_PIPE_BYTES} bytes for CRIU's page server; fs.pipe-max-size is ${maxBytes} and this root lacks CAP_SYS_RESOURCE`,
+      {
+        hint: 'raise it on this host: `sysctl -w fs.pipe-max-size=4194304`, or migrate without --lazy',
+      },
+    );
+  }
+}
+
+function requirePipeSize(): void {
+  if (hasEffectiveCapability(CAP_SYS_RESOURCE)) return;
+  const max = Number(readFileSync('/proc/sys/fs/pipe-max-size', 'utf8').trim());
+  if (Number.isFinite(max) && max < LAZY_PIPE_BYTES) throw new PipeTooSmallError(max);
+}
+
 export class PreCopyUnavailableError extends RuntimeError {
   readonly code = 'MIGRATION_PRE_COPY_UNAVAILABLE' as const;
   constructor() {
@@ -117,7 +143,10 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
     planPreDumps(request.preDump);
     if ((await criu.features()).mem_track !== true) throw new PreCopyUnavailableError();
   }
-  if (request.lazy) await criu.requireFeature('lazy_pages', 'migrate --lazy');
+  if (request.lazy) {
+    await criu.requireFeature('lazy_pages', 'migrate --lazy');
+    requirePipeSize();
+  }
   const version = await criu.requireVersion();
   const timeoutMs = request.timeoutMs ?? 120_000;
 
@@ -128,6 +157,7 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
     const welcome = expect(await channel.receive({ timeoutMs }), 'welcome');
     requireCompatible(id, version, welcome.criu, welcome.version);
 
+    await mkdir(context.config.checkpointRoot, { recursive: true, mode: 0o700 });
     const cpuDir = await mkdtemp(path.join(context.config.checkpointRoot, '.cpuinfo-'));
     let cpuinfo: string;
     try {
@@ -164,6 +194,29 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
       if (!request.sharedStorage) streamedBytes += await sendDirectory(channel, 'rootfs', record.rootfs);
     };
     const dumpStarted = Date.now();
+    // CRIU has no timeout of its own: a link that goes silent while it sends the memory would
+    // hold the tree frozen for as long as TCP retries. Once its connection to the page server
+    // has been retransmitting for the whole timeout, CRIU is ended, the dump fails, and the
+    // checkpoint thaws the tree.
+    let criuPid = 0;
+    let stalledSince = 0;
+    const watchdog = setInterval(() => {
+      if (frozenAt !== 0 || criuPid === 0 || request.lazy) return;
+      void retransmitting(request.to.host, accepted.pageServer?.port ?? 0).then((stalled) => {
+        if (!stalled) {
+          stalledSince = 0;
+          return;
+        }
+        stalledSince ||= Date.now();
+        if (Date.now() - stalledSince < timeoutMs) return;
+        progress(`the link to ${request.to.host} has been silent for ${timeoutMs} ms while the memory went: ending CRIU, the container runs on`);
+        try {
+          process.kill(-criuPid, 'SIGKILL');
+        } catch {
+          // Already gone.
+        }
+      });
+    }, 500);
     const dump = checkpoint(context, {
       id,
       ...(request.tcpEstablished ? { tcpEstablished: true } : {}),
@@ -172,10 +225,11 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
         : { pageServer: `${request.to.host}:${accepted.pageServer?.port ?? 0}` }),
       tls: request.tls,
       migration: {
+        onCriuStarted: (pid) => (criuPid = pid),
         onFrozen: async (imagePath) => {
           frozenAt = Date.now();
           progress(`${id} is frozen and its memory ${request.lazy ? 'stays here until asked for' : 'is on the destination'}: sending the images`);
-          await sendState(imagePath);
+          await withTimeout(sendState(imagePath), timeoutMs, 'sending the images', () => channel.destroy());
           if (request.lazy) {
             // CRIU starts serving the memory once this notification is answered: the
             // destination is told to restore as soon as the page server listens.
@@ -191,6 +245,12 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
       },
     });
     let lazyRestore: Promise<void> | undefined;
+    let dumpDone = false;
+    void dump.finally(() => clearInterval(watchdog)).catch(() => undefined);
+    void dump.then(
+      () => (dumpDone = true),
+      () => (dumpDone = true),
+    );
     const restoreWhenListening = () =>
       (lazyRestore = (async () => {
         await waitListening(lazyPort!, timeoutMs);
@@ -201,9 +261,23 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
         handedOver = true;
         progress(`${id} runs on the destination (pid ${restored.pid}); its memory follows`);
       })());
+    // The destination failing to restore leaves CRIU waiting for a lazy-pages daemon that will
+    // never come, the tree frozen: a connection that hangs up at once makes CRIU's serving fail,
+    // and CRIU then resumes the tree here.
+    const watchLazy = async () => {
+      while (!lazyRestore) {
+        if (dumpDone) return;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      try {
+        await lazyRestore;
+      } catch (error) {
+        await hangUp(lazyPort!);
+        throw error;
+      }
+    };
     try {
-      await dump;
-      if (lazyRestore) await lazyRestore;
+      await Promise.all([dump, request.lazy ? watchLazy() : undefined]);
     } catch (error) {
       if (lazyRestore) await lazyRestore.catch(() => undefined);
       throw error;
@@ -279,6 +353,53 @@ async function waitListening(port: number, timeoutMs: number): Promise<void> {
     if (Date.now() > deadline) throw new MigrationFailedError('', `CRIU's page server did not listen on port ${port}`);
     await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+/** The promise, or a MigrationFailedError once ms passed (onTimeout runs first: it unblocks what waits). */
+async function withTimeout<T>(promise: Promise<T>, ms: number, what: string, onTimeout: () => void): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          onTimeout();
+          reject(new MigrationFailedError('', `${what} took more than ${ms} ms`));
+        }, ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Whether this host's TCP connection to host:port is retransmitting (the kernel's count of
+ * retransmission timeouts in /proc/net/tcp is above zero): the peer has gone silent.
+ */
+async function retransmitting(host: string, port: number): Promise<boolean> {
+  const octets = host.split('.');
+  if (octets.length !== 4 || port === 0) return false;
+  const remote = `${octets
+    .reverse()
+    .map((o) => Number(o).toString(16).padStart(2, '0'))
+    .join('')
+    .toUpperCase()}:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  const table = await readFile('/proc/net/tcp', 'utf8').catch(() => '');
+  return table
+    .split('\n')
+    .slice(1)
+    .map((line) => line.trim().split(/\s+/))
+    .some((fields) => fields[2] === remote && Number(fields[6]) > 0);
+}
+
+/** Connects to a CRIU server waiting for its one client and hangs up: CRIU's serve fails and it goes on. */
+export async function hangUp(port: number, host = '127.0.0.1'): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const socket = net.connect({ host, port }, () => socket.destroy());
+    socket.once('close', () => resolve());
+    socket.once('error', () => resolve());
+  });
 }
 
 /** A TCP port free on this host now (the kernel's pick, released again). */

@@ -15,7 +15,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, readlink, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { RuntimeContext } from '../context.js';
 import { validateId } from '../id.js';
@@ -29,6 +29,7 @@ import { deleteContainer } from '../delete.js';
 import { listenChannel, type MessageChannel } from './channel.js';
 import { expect, PROTOCOL_VERSION, type OfferMessage } from './protocol.js';
 import { tlsOpts, type TlsFiles } from '../../criu/options.js';
+import type { PageServer } from '../../criu/service.js';
 
 export interface ReceiveOptions {
   readonly listen: { readonly host: string; readonly port: number };
@@ -83,6 +84,7 @@ async function receiveOne(context: RuntimeContext, channel: MessageChannel, opti
   const incoming = path.join(home, 'incoming');
   const bundle = path.join(home, 'bundle');
   let restored = false;
+  let pageServer: PageServer | undefined;
   try {
     // What a failed migration of the same id left (no container of that id exists here).
     await unmountBelow(context.mounts, home);
@@ -92,7 +94,7 @@ async function receiveOne(context: RuntimeContext, channel: MessageChannel, opti
     const spec = await checkOffer(context, offer, home);
     event(`accepting ${id} from ${channel.remoteAddress ?? 'the source'} (${offer.mode})`);
 
-    const pageServer =
+    pageServer =
       offer.mode === 'stop-and-copy'
         ? await criu.startPageServer({
             imagePath: incoming,
@@ -108,8 +110,9 @@ async function receiveOne(context: RuntimeContext, channel: MessageChannel, opti
       } else if (message.type === 'rootfs') {
         await receiveDirectory(channel, path.join(bundle, 'rootfs'));
       } else if (message.type === 'restore') {
-        // The page server ends once the dump has sent every page and hung up.
-        if (pageServer) await waitGone(pageServer.pid, timeoutMs);
+        // The dump reaches its post-dump notification only once the page server has answered
+        // its close (every page written); the server's own end is waited for when CRIU names it.
+        if (pageServer && pageServer.pid > 0) await waitGone(pageServer.pid, timeoutMs);
         const rootfs = offer.rootfs.kind === 'directory' ? path.join(bundle, 'rootfs') : sharedRootfs(offer, spec);
         await writeFile(path.join(bundle, 'config.json'), `${JSON.stringify({ ...spec, root: { ...spec.root, path: rootfs } }, null, 2)}\n`);
         const started = Date.now();
@@ -119,7 +122,7 @@ async function receiveOne(context: RuntimeContext, channel: MessageChannel, opti
           bundle,
           ...(offer.tcpEstablished ? { tcpEstablished: true } : {}),
           ...(message.lazyPageServer
-            ? { lazyPages: true, lazyPageServer: message.lazyPageServer, tls: options.tls, workPath: path.join(home, 'lazy-pages') }
+            ? { lazyPages: true, lazyPageServer: message.lazyPageServer, tls: options.tls, workPath: await madeDirectory(path.join(home, 'lazy-pages')) }
             : {}),
         });
         restored = true;
@@ -134,6 +137,9 @@ async function receiveOne(context: RuntimeContext, channel: MessageChannel, opti
     }
   } catch (error) {
     event(`the migration of ${id} failed: ${describeError(error)}`);
+    // A page server no dump connected to would wait for one for good, and one whose dump went
+    // silent (a cut link) would wait on its connection: whichever holds its port goes.
+    if (pageServer) await endPortHolders(pageServer.port);
     // Nothing half-restored stays: a restored container whose source never let it go goes too.
     if (restored) await deleteContainer(context, id, { force: true }).catch(() => undefined);
     await unmountBelow(context.mounts, home).catch(() => undefined);
@@ -199,6 +205,36 @@ async function receiveDirectory(channel: MessageChannel, dir: string): Promise<v
   const [code] = await exited;
   if (code !== 0)
     throw new MigrationRefusedError(`unpacking what the source sent into ${dir} failed: ${stderr.trim()}`, 'check the free space here (`df -h`)');
+}
+
+/** SIGKILLs the processes of this network namespace holding a TCP socket on port (CRIU's page server: its pid is not told). */
+async function endPortHolders(port: number): Promise<void> {
+  const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  const inodes = new Set<string>();
+  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+    for (const line of (await readFile(table, 'utf8').catch(() => '')).split('\n').slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      if (fields[1]?.endsWith(hex) && fields[9] && fields[9] !== '0') inodes.add(fields[9]);
+    }
+  }
+  if (inodes.size === 0) return;
+  for (const pid of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
+    const fds = await readdir(`/proc/${pid}/fd`).catch(() => [] as string[]);
+    for (const fd of fds) {
+      const target = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '');
+      const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1];
+      if (inode && inodes.has(inode)) {
+        process.kill(Number(pid), 'SIGKILL');
+        break;
+      }
+    }
+  }
+}
+
+async function madeDirectory(dir: string): Promise<string> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  return dir;
 }
 
 /** Waits for a process that is not ours to end (the page server CRIU forked): gone, or a zombie. */

@@ -20,6 +20,7 @@ export const receiveCommand = defineCommand({
   flags: {
     listen: { type: 'string', value: 'ADDR:PORT', description: 'where to listen (port 0: one the kernel picks, printed)' },
     ...tlsFlags,
+    timeout: { type: 'string', value: 'SECONDS', description: 'how long a step may wait on the source (default 120)' },
   },
   async run(runtime, flags, _positionals, io) {
     if (!flags.listen) throw new UsageError('receive needs --listen ADDR:PORT');

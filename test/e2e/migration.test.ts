@@ -1,0 +1,268 @@
+/**
+ * Live migration between two hosts made of two network namespaces joined by a veth pair
+ * (netns-hosts.ts), each running its own `runtime` with its own roots: `runtime receive` on one,
+ * `runtime migrate` on the other, both channels over mutual TLS with certificates of a test CA
+ * (test/helpers/certs.ts). Real runc and CRIU, as root.
+ */
+import test, { type ExecutionContext } from 'ava';
+import { chmod, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
+import { execa } from 'execa';
+import { cliPath, e2e, sandbox, waitFor, type Sandbox } from './helpers.js';
+import { twoHosts, type Host, type TwoHosts } from './netns-hosts.js';
+import { memhogBundle } from './reset-helpers.js';
+import { verifyMemory, waitReady } from '../../bench/workload.js';
+import { makePki } from '../helpers/certs.js';
+import type { TlsFiles } from '../../src/criu/options.js';
+import { tlsOpts } from '../../src/criu/options.js';
+
+const serial = e2e(test);
+const MIB = 256;
+/** Post-copy needs CRIU's page server to splice through pipes this large (migrate.ts). */
+const LAZY_PIPE_BYTES = 4_194_304;
+
+interface World {
+  readonly box: Sandbox;
+  readonly hosts: TwoHosts;
+  readonly certs: { readonly a: TlsFiles; readonly b: TlsFiles; readonly rogue: TlsFiles };
+  /** The runtime of host a or b, with that host's roots, inside that host's network namespace. */
+  cli(host: Host, args: readonly string[], options?: { timeoutMs?: number }): Promise<{ exitCode: number; stdout: string; stderr: string }>;
+  /** Where a host keeps a container's received bundle. */
+  bundleOn(host: Host, id: string): string;
+  receiver(host: Host, tls?: TlsFiles, extra?: readonly string[]): Promise<{ port: number; log(): string; process: ChildProcess }>;
+}
+
+function rootsOf(box: Sandbox, host: Host): Record<string, string> {
+  const dir = path.join(box.dir, host.name);
+  return {
+    RUNTIME_ROOT: path.join(dir, 'state'),
+    RUNTIME_CHECKPOINT_ROOT: path.join(dir, 'checkpoints'),
+    RUNTIME_IMAGE_ROOT: path.join(dir, 'images'),
+    RUNTIME_CGROUP_PARENT: `/runtime-test/${path.basename(box.dir)}-${host.name.slice(-1)}`,
+    RUNTIME_LOG_LEVEL: 'info',
+  };
+}
+
+async function world(t: ExecutionContext, name: string): Promise<World> {
+  const box = await sandbox(t);
+  await chmod(box.dir, 0o711);
+  const hosts = await twoHosts(t, name);
+  const pkiDir = path.join(box.dir, 'pki');
+  await mkdir(pkiDir);
+  const pki = await makePki(pkiDir, 'cluster');
+  const rogueCa = await makePki(pkiDir, 'rogue');
+  const certs = {
+    a: await pki.issue('host-a', { ip: hosts.a.address }),
+    b: await pki.issue('host-b', { ip: hosts.b.address }),
+    rogue: await rogueCa.issue('host-a', { ip: hosts.a.address }),
+  };
+  const cli: World['cli'] = (host, args, options = {}) =>
+    host.exec([cliPath, ...args], { env: rootsOf(box, host), reject: false, timeoutMs: options.timeoutMs ?? 120_000 });
+  // Registered after the hosts: it runs before their teardown, while the monitors still live.
+  t.teardown(async () => {
+    for (const host of [hosts.a, hosts.b]) {
+      const ids = (await cli(host, ['list', '-q'])).stdout.split('\n').filter((l) => l !== '');
+      for (const id of ids) await cli(host, ['delete', '-f', id]);
+    }
+  });
+  return {
+    box,
+    hosts,
+    certs,
+    cli,
+    bundleOn: (host, id) => path.join(rootsOf(box, host).RUNTIME_CHECKPOINT_ROOT!, id, 'bundle'),
+    async receiver(host, tls, extra = []) {
+      const files = tls ?? (host === hosts.a ? certs.a : certs.b);
+      const argv = [cliPath, 'receive', '--listen', `${host.address}:0`, '--tls-cert', files.cert, '--tls-key', files.key, '--tls-ca', files.ca, ...extra];
+      const child = host.spawn(argv, {
+        env: rootsOf(box, host),
+      });
+      let out = '';
+      child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+      child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+      const port = await waitFor(`the receiver on ${host.name}`, async () => Number(/listening on port (\d+)/.exec(out)?.[1]) || undefined, 20_000);
+      return { port, log: () => out, process: child };
+    },
+  };
+}
+
+function migrateArgs(world: World, from: 'a' | 'b', id: string, port: number, extra: readonly string[] = []): string[] {
+  const to = from === 'a' ? world.hosts.b : world.hosts.a;
+  const files = world.certs[from];
+  return ['migrate', id, '--to', `${to.address}:${port}`, '--tls-cert', files.cert, '--tls-key', files.key, '--tls-ca', files.ca, ...extra];
+}
+
+/** Raises fs.pipe-max-size for post-copy, and puts it back after the test. */
+async function allowPostCopy(t: ExecutionContext): Promise<void> {
+  const file = '/proc/sys/fs/pipe-max-size';
+  const before = (await readFile(file, 'utf8')).trim();
+  if (Number(before) >= LAZY_PIPE_BYTES) return;
+  await writeFile(file, String(LAZY_PIPE_BYTES));
+  t.teardown(() => writeFile(file, before));
+}
+
+async function counter(bundle: string): Promise<number> {
+  return Number((await readFile(path.join(bundle, 'rootfs/count'), 'utf8').catch(() => '0')).trim() || '0');
+}
+
+async function counting(bundle: string, above: number): Promise<number> {
+  return waitFor(`the counter in ${bundle} to pass ${above}`, async () => {
+    const now = await counter(bundle);
+    return now > above ? now : undefined;
+  });
+}
+
+serial(
+  'a counter container migrates to the other host and back (stop-and-copy, then post-copy) and keeps counting; nothing stays on the source',
+  async (t) => {
+    const w = await world(t, 'counter');
+    await allowPostCopy(t);
+    const { a, b } = w.hosts;
+    const bundle = await w.box.bundle('counter', ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i > /count; sleep 0.1; done']);
+    t.is((await w.cli(a, ['run', '-d', '--bundle', bundle, 'c1'])).exitCode, 0);
+    const before = await counting(bundle, 5);
+
+    const onB = await w.receiver(b);
+    const there = await w.cli(a, migrateArgs(w, 'a', 'c1', onB.port));
+    t.is(there.exitCode, 0, there.stderr);
+    const result = JSON.parse(there.stdout) as { mode: string; pid: number; downtimeMs: number };
+    t.is(result.mode, 'stop-and-copy');
+    const stateB = JSON.parse((await w.cli(b, ['state', 'c1'])).stdout) as { status: string; pid: number };
+    t.like(stateB, { status: 'running', pid: result.pid });
+    const arrived = await counting(w.bundleOn(b, 'c1'), before);
+    t.true(arrived > before, `it counted on from ${before} to ${arrived}`);
+    t.is((await w.cli(a, ['state', 'c1'])).exitCode, 1, 'nothing of it on the source');
+    t.deepEqual(await readdir(rootsOf(w.box, a).RUNTIME_CHECKPOINT_ROOT!).catch(() => []), []);
+    t.regex(onB.log(), /restored c1 \(pid \d+\)/);
+
+    const onA = await w.receiver(a);
+    const back = await w.cli(b, migrateArgs(w, 'b', 'c1', onA.port, ['--lazy']));
+    t.is(back.exitCode, 0, back.stderr);
+    t.is((JSON.parse(back.stdout) as { mode: string }).mode, 'post-copy');
+    t.is(JSON.parse((await w.cli(a, ['state', 'c1'])).stdout).status, 'running');
+    const home = await counter(w.bundleOn(a, 'c1'));
+    t.true(home >= arrived, `it came back at ${home}, after ${arrived}`);
+    await counting(w.bundleOn(a, 'c1'), home);
+    t.is((await w.cli(b, ['state', 'c1'])).exitCode, 1);
+  },
+);
+
+serial(`${MIB} MiB of known memory arrive byte-exact, stop-and-copy and post-copy`, async (t) => {
+  const w = await world(t, 'memory');
+  await allowPostCopy(t);
+  const { a, b } = w.hosts;
+  const bundle = await memhogBundle(w.box, MIB);
+  t.is((await w.cli(a, ['run', '-d', '--bundle', bundle, 'hog'])).exitCode, 0);
+  await waitReady(bundle, MIB);
+
+  const onB = await w.receiver(b);
+  const there = await w.cli(a, migrateArgs(w, 'a', 'hog', onB.port));
+  t.is(there.exitCode, 0, there.stderr);
+  const pidB = (JSON.parse(there.stdout) as { pid: number }).pid;
+  await verifyMemory(w.bundleOn(b, 'hog'), pidB, MIB);
+
+  const onA = await w.receiver(a);
+  const back = await w.cli(b, migrateArgs(w, 'b', 'hog', onA.port, ['--lazy']));
+  t.is(back.exitCode, 0, back.stderr);
+  const pidA = (JSON.parse(back.stdout) as { pid: number }).pid;
+  await verifyMemory(w.bundleOn(a, 'hog'), pidA, MIB);
+  t.pass();
+});
+
+serial('a peer whose certificate another CA signed is refused on the command channel and on the page server, and the container runs on', async (t) => {
+  const w = await world(t, 'rogue');
+  const { a, b } = w.hosts;
+  const bundle = await w.box.bundle('counter', ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i > /count; sleep 0.1; done']);
+  t.is((await w.cli(a, ['run', '-d', '--bundle', bundle, 'c1'])).exitCode, 0);
+  const before = await counting(bundle, 3);
+
+  // The source with a rogue certificate: the receiver refuses it.
+  const onB = await w.receiver(b);
+  const rogue = w.certs.rogue;
+  const refused = await w.cli(a, [
+    'migrate',
+    'c1',
+    '--to',
+    `${b.address}:${onB.port}`,
+    '--tls-cert',
+    rogue.cert,
+    '--tls-key',
+    rogue.key,
+    '--tls-ca',
+    rogue.ca,
+  ]);
+  t.is(refused.exitCode, 1);
+  t.regex(refused.stderr, /certificate/);
+  await waitFor('the receiver to report the refusal', async () => (/refused a connection from/.test(onB.log()) ? true : undefined));
+  // A receiver with a rogue certificate: the source refuses it.
+  const rogueReceiver = await w.receiver(b, rogue);
+  const wrongServer = await w.cli(a, migrateArgs(w, 'a', 'c1', rogueReceiver.port));
+  t.is(wrongServer.exitCode, 1);
+  t.regex(wrongServer.stderr, /certificate/);
+  t.is(JSON.parse((await w.cli(a, ['state', 'c1'])).stdout).status, 'running');
+  await counting(bundle, before);
+
+  // The page server: CRIU's TLS refuses a dump whose certificate the CA did not sign.
+  const incoming = path.join(w.box.dir, 'incoming');
+  await mkdir(incoming, { mode: 0o700 });
+  const server = await w.box.runtime.context.criu.startPageServer({
+    imagePath: incoming,
+    opts: { ps: { address: '127.0.0.1', port: 0 }, ...tlsOpts(w.certs.b), log_level: 4, log_file: 'page-server.log' },
+  });
+  const local = await w.box.bundle('local', ['sh', '-c', 'while true; do sleep 1; done']);
+  await w.box.runtime.run({ id: 'local', bundle: local });
+  const dump = await t.throwsAsync(w.box.runtime.checkpoint({ id: 'local', pageServer: `127.0.0.1:${server.port}`, tls: rogue }));
+  t.regex(String(dump?.message), /CRIU DUMP failed|criu swrk ended/);
+  t.is((await w.box.runtime.state('local')).status, 'running');
+  await waitFor('the page server to log the refusal', async () => {
+    const log = await readFile(path.join(incoming, 'page-server.log'), 'utf8').catch(() => '');
+    return /NOT trusted|issuer is unknown/.test(log) ? true : undefined;
+  });
+  t.false(existsSync(path.join(incoming, 'pages-1.img')));
+});
+
+serial(
+  'a link cut while the memory is on its way leaves the container running on the source, its memory whole, and nothing on the destination',
+  async (t) => {
+    const w = await world(t, 'cut');
+    const { a, b } = w.hosts;
+    const bundle = await memhogBundle(w.box, MIB);
+    t.is((await w.cli(a, ['run', '-d', '--bundle', bundle, 'hog'])).exitCode, 0);
+    await waitReady(bundle, MIB);
+    // A slow link, so that the cut falls while the pages go.
+    await execa('nsenter', [
+      `--net=${a.netns}`,
+      'tc',
+      'qdisc',
+      'add',
+      'dev',
+      a.device,
+      'root',
+      'tbf',
+      'rate',
+      '100mbit',
+      'burst',
+      '32kbit',
+      'latency',
+      '400ms',
+    ]);
+    const onB = await w.receiver(b, undefined, ['--timeout', '10']);
+    const migration = w.cli(a, migrateArgs(w, 'a', 'hog', onB.port, ['--timeout', '10']), { timeoutMs: 90_000 });
+    await waitFor('the destination to accept', async () => (/accepting hog/.test(onB.log()) ? true : undefined), 30_000);
+    await new Promise((r) => setTimeout(r, 1500));
+    await w.hosts.cut();
+    const result = await migration;
+    t.is(result.exitCode, 1, result.stdout);
+    t.regex(result.stderr, /migration of hog failed/);
+    const state = JSON.parse((await w.cli(a, ['state', 'hog'])).stdout) as { status: string; pid: number };
+    t.is(state.status, 'running');
+    await verifyMemory(bundle, state.pid, MIB);
+    await w.hosts.heal();
+    await waitFor('the destination to give up', async () => (/the migration of hog failed/.test(onB.log()) ? true : undefined), 60_000);
+    t.is((await w.cli(b, ['state', 'hog'])).exitCode, 1);
+    t.false(existsSync(path.join(rootsOf(w.box, b).RUNTIME_CHECKPOINT_ROOT!, 'hog')));
+    t.is((await execa('pgrep', ['-f', `page-server --rpc --address ${b.address}`], { reject: false })).exitCode, 1, 'no page server left');
+  },
+);
