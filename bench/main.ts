@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: the benchmarks, one after the other; BENCH_ONLY=NAME[,NAME] runs only those
- * (checkpoint-restore, reset, reset-postgres, images, oci-images). Each cleans up after itself before the next starts.
+ * (checkpoint-restore, reset, reset-postgres, images, oci-images, migration). Each cleans up after itself before the next starts.
  *
  * checkpoint-restore: checkpoint and restore of the same busybox container holding 64 and 256 MiB,
  * by `runtime` and by `runc checkpoint`/`runc restore`, in one run. Prints medians and the ratio
@@ -26,6 +26,7 @@ import { benchmarkBackToBack } from './back-to-back.js';
 import { benchmarkPostgres } from './back-to-back-postgres.js';
 import { runImagesBench } from './images.js';
 import { benchmarkOciImages } from './oci-images.js';
+import { benchmarkMigration } from './migration.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const resultsFile = path.join(repoRoot, 'bench-results/checkpoint-restore.json');
@@ -270,6 +271,7 @@ const benchmarks: Record<string, (cleanup: Cleanup, abort: AbortSignal) => Promi
   'reset-postgres': (cleanup, abort) => benchmarkPostgres(repoRoot, cleanup, abort),
   images: (cleanup, abort) => runImagesBench(cleanup, abort),
   'oci-images': (cleanup, abort) => benchmarkOciImages(cleanup, abort),
+  migration: (cleanup, abort) => benchmarkMigration(cleanup, abort),
 };
 
 let cleanup = new Cleanup();

@@ -199,7 +199,10 @@ function makeHost(name: string, address: string, device: string, children: Child
  * Two hosts, a (.1) and b (.2), joined by a veth pair; removed, with everything running in them,
  * when the test ends, passed or failed.
  */
-export async function twoHosts(t: ExecutionContext, name: string): Promise<TwoHosts> {
+/** What twoHosts needs of its caller: somewhere to register the teardown (an ava test, or the benchmark's cleanup). */
+export type Teardown = Pick<ExecutionContext, 'teardown' | 'log'>;
+
+export async function twoHosts(t: Teardown, name: string): Promise<TwoHosts> {
   await removeOrphans();
   const n = calls++;
   const { subnet, tag, a: addressA, b: addressB } = allocate(name, n);
