@@ -5,18 +5,19 @@
  * (test/helpers/certs.ts). Real runc and CRIU, as root.
  */
 import test, { type ExecutionContext } from 'ava';
-import { chmod, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { execa } from 'execa';
-import { cliPath, e2e, sandbox, waitFor, type Sandbox } from './helpers.js';
+import { cliPath, e2e, repoRoot, sandbox, waitFor, type Sandbox } from './helpers.js';
 import { twoHosts, type Host, type TwoHosts } from './netns-hosts.js';
 import { memhogBundle } from './reset-helpers.js';
-import { verifyMemory, waitReady } from '../../bench/workload.js';
+import { buildStatic, verifyMemory, waitReady } from '../../bench/workload.js';
 import { makePki } from '../helpers/certs.js';
 import type { TlsFiles } from '../../src/criu/options.js';
 import { tlsOpts } from '../../src/criu/options.js';
+import { hangUp } from '../../src/runtime/migration/migrate.js';
 
 const serial = e2e(test);
 const MIB = 256;
@@ -211,6 +212,8 @@ serial('a peer whose certificate another CA signed is refused on the command cha
     imagePath: incoming,
     opts: { ps: { address: '127.0.0.1', port: 0 }, ...tlsOpts(w.certs.b), log_level: 4, log_file: 'page-server.log' },
   });
+  // A page server its rogue client failed stays waiting: hung up on at the end.
+  t.teardown(() => hangUp(server.port));
   const local = await w.box.bundle('local', ['sh', '-c', 'while true; do sleep 1; done']);
   await w.box.runtime.run({ id: 'local', bundle: local });
   const dump = await t.throwsAsync(w.box.runtime.checkpoint({ id: 'local', pageServer: `127.0.0.1:${server.port}`, tls: rogue }));
@@ -264,5 +267,74 @@ serial(
     t.is((await w.cli(b, ['state', 'hog'])).exitCode, 1);
     t.false(existsSync(path.join(rootsOf(w.box, b).RUNTIME_CHECKPOINT_ROOT!, 'hog')));
     t.is((await execa('pgrep', ['-f', `page-server --rpc --address ${b.address}`], { reject: false })).exitCode, 1, 'no page server left');
+  },
+);
+
+serial(
+  'an established TCP connection in the container (--tcp-established) and its open files move over shared storage, the stream going on without a gap',
+  async (t) => {
+    const w = await world(t, 'tcp');
+    const { a, b } = w.hosts;
+    // In the container's own network namespace: a server writing what it reads to a file, and a
+    // client sending one number per line over an established connection to it.
+    // (The server's stdin is held open: at its end busybox's nc would close the connection.)
+    const script = 'sleep 1000000 | nc -l -p 9000 > /received & sleep 0.5; i=0; while true; do i=$((i+1)); echo $i; sleep 0.05; done | nc 127.0.0.1 9000';
+    const bundle = await w.box.bundle('tcp', ['sh', '-c', script]);
+    t.is((await w.cli(a, ['run', '-d', '--bundle', bundle, 'tcp'])).exitCode, 0);
+    const lines = async () => (await readFile(path.join(bundle, 'rootfs/received'), 'utf8').catch(() => '')).split('\n').filter((l) => l !== '');
+    await waitFor('numbers to arrive', async () => ((await lines()).length > 10 ? true : undefined));
+
+    const onB = await w.receiver(b);
+    const moved = await w.cli(a, migrateArgs(w, 'a', 'tcp', onB.port, ['--tcp-established', '--shared-storage']));
+    t.is(moved.exitCode, 0, moved.stderr);
+    t.is(JSON.parse((await w.cli(b, ['state', 'tcp'])).stdout).status, 'running');
+    // Shared storage: the destination restored on the source's rootfs, and received none.
+    t.false(existsSync(path.join(w.bundleOn(b, 'tcp'), 'rootfs/received')));
+    const count = (await lines()).length;
+    await waitFor('numbers to go on arriving after the move', async () => ((await lines()).length > count + 20 ? true : undefined));
+    const numbers = (await lines()).map(Number);
+    t.deepEqual(
+      numbers,
+      numbers.map((_, i) => i + 1),
+      'every number once, in order: the connection carried on',
+    );
+  },
+);
+
+serial(
+  'a connected unix socket in the container moves with it, the data in it whole; a destination that already has the id refuses, and the container runs on',
+  async (t) => {
+    const w = await world(t, 'unix');
+    const { a, b } = w.hosts;
+    const pair = await buildStatic(path.join(repoRoot, 'test/fixtures/migration/unix-pair.c'), path.join(repoRoot, 'node_modules/.cache/runtime-bench'));
+    const bundle = await w.box.bundle('unix', ['/bin/unix-pair', '/tmp/pair.sock', '/received']);
+    await copyFile(pair, path.join(bundle, 'rootfs/bin/unix-pair'));
+    await chmod(path.join(bundle, 'rootfs/bin/unix-pair'), 0o755);
+    t.is((await w.cli(a, ['run', '-d', '--bundle', bundle, 'pair'])).exitCode, 0);
+    const lines = async (dir: string) => (await readFile(path.join(dir, 'rootfs/received'), 'utf8').catch(() => '')).split('\n').filter((l) => l !== '');
+    await waitFor('numbers over the unix socket', async () => ((await lines(bundle)).length > 10 ? true : undefined));
+
+    // b already has a container of that id: the offer is refused, nothing stops here.
+    const other = await w.box.bundle('other', ['sh', '-c', 'while true; do sleep 1; done']);
+    t.is((await w.cli(b, ['run', '-d', '--bundle', other, 'pair'])).exitCode, 0);
+    const onB = await w.receiver(b);
+    const refused = await w.cli(a, migrateArgs(w, 'a', 'pair', onB.port));
+    t.is(refused.exitCode, 1);
+    t.regex(refused.stderr, /already exists/);
+    const before = (await lines(bundle)).length;
+    await waitFor('it to go on here', async () => ((await lines(bundle)).length > before + 5 ? true : undefined));
+    t.is((await w.cli(b, ['delete', '-f', 'pair'])).exitCode, 0);
+
+    const moved = await w.cli(a, migrateArgs(w, 'a', 'pair', onB.port));
+    t.is(moved.exitCode, 0, moved.stderr);
+    const there = w.bundleOn(b, 'pair');
+    const count = (await lines(there)).length;
+    await waitFor('numbers to go on arriving after the move', async () => ((await lines(there)).length > count + 20 ? true : undefined));
+    const numbers = (await lines(there)).map(Number);
+    t.deepEqual(
+      numbers,
+      numbers.map((_, i) => i + 1),
+      'every number once, in order, across the move',
+    );
   },
 );
