@@ -390,7 +390,7 @@ async function retransmitting(host: string, port: number): Promise<boolean> {
     .split('\n')
     .slice(1)
     .map((line) => line.trim().split(/\s+/))
-    .some((fields) => fields[2] === remote && Number(fields[6]) > 0);
+    .some((fields) => fields[2] === remote && parseInt(fields[6] ?? '0', 16) > 0);
 }
 
 /** Connects to a CRIU server waiting for its one client and hangs up: CRIU's serve fails and it goes on. */

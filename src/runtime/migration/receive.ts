@@ -25,7 +25,6 @@ import { parseSpec, type Spec } from '../oci/index.js';
 import { isBindMount } from '../../rootfs/in-root.js';
 import { unmountBelow } from '../../rootfs/layers.js';
 import { restoreDetached } from '../restore.js';
-import { deleteContainer } from '../delete.js';
 import { listenChannel, type MessageChannel } from './channel.js';
 import { expect, PROTOCOL_VERSION, type OfferMessage } from './protocol.js';
 import { tlsOpts, type TlsFiles } from '../../criu/options.js';
@@ -104,11 +103,13 @@ async function receiveOne(context: RuntimeContext, channel: MessageChannel, opti
     await channel.send({ type: 'accept', ...(pageServer ? { pageServer: { port: pageServer.port } } : {}) });
 
     for (;;) {
-      const message = await channel.receive({ timeoutMs });
+      // After `restored`, the source ends the container there only once its memory has moved
+      // (post-copy: as long as that takes), then says `done`.
+      const message = await channel.receive(restored ? {} : { timeoutMs });
       if (message.type === 'images') {
-        await receiveDirectory(channel, incoming);
+        await receiveDirectory(channel, incoming, timeoutMs);
       } else if (message.type === 'rootfs') {
-        await receiveDirectory(channel, path.join(bundle, 'rootfs'));
+        await receiveDirectory(channel, path.join(bundle, 'rootfs'), timeoutMs);
       } else if (message.type === 'restore') {
         // The dump reaches its post-dump notification only once the page server has answered
         // its close (every page written); the server's own end is waited for when CRIU names it.
@@ -140,8 +141,14 @@ async function receiveOne(context: RuntimeContext, channel: MessageChannel, opti
     // A page server no dump connected to would wait for one for good, and one whose dump went
     // silent (a cut link) would wait on its connection: whichever holds its port goes.
     if (pageServer) await endPortHolders(pageServer.port);
-    // Nothing half-restored stays: a restored container whose source never let it go goes too.
-    if (restored) await deleteContainer(context, id, { force: true }).catch(() => undefined);
+    if (restored) {
+      // Once `restored` went out, the source may have let the container go: removing it here
+      // could lose it on both hosts. It stays, and the operator is told to check the source.
+      event(
+        `${id} was restored here but the source never said it let it go: check \`runtime state ${id}\` on the source; \`runtime delete -f ${id}\` here if it runs there`,
+      );
+      throw error;
+    }
     await unmountBelow(context.mounts, home).catch(() => undefined);
     await rm(home, { recursive: true, force: true });
     throw error;
@@ -181,7 +188,7 @@ function sharedRootfs(offer: OfferMessage, spec: Spec): string {
 }
 
 /** One data stream of the channel (a tar) unpacked into dir, owners, modes, xattrs and holes kept. */
-async function receiveDirectory(channel: MessageChannel, dir: string): Promise<void> {
+async function receiveDirectory(channel: MessageChannel, dir: string, timeoutMs: number): Promise<void> {
   const tar = spawn(
     'tar',
     ['--extract', '--file=-', '--numeric-owner', '--same-owner', '--same-permissions', '--xattrs', '--xattrs-include=*', '-C', dir],
@@ -192,8 +199,10 @@ async function receiveDirectory(channel: MessageChannel, dir: string): Promise<v
   let stderr = '';
   tar.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
   const exited = once(tar, 'exit') as Promise<[number | null]>;
+  // A tar that ends early (disk full, not a tar) makes the next write fail: its exit says why.
+  tar.stdin.on('error', () => undefined);
   try {
-    for await (const chunk of channel.receiveStream()) {
+    for await (const chunk of channel.receiveStream({ timeoutMs })) {
       if (!tar.stdin.write(chunk)) await once(tar.stdin, 'drain');
     }
   } catch (error) {
@@ -220,6 +229,8 @@ async function endPortHolders(port: number): Promise<void> {
   if (inodes.size === 0) return;
   for (const pid of await readdir('/proc').catch(() => [] as string[])) {
     if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
+    // Only CRIU's: the port may since have been given to another process's connection.
+    if ((await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '')).trim() !== 'criu') continue;
     const fds = await readdir(`/proc/${pid}/fd`).catch(() => [] as string[]);
     for (const fd of fds) {
       const target = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '');

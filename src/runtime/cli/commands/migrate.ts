@@ -3,6 +3,7 @@
  * [--shared-storage] [--tcp-established]`: flags to migration/migrate.ts's request.
  */
 import { defineCommand } from '../command.js';
+import { exitCodeFor, holdingSignals } from '../held-signals.js';
 import { UsageError } from '../../errors.js';
 import { tlsFlags, tlsFiles, hostPort } from './tls-flags.js';
 
@@ -38,21 +39,25 @@ export const migrateCommand = defineCommand({
     const preDump = number('pre-dump', flags['pre-dump']);
     const port = number('page-server-port', flags['page-server-port']);
     const timeout = number('timeout', flags.timeout);
-    const result = await (
-      await runtime()
-    ).migrate({
-      id: id!,
-      to: hostPort(flags.to, '--to'),
-      tls: tlsFiles(flags),
-      ...(flags.lazy ? { lazy: true } : {}),
-      ...(preDump !== undefined ? { preDump } : {}),
-      ...(flags['shared-storage'] ? { sharedStorage: true } : {}),
-      ...(flags['tcp-established'] ? { tcpEstablished: true } : {}),
-      ...(port !== undefined ? { pageServerPort: port } : {}),
-      ...(timeout !== undefined ? { timeoutMs: timeout * 1000 } : {}),
-      onProgress: (message) => io.stderr.write(`${message}\n`),
-    });
-    io.stdout.write(`${JSON.stringify(result)}\n`);
-    return 0;
+    const to = hostPort(flags.to, '--to');
+    const tls = tlsFiles(flags);
+    const rt = await runtime();
+    // As a checkpoint: the container is frozen while it moves; a Ctrl-C waits for the migration's end.
+    const held = await holdingSignals(`the migration of ${id}`, io.stderr, () =>
+      rt.migrate({
+        id: id!,
+        to,
+        tls,
+        ...(flags.lazy ? { lazy: true } : {}),
+        ...(preDump !== undefined ? { preDump } : {}),
+        ...(flags['shared-storage'] ? { sharedStorage: true } : {}),
+        ...(flags['tcp-established'] ? { tcpEstablished: true } : {}),
+        ...(port !== undefined ? { pageServerPort: port } : {}),
+        ...(timeout !== undefined ? { timeoutMs: timeout * 1000 } : {}),
+        onProgress: (message) => io.stderr.write(`${message}\n`),
+      }),
+    );
+    io.stdout.write(`${JSON.stringify(held.value)}\n`);
+    return held.signal ? exitCodeFor(held.signal) : 0;
   },
 });

@@ -24,11 +24,17 @@ export const receiveCommand = defineCommand({
   },
   async run(runtime, flags, _positionals, io) {
     if (!flags.listen) throw new UsageError('receive needs --listen ADDR:PORT');
+    const timeout = flags.timeout === undefined ? undefined : Number(flags.timeout);
+    if (timeout !== undefined && !(Number.isInteger(timeout) && timeout > 0))
+      throw new UsageError(`--timeout ${JSON.stringify(flags.timeout)} is not a number of seconds`);
+    const listen = hostPort(flags.listen, '--listen');
+    const tls = tlsFiles(flags);
     const receiver = await (
       await runtime()
     ).receive({
-      listen: hostPort(flags.listen, '--listen'),
-      tls: tlsFiles(flags),
+      listen,
+      tls,
+      ...(timeout !== undefined ? { timeoutMs: timeout * 1000 } : {}),
       onEvent: (message) => io.stderr.write(`${message}\n`),
     });
     io.stdout.write(`listening on port ${receiver.port}\n`);
