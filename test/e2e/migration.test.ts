@@ -262,6 +262,20 @@ serial(
     const state = JSON.parse((await w.cli(a, ['state', 'hog'])).stdout) as { status: string; pid: number };
     t.is(state.status, 'running');
     await verifyMemory(bundle, state.pid, MIB);
+    // CRIU undid its dump itself (its connection aborted): no network lock stays in the container.
+    const loopback = await execa(
+      'nsenter',
+      [
+        '-t',
+        String(state.pid),
+        '-n',
+        'python3',
+        '-c',
+        "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(1); socket.create_connection(s.getsockname(), timeout=3); print('ok')",
+      ],
+      { reject: false },
+    );
+    t.is(loopback.stdout.trim(), 'ok', `the container's network works: ${loopback.stderr}`);
     await w.hosts.heal();
     await waitFor('the destination to give up', async () => (/the migration of hog failed/.test(onB.log()) ? true : undefined), 60_000);
     t.is((await w.cli(b, ['state', 'hog'])).exitCode, 1);

@@ -200,21 +200,19 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
     // checkpoint thaws the tree.
     let criuPid = 0;
     let stalledSince = 0;
+    let aborted = false;
     const watchdog = setInterval(() => {
-      if (frozenAt !== 0 || criuPid === 0 || request.lazy) return;
+      if (frozenAt !== 0 || criuPid === 0 || request.lazy || aborted) return;
       void retransmitting(request.to.host, accepted.pageServer?.port ?? 0).then((stalled) => {
         if (!stalled) {
           stalledSince = 0;
           return;
         }
         stalledSince ||= Date.now();
-        if (Date.now() - stalledSince < timeoutMs) return;
-        progress(`the link to ${request.to.host} has been silent for ${timeoutMs} ms while the memory went: ending CRIU, the container runs on`);
-        try {
-          process.kill(-criuPid, 'SIGKILL');
-        } catch {
-          // Already gone.
-        }
+        if (Date.now() - stalledSince < timeoutMs || aborted || frozenAt !== 0) return;
+        aborted = true;
+        progress(`the link to ${request.to.host} has been silent for ${timeoutMs} ms while the memory went: aborting it, the container runs on`);
+        abortStalled(request.to.host, accepted.pageServer?.port ?? 0, criuPid);
       });
     }, 500);
     const dump = checkpoint(context, {
@@ -353,6 +351,25 @@ async function waitListening(port: number, timeoutMs: number): Promise<void> {
     if (Date.now() > deadline) throw new MigrationFailedError('', `CRIU's page server did not listen on port ${port}`);
     await new Promise((r) => setTimeout(r, 5));
   }
+}
+
+/**
+ * Ends a dump stuck on a silent link: its connection to the page server is aborted (`ss -K`:
+ * CRIU's next write fails and CRIU undoes the dump itself, unlocking the container's network and
+ * resuming the tree); a CRIU still there a few seconds later is killed (the checkpoint then
+ * thaws the tree, but CRIU's network lock may stay in the container's namespace).
+ */
+function abortStalled(host: string, port: number, criuPid: number): void {
+  const ss = spawn('ss', ['-K', 'dst', host, 'dport', '=', String(port)], { stdio: 'ignore' });
+  ss.on('error', () => undefined);
+  setTimeout(() => {
+    try {
+      process.kill(-criuPid, 0);
+      process.kill(-criuPid, 'SIGKILL');
+    } catch {
+      // Gone: CRIU ended the dump itself.
+    }
+  }, 5000).unref();
 }
 
 /** The promise, or a MigrationFailedError once ms passed (onTimeout runs first: it unblocks what waits). */
