@@ -1,4 +1,5 @@
 /** --tls-cert, --tls-key and --tls-ca, which migrate and receive both take, and ADDR:PORT values. */
+import path from 'node:path';
 import { UsageError } from '../../errors.js';
 import type { TlsFiles } from '../../../criu/options.js';
 
@@ -16,7 +17,8 @@ export function tlsFiles(flags: { readonly 'tls-cert'?: string; readonly 'tls-ke
       "a certificate and key for this host, and the CA that signed both hosts' certificates",
     );
   }
-  return { cert, key, ca };
+  // Absolute: CRIU and its lazy-pages daemon read them from directories of their own.
+  return { cert: path.resolve(cert), key: path.resolve(key), ca: path.resolve(ca) };
 }
 
 /** ADDR:PORT (an IPv6 address in brackets). */
