@@ -104,8 +104,9 @@ async function receiveOne(context: RuntimeContext, channel: MessageChannel, opti
 
     for (;;) {
       // After `restored`, the source ends the container there only once its memory has moved
-      // (post-copy: as long as that takes), then says `done`.
-      const message = await channel.receive(restored ? {} : { timeoutMs });
+      // (post-copy: as long as that takes), then says `done`: waited for ten steps' time, so
+      // that a source gone silent holds the receiver (one migration at a time) only that long.
+      const message = await channel.receive({ timeoutMs: restored ? timeoutMs * 10 : timeoutMs });
       if (message.type === 'images') {
         await receiveDirectory(channel, incoming, timeoutMs);
       } else if (message.type === 'rootfs') {
