@@ -24,7 +24,7 @@
  *   BENCH_MIGRATE_SIZES=256,1024   MiB the container holds
  *   BENCH_MIGRATE_ROUNDS=2         rounds per size and way (the median is kept)
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -84,6 +84,13 @@ export async function benchmarkMigration(cleanup: Cleanup, abort: AbortSignal): 
   };
   cleanup.add('delete the containers', async () => {
     for (const host of [hosts.a, hosts.b]) await host.exec([cli, 'delete', '-f', 'hog'], { env: env(host), reject: false });
+    // The containers' cgroups went with them; each host's parent, in each hierarchy, goes now.
+    for (const host of [hosts.a, hosts.b]) {
+      spawnSync('sh', [
+        '-c',
+        `find /sys/fs/cgroup -mindepth 2 -maxdepth 3 -type d -path '*${env(host).RUNTIME_CGROUP_PARENT}' -exec rmdir {} + 2>/dev/null || true`,
+      ]);
+    }
   });
 
   // The receiver on b, for the two migration ways.
