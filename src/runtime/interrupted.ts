@@ -64,6 +64,8 @@ const noteSchema = s.discriminatedUnion('kind', [
     started: s.string(),
     cgroupPath: s.string(),
     criuRoot: s.string(),
+    /** The images restored from (CRIU mounts its cgroup yard there while it restores). */
+    imagePath: s.string().optional(),
     /** The restore mounted the container's rootfs from its storage driver. */
     storageMounted: s.boolean().optional(),
   }),
@@ -262,6 +264,7 @@ async function recoverRestore(context: RuntimeContext, record: ContainerRecord, 
   if (!init || !(await context.processes.isAlive(init))) await context.cgroups.killTree(note.cgroupPath);
   await unmountAll(context.mounts, note.criuRoot).catch(() => undefined);
   await rmdir(note.criuRoot).catch(() => undefined);
+  if (note.imagePath) await removeCgroupYards(context, note.imagePath);
   await removeTmpfsStaging(context, record.id);
   if (note.storageMounted && record.storage && record.status !== 'running') await unmountStorage(context, record.storage);
   return record;
@@ -301,9 +304,32 @@ export async function discardInstance(context: RuntimeContext, dir: string, cgro
 /** A reset instance's mounts, directory and cgroup, once its processes are gone. */
 export async function removeInstance(context: RuntimeContext, dir: string, cgroupPath: string): Promise<void> {
   const { mounts, cgroups } = context;
+  await removeCgroupYards(context, path.join(dir, 'images'));
   for (const target of ['criu-root', 'images', 'rootfs']) await unmountAll(mounts, path.join(dir, target)).catch(() => undefined);
   await rm(dir, { recursive: true, force: true });
   await cgroups.removeTree(cgroupPath);
+}
+
+/**
+ * CRIU's cgroup yard: while it restores, CRIU mounts a tmpfs named so in the images directory (its
+ * working directory) with the cgroup hierarchies under it, and takes it away when it ends. A CRIU
+ * killed meanwhile leaves it mounted on the host, where it pins the images directory.
+ */
+const CGROUP_YARD = /^\.criu\.cgyard\.[A-Za-z0-9]{6}$/;
+
+/** The cgroup yards a killed CRIU left in imagePath: unmounted (with what is under them) and removed. */
+export async function removeCgroupYards(context: RuntimeContext, imagePath: string): Promise<void> {
+  for (const name of await readdir(imagePath).catch(() => [] as string[])) {
+    if (!CGROUP_YARD.test(name)) continue;
+    const yard = path.join(imagePath, name);
+    try {
+      await unmountAll(context.mounts, yard);
+      await rmdir(yard);
+      context.logger.info('removed the cgroup yard of a CRIU that was killed while it restored', { path: yard });
+    } catch (error) {
+      context.logger.warn('could not remove the cgroup yard of a CRIU killed while it restored', { path: yard, error: describeError(error) });
+    }
+  }
 }
 
 /**

@@ -17,7 +17,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { RuntimeContext } from './context.js';
 import { validateId } from './id.js';
-import { asOperation, recoverInterrupted, tmpfsStagingPrefix } from './interrupted.js';
+import { asOperation, recoverInterrupted, removeCgroupYards, tmpfsStagingPrefix } from './interrupted.js';
 import { verifyImageDigests } from './image-digests.js';
 import { newRecord, type ContainerRecord } from './state/record.js';
 import { assertCanHappen } from './state/status.js';
@@ -197,7 +197,7 @@ export async function restoreContainer(context: RuntimeContext, supervisor: Supe
     assertCanHappen(record, 'restored');
     const { spec } = await readEffectiveSpec(paths.effectiveBundle);
     // A note of the restore at work, for the command that finds it if this one dies (interrupted.ts).
-    const note = { kind: 'restore', cgroupPath: record.cgroupPath, criuRoot: paths.criuRoot } as const;
+    const note = { kind: 'restore', cgroupPath: record.cgroupPath, criuRoot: paths.criuRoot, imagePath: job.imagePath } as const;
     return asOperation(context, job.id, note, async (operation) => {
       const planned = record.storage ? await planStorage(context, record.storage) : undefined;
       const mountedNow = planned ? await mountStorage(context, planned) : false;
@@ -362,6 +362,7 @@ async function restoreTreeWith(
       .catch((killError: unknown) => logger.warn("could not kill the failed restore's tasks", { id: record.id, error: describeError(killError) }));
     const left = await context.reaper.reapStrays(children);
     if (left.length > 0) logger.warn('tasks of a failed restore are still running', { pids: left });
+    await removeCgroupYards(context, request.imagePath);
     throw error;
   } finally {
     await mounts.unmount(request.criuRoot, { detach: true }).catch((error: unknown) => {

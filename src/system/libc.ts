@@ -30,6 +30,7 @@ interface LibcFunctions {
   umount2(target: string, flags: number): number;
   setns(fd: number, nstype: number): number;
   socket(domain: number, type: number, protocol: number): number;
+  shutdown(fd: number, how: number): number;
   process_vm_readv(pid: number, local: IoVec[], localCount: number, remote: IoVec[], remoteCount: number, flags: number): number;
   mkdirat(dirfd: number, path: string, mode: number): number;
   lsetxattr(path: string, name: string, value: Buffer, size: number, flags: number): number;
@@ -61,6 +62,7 @@ function libc(): LibcFunctions {
     umount2: lib.func('int umount2(const char *target, int flags)') as LibcFunctions['umount2'],
     setns: lib.func('int setns(int fd, int nstype)') as LibcFunctions['setns'],
     socket: lib.func('int socket(int domain, int type, int protocol)') as LibcFunctions['socket'],
+    shutdown: lib.func('int shutdown(int fd, int how)') as LibcFunctions['shutdown'],
     process_vm_readv: lib.func(
       'intptr_t process_vm_readv(int pid, const iovec *local, unsigned long liovcnt, const iovec *remote, unsigned long riovcnt, unsigned long flags)',
     ) as LibcFunctions['process_vm_readv'],
@@ -148,6 +150,16 @@ export function seqpacketPair(): [number, number] {
   const sv = [-1, -1];
   check(libc().socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 'socketpair', 'AF_UNIX, SOCK_SEQPACKET');
   return [sv[0]!, sv[1]!];
+}
+
+const SHUT_RDWR = 2;
+
+/**
+ * shutdown(fd, SHUT_RDWR): a read blocked on the socket (in another thread) returns at once with
+ * end of file, whoever else still holds the other end.
+ */
+export function shutdownSocket(fd: number): void {
+  check(libc().shutdown(fd, SHUT_RDWR), 'shutdown', String(fd));
 }
 
 /** A pipe as [readEnd, writeEnd], both close-on-exec (a child gets an end only when handed it). */

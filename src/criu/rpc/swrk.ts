@@ -5,7 +5,7 @@
  */
 import { closeSync, read, write, close } from 'node:fs';
 import { promisify } from 'node:util';
-import { seqpacketPair } from '../../system/libc.js';
+import { seqpacketPair, shutdownSocket } from '../../system/libc.js';
 import { rpcCodec, type RpcCodec } from './proto.js';
 import { ReqType, reqTypeNames, type CriuNotify, type CriuReq, type CriuResp } from './messages.js';
 import { spawnDirect, type DirectChild, type Exit } from '../../system/direct-spawn.js';
@@ -54,6 +54,12 @@ export class SwrkSession {
     private readonly codec: RpcCodec,
   ) {
     this.socketFd = socketFd;
+    // The tasks CRIU forks to restore inherit its end of the socket: a CRIU killed mid-restore
+    // leaves them holding it, and a read waiting for CRIU's answer would never see end of file.
+    // Once CRIU is gone, our end is shut down so that the read ends (what was sent stays readable).
+    void child.exited.then(() => {
+      if (this.socketFd >= 0) shutdownSocket(this.socketFd);
+    });
     child.pipes
       .get(2)
       ?.setEncoding('utf8')

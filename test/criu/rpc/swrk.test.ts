@@ -3,7 +3,7 @@
  * request and how CRIU ended, whether the kernel reports the end as EOF or as a reset.
  */
 import test from 'ava';
-import { chmod, writeFile } from 'node:fs/promises';
+import { chmod, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ReqType } from '../../../src/criu/rpc/messages.js';
 import { SwrkConnectionClosedError, SwrkSession } from '../../../src/criu/rpc/swrk.js';
@@ -30,3 +30,17 @@ for (const [what, body, exit] of [
     await session.close();
   });
 }
+
+test('a CRIU killed while a task it forked still holds its end of the socket is SwrkConnectionClosedError all the same', async (t) => {
+  // As CRIU's restored tasks do when CRIU is killed mid-restore: the socket's other end stays open.
+  const dir = await tempDir(t);
+  const heldBy = path.join(dir, 'holder.pid');
+  const session = await SwrkSession.start({
+    binary: await fakeCriu(dir, `sleep 60 & echo $! > ${heldBy}; dd bs=65536 count=1 <&3 >/dev/null 2>&1; kill -9 $$`),
+  });
+  t.teardown(async () => process.kill(Number(await readFile(heldBy, 'utf8')), 'SIGKILL'));
+  const error = await t.throwsAsync(session.call({ type: ReqType.RESTORE }), { instanceOf: SwrkConnectionClosedError });
+  t.is(error?.exit, 'killed by SIGKILL');
+  t.true(Number(await readFile(heldBy, 'utf8')) > 0);
+  await session.close();
+});
