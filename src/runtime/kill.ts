@@ -1,20 +1,29 @@
 /**
- * `runtime kill <id> [SIGNAL]`: signals the init, only if it is still the very process recorded.
- * Without a signal: the image's stop signal (a container made from an image records it in the
+ * `runtime kill [--all] <id> [SIGNAL]`: signals the init, only if it is still the very process
+ * recorded; with --all (runc's flag), every process in the container's cgroup. Without a signal: the image's stop signal (a container made from an image records it in the
  * annotation org.opencontainers.image.stopSignal, as Docker's `docker stop` uses it), else SIGTERM.
  */
 import type { RuntimeContext } from './context.js';
 import { validateId } from './id.js';
 import { requireRoot } from './privileges.js';
 import { ContainerNotRunningError } from './checkpoint.js';
-import { parseSignal, stopSignalAnnotation } from './signals.js';
+import { parseSignal, signalName, stopSignalAnnotation } from './signals.js';
 
-export async function kill(context: RuntimeContext, id: string, signal?: number): Promise<void> {
+export interface KillOptions {
+  /** Every process of the container (its cgroup), not only the init. */
+  readonly all?: boolean;
+}
+
+export async function kill(context: RuntimeContext, id: string, signal?: number, options: KillOptions = {}): Promise<void> {
   validateId(id);
   requireRoot(context.processes, 'runtime kill');
   const record = await context.store.load(id);
   const stopSignal = record.annotations[stopSignalAnnotation];
   const chosen = signal ?? (stopSignal ? parseSignal(stopSignal) : parseSignal('SIGTERM'));
+  if (options.all && record.status === 'running') {
+    const reached = await context.cgroups.signal(record.cgroupPath, signalName(chosen) as NodeJS.Signals);
+    if (reached > 0) return;
+  }
   if (record.status !== 'running' || !(await context.processes.signal(record.init, chosen))) {
     throw new ContainerNotRunningError(id, record.status === 'running' ? 'stopped' : record.status);
   }

@@ -51,6 +51,11 @@ export interface RestoreRequest extends RestoreCriuOptions {
   readonly pidFile?: string;
   /** For a container restored under a new id: host ports to forward into it (`-p`). */
   readonly ports?: readonly PublishedPort[];
+  /**
+   * The restored tasks are left stopped (SIGSTOP), recorded running: a migration's destination
+   * holds the container so until the source has let go of it, then sends SIGCONT to every task.
+   */
+  readonly leaveStopped?: boolean;
 }
 
 /** Restores under a detached monitor; returns the restored init's pid. */
@@ -116,7 +121,7 @@ async function prepareRestore(context: RuntimeContext, request: RestoreRequest):
   await criu.requireVersion();
   await requireFeaturesFor(criu, request);
 
-  const { id: _id, bundle: _bundle, pidFile: _pidFile, ports: _ports, ...criuOptions } = request;
+  const { id: _id, bundle: _bundle, pidFile: _pidFile, ports: _ports, leaveStopped, ...criuOptions } = request;
   const ports = checkPublished(request.ports ?? []);
   if (existing && ports.length > 0)
     throw new UsageError(`container ${id} keeps the ports it was run with`, '-p applies to a container restored under a new id');
@@ -126,6 +131,7 @@ async function prepareRestore(context: RuntimeContext, request: RestoreRequest):
     imagePath,
     criu: { ...criuOptions, ...(request.workPath ? { workPath: path.resolve(request.workPath) } : {}) },
     ...(request.pidFile ? { pidFile: path.resolve(request.pidFile) } : {}),
+    ...(leaveStopped ? { leaveStopped: true } : {}),
     ...criuBinaryFor(context, existing),
   };
 
@@ -211,6 +217,7 @@ export async function restoreContainer(context: RuntimeContext, supervisor: Supe
           rootfs: record.layers?.target ?? record.rootfs,
           cgroupPath: record.cgroupPath,
           criuRoot: paths.criuRoot,
+          ...(job.leaveStopped ? { leaveStopped: true } : {}),
         });
         const init = await processes.identify(pid);
         if (!init) throw new InitEndedError(job.id, pid, 'restored', paths.containerLog);

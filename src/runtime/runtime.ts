@@ -14,7 +14,7 @@ import type { RuntimeContext } from './context.js';
 import { runDetached, runForeground, type RunOptions } from './run.js';
 import { checkpoint, type CheckpointRequest, type CheckpointResult } from './checkpoint.js';
 import { restoreDetached, restoreForeground, type RestoreRequest } from './restore.js';
-import { kill } from './kill.js';
+import { kill, type KillOptions } from './kill.js';
 import { deleteContainer, type DeleteOptions } from './delete.js';
 import { list, listRecords, state } from './state.js';
 import type { OciState } from './oci/index.js';
@@ -134,9 +134,9 @@ export class Runtime {
     return listRecords(this.context);
   }
 
-  /** Signals the init; without a signal, the image's stop signal or SIGTERM. */
-  kill(id: string, signal?: string | number): Promise<void> {
-    return kill(this.context, id, signal === undefined ? undefined : typeof signal === 'number' ? signal : parseSignal(signal));
+  /** Signals the init (every process, with all); without a signal, the image's stop signal or SIGTERM. */
+  kill(id: string, signal?: string | number, options: KillOptions = {}): Promise<void> {
+    return kill(this.context, id, signal === undefined ? undefined : typeof signal === 'number' ? signal : parseSignal(signal), options);
   }
 
   delete(id: string, options: DeleteOptions = {}): Promise<void> {

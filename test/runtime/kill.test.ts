@@ -27,3 +27,17 @@ for (const [annotations, expected] of [
     );
   });
 }
+
+test("kill --all signals every process in the container's cgroup (stopped ones resumed by CONT)", async (t) => {
+  const runtime = await fakeRuntime(t);
+  await runDetached(runtime.context, { id: 'db', bundle: runtime.bundleDir });
+  const { store } = runtime.context;
+  const record = await store.load('db');
+  const init = runtime.fakes.processes.spawn({ comm: 'postgres', cgroup: record.cgroupPath, stopped: true });
+  const worker = runtime.fakes.processes.spawn({ comm: 'postgres', cgroup: record.cgroupPath, stopped: true });
+  await store.withLock('db', async () => store.commit(await store.load('db'), { kind: 'started', init: { pid: init.pid, startTime: init.startTime } }));
+  await kill(runtime.context, 'db', constants.signals.SIGCONT, { all: true });
+  t.deepEqual(runtime.fakes.cgroups.callsOf('signal'), [{ op: 'signal', cgroupPath: record.cgroupPath, signal: 'SIGCONT', reached: 2 }]);
+  t.deepEqual([init.state, worker.state], ['running', 'running']);
+  t.deepEqual(runtime.fakes.processes.signals, [], 'not the init alone');
+});

@@ -55,6 +55,8 @@ export interface RestoreJob {
   readonly imagePath: string;
   readonly criu: RestoreCriuOptions;
   readonly pidFile?: string;
+  /** The restored tasks stay stopped (SIGSTOP) until someone resumes them (a migration's destination, once the source let go). */
+  readonly leaveStopped?: boolean;
 }
 
 export interface ResetJob {
@@ -141,6 +143,7 @@ const monitorJob = s.discriminatedUnion('kind', [
     criu: criuOptions,
     pidFile: s.string().optional(),
     criuBinary: s.string().optional(),
+    leaveStopped: s.boolean().optional(),
   }),
   s.object({ kind: s.literal('reset'), id: s.string().min(1), reset: resetSpec, pidFile: s.string().optional(), criuBinary: s.string().optional() }),
 ]);
