@@ -324,7 +324,12 @@ async function restoreTreeWith(
     : undefined;
   const lazy = request.criu.lazyPages && workPath ? await criu.startLazyPages(request.imagePath, workPath, remote) : undefined;
   if (lazy) {
-    lazy.onFailure((detail) => logger.error(`container ${record.id}: ${detail}`));
+    // Pages it never served would read as zeros once its userfaultfd is gone: the tree cannot
+    // go on with its memory incomplete, and is killed.
+    lazy.onFailure((detail) => {
+      logger.error(`container ${record.id}: ${detail}; its memory cannot be whole, its processes are killed`);
+      void cgroups.kill(request.cgroupPath).catch((error: unknown) => logger.warn('could not kill them', { id: record.id, error: describeError(error) }));
+    });
     supervisor.onClose(() => lazy.stop());
     request.onLazyPages?.(lazy);
   }

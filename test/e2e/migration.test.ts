@@ -352,3 +352,94 @@ serial(
     );
   },
 );
+
+/** `runtime migrate` as a process of its own on host, to stop and resume; its output and exit. */
+function migrating(w: World, host: Host, args: readonly string[]): { pid: number; output(): string; exit: Promise<number | null> } {
+  const child = host.spawn([cliPath, ...args], { env: rootsOf(w.box, host) });
+  let out = '';
+  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+  const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  return { pid: child.pid!, output: () => out, exit };
+}
+
+/** Waits for a line of a receiver's or a migration's output. */
+function logged(what: string, output: () => string, line: RegExp): Promise<true> {
+  return waitFor(what, async () => (line.test(output()) ? true : undefined), 60_000);
+}
+
+/** A counter container c1 on host a, migrating to host b (steps of 5 s), once b has begun to restore it. */
+async function migrationUnderWay(t: ExecutionContext, name: string) {
+  const w = await world(t, name);
+  const { a, b } = w.hosts;
+  const bundle = await w.box.bundle('counter', ['sh', '-c', 'i=0; while true; do i=$((i+1)); echo $i > /count; sleep 0.1; done']);
+  t.is((await w.cli(a, ['run', '-d', '--bundle', bundle, 'c1'])).exitCode, 0);
+  await counting(bundle, 5);
+  const onB = await w.receiver(b, undefined, ['--timeout', '5']);
+  const migration = migrating(w, a, migrateArgs(w, 'a', 'c1', onB.port, ['--timeout', '5']));
+  await logged('the destination to restore', onB.log, /restoring c1/);
+  return { w, a, b, bundle, onB, migration };
+}
+
+/** The one-letter state of a process (R, S, T for stopped, ...). */
+async function processState(pid: number): Promise<string> {
+  return /^State:\s+(\S)/m.exec(await readFile(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '?';
+}
+
+serial(
+  "the link cut after the destination restored and the source let go, before the destination heard it: the copy there waits stopped, and runs once the source's word comes over a new connection",
+  async (t) => {
+    const { w, a, b, onB, migration } = await migrationUnderWay(t, 'word-moved');
+    // The source is stopped before `restored` reaches it, and the link cut once it has been sent:
+    // the source reads it on resuming, lets go, and its `done` is lost.
+    process.kill(migration.pid, 'SIGSTOP');
+    await logged('the destination to have restored', onB.log, /restored c1/);
+    await w.hosts.cut();
+    process.kill(migration.pid, 'SIGCONT');
+
+    await logged('the destination to wait for the word', onB.log, /c1 is held stopped here/);
+    const held = JSON.parse((await w.cli(b, ['state', 'c1'])).stdout) as { status: string; pid: number };
+    t.is(held.status, 'running');
+    t.is(await processState(held.pid), 'T', 'held stopped');
+    const stoppedAt = await counter(w.bundleOn(b, 'c1'));
+    await new Promise((r) => setTimeout(r, 500));
+    t.is(await counter(w.bundleOn(b, 'c1')), stoppedAt, 'it does not count while held');
+    t.is((await w.cli(a, ['state', 'c1'])).exitCode, 1, 'the source let it go');
+
+    await w.hosts.heal();
+    t.is(await migration.exit, 0, migration.output());
+    t.regex(onB.log(), /c1 runs here now: its source let it go \(said again over a new connection\)/);
+    t.regex(migration.output(), /took this host's word: c1 runs there/);
+    await counting(w.bundleOn(b, 'c1'), stoppedAt);
+    t.not(await processState(held.pid), 'T');
+  },
+);
+
+serial(
+  "the link cut while the destination restores: the source keeps the container and runs on, the copy there waits stopped, and goes once the source's word comes over a new connection",
+  async (t) => {
+    const { w, a, b, bundle, onB, migration } = await migrationUnderWay(t, 'word-stays');
+    await w.hosts.cut();
+
+    // `restored` never came: the source decided the container stays, and it counts on there.
+    await waitFor(
+      'the source to say its word again',
+      async () => (/saying it again over new connections/.test(migration.output()) ? true : undefined),
+      60_000,
+    );
+    const stateA = JSON.parse((await w.cli(a, ['state', 'c1'])).stdout) as { status: string; pid: number };
+    t.is(stateA.status, 'running');
+    await counting(bundle, await counter(bundle));
+    await logged('the destination to wait for the word', onB.log, /c1 is held stopped here/);
+    const held = JSON.parse((await w.cli(b, ['state', 'c1'])).stdout) as { status: string; pid: number };
+    t.is(await processState(held.pid), 'T', 'held stopped, never run');
+
+    await w.hosts.heal();
+    t.is(await migration.exit, 1, migration.output());
+    t.regex(migration.output(), /migration of c1 failed/);
+    t.regex(onB.log(), /c1 stays on its source \(said again over a new connection\): nothing of it is left here/);
+    t.is((await w.cli(b, ['state', 'c1'])).exitCode, 1);
+    t.false(existsSync(path.join(rootsOf(w.box, b).RUNTIME_CHECKPOINT_ROOT!, 'c1')));
+    await counting(bundle, await counter(bundle));
+  },
+);

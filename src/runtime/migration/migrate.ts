@@ -24,6 +24,7 @@
  * leaves it running, and the destination removes whatever it had received.
  */
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { once } from 'node:events';
@@ -32,11 +33,11 @@ import path from 'node:path';
 import type { RuntimeContext } from '../context.js';
 import { validateId } from '../id.js';
 import { CAP_SYS_RESOURCE, hasEffectiveCapability, requireRoot } from '../privileges.js';
-import { RuntimeError, UsageError } from '../errors.js';
+import { RuntimeError, UsageError, describeError } from '../errors.js';
 import { checkpoint, ContainerNotRunningError } from '../checkpoint.js';
 import { deleteContainer } from '../delete.js';
 import { connectChannel, type MessageChannel } from './channel.js';
-import { expect, PROTOCOL_VERSION, type CriuVersion } from './protocol.js';
+import { expect, MigrationPeerError, PROTOCOL_VERSION, type CriuVersion } from './protocol.js';
 import { formatVersion, isAtLeast } from '../../criu/version.js';
 import type { TlsFiles } from '../../criu/options.js';
 import { planPreDumps } from './pre-copy.js';
@@ -151,7 +152,12 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
   const timeoutMs = request.timeoutMs ?? 120_000;
 
   const channel = await connectChannel(request.to, request.tls, { timeoutMs });
+  const token = randomBytes(16).toString('hex');
+  // The decision, the source's alone: the container moves once `restored` has come back.
   let handedOver = false;
+  // From `restore` on, the destination may hold a stopped copy that waits for our word.
+  let restoreSent = false;
+  const word = (moved: boolean) => sayVerdict({ channel, to: request.to, tls: request.tls, id, token, moved, timeoutMs, progress, criu: version });
   try {
     await channel.send({ type: 'hello', version: PROTOCOL_VERSION, runtimeVersion: runtimeVersion(), criu: version });
     const welcome = expect(await channel.receive({ timeoutMs }), 'welcome');
@@ -170,6 +176,7 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
     const config = await readFile(path.join(record.bundle, 'config.json'), 'utf8');
     await channel.send({
       type: 'offer',
+      token,
       id,
       mode,
       sharedStorage: request.sharedStorage === true,
@@ -183,6 +190,7 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
     progress(`${request.to.host}:${request.to.port} accepted ${id} (${mode})`);
 
     let streamedBytes = 0;
+    let settled: Promise<number> | undefined;
     let restoredPid = 0;
     let frozenAt = 0;
     let restoredAt = 0;
@@ -234,11 +242,15 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
             void restoreWhenListening();
             return;
           }
+          restoreSent = true;
           await channel.send({ type: 'restore' });
           const restored = expect(await channel.receive({ timeoutMs }), 'restored');
           restoredPid = restored.pid;
-          restoredAt = Date.now();
           handedOver = true;
+          // CRIU ends the tree here as this notification is answered; the destination resumes
+          // its copy as `done` arrives.
+          settled = word(true);
+          settled.catch(() => undefined);
         },
       },
     });
@@ -252,11 +264,13 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
     const restoreWhenListening = () =>
       (lazyRestore = (async () => {
         await waitListening(lazyPort!, timeoutMs);
+        restoreSent = true;
         await channel.send({ type: 'restore', lazyPageServer: { host: localAddress, port: lazyPort! } });
         const restored = expect(await channel.receive({ timeoutMs }), 'restored');
         restoredPid = restored.pid;
-        restoredAt = Date.now();
         handedOver = true;
+        settled = word(true);
+        await settled;
         progress(`${id} runs on the destination (pid ${restored.pid}); its memory follows`);
       })());
     // The destination failing to restore leaves CRIU waiting for a lazy-pages daemon that will
@@ -278,13 +292,19 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
       await Promise.all([dump, request.lazy ? watchLazy() : undefined]);
     } catch (error) {
       if (lazyRestore) await lazyRestore.catch(() => undefined);
+      if (handedOver && request.lazy) {
+        // The memory did not all arrive: CRIU resumed the tree here, which holds it whole, and
+        // the copy there, its memory incomplete, must go.
+        await settled?.catch(() => undefined);
+        handedOver = false;
+      }
       throw error;
     }
     if (!handedOver) throw new MigrationFailedError(id, 'the destination never said the container runs');
 
     // The container runs there: nothing of it stays here.
-    await channel.send({ type: 'done' });
     await deleteContainer(context, id, { force: true });
+    restoredAt = await settled!;
     const result: MigrateResult = {
       id,
       mode,
@@ -297,15 +317,104 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
     return result;
   } catch (error) {
     if (!handedOver) {
-      await channel.send({ type: 'abort', reason: error instanceof Error ? error.message : String(error) }).catch(() => undefined);
+      const reason = error instanceof Error ? error.message : String(error);
+      if (restoreSent) {
+        // The destination may hold a stopped copy (or be restoring one): it must hear that the
+        // container stays here, or it keeps that copy for the operator to decide.
+        await word(false).catch((undelivered: unknown) => {
+          throw new MigrationFailedError(id, reason, { cause: error, hint: (undelivered as RuntimeError).hint });
+        });
+      } else {
+        await channel.send({ type: 'abort', reason }).catch(() => undefined);
+      }
       channel.destroy();
       if (error instanceof RuntimeError && error.code === 'MIGRATION_FAILED') throw error;
-      throw new MigrationFailedError(id, error instanceof Error ? error.message : String(error), { cause: error });
+      throw new MigrationFailedError(id, reason, { cause: error });
     }
     throw error;
   } finally {
     await channel.close().catch(() => undefined);
   }
+}
+
+/** How long the source keeps saying its word over new connections once the channel broke: at least this, or three steps' time. */
+const VERDICT_RETRY_MS = 30_000;
+
+export class VerdictUndeliveredError extends RuntimeError {
+  readonly code = 'MIGRATION_VERDICT_UNDELIVERED' as const;
+  constructor(
+    readonly id: string,
+    readonly moved: boolean,
+    where: string,
+    cause: unknown,
+  ) {
+    super(
+      moved
+        ? `${id} moved to ${where}, which holds it stopped: it could not be told that this host let go (${describeError(cause)})`
+        : `${where} could not be told that ${id} stays here (${describeError(cause)})`,
+      {
+        cause,
+        hint: moved
+          ? `on ${where}, resume it: \`runtime kill --all ${id} CONT\``
+          : `${id} runs here; on ${where}, remove the stopped copy it may hold: \`runtime delete -f ${id}\``,
+      },
+    );
+  }
+}
+
+interface Verdict {
+  readonly channel: MessageChannel;
+  readonly to: { readonly host: string; readonly port: number };
+  readonly tls: TlsFiles;
+  readonly id: string;
+  readonly token: string;
+  /** true: this host let go of the container; false: it keeps it. */
+  readonly moved: boolean;
+  readonly timeoutMs: number;
+  readonly progress: (message: string) => void;
+  /** This host's CRIU version, for the hello of each new connection. */
+  readonly criu: CriuVersion;
+}
+
+/**
+ * Tells the destination the source's decision (protocol.ts): on the migration's channel, then,
+ * when that broke, over new connections until the destination says `settled` or the retries run
+ * out (VerdictUndeliveredError, naming what the operator does there). Resolves with the time the
+ * destination answered.
+ */
+async function sayVerdict(verdict: Verdict): Promise<number> {
+  const { channel, id, token, moved, timeoutMs, progress } = verdict;
+  try {
+    await channel.send(moved ? { type: 'done' } : { type: 'abort', reason: `${id} stays on the source` });
+    expect(await channel.receive({ timeoutMs }), 'settled');
+    return Date.now();
+  } catch (error) {
+    // The destination answered, with an error: it got the word and could not act on it.
+    if (error instanceof MigrationPeerError) throw error;
+    channel.destroy();
+    progress(`the channel to ${verdict.to.host} broke before it took this host's word (${describeError(error)}): saying it again over new connections`);
+  }
+  const deadline = Date.now() + Math.max(VERDICT_RETRY_MS, 3 * timeoutMs);
+  let last: unknown;
+  while (Date.now() < deadline) {
+    let retry: MessageChannel | undefined;
+    try {
+      retry = await connectChannel(verdict.to, verdict.tls, { timeoutMs: Math.min(timeoutMs, 5_000) });
+      await retry.send({ type: 'hello', version: PROTOCOL_VERSION, runtimeVersion: runtimeVersion(), criu: verdict.criu });
+      expect(await retry.receive({ timeoutMs }), 'welcome');
+      await retry.send({ type: 'verdict', id, token, moved });
+      expect(await retry.receive({ timeoutMs }), 'settled');
+      progress(`${verdict.to.host} took this host's word: ${moved ? `${id} runs there` : `nothing of ${id} is left there`}`);
+      return Date.now();
+    } catch (error) {
+      last = error;
+      retry?.destroy();
+      await new Promise((r) => setTimeout(r, 1000));
+    } finally {
+      await retry?.close().catch(() => undefined);
+    }
+  }
+  throw new VerdictUndeliveredError(id, moved, `${verdict.to.host}:${verdict.to.port}`, last);
 }
 
 function requireCompatible(id: string, ours: CriuVersion, theirs: CriuVersion, protocol: number): void {

@@ -10,8 +10,16 @@
  *   images + their data stream (a tar) ─────▶
  *   rootfs + its data stream ──────────────▶  (unless the storage is shared)
  *   restore   ─────────────────────────────▶
- *             ◀───────────────────────────── restored
- *   done      ─────────────────────────────▶
+ *             ◀───────────────────────────── restored (its tasks held stopped)
+ *   done      ─────────────────────────────▶  (the source let go: resumed there)
+ *             ◀───────────────────────────── settled
+ *
+ * The source decides alone: the container moves once `restored` reaches it, and stays if it does
+ * not. Its word (`done`, or `abort` after a `restore`) is what lets the destination run the copy
+ * it holds stopped, or drop it; when the command channel breaks before `settled`, the source says
+ * it again over new connections, each `hello`, `welcome`, `verdict`, `settled`, naming the
+ * migration by the token of its offer. A destination that never hears it keeps the copy stopped:
+ * never both hosts running the container, never neither holding it.
  *
  * Either side may send `abort` (a decision: the migration is called off) or `error` (a failure,
  * with the code and hint of the error it was, rebuilt on the other side as a MigrationPeerError).
@@ -23,7 +31,7 @@ import { s, type Validator } from '../../system/schema.js';
 import { RuntimeError } from '../errors.js';
 
 /** Sent in hello and welcome; a side that gets another version refuses the peer rather than half-understand it. */
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 /** The version of the criu binary a side restores or dumps with (CRIU's own three numbers). */
 export interface CriuVersion {
@@ -77,6 +85,8 @@ export interface OfferMessage {
   readonly config: string;
   /** The images' size when known, so the destination can check its free space before accepting. */
   readonly imageBytes?: number;
+  /** Names this migration in a verdict sent over another connection (128 random bits, hex). */
+  readonly token: string;
 }
 
 /** The destination takes the offer. */
@@ -116,9 +126,24 @@ export interface RestoredMessage {
   readonly downtimeMs?: number;
 }
 
-/** The source has let go of the container: the destination owns it from now. */
+/** The source has let go of the container: the destination resumes it and owns it from now. */
 export interface DoneMessage {
   readonly type: 'done';
+}
+
+/** The source's word on a migration, over a connection of its own when the first one broke. */
+export interface VerdictMessage {
+  readonly type: 'verdict';
+  readonly id: string;
+  /** The offer's token. */
+  readonly token: string;
+  /** true: the source let go (as `done`); false: it kept the container (as `abort`). */
+  readonly moved: boolean;
+}
+
+/** The destination acted on the source's word: the container runs there, or nothing of it is left. */
+export interface SettledMessage {
+  readonly type: 'settled';
 }
 
 /** The migration is called off by one side's decision (not a failure): the source keeps the container. */
@@ -145,6 +170,8 @@ export type MigrationMessage =
   | RestoreMessage
   | RestoredMessage
   | DoneMessage
+  | VerdictMessage
+  | SettledMessage
   | AbortMessage
   | ErrorMessage;
 
@@ -162,6 +189,7 @@ const port = () =>
     .refine((n) => n <= 65535, 'must be a TCP port (1 to 65535)');
 const criuVersion = s.object({ major: count(), minor: count(), sublevel: count() });
 const base64 = /^[A-Za-z0-9+/]*={0,2}$/;
+const TOKEN = /^[0-9a-f]{32}$/;
 
 // Objects drop keys they do not know, so that a later version may add an optional field without a
 // new protocol version; a new required field or a changed meaning needs PROTOCOL_VERSION + 1.
@@ -179,6 +207,7 @@ const messageSchema: Validator<MigrationMessage> = s.discriminatedUnion('type', 
     config: s.string().min(1),
     rootfs: s.discriminatedUnion('kind', [s.object({ kind: s.literal('none') }), s.object({ kind: s.literal('directory'), path: s.string().min(1) })]),
     imageBytes: count().optional(),
+    token: s.string().regex(TOKEN, 'must be 32 hexadecimal digits'),
   }),
   s.object({ type: s.literal('accept'), pageServer: s.object({ port: port() }).optional() }),
   s.object({ type: s.literal('images'), files: count(), bytes: count() }),
@@ -186,6 +215,8 @@ const messageSchema: Validator<MigrationMessage> = s.discriminatedUnion('type', 
   s.object({ type: s.literal('restore'), lazyPageServer: s.object({ host: s.string().min(1), port: port() }).optional() }),
   s.object({ type: s.literal('restored'), pid: s.number().int().positive(), downtimeMs: s.number().nonnegative().optional() }),
   s.object({ type: s.literal('done') }),
+  s.object({ type: s.literal('verdict'), id: s.string().min(1), token: s.string().regex(TOKEN, 'must be 32 hexadecimal digits'), moved: s.boolean() }),
+  s.object({ type: s.literal('settled') }),
   s.object({ type: s.literal('abort'), reason: s.string() }),
   s.object({ type: s.literal('error'), code: s.string().min(1), message: s.string(), hint: s.string().optional() }),
 ]);

@@ -25,8 +25,17 @@ import { parseSpec, type Spec } from '../oci/index.js';
 import { isBindMount } from '../../rootfs/in-root.js';
 import { unmountBelow } from '../../rootfs/layers.js';
 import { restoreDetached } from '../restore.js';
-import { listenChannel, type MessageChannel } from './channel.js';
-import { expect, PROTOCOL_VERSION, type OfferMessage } from './protocol.js';
+import { deleteContainer } from '../delete.js';
+import { ChannelTimeoutError, listenChannel, type MessageChannel } from './channel.js';
+import {
+  ChannelClosedError,
+  expect,
+  MigrationAbortedError,
+  PROTOCOL_VERSION,
+  type MigrationMessage,
+  type OfferMessage,
+  type VerdictMessage,
+} from './protocol.js';
 import { tlsOpts, type TlsFiles } from '../../criu/options.js';
 import type { PageServer } from '../../criu/service.js';
 
@@ -58,14 +67,28 @@ export async function receive(context: RuntimeContext, options: ReceiveOptions):
     options.onEvent?.(message);
     context.logger.info(message);
   };
-  const server = await listenChannel(options.listen, options.tls, (channel) => receiveOne(context, channel, options, event), {
+  const held: Held = new Map();
+  const server = await listenChannel(options.listen, options.tls, (channel) => receiveOne(context, channel, options, event, held), {
     onRefused: (reason, remote) => event(`refused a connection from ${remote ?? 'an unknown address'}: ${reason}`),
   });
   event(`receiving migrations on ${options.listen.host}:${server.port}`);
   return server;
 }
 
-async function receiveOne(context: RuntimeContext, channel: MessageChannel, options: ReceiveOptions, event: (message: string) => void): Promise<void> {
+/**
+ * The containers restored here whose source's word may still come (protocol.ts), by id: held
+ * stopped until `done`, or, after a post-copy's `done`, run while their memory arrives, which the
+ * source may still call off.
+ */
+type Held = Map<string, { readonly token: string; readonly home: string }>;
+
+async function receiveOne(
+  context: RuntimeContext,
+  channel: MessageChannel,
+  options: ReceiveOptions,
+  event: (message: string) => void,
+  held: Held,
+): Promise<void> {
   const { criu, store } = context;
   const timeoutMs = options.timeoutMs ?? 120_000;
   const hello = expect(await channel.receive({ timeoutMs }), 'hello');
@@ -76,13 +99,16 @@ async function receiveOne(context: RuntimeContext, channel: MessageChannel, opti
     criu: await criu.requireVersion(),
   });
   if (hello.version !== PROTOCOL_VERSION) return;
-  const offer = expect(await channel.receive({ timeoutMs }), 'offer');
+  const first = await channel.receive({ timeoutMs });
+  if (first.type === 'verdict') return takeVerdict(context, channel, held, first, event);
+  const offer = expect(first, 'offer');
   const id = validateId(offer.id);
   if (await store.exists(id)) throw new ContainerExistsError(id);
   const home = path.join(context.config.checkpointRoot, id);
   const incoming = path.join(home, 'incoming');
   const bundle = path.join(home, 'bundle');
   let restored = false;
+  let moved = false;
   let pageServer: PageServer | undefined;
   try {
     // What a failed migration of the same id left (no container of that id exists here).
@@ -103,10 +129,17 @@ async function receiveOne(context: RuntimeContext, channel: MessageChannel, opti
     await channel.send({ type: 'accept', ...(pageServer ? { pageServer: { port: pageServer.port } } : {}) });
 
     for (;;) {
-      // After `restored`, the source ends the container there only once its memory has moved
-      // (post-copy: as long as that takes), then says `done`: waited for ten steps' time, so
-      // that a source gone silent holds the receiver (one migration at a time) only that long.
-      const message = await channel.receive({ timeoutMs: restored ? timeoutMs * 10 : timeoutMs });
+      let message: MigrationMessage;
+      try {
+        message = await channel.receive({ timeoutMs: moved ? timeoutMs * 10 : timeoutMs });
+      } catch (error) {
+        // A post-copy's source closes the channel once every page has come; a source gone
+        // silent holds the receiver (one migration at a time) only ten steps' time, and may
+        // still call it off over a new connection.
+        if (moved && (error instanceof ChannelClosedError || error instanceof ChannelTimeoutError)) return;
+        throw error;
+      }
+      if (restored && message.type !== 'done') expect(message, 'done');
       if (message.type === 'images') {
         await receiveDirectory(channel, incoming, timeoutMs);
       } else if (message.type === 'rootfs') {
@@ -118,6 +151,7 @@ async function receiveOne(context: RuntimeContext, channel: MessageChannel, opti
         const rootfs = offer.rootfs.kind === 'directory' ? path.join(bundle, 'rootfs') : sharedRootfs(offer, spec);
         await writeFile(path.join(bundle, 'config.json'), `${JSON.stringify({ ...spec, root: { ...spec.root, path: rootfs } }, null, 2)}\n`);
         const started = Date.now();
+        event(`restoring ${id}`);
         const pid = await restoreDetached(context, {
           id,
           imagePath: incoming,
@@ -126,13 +160,22 @@ async function receiveOne(context: RuntimeContext, channel: MessageChannel, opti
           ...(message.lazyPageServer
             ? { lazyPages: true, lazyPageServer: message.lazyPageServer, tls: options.tls, workPath: await madeDirectory(path.join(home, 'lazy-pages')) }
             : {}),
+          // Held stopped until the source says it let go.
+          leaveStopped: true,
         });
         restored = true;
-        event(`restored ${id} (pid ${pid}) in ${Date.now() - started} ms`);
+        held.set(id, { token: offer.token, home });
         await channel.send({ type: 'restored', pid });
-      } else if (message.type === 'done') {
-        event(`${id} is here now: the source let it go`);
-        return;
+        event(`restored ${id} (pid ${pid}) in ${Date.now() - started} ms, held stopped until the source lets go`);
+      } else if (message.type === 'done' && !moved) {
+        await resumeHeld(context, id);
+        moved = true;
+        await channel.send({ type: 'settled' });
+        event(`${id} runs here now: the source let it go`);
+        if (offer.mode === 'stop-and-copy') {
+          held.delete(id);
+          return;
+        }
       } else {
         expect(message, 'done');
       }
@@ -142,18 +185,68 @@ async function receiveOne(context: RuntimeContext, channel: MessageChannel, opti
     // A page server no dump connected to would wait for one for good, and one whose dump went
     // silent (a cut link) would wait on its connection: whichever holds its port goes.
     if (pageServer) await endPortHolders(pageServer.port);
+    if (restored && error instanceof MigrationAbortedError) {
+      // The source keeps the container (post-copy: its memory did not all come): the copy goes.
+      await dropHeld(context, id, home);
+      held.delete(id);
+      await channel.send({ type: 'settled' }).catch(() => undefined);
+      event(`${id} stays on the source (${error.reason}): nothing of it is left here`);
+      return;
+    }
     if (restored) {
       // Once `restored` went out, the source may have let the container go: removing it here
-      // could lose it on both hosts. It stays, and the operator is told to check the source.
+      // could lose it on both hosts, running it could run it twice. It is held, stopped (or,
+      // after a post-copy's `done`, running), for the source's word over a new connection.
       event(
-        `${id} was restored here but the source never said it let it go: check \`runtime state ${id}\` on the source; \`runtime delete -f ${id}\` here if it runs there`,
+        moved
+          ? `${id} runs here; its source may still call it off while its memory comes (${describeError(error)})`
+          : `${id} is held stopped here until its source's word comes (${describeError(error)}); if it never does: \`runtime state ${id}\` on the source, then here \`runtime kill --all ${id} CONT\` if it is gone there, or \`runtime delete -f ${id}\` if it runs there`,
       );
-      throw error;
+      return;
     }
     await unmountBelow(context.mounts, home).catch(() => undefined);
     await rm(home, { recursive: true, force: true });
     throw error;
   }
+}
+
+/** The source's word over a connection of its own: the held copy runs, or goes. */
+async function takeVerdict(
+  context: RuntimeContext,
+  channel: MessageChannel,
+  held: Held,
+  verdict: VerdictMessage,
+  event: (message: string) => void,
+): Promise<void> {
+  const entry = held.get(verdict.id);
+  if (!entry || entry.token !== verdict.token) {
+    throw new MigrationRefusedError(
+      `no migration of ${verdict.id} waits for its source's word here`,
+      `\`runtime state ${verdict.id}\` on this host says what is here`,
+    );
+  }
+  if (verdict.moved) {
+    await resumeHeld(context, verdict.id);
+    event(`${verdict.id} runs here now: its source let it go (said again over a new connection)`);
+  } else {
+    await dropHeld(context, verdict.id, entry.home);
+    event(`${verdict.id} stays on its source (said again over a new connection): nothing of it is left here`);
+  }
+  held.delete(verdict.id);
+  await channel.send({ type: 'settled' });
+}
+
+/** Every task of the container, held stopped since its restore, resumed. */
+async function resumeHeld(context: RuntimeContext, id: string): Promise<void> {
+  const record = await context.store.load(id);
+  await context.cgroups.signal(record.cgroupPath, 'SIGCONT');
+}
+
+/** The container restored here, and what came for it, removed. */
+async function dropHeld(context: RuntimeContext, id: string, home: string): Promise<void> {
+  if (await context.store.exists(id)) await deleteContainer(context, id, { force: true });
+  await unmountBelow(context.mounts, home).catch(() => undefined);
+  await rm(home, { recursive: true, force: true });
 }
 
 /**

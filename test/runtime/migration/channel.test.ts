@@ -153,6 +153,7 @@ const everyMessage: readonly MigrationMessage[] = [
     rootfs: { kind: 'directory', path: '/srv/bundles/web1/rootfs' },
     config: JSON.stringify({ ociVersion: '1.0.2', process: { args: ['sh'] } }),
     imageBytes: 1 << 30,
+    token: '0123456789abcdef0123456789abcdef',
   },
   { type: 'accept', pageServer: { port: 27000 } },
   { type: 'images', files: 31, bytes: 52_000_000 },

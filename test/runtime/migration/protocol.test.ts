@@ -35,6 +35,7 @@ const everyMessage: readonly MigrationMessage[] = [
     rootfs: { kind: 'directory', path: '/srv/bundles/web1/rootfs' },
     config: '{"ociVersion":"1.0.2"}',
     imageBytes: 123456,
+    token: '0123456789abcdef0123456789abcdef',
   },
   {
     type: 'offer',
@@ -46,6 +47,7 @@ const everyMessage: readonly MigrationMessage[] = [
     cpuinfo: '',
     rootfs: { kind: 'none' },
     config: '{}',
+    token: 'ffffffffffffffffffffffffffffffff',
   },
   { type: 'accept', pageServer: { port: 27000 } },
   { type: 'accept' },
@@ -56,6 +58,9 @@ const everyMessage: readonly MigrationMessage[] = [
   { type: 'restored', pid: 4242, downtimeMs: 87.5 },
   { type: 'restored', pid: 1 },
   { type: 'done' },
+  { type: 'verdict', id: 'web1', token: '0123456789abcdef0123456789abcdef', moved: true },
+  { type: 'verdict', id: 'web2', token: 'ffffffffffffffffffffffffffffffff', moved: false },
+  { type: 'settled' },
   { type: 'abort', reason: 'the operator pressed ^C' },
   { type: 'error', code: 'CRIU_FAILED', message: 'restore failed', hint: 'read restore.log' },
   { type: 'error', code: 'INTERNAL', message: 'boom' },
@@ -67,7 +72,21 @@ test('every message type survives JSON and the schema unchanged', (t) => {
     t.deepEqual(parseMessage(JSON.stringify(message)), message);
     types.add(message.type);
   }
-  t.deepEqual([...types].sort(), ['abort', 'accept', 'done', 'error', 'hello', 'images', 'offer', 'restore', 'restored', 'rootfs', 'welcome']);
+  t.deepEqual([...types].sort(), [
+    'abort',
+    'accept',
+    'done',
+    'error',
+    'hello',
+    'images',
+    'offer',
+    'restore',
+    'restored',
+    'rootfs',
+    'settled',
+    'verdict',
+    'welcome',
+  ]);
 });
 
 test('keys a later version may add are dropped, not refused', (t) => {
@@ -93,6 +112,8 @@ test('a bad field is refused naming the message and the field', (t) => {
     [{ ...offer, rootfs: { kind: 'directory' } }, 'offer.rootfs.path', /offer\.rootfs\.path: is required/],
     [{ ...offer, cpuinfo: 'not base64!' }, 'offer.cpuinfo', /must be base64/],
     [{ ...offer, sharedStorage: 'yes' }, 'offer.sharedStorage', /expected boolean, received string/],
+    [{ ...offer, token: 'short' }, 'offer.token', /32 hexadecimal digits/],
+    [{ type: 'verdict', id: 'web1', token: '0123456789abcdef0123456789abcdef' }, 'verdict.moved', /is required/],
     [{ type: 'accept', pageServer: { port: 70000 } }, 'accept.pageServer.port', /TCP port/],
     [{ type: 'restored', pid: -1 }, 'restored.pid', /greater than 0/],
     [{ type: 'hello', version: 1, runtimeVersion: '1', criu: { major: 4, minor: 1.5, sublevel: 0 } }, 'hello.criu.minor', /integer/],
