@@ -41,6 +41,7 @@ import { expect, MigrationPeerError, PROTOCOL_VERSION, type CriuVersion } from '
 import { formatVersion, isAtLeast } from '../../criu/version.js';
 import type { TlsFiles } from '../../criu/options.js';
 import { planPreDumps } from './pre-copy.js';
+import { tcpSockets } from '../../system/tcp-sockets.js';
 
 export interface MigrateRequest {
   readonly id: string;
@@ -452,11 +453,8 @@ async function sendDirectory(channel: MessageChannel, kind: 'images' | 'rootfs',
 /** Waits until a TCP socket of this host listens on port (CRIU's lazy page server, once it starts). */
 async function waitListening(port: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')} `;
   for (;;) {
-    const tables = await Promise.all(['/proc/net/tcp', '/proc/net/tcp6'].map((f) => readFile(f, 'utf8').catch(() => '')));
-    // State 0A is LISTEN.
-    if (tables.some((t) => t.split('\n').some((line) => line.includes(hex) && / 0A /.test(line)))) return;
+    if ((await tcpSockets()).some((socket) => socket.state === 'LISTEN' && socket.local.port === port)) return;
     if (Date.now() > deadline) throw new MigrationFailedError('', `CRIU's page server did not listen on port ${port}`);
     await new Promise((r) => setTimeout(r, 5));
   }
@@ -501,22 +499,13 @@ async function withTimeout<T>(promise: Promise<T>, ms: number, what: string, onT
 
 /**
  * Whether this host's TCP connection to host:port is retransmitting (the kernel's count of
- * retransmission timeouts in /proc/net/tcp is above zero): the peer has gone silent.
+ * retransmission timeouts in a row is above zero): the peer has gone silent.
  */
 async function retransmitting(host: string, port: number): Promise<boolean> {
-  const octets = host.split('.');
-  if (octets.length !== 4 || port === 0) return false;
-  const remote = `${octets
-    .reverse()
-    .map((o) => Number(o).toString(16).padStart(2, '0'))
-    .join('')
-    .toUpperCase()}:${port.toString(16).toUpperCase().padStart(4, '0')}`;
-  const table = await readFile('/proc/net/tcp', 'utf8').catch(() => '');
-  return table
-    .split('\n')
-    .slice(1)
-    .map((line) => line.trim().split(/\s+/))
-    .some((fields) => fields[2] === remote && parseInt(fields[6] ?? '0', 16) > 0);
+  if (port === 0) return false;
+  // The watchdog polls without awaiting: a table that cannot be read says nothing of the link.
+  const sockets = await tcpSockets().catch(() => []);
+  return sockets.some((socket) => socket.remote.address === host && socket.remote.port === port && socket.retransmits > 0);
 }
 
 /** Connects to a CRIU server waiting for its one client and hangs up: CRIU's serve fails and it goes on. */

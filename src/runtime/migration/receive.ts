@@ -38,6 +38,7 @@ import {
 } from './protocol.js';
 import { tlsOpts, type TlsFiles } from '../../criu/options.js';
 import type { PageServer } from '../../criu/service.js';
+import { tcpSockets } from '../../system/tcp-sockets.js';
 
 export interface ReceiveOptions {
   readonly listen: { readonly host: string; readonly port: number };
@@ -312,14 +313,9 @@ async function receiveDirectory(channel: MessageChannel, dir: string, timeoutMs:
 
 /** SIGKILLs the processes of this network namespace holding a TCP socket on port (CRIU's page server: its pid is not told). */
 async function endPortHolders(port: number): Promise<void> {
-  const hex = `:${port.toString(16).toUpperCase().padStart(4, '0')}`;
-  const inodes = new Set<string>();
-  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    for (const line of (await readFile(table, 'utf8').catch(() => '')).split('\n').slice(1)) {
-      const fields = line.trim().split(/\s+/);
-      if (fields[1]?.endsWith(hex) && fields[9] && fields[9] !== '0') inodes.add(fields[9]);
-    }
-  }
+  // A table that cannot be read holds nothing to end: this cleans up after a failed migration, whose error it must not replace.
+  const sockets = await tcpSockets().catch(() => []);
+  const inodes = new Set(sockets.filter((socket) => socket.local.port === port && socket.inode !== 0).map((socket) => socket.inode));
   if (inodes.size === 0) return;
   for (const pid of await readdir('/proc').catch(() => [] as string[])) {
     if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
@@ -329,7 +325,7 @@ async function endPortHolders(port: number): Promise<void> {
     for (const fd of fds) {
       const target = await readlink(`/proc/${pid}/fd/${fd}`).catch(() => '');
       const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1];
-      if (inode && inodes.has(inode)) {
+      if (inode && inodes.has(Number(inode))) {
         process.kill(Number(pid), 'SIGKILL');
         break;
       }
