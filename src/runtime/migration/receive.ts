@@ -33,6 +33,7 @@ import {
   MigrationAbortedError,
   PROTOCOL_VERSION,
   type MigrationMessage,
+  type MigrationMessageType,
   type OfferMessage,
   type VerdictMessage,
 } from './protocol.js';
@@ -110,6 +111,9 @@ async function receiveOne(
   const bundle = path.join(home, 'bundle');
   let restored = false;
   let moved = false;
+  // The streams the restore needs, in the order the source sends them; each comes once.
+  const expected: readonly ('images' | 'rootfs')[] = offer.rootfs.kind === 'directory' ? ['images', 'rootfs'] : ['images'];
+  const received: ('images' | 'rootfs')[] = [];
   let pageServer: PageServer | undefined;
   try {
     // What a failed migration of the same id left (no container of that id exists here).
@@ -140,11 +144,12 @@ async function receiveOne(
         if (moved && (error instanceof ChannelClosedError || error instanceof ChannelTimeoutError)) return;
         throw error;
       }
-      if (restored && message.type !== 'done') expect(message, 'done');
-      if (message.type === 'images') {
-        await receiveDirectory(channel, incoming, timeoutMs);
-      } else if (message.type === 'rootfs') {
-        await receiveDirectory(channel, path.join(bundle, 'rootfs'), timeoutMs);
+      // Each step in its turn: a message out of it is refused before anything acts on it.
+      const turn: MigrationMessageType = restored ? 'done' : (expected[received.length] ?? 'restore');
+      if (message.type !== turn) expect(message, turn);
+      if (message.type === 'images' || message.type === 'rootfs') {
+        await receiveDirectory(channel, message.type === 'images' ? incoming : path.join(bundle, 'rootfs'), timeoutMs);
+        received.push(message.type);
       } else if (message.type === 'restore') {
         // The dump reaches its post-dump notification only once the page server has answered
         // its close (every page written); the server's own end is waited for when CRIU names it.
@@ -177,8 +182,6 @@ async function receiveOne(
           held.delete(id);
           return;
         }
-      } else {
-        expect(message, 'done');
       }
     }
   } catch (error) {
