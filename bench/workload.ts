@@ -45,9 +45,32 @@ export async function buildStatic(source: string, cacheDir: string): Promise<str
   return binary;
 }
 
-/** Makes a busybox bundle (scripts/make-busybox-bundle.sh) whose init holds `mib` MiB. */
-export function makeBundle(repoRoot: string, dir: string, memhog: string, mib: number): Promise<void> {
-  return makeBundleRunning(repoRoot, dir, memhog, [String(mib), readyFileInContainer]);
+/** Where memhog, asked to, writes the longest time in µs it went without waking (memhog.c). */
+const gapFileInContainer = '/tmp/memhog.gap';
+
+/**
+ * Makes a busybox bundle (scripts/make-busybox-bundle.sh) whose init holds `mib` MiB; with
+ * `gaps`, memhog wakes every 5 ms and notes the longest time it did not (longestGapMs).
+ */
+export function makeBundle(repoRoot: string, dir: string, memhog: string, mib: number, options: { readonly gaps?: boolean } = {}): Promise<void> {
+  return makeBundleRunning(repoRoot, dir, memhog, [String(mib), readyFileInContainer, ...(options.gaps ? [gapFileInContainer] : [])]);
+}
+
+/** The longest time in ms the memhog of bundle (made with gaps) went without waking so far; 0 before its first note. */
+export async function longestGapMs(bundle: string): Promise<number> {
+  const text = await readIfExists(hostPath(bundle, gapFileInContainer));
+  return text === undefined ? 0 : Number(text.trim()) / 1000;
+}
+
+/**
+ * Waits for the memhog of bundle to note a gap longer than `above` ms (its first wake after a
+ * freeze, there or on another host) and returns it.
+ */
+export function gapAbove(bundle: string, above: number, timeoutMs = 60_000): Promise<number> {
+  return poll(`memhog in ${bundle} to note a gap longer than ${above} ms`, timeoutMs, async () => {
+    const gap = await longestGapMs(bundle);
+    return gap > above ? gap : undefined;
+  });
 }
 
 /** Makes a busybox bundle whose init is `binary` (copied to /bin/<its name>) run with `args`. */
