@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the system parts the runtime needs, idempotently, all from the host's own Debian release:
-#   runc, iptables (CRIU's network lock), busybox-static (test rootfs), redis-server (the
+#   runc, iptables (CRIU's network lock), nftables (nft: the runtime lifts a network lock CRIU left), busybox-static (test rootfs), redis-server (the
 #   pristine-reset and database tests' real server), postgresql-15 (the database tests' server
 #   binaries; no cluster is created on the host), a C compiler with static libc (the benchmark's
 #   workload), umoci and skopeo (the image tests and benchmark make OCI layouts and docker
@@ -22,7 +22,8 @@ have_packages() {
   command -v runc >/dev/null 2>&1 && command -v iptables-restore >/dev/null 2>&1 \
     && [ -x /bin/busybox ] && command -v redis-server >/dev/null 2>&1 && command -v cc >/dev/null 2>&1 \
     && [ -x "$pg_bin/postgres" ] && [ -x "$pg_bin/initdb" ] \
-    && [ -f /etc/ssl/certs/ca-certificates.crt ] && command -v umoci >/dev/null 2>&1 && command -v skopeo >/dev/null 2>&1
+    && [ -f /etc/ssl/certs/ca-certificates.crt ] && command -v umoci >/dev/null 2>&1 && command -v skopeo >/dev/null 2>&1 \
+    && command -v nft >/dev/null 2>&1
 }
 
 # The tests run PostgreSQL inside containers, from data directories of their own: the host needs
@@ -47,7 +48,7 @@ if ! have_packages; then
     no_main_cluster
   fi
   apt-get install -y -qq --no-install-recommends \
-    runc iptables busybox-static redis-server postgresql-15 gcc libc6-dev ca-certificates umoci skopeo >/dev/null
+    runc iptables nftables busybox-static redis-server postgresql-15 gcc libc6-dev ca-certificates umoci skopeo >/dev/null
   export RUNTIME_APT_UPDATED=1
 fi
 

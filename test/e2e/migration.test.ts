@@ -235,22 +235,7 @@ serial(
     t.is((await w.cli(a, ['run', '-d', '--bundle', bundle, 'hog'])).exitCode, 0);
     await waitReady(bundle, MIB);
     // A slow link, so that the cut falls while the pages go.
-    await execa('nsenter', [
-      `--net=${a.netns}`,
-      'tc',
-      'qdisc',
-      'add',
-      'dev',
-      a.device,
-      'root',
-      'tbf',
-      'rate',
-      '100mbit',
-      'burst',
-      '32kbit',
-      'latency',
-      '400ms',
-    ]);
+    await slowLink(a);
     const onB = await w.receiver(b, undefined, ['--timeout', '10']);
     const migration = w.cli(a, migrateArgs(w, 'a', 'hog', onB.port, ['--timeout', '10']), { timeoutMs: 90_000 });
     await waitFor('the destination to accept', async () => (/accepting hog/.test(onB.log()) ? true : undefined), 30_000);
@@ -263,19 +248,7 @@ serial(
     t.is(state.status, 'running');
     await verifyMemory(bundle, state.pid, MIB);
     // CRIU undid its dump itself (its connection aborted): no network lock stays in the container.
-    const loopback = await execa(
-      'nsenter',
-      [
-        '-t',
-        String(state.pid),
-        '-n',
-        'python3',
-        '-c',
-        "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(1); socket.create_connection(s.getsockname(), timeout=3); print('ok')",
-      ],
-      { reject: false },
-    );
-    t.is(loopback.stdout.trim(), 'ok', `the container's network works: ${loopback.stderr}`);
+    t.is(await loopback(state.pid), 'ok', "the container's network works");
     await w.hosts.heal();
     await waitFor('the destination to give up', async () => (/the migration of hog failed/.test(onB.log()) ? true : undefined), 60_000);
     t.is((await w.cli(b, ['state', 'hog'])).exitCode, 1);
@@ -363,6 +336,34 @@ function migrating(w: World, host: Host, args: readonly string[]): { pid: number
   return { pid: child.pid!, output: () => out, exit };
 }
 
+/** Host's side of the link slowed to 100 Mbit/s (tbf), so that a cut falls while the pages go. */
+async function slowLink(host: Host): Promise<void> {
+  await execa('nsenter', [
+    `--net=${host.netns}`,
+    'tc',
+    'qdisc',
+    'add',
+    'dev',
+    host.device,
+    'root',
+    'tbf',
+    'rate',
+    '100mbit',
+    'burst',
+    '32kbit',
+    'latency',
+    '400ms',
+  ]);
+}
+
+/** "ok" when a TCP connection over the loopback of pid's network namespace goes through (no network lock left), else why not. */
+async function loopback(pid: number): Promise<string> {
+  const probe =
+    "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(1); socket.create_connection(s.getsockname(), timeout=3); print('ok')";
+  const result = await execa('nsenter', ['-t', String(pid), '-n', 'python3', '-c', probe], { reject: false });
+  return result.stdout.trim() || result.stderr.trim();
+}
+
 /** Waits for a line of a receiver's or a migration's output. */
 function logged(what: string, output: () => string, line: RegExp): Promise<true> {
   return waitFor(what, async () => (line.test(output()) ? true : undefined), 60_000);
@@ -441,5 +442,36 @@ serial(
     t.is((await w.cli(b, ['state', 'c1'])).exitCode, 1);
     t.false(existsSync(path.join(rootsOf(w.box, b).RUNTIME_CHECKPOINT_ROOT!, 'c1')));
     await counting(bundle, await counter(bundle));
+  },
+);
+
+serial(
+  'a link cut while a post-copy pulls the memory: the source aborts the transfer, runs on with its memory whole and its network unlocked, and the copy there goes once the link is back',
+  async (t) => {
+    const w = await world(t, 'cut-lazy');
+    await allowPostCopy(t);
+    const { a, b } = w.hosts;
+    const bundle = await memhogBundle(w.box, MIB);
+    t.is((await w.cli(a, ['run', '-d', '--bundle', bundle, 'hog'])).exitCode, 0);
+    await waitReady(bundle, MIB);
+    await slowLink(a);
+    const onB = await w.receiver(b, undefined, ['--timeout', '5']);
+    const migration = migrating(w, a, migrateArgs(w, 'a', 'hog', onB.port, ['--lazy', '--timeout', '5']));
+    await logged('the copy to run on the destination', migration.output, /hog runs on the destination/);
+    await w.hosts.cut();
+
+    await logged('the source to say its word again', migration.output, /saying it again over new connections/);
+    t.regex(migration.output(), /aborting it, the container runs on here/);
+    t.regex(migration.output(), /lifted the network lock CRIU left on hog/);
+    const state = JSON.parse((await w.cli(a, ['state', 'hog'])).stdout) as { status: string; pid: number };
+    t.is(state.status, 'running');
+    await verifyMemory(bundle, state.pid, MIB);
+    t.is(await loopback(state.pid), 'ok', "the container's network works");
+
+    await w.hosts.heal();
+    t.is(await migration.exit, 1, migration.output());
+    await logged('the destination to drop its copy', onB.log, /hog stays on its source \(said again over a new connection\)/);
+    t.is((await w.cli(b, ['state', 'hog'])).exitCode, 1);
+    t.false(existsSync(path.join(rootsOf(w.box, b).RUNTIME_CHECKPOINT_ROOT!, 'hog')));
   },
 );

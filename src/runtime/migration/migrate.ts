@@ -41,7 +41,8 @@ import { expect, MigrationPeerError, PROTOCOL_VERSION, type CriuVersion } from '
 import { formatVersion, isAtLeast } from '../../criu/version.js';
 import type { TlsFiles } from '../../criu/options.js';
 import { planPreDumps } from './pre-copy.js';
-import { tcpSockets } from '../../system/tcp-sockets.js';
+import { tcpSockets, type TcpSocket } from '../../system/tcp-sockets.js';
+import { liftNetworkLocks } from '../../criu/network-lock.js';
 
 export interface MigrateRequest {
   readonly id: string;
@@ -203,25 +204,35 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
       if (!request.sharedStorage) streamedBytes += await sendDirectory(channel, 'rootfs', record.rootfs);
     };
     const dumpStarted = Date.now();
-    // CRIU has no timeout of its own: a link that goes silent while it sends the memory would
-    // hold the tree frozen for as long as TCP retries. Once its connection to the page server
-    // has been retransmitting for the whole timeout, CRIU is ended, the dump fails, and the
-    // checkpoint thaws the tree.
+    // CRIU has no timeout of its own: a link that goes silent while the memory goes would hold
+    // the tree frozen for as long as TCP retries. The memory's connection is watched while it
+    // carries the memory (stop-and-copy: to the destination's page server, until post-dump;
+    // post-copy: the destination's lazy-pages daemon to ours, once the copy there runs). Once
+    // it has been retransmitting for the whole timeout, it is aborted: the dump fails, and CRIU
+    // resumes the tree here.
     let criuPid = 0;
     let stalledSince = 0;
     let aborted = false;
+    const memoryLink = request.lazy
+      ? { sport: lazyPort!, match: (socket: TcpSocket) => socket.local.port === lazyPort && socket.state === 'ESTABLISHED' }
+      : {
+          dst: request.to.host,
+          dport: accepted.pageServer?.port ?? 0,
+          match: (socket: TcpSocket) => socket.remote.address === request.to.host && socket.remote.port === accepted.pageServer?.port,
+        };
     const watchdog = setInterval(() => {
-      if (frozenAt !== 0 || criuPid === 0 || request.lazy || aborted) return;
-      void retransmitting(request.to.host, accepted.pageServer?.port ?? 0).then((stalled) => {
+      const carrying = request.lazy ? handedOver : frozenAt === 0;
+      if (!carrying || criuPid === 0 || aborted) return;
+      void retransmitting(memoryLink.match).then((stalled) => {
         if (!stalled) {
           stalledSince = 0;
           return;
         }
         stalledSince ||= Date.now();
-        if (Date.now() - stalledSince < timeoutMs || aborted || frozenAt !== 0) return;
+        if (Date.now() - stalledSince < timeoutMs || aborted) return;
         aborted = true;
-        progress(`the link to ${request.to.host} has been silent for ${timeoutMs} ms while the memory went: aborting it, the container runs on`);
-        abortStalled(request.to.host, accepted.pageServer?.port ?? 0, criuPid);
+        progress(`the link to ${request.to.host} has been silent for ${timeoutMs} ms while the memory went: aborting it, the container runs on here`);
+        abortStalled(memoryLink, criuPid);
       });
     }, 500);
     const dump = checkpoint(context, {
@@ -298,6 +309,14 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
         // the copy there, its memory incomplete, must go.
         await settled?.catch(() => undefined);
         handedOver = false;
+      }
+      // CRIU resumed the tree; its network lock stays when its serving failed after post-dump,
+      // or when the watchdog had to kill it (network-lock.ts).
+      if (record.status === 'running') {
+        await liftNetworkLocks(record.init.pid).then(
+          (lifted) => lifted.length > 0 && progress(`lifted the network lock CRIU left on ${id} (${lifted.join(', ')})`),
+          (liftError: unknown) => logger.warn(`could not lift a network lock CRIU may have left on ${id}`, { error: describeError(liftError) }),
+        );
       }
       throw error;
     }
@@ -461,13 +480,14 @@ async function waitListening(port: number, timeoutMs: number): Promise<void> {
 }
 
 /**
- * Ends a dump stuck on a silent link: its connection to the page server is aborted (`ss -K`:
- * CRIU's next write fails and CRIU undoes the dump itself, unlocking the container's network and
- * resuming the tree); a CRIU still there a few seconds later is killed (the checkpoint then
- * thaws the tree, but CRIU's network lock may stay in the container's namespace).
+ * Ends a dump stuck on a silent link: the connection that carries the memory is aborted (`ss -K`:
+ * CRIU's next write fails and CRIU undoes the dump itself, resuming the tree); a CRIU still there
+ * a few seconds later is killed (the checkpoint then thaws the tree). Where CRIU left its network
+ * lock (a post-copy, a CRIU killed), migrate lifts it (network-lock.ts).
  */
-function abortStalled(host: string, port: number, criuPid: number): void {
-  const ss = spawn('ss', ['-K', 'dst', host, 'dport', '=', String(port)], { stdio: 'ignore' });
+function abortStalled(link: { readonly dst: string; readonly dport: number } | { readonly sport: number }, criuPid: number): void {
+  const filter = 'sport' in link ? ['state', 'established', 'sport', '=', `:${link.sport}`] : ['dst', link.dst, 'dport', '=', String(link.dport)];
+  const ss = spawn('ss', ['-K', ...filter], { stdio: 'ignore' });
   ss.on('error', () => undefined);
   setTimeout(() => {
     try {
@@ -498,14 +518,13 @@ async function withTimeout<T>(promise: Promise<T>, ms: number, what: string, onT
 }
 
 /**
- * Whether this host's TCP connection to host:port is retransmitting (the kernel's count of
- * retransmission timeouts in a row is above zero): the peer has gone silent.
+ * Whether a TCP connection of this host that `match` picks is retransmitting (the kernel's count
+ * of retransmission timeouts in a row is above zero): the peer has gone silent.
  */
-async function retransmitting(host: string, port: number): Promise<boolean> {
-  if (port === 0) return false;
+async function retransmitting(match: (socket: TcpSocket) => boolean): Promise<boolean> {
   // The watchdog polls without awaiting: a table that cannot be read says nothing of the link.
   const sockets = await tcpSockets().catch(() => []);
-  return sockets.some((socket) => socket.remote.address === host && socket.remote.port === port && socket.retransmits > 0);
+  return sockets.some((socket) => match(socket) && socket.retransmits > 0);
 }
 
 /** Connects to a CRIU server waiting for its one client and hangs up: CRIU's serve fails and it goes on. */

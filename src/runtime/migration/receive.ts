@@ -26,17 +26,8 @@ import { isBindMount } from '../../rootfs/in-root.js';
 import { unmountBelow } from '../../rootfs/layers.js';
 import { restoreDetached } from '../restore.js';
 import { deleteContainer } from '../delete.js';
-import { ChannelTimeoutError, listenChannel, type MessageChannel } from './channel.js';
-import {
-  ChannelClosedError,
-  expect,
-  MigrationAbortedError,
-  PROTOCOL_VERSION,
-  type MigrationMessage,
-  type MigrationMessageType,
-  type OfferMessage,
-  type VerdictMessage,
-} from './protocol.js';
+import { listenChannel, type MessageChannel } from './channel.js';
+import { expect, MigrationAbortedError, PROTOCOL_VERSION, type MigrationMessageType, type OfferMessage, type VerdictMessage } from './protocol.js';
 import { tlsOpts, type TlsFiles } from '../../criu/options.js';
 import type { PageServer } from '../../criu/service.js';
 import { tcpSockets } from '../../system/tcp-sockets.js';
@@ -110,7 +101,6 @@ async function receiveOne(
   const incoming = path.join(home, 'incoming');
   const bundle = path.join(home, 'bundle');
   let restored = false;
-  let moved = false;
   // The streams the restore needs, in the order the source sends them; each comes once.
   const expected: readonly ('images' | 'rootfs')[] = offer.rootfs.kind === 'directory' ? ['images', 'rootfs'] : ['images'];
   const received: ('images' | 'rootfs')[] = [];
@@ -134,16 +124,7 @@ async function receiveOne(
     await channel.send({ type: 'accept', ...(pageServer ? { pageServer: { port: pageServer.port } } : {}) });
 
     for (;;) {
-      let message: MigrationMessage;
-      try {
-        message = await channel.receive({ timeoutMs: moved ? timeoutMs * 10 : timeoutMs });
-      } catch (error) {
-        // A post-copy's source closes the channel once every page has come; a source gone
-        // silent holds the receiver (one migration at a time) only ten steps' time, and may
-        // still call it off over a new connection.
-        if (moved && (error instanceof ChannelClosedError || error instanceof ChannelTimeoutError)) return;
-        throw error;
-      }
+      const message = await channel.receive({ timeoutMs });
       // Each step in its turn: a message out of it is refused before anything acts on it.
       const turn: MigrationMessageType = restored ? 'done' : (expected[received.length] ?? 'restore');
       if (message.type !== turn) expect(message, turn);
@@ -173,15 +154,14 @@ async function receiveOne(
         held.set(id, { token: offer.token, home });
         await channel.send({ type: 'restored', pid });
         event(`restored ${id} (pid ${pid}) in ${Date.now() - started} ms, held stopped until the source lets go`);
-      } else if (message.type === 'done' && !moved) {
+      } else {
         await resumeHeld(context, id);
-        moved = true;
         await channel.send({ type: 'settled' });
         event(`${id} runs here now: the source let it go`);
-        if (offer.mode === 'stop-and-copy') {
-          held.delete(id);
-          return;
-        }
+        // A post-copy's memory is still coming: until it all has, the source may call the move
+        // off (a failed transfer resumes it there), over a connection of its own, by the token.
+        if (offer.mode === 'stop-and-copy') held.delete(id);
+        return;
       }
     }
   } catch (error) {
@@ -199,12 +179,10 @@ async function receiveOne(
     }
     if (restored) {
       // Once `restored` went out, the source may have let the container go: removing it here
-      // could lose it on both hosts, running it could run it twice. It is held, stopped (or,
-      // after a post-copy's `done`, running), for the source's word over a new connection.
+      // could lose it on both hosts, running it could run it twice. It is held, stopped, for
+      // the source's word over a new connection.
       event(
-        moved
-          ? `${id} runs here; its source may still call it off while its memory comes (${describeError(error)})`
-          : `${id} is held stopped here until its source's word comes (${describeError(error)}); if it never does: \`runtime state ${id}\` on the source, then here \`runtime kill --all ${id} CONT\` if it is gone there, or \`runtime delete -f ${id}\` if it runs there`,
+        `${id} is held stopped here until its source's word comes (${describeError(error)}); if it never does: \`runtime state ${id}\` on the source, then here \`runtime kill --all ${id} CONT\` if it is gone there, or \`runtime delete -f ${id}\` if it runs there`,
       );
       return;
     }
