@@ -118,10 +118,15 @@ function requirePipeSize(): void {
 
 export class PreCopyUnavailableError extends RuntimeError {
   readonly code = 'MIGRATION_PRE_COPY_UNAVAILABLE' as const;
-  constructor() {
-    super("pre-copy needs the kernel's memory tracking (soft-dirty), which this kernel does not offer (CRIU's FEATURE_CHECK: mem_track)", {
-      hint: 'migrate without --pre-dump (stop-and-copy), or with --lazy (post-copy) for a short downtime',
-    });
+  constructor(tracking: boolean) {
+    super(
+      tracking
+        ? "pre-copy's pre-dump rounds are not built yet (only their stop rules are, in pre-copy.ts): this kernel could track the memory, this runtime cannot send it ahead"
+        : "pre-copy needs the kernel's memory tracking (soft-dirty), which this kernel does not offer (CRIU's FEATURE_CHECK: mem_track)",
+      {
+        hint: 'migrate without --pre-dump (stop-and-copy), or with --lazy (post-copy) for a short downtime',
+      },
+    );
   }
 }
 
@@ -144,7 +149,8 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
   // Refused before anything stops: the kernel cannot track which pages a pre-dump left behind.
   if (request.preDump !== undefined && request.preDump > 0) {
     planPreDumps(request.preDump);
-    if ((await criu.features()).mem_track !== true) throw new PreCopyUnavailableError();
+    // Where the kernel tracks memory, refused all the same rather than quietly copied all at once.
+    throw new PreCopyUnavailableError((await criu.features()).mem_track === true);
   }
   if (request.lazy) {
     await criu.requireFeature('lazy_pages', 'migrate --lazy');

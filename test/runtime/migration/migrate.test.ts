@@ -30,6 +30,16 @@ test('pre-copy without the kernel memory tracking is refused before anything sto
   t.is((await runtime.context.store.load('db')).status, 'running');
 });
 
+test('pre-copy where the kernel tracks memory is refused too, saying its rounds are not built, before anything stops', async (t) => {
+  const runtime = await running(t);
+  runtime.fakes.criu.setFeatures({ mem_track: true, lazy_pages: true });
+  const error = await t.throwsAsync(migrate(runtime.context, { id: 'db', to, tls, preDump: 3 }));
+  t.is((error as { code?: string }).code, 'MIGRATION_PRE_COPY_UNAVAILABLE');
+  t.regex(error?.message ?? '', /not built yet/);
+  t.deepEqual(runtime.fakes.criu.dumps, []);
+  t.is((await runtime.context.store.load('db')).status, 'running');
+});
+
 test('post-copy and pre-copy together, a bad number of pre-dumps, and a container that does not run are refused', async (t) => {
   const runtime = await running(t);
   for (const [request, code] of [

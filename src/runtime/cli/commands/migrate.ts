@@ -22,7 +22,11 @@ export const migrateCommand = defineCommand({
     to: { type: 'string', value: 'ADDR:PORT', description: 'the receiving runtime' },
     ...tlsFlags,
     lazy: { type: 'boolean', description: 'post-copy: restore at once on the destination, the memory follows' },
-    'pre-dump': { type: 'string', value: 'N', description: 'pre-copy: up to N pre-dumps while it runs (needs soft-dirty memory tracking)' },
+    'pre-dump': {
+      type: 'string',
+      value: 'N',
+      description: 'pre-copy: up to N pre-dumps while it runs (refused for now: needs soft-dirty memory tracking, and its rounds are not built)',
+    },
     'shared-storage': { type: 'boolean', description: 'both hosts see the rootfs at the same path: do not copy it' },
     'tcp-established': { type: 'boolean', description: "move the container's established TCP connections" },
     'page-server-port': { type: 'string', value: 'PORT', description: "--lazy: this host's page server port (default: a free one)" },
