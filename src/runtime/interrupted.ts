@@ -64,7 +64,7 @@ const noteSchema = s.discriminatedUnion('kind', [
     started: s.string(),
     cgroupPath: s.string(),
     criuRoot: s.string(),
-    /** The images restored from (CRIU mounts its cgroup yard there while it restores). */
+    /** CRIU's working directory: the work path, else the images (it mounts its cgroup yard there while it restores). */
     imagePath: s.string().optional(),
     /** The restore mounted the container's rootfs from its storage driver. */
     storageMounted: s.boolean().optional(),
@@ -304,15 +304,16 @@ export async function discardInstance(context: RuntimeContext, dir: string, cgro
 /** A reset instance's mounts, directory and cgroup, once its processes are gone. */
 export async function removeInstance(context: RuntimeContext, dir: string, cgroupPath: string): Promise<void> {
   const { mounts, cgroups } = context;
-  await removeCgroupYards(context, path.join(dir, 'images'));
+  // CRIU restores an instance from its criu-work directory, where it puts its cgroup yard.
+  await removeCgroupYards(context, path.join(dir, 'criu-work'));
   for (const target of ['criu-root', 'images', 'rootfs']) await unmountAll(mounts, path.join(dir, target)).catch(() => undefined);
   await rm(dir, { recursive: true, force: true });
   await cgroups.removeTree(cgroupPath);
 }
 
 /**
- * CRIU's cgroup yard: while it restores, CRIU mounts a tmpfs named so in the images directory (its
- * working directory) with the cgroup hierarchies under it, and takes it away when it ends. A CRIU
+ * CRIU's cgroup yard: while it restores, CRIU mounts a tmpfs named so in its working directory
+ * (the work directory when it has one, else the images directory) with the cgroup hierarchies under it, and takes it away when it ends. A CRIU
  * killed meanwhile leaves it mounted on the host, where it pins the images directory.
  */
 const CGROUP_YARD = /^\.criu\.cgyard\.[A-Za-z0-9]{6}$/;

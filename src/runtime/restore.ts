@@ -203,7 +203,7 @@ export async function restoreContainer(context: RuntimeContext, supervisor: Supe
     assertCanHappen(record, 'restored');
     const { spec } = await readEffectiveSpec(paths.effectiveBundle);
     // A note of the restore at work, for the command that finds it if this one dies (interrupted.ts).
-    const note = { kind: 'restore', cgroupPath: record.cgroupPath, criuRoot: paths.criuRoot, imagePath: job.imagePath } as const;
+    const note = { kind: 'restore', cgroupPath: record.cgroupPath, criuRoot: paths.criuRoot, imagePath: job.criu.workPath ?? job.imagePath } as const;
     return asOperation(context, job.id, note, async (operation) => {
       const planned = record.storage ? await planStorage(context, record.storage) : undefined;
       const mountedNow = planned ? await mountStorage(context, planned) : false;
@@ -374,7 +374,8 @@ async function restoreTreeWith(
       .catch((killError: unknown) => logger.warn("could not kill the failed restore's tasks", { id: record.id, error: describeError(killError) }));
     const left = await context.reaper.reapStrays(children);
     if (left.length > 0) logger.warn('tasks of a failed restore are still running', { pids: left });
-    await removeCgroupYards(context, request.imagePath);
+    // CRIU works in its work directory when it has one, else in the images directory.
+    await removeCgroupYards(context, request.criu.workPath ?? request.imagePath);
     throw error;
   } finally {
     await mounts.unmount(request.criuRoot, { detach: true }).catch((error: unknown) => {

@@ -21,7 +21,10 @@
  *                  (soft-dirty); where CRIU reports none it is refused before anything stops
  *
  * A migration that succeeds leaves nothing of the container here (delete), one that fails
- * leaves it running, and the destination removes whatever it had received.
+ * leaves it running. The destination holds what it restored stopped until this host's word
+ * (protocol.ts): `done`, or `abort` (the copy goes), said again over new connections when the
+ * channel broke; when something fails late, the word follows where the tree is: back here
+ * (CRIU resumed it) means abort, gone (every page had moved) means done.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -32,6 +35,7 @@ import net from 'node:net';
 import path from 'node:path';
 import type { RuntimeContext } from '../context.js';
 import { validateId } from '../id.js';
+import type { ProcessIdentity } from '../state/record.js';
 import { CAP_SYS_RESOURCE, hasEffectiveCapability, requireRoot } from '../privileges.js';
 import { RuntimeError, UsageError, describeError } from '../errors.js';
 import { checkpoint, ContainerNotRunningError } from '../checkpoint.js';
@@ -279,8 +283,8 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
       () => (dumpDone = true),
       () => (dumpDone = true),
     );
-    const restoreWhenListening = () =>
-      (lazyRestore = (async () => {
+    const restoreWhenListening = () => {
+      lazyRestore = (async () => {
         await waitListening(lazyPort!, timeoutMs);
         restoreSent = true;
         await channel.send({ type: 'restore', lazyPageServer: { host: localAddress, port: lazyPort! } });
@@ -290,7 +294,10 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
         settled = word(true);
         await settled;
         progress(`${id} runs on the destination (pid ${restored.pid}); its memory follows`);
-      })());
+      })();
+      // Awaited by watchLazy, which may look only 20 ms later.
+      lazyRestore.catch(() => undefined);
+    };
     // The destination failing to restore leaves CRIU waiting for a lazy-pages daemon that will
     // never come, the tree frozen: a connection that hangs up at once makes CRIU's serving fail,
     // and CRIU then resumes the tree here.
@@ -309,22 +316,33 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
     try {
       await Promise.all([dump, request.lazy ? watchLazy() : undefined]);
     } catch (error) {
-      if (lazyRestore) await lazyRestore.catch(() => undefined);
-      if (handedOver && request.lazy) {
-        // The memory did not all arrive: CRIU resumed the tree here, which holds it whole, and
-        // the copy there, its memory incomplete, must go.
-        await settled?.catch(() => undefined);
-        handedOver = false;
+      // CRIU may still serve the memory (a post-copy restore that failed after its daemon had
+      // connected, a word not delivered): its serving is ended here, and CRIU's end waited for,
+      // so that the tree is either back (resumed) or gone (every page moved) before deciding.
+      if (request.lazy) {
+        abortConnections({ sport: lazyPort! });
+        await hangUp(lazyPort!);
       }
-      // CRIU resumed the tree; its network lock stays when its serving failed after post-dump,
-      // or when the watchdog had to kill it (network-lock.ts).
-      if (record.status === 'running') {
+      await dump.catch(() => undefined);
+      if (lazyRestore) await lazyRestore.catch(() => undefined);
+      await settled?.catch(() => undefined);
+      if (await stillRuns(context, record.init)) {
+        // The tree runs here, whole (it never ran elsewhere before CRIU resumed it here, or ran
+        // there on memory that did not all come): the copy there goes. CRIU leaves its network
+        // lock when its serving failed after post-dump, or when the watchdog killed it.
+        handedOver = false;
         await liftNetworkLocks(record.init.pid).then(
           (lifted) => lifted.length > 0 && progress(`lifted the network lock CRIU left on ${id} (${lifted.join(', ')})`),
           (liftError: unknown) => logger.warn(`could not lift a network lock CRIU may have left on ${id}`, { error: describeError(liftError) }),
         );
+        throw error;
       }
-      throw error;
+      // The tree is gone here (CRIU ended it once the memory had all gone): the copy there is
+      // the container now, whatever failed after; it is told so, and the error only reported.
+      if (!restoreSent) throw error;
+      progress(`${id} moved, though: ${describeError(error)}`);
+      handedOver = true;
+      settled ??= word(true);
     }
     if (!handedOver) throw new MigrationFailedError(id, 'the destination never said the container runs');
 
@@ -344,7 +362,9 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
   } catch (error) {
     if (!handedOver) {
       const reason = error instanceof Error ? error.message : String(error);
-      if (restoreSent) {
+      // A destination that answered with an error kept nothing of it; one that did not answer
+      // may hold a copy, stopped.
+      if (restoreSent && !(error instanceof MigrationPeerError)) {
         // The destination may hold a stopped copy (or be restoring one): it must hear that the
         // container stays here, or it keeps that copy for the operator to decide.
         await word(false).catch((undelivered: unknown) => {
@@ -363,8 +383,12 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
   }
 }
 
-/** How long the source keeps saying its word over new connections once the channel broke: at least this, or three steps' time. */
-const VERDICT_RETRY_MS = 30_000;
+/**
+ * How long the source keeps saying its word over new connections once the channel broke: at least
+ * this (longer than a receiver with the default --timeout waits on a broken channel before it
+ * takes the next connection), or three steps' time.
+ */
+const VERDICT_RETRY_MS = 150_000;
 
 export class VerdictUndeliveredError extends RuntimeError {
   readonly code = 'MIGRATION_VERDICT_UNDELIVERED' as const;
@@ -433,6 +457,8 @@ async function sayVerdict(verdict: Verdict): Promise<number> {
       progress(`${verdict.to.host} took this host's word: ${moved ? `${id} runs there` : `nothing of ${id} is left there`}`);
       return Date.now();
     } catch (error) {
+      // The destination answered: no retry changes its mind.
+      if (error instanceof MigrationPeerError) throw error;
       last = error;
       retry?.destroy();
       await new Promise((r) => setTimeout(r, 1000));
@@ -491,10 +517,8 @@ async function waitListening(port: number, timeoutMs: number): Promise<void> {
  * a few seconds later is killed (the checkpoint then thaws the tree). Where CRIU left its network
  * lock (a post-copy, a CRIU killed), migrate lifts it (network-lock.ts).
  */
-function abortStalled(link: { readonly dst: string; readonly dport: number } | { readonly sport: number }, criuPid: number): void {
-  const filter = 'sport' in link ? ['state', 'established', 'sport', '=', `:${link.sport}`] : ['dst', link.dst, 'dport', '=', String(link.dport)];
-  const ss = spawn('ss', ['-K', ...filter], { stdio: 'ignore' });
-  ss.on('error', () => undefined);
+function abortStalled(link: MemoryLink, criuPid: number): void {
+  abortConnections(link);
   setTimeout(() => {
     try {
       process.kill(-criuPid, 0);
@@ -503,6 +527,28 @@ function abortStalled(link: { readonly dst: string; readonly dport: number } | {
       // Gone: CRIU ended the dump itself.
     }
   }, 5000).unref();
+}
+
+/** The connection that carries the memory: to the destination's page server, or from its lazy-pages daemon to ours. */
+type MemoryLink = { readonly dst: string; readonly dport: number } | { readonly sport: number };
+
+/** Aborts this host's TCP connections of link (`ss -K`): their owner's next read or write fails. */
+function abortConnections(link: MemoryLink): void {
+  const filter = 'sport' in link ? ['state', 'established', 'sport', '=', `:${link.sport}`] : ['dst', link.dst, 'dport', '=', String(link.dport)];
+  const ss = spawn('ss', ['-K', ...filter], { stdio: 'ignore' });
+  ss.on('error', () => undefined);
+}
+
+/**
+ * Whether the container's init still runs once CRIU has ended: resumed, it goes on; killed (the
+ * dump done), it is gone within moments.
+ */
+async function stillRuns(context: RuntimeContext, init: ProcessIdentity): Promise<boolean> {
+  for (let i = 0; i < 10; i++) {
+    if (!(await context.processes.isAlive(init))) return false;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return true;
 }
 
 /** The promise, or a MigrationFailedError once ms passed (onTimeout runs first: it unblocks what waits). */

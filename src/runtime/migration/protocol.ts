@@ -117,12 +117,12 @@ export interface RestoreMessage {
   readonly lazyPageServer?: { readonly host: string; readonly port: number };
 }
 
-/** The container runs on the destination. */
+/** The destination restored the container and holds it stopped, for the source's word. */
 export interface RestoredMessage {
   readonly type: 'restored';
   /** The restored init's pid on the destination. */
   readonly pid: number;
-  /** From the end of the dump to the restored init running, as the destination measured it. */
+  /** From the end of the dump to the restored init there, as the destination measured it. */
   readonly downtimeMs?: number;
 }
 

@@ -69,11 +69,30 @@ export async function receive(context: RuntimeContext, options: ReceiveOptions):
 }
 
 /**
- * The containers restored here whose source's word may still come (protocol.ts), by id: held
- * stopped until `done`, or, after a post-copy's `done`, run while their memory arrives, which the
- * source may still call off.
+ * The migrations restored here, by their offer's token, and where each stands: held stopped
+ * until the source's word, running after `done` (a post-copy's source may still call it off while
+ * the memory comes, and any source whose tree came back after all), or dropped. Kept once settled,
+ * so that a word said again (its `settled` lost) is answered the same.
  */
-type Held = Map<string, { readonly token: string; readonly home: string }>;
+interface HeldMigration {
+  readonly id: string;
+  readonly home: string;
+  state: 'held' | 'running' | 'dropped';
+}
+type Held = Map<string, HeldMigration>;
+
+/** The settled migrations a receiver remembers, the oldest forgotten first. */
+const REMEMBERED = 256;
+
+function remember(held: Held, token: string, id: string, home: string): HeldMigration {
+  const entry: HeldMigration = { id, home, state: 'held' };
+  held.set(token, entry);
+  for (const [old, { state }] of held) {
+    if (held.size <= REMEMBERED) break;
+    if (state !== 'held') held.delete(old);
+  }
+  return entry;
+}
 
 async function receiveOne(
   context: RuntimeContext,
@@ -101,6 +120,7 @@ async function receiveOne(
   const incoming = path.join(home, 'incoming');
   const bundle = path.join(home, 'bundle');
   let restored = false;
+  let entry: HeldMigration | undefined;
   // The streams the restore needs, in the order the source sends them; each comes once.
   const expected: readonly ('images' | 'rootfs')[] = offer.rootfs.kind === 'directory' ? ['images', 'rootfs'] : ['images'];
   const received: ('images' | 'rootfs')[] = [];
@@ -151,16 +171,15 @@ async function receiveOne(
           leaveStopped: true,
         });
         restored = true;
-        held.set(id, { token: offer.token, home });
+        entry = remember(held, offer.token, id, home);
         await channel.send({ type: 'restored', pid });
         event(`restored ${id} (pid ${pid}) in ${Date.now() - started} ms, held stopped until the source lets go`);
       } else {
-        await resumeHeld(context, id);
+        await takeWord(context, entry!, true);
         await channel.send({ type: 'settled' });
         event(`${id} runs here now: the source let it go`);
         // A post-copy's memory is still coming: until it all has, the source may call the move
         // off (a failed transfer resumes it there), over a connection of its own, by the token.
-        if (offer.mode === 'stop-and-copy') held.delete(id);
         return;
       }
     }
@@ -169,10 +188,9 @@ async function receiveOne(
     // A page server no dump connected to would wait for one for good, and one whose dump went
     // silent (a cut link) would wait on its connection: whichever holds its port goes.
     if (pageServer) await endPortHolders(pageServer.port);
-    if (restored && error instanceof MigrationAbortedError) {
-      // The source keeps the container (post-copy: its memory did not all come): the copy goes.
-      await dropHeld(context, id, home);
-      held.delete(id);
+    if (entry && error instanceof MigrationAbortedError) {
+      // The source keeps the container: the copy goes.
+      await takeWord(context, entry, false);
       await channel.send({ type: 'settled' }).catch(() => undefined);
       event(`${id} stays on the source (${error.reason}): nothing of it is left here`);
       return;
@@ -200,35 +218,54 @@ async function takeVerdict(
   verdict: VerdictMessage,
   event: (message: string) => void,
 ): Promise<void> {
-  const entry = held.get(verdict.id);
-  if (!entry || entry.token !== verdict.token) {
-    throw new MigrationRefusedError(
-      `no migration of ${verdict.id} waits for its source's word here`,
-      `\`runtime state ${verdict.id}\` on this host says what is here`,
-    );
-  }
-  if (verdict.moved) {
-    await resumeHeld(context, verdict.id);
-    event(`${verdict.id} runs here now: its source let it go (said again over a new connection)`);
+  const entry = held.get(verdict.token);
+  if (!entry || entry.id !== verdict.id) {
+    // Nothing of that migration is here (its restore failed, or this receiver was restarted):
+    // that it stays on its source is so already; that it moved here is not.
+    if (verdict.moved) {
+      throw new MigrationRefusedError(
+        `no migration of ${verdict.id} by that token was restored here`,
+        `\`runtime state ${verdict.id}\` on this host says what is here`,
+      );
+    }
+    event(`${verdict.id} stays on its source: nothing of that migration is here`);
   } else {
-    await dropHeld(context, verdict.id, entry.home);
-    event(`${verdict.id} stays on its source (said again over a new connection): nothing of it is left here`);
+    const before = entry.state;
+    await takeWord(context, entry, verdict.moved);
+    if (entry.state !== before) {
+      event(
+        verdict.moved
+          ? `${verdict.id} runs here now: its source let it go (said again over a new connection)`
+          : `${verdict.id} stays on its source (said again over a new connection): nothing of it is left here`,
+      );
+    }
   }
-  held.delete(verdict.id);
   await channel.send({ type: 'settled' });
 }
 
-/** Every task of the container, held stopped since its restore, resumed. */
-async function resumeHeld(context: RuntimeContext, id: string): Promise<void> {
-  const record = await context.store.load(id);
-  await context.cgroups.signal(record.cgroupPath, 'SIGCONT');
-}
-
-/** The container restored here, and what came for it, removed. */
-async function dropHeld(context: RuntimeContext, id: string, home: string): Promise<void> {
-  if (await context.store.exists(id)) await deleteContainer(context, id, { force: true });
-  await unmountBelow(context.mounts, home).catch(() => undefined);
-  await rm(home, { recursive: true, force: true });
+/**
+ * Acts on the source's word, once: the held copy resumed (every task, SIGCONT) or removed; the
+ * same word again does nothing. A word that the container stays on the source drops a copy that
+ * already runs, too (the source's tree came back: a failed post-copy transfer); one that it moved
+ * cannot bring back a copy dropped.
+ */
+async function takeWord(context: RuntimeContext, entry: HeldMigration, moved: boolean): Promise<void> {
+  if (moved) {
+    if (entry.state === 'dropped') {
+      throw new MigrationRefusedError(`${entry.id} was dropped here on its source's earlier word`, 'the source keeps it: `runtime state` there');
+    }
+    if (entry.state === 'held') {
+      const record = await context.store.load(entry.id);
+      await context.cgroups.signal(record.cgroupPath, 'SIGCONT');
+      entry.state = 'running';
+    }
+    return;
+  }
+  if (entry.state === 'dropped') return;
+  if (await context.store.exists(entry.id)) await deleteContainer(context, entry.id, { force: true });
+  await unmountBelow(context.mounts, entry.home).catch(() => undefined);
+  await rm(entry.home, { recursive: true, force: true });
+  entry.state = 'dropped';
 }
 
 /**

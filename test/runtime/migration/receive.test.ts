@@ -10,14 +10,24 @@ import path from 'node:path';
 import { receive } from '../../../src/runtime/migration/receive.js';
 import { connectChannel, type MessageChannel } from '../../../src/runtime/migration/channel.js';
 import { expect, MigrationPeerError, PROTOCOL_VERSION } from '../../../src/runtime/migration/protocol.js';
-import { fakeRuntime, type FakeRuntime } from '../../helpers/fake-runtime.js';
+import { fakeRuntime, runningContainer, type FakeRuntime } from '../../helpers/fake-runtime.js';
+import { checkpoint, defaultImagePath } from '../../../src/runtime/checkpoint.js';
+import { execa } from 'execa';
 import { makePki } from '../../helpers/certs.js';
 
 const TOKEN = '0123456789abcdef0123456789abcdef';
 
+interface Receiving {
+  readonly runtime: FakeRuntime;
+  readonly source: MessageChannel;
+  readonly events: string[];
+  /** A new connection from the source, past hello and welcome. */
+  connect(): Promise<MessageChannel>;
+}
+
 /** A receiver on 127.0.0.1 and a source's channel to it, past hello and welcome. */
-async function receiverAndSource(t: ExecutionContext): Promise<{ runtime: FakeRuntime; source: MessageChannel; events: string[] }> {
-  const runtime = await fakeRuntime(t);
+async function receiverAndSource(t: ExecutionContext, runtime?: FakeRuntime): Promise<Receiving> {
+  runtime ??= await fakeRuntime(t);
   const pki = await makePki(runtime.root, 'cluster');
   const events: string[] = [];
   const receiver = await receive(runtime.context, {
@@ -27,28 +37,44 @@ async function receiverAndSource(t: ExecutionContext): Promise<{ runtime: FakeRu
     onEvent: (message) => events.push(message),
   });
   t.teardown(() => receiver.close());
-  const source = await connectChannel({ host: '127.0.0.1', port: receiver.port }, await pki.issue('source', { ip: '127.0.0.1' }), { timeoutMs: 5_000 });
-  t.teardown(() => source.destroy());
-  await source.send({ type: 'hello', version: PROTOCOL_VERSION, runtimeVersion: 'test', criu: { major: 4, minor: 2, sublevel: 1 } });
-  expect(await source.receive({ timeoutMs: 5_000 }), 'welcome');
-  return { runtime, source, events };
+  const sourceTls = await pki.issue('source', { ip: '127.0.0.1' });
+  const connect = async () => {
+    const channel = await connectChannel({ host: '127.0.0.1', port: receiver.port }, sourceTls, { timeoutMs: 5_000 });
+    t.teardown(() => channel.destroy());
+    await channel.send({ type: 'hello', version: PROTOCOL_VERSION, runtimeVersion: 'test', criu: { major: 4, minor: 2, sublevel: 1 } });
+    expect(await channel.receive({ timeoutMs: 5_000 }), 'welcome');
+    return channel;
+  };
+  return { runtime, source: await connect(), events, connect };
 }
 
-test('a step out of its turn is refused before anything acts on it, and nothing of the migration is left', async (t) => {
-  const { runtime, source } = await receiverAndSource(t);
+/** Offers web1 over storage both sides see (the bundle's rootfs stays where it is); the accept awaited. */
+async function offerShared(source: MessageChannel, bundle: string, mode: 'stop-and-copy' | 'post-copy'): Promise<void> {
   await source.send({
     type: 'offer',
     token: TOKEN,
     id: 'web1',
-    mode: 'stop-and-copy',
+    mode,
     sharedStorage: true,
-    bundle: runtime.bundleDir,
+    bundle,
     tcpEstablished: false,
     cpuinfo: '',
-    config: await readFile(path.join(runtime.bundleDir, 'config.json'), 'utf8'),
+    config: await readFile(path.join(bundle, 'config.json'), 'utf8'),
     rootfs: { kind: 'none' },
   });
   expect(await source.receive({ timeoutMs: 5_000 }), 'accept');
+}
+
+/** The source's word over a connection of its own, and the destination's answer (settled, or its error thrown). */
+async function say(receiving: Receiving, moved: boolean): Promise<void> {
+  const channel = await receiving.connect();
+  await channel.send({ type: 'verdict', id: 'web1', token: TOKEN, moved });
+  expect(await channel.receive({ timeoutMs: 5_000 }), 'settled');
+}
+
+test('a step out of its turn is refused before anything acts on it, and nothing of the migration is left', async (t) => {
+  const { runtime, source } = await receiverAndSource(t);
+  await offerShared(source, runtime.bundleDir, 'stop-and-copy');
   await source.send({ type: 'restore' });
   const error = await t.throwsAsync(async () => expect(await source.receive({ timeoutMs: 5_000 }), 'restored'), { instanceOf: MigrationPeerError });
   t.is(error?.code, 'MIGRATION_PROTOCOL');
@@ -61,11 +87,61 @@ test('a step out of its turn is refused before anything acts on it, and nothing 
   t.false(await runtime.context.store.exists('web1'));
 });
 
-test('a word about a migration that holds nothing here is refused, naming it', async (t) => {
-  const { source, events } = await receiverAndSource(t);
-  await source.send({ type: 'verdict', id: 'web1', token: TOKEN, moved: true });
-  const error = await t.throwsAsync(async () => expect(await source.receive({ timeoutMs: 5_000 }), 'settled'), { instanceOf: MigrationPeerError });
+test('a word that a migration moved, of which nothing was restored here, is refused, naming it', async (t) => {
+  const receiving = await receiverAndSource(t);
+  const error = await t.throwsAsync(say(receiving, true), { instanceOf: MigrationPeerError });
   t.is(error?.code, 'MIGRATION_REFUSED');
-  t.regex(error?.message ?? '', /no migration of web1 waits for its source's word here/);
-  t.false(events.some((line) => /runs here now/.test(line)));
+  t.regex(error?.message ?? '', /no migration of web1 by that token was restored here/);
+  t.false(receiving.events.some((line) => /runs here now/.test(line)));
 });
+
+test('the word, said again over new connections once the channel broke after restored: the copy held stopped runs on done, a word said twice is answered the same, a later abort drops it, and a copy dropped is not brought back', async (t) => {
+  // The source's checkpoint, made by the fake runtime; the destination's monitor answers as if it restored.
+  const from = await fakeRuntime(t);
+  await runningContainer(from, 'web1');
+  await checkpoint(from.context, { id: 'web1' });
+  const images = (await execa('tar', ['--create', '--file=-', '-C', defaultImagePath(from.context, 'web1'), '.'], { encoding: 'buffer' })).stdout;
+  const to = await fakeRuntime(t);
+  to.fakes.monitors.launchMode = { kind: 'answer', pid: 777 };
+  const receiving = await receiverAndSource(t, to);
+  const { source } = receiving;
+
+  await offerShared(source, from.bundleDir, 'post-copy');
+  await source.send({ type: 'images', files: 0, bytes: images.length });
+  await source.sendStream(
+    (async function* () {
+      yield Buffer.from(images);
+    })(),
+  );
+  await source.send({ type: 'restore' });
+  t.is(expect(await source.receive({ timeoutMs: 5_000 }), 'restored').pid, 777);
+  t.like(to.fakes.monitors.launched[0], { kind: 'restore', id: 'web1', leaveStopped: true });
+  source.destroy();
+  await waitUntil(() => receiving.events.some((line) => /web1 is held stopped here/.test(line)));
+  const cgroupPath = (await to.context.store.load('web1')).cgroupPath;
+  const resumes = () => to.fakes.cgroups.callsOf('signal').filter((call) => call.cgroupPath === cgroupPath && call.signal === 'SIGCONT').length;
+  t.is(resumes(), 0, 'held stopped');
+
+  await say(receiving, true);
+  t.is(resumes(), 1);
+  await say(receiving, true);
+  t.is(resumes(), 1, 'said twice, done once');
+
+  await say(receiving, false);
+  t.false(await to.context.store.exists('web1'));
+  t.false(existsSync(path.join(to.context.config.checkpointRoot, 'web1')));
+  await say(receiving, false);
+  const error = await t.throwsAsync(say(receiving, true), { instanceOf: MigrationPeerError });
+  t.regex(error?.message ?? '', /was dropped here on its source's earlier word/);
+});
+
+test('an abort of a migration that holds nothing here is settled at once: there is nothing to drop', async (t) => {
+  const receiving = await receiverAndSource(t);
+  await say(receiving, false);
+  t.true(receiving.events.some((line) => /web1 stays on its source: nothing of that migration is here/.test(line)));
+});
+
+async function waitUntil(condition: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !condition(); i++) await new Promise((r) => setTimeout(r, 25));
+  if (!condition()) throw new Error('timed out');
+}
