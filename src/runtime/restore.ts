@@ -43,6 +43,7 @@ import { prepareMaskedDirectorySource } from '../rootfs/masked-directory.js';
 import { mountCopiedTmpfs, tmpfsStagingDirectory } from '../rootfs/tmpfs-copy.js';
 import { TMPFS_TREE } from '../criu/tmpfs-images.js';
 import { fillInArguments } from './lazy-memory.js';
+import { withTimeout } from '../system/timeout.js';
 
 export interface RestoreRequest extends RestoreCriuOptions {
   readonly id: string;
@@ -361,9 +362,11 @@ async function restoreTreeWith(
     // daemon. Given up on after a while: a page its daemon never serves must not hold the
     // restore (and a monitor's every later reset) for ever.
     if (lazy)
-      await withTimeout(fillInArguments(processes, pid), ARGUMENTS_TIMEOUT_MS, 'the lazy-pages daemon did not serve them').catch((error: unknown) =>
-        logger.warn("could not copy in the restored tasks' arguments", { id: record.id, error: describeError(error) }),
-      );
+      await withTimeout(
+        fillInArguments(processes, pid),
+        ARGUMENTS_TIMEOUT_MS,
+        () => new Error(`the lazy-pages daemon did not serve them within ${ARGUMENTS_TIMEOUT_MS / 1000} s`),
+      ).catch((error: unknown) => logger.warn("could not copy in the restored tasks' arguments", { id: record.id, error: describeError(error) }));
     return pid;
   } catch (error) {
     await lazy?.stop();
@@ -386,15 +389,6 @@ async function restoreTreeWith(
 }
 
 const ARGUMENTS_TIMEOUT_MS = 5_000;
-
-/** The promise's value, or a rejection with `what` once timeoutMs have passed. */
-function withTimeout<T>(promise: Promise<T>, timeoutMs: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} within ${timeoutMs / 1000} s`)), timeoutMs);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
 
 /** Namespaces the container joins by path are handed to CRIU under the keys the dump named them. */
 function joinedNamespaces(spec: Spec): { key: string; path: string }[] {
