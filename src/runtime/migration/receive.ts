@@ -154,7 +154,7 @@ async function receiveOne(
       } else if (message.type === 'restore') {
         // The dump reaches its post-dump notification only once the page server has answered
         // its close (every page written); the server's own end is waited for when CRIU names it.
-        if (pageServer && pageServer.pid > 0) await waitGone(pageServer.pid, timeoutMs);
+        if (pageServer && pageServer.pid > 0) await waitGone(context, pageServer.pid, timeoutMs);
         const rootfs = offer.rootfs.kind === 'directory' ? path.join(bundle, 'rootfs') : sharedRootfs(offer, spec);
         await writeFile(path.join(bundle, 'config.json'), `${JSON.stringify({ ...spec, root: { ...spec.root, path: rootfs } }, null, 2)}\n`);
         const started = Date.now();
@@ -357,11 +357,11 @@ async function madeDirectory(dir: string): Promise<string> {
 }
 
 /** Waits for a process that is not ours to end (the page server CRIU forked): gone, or a zombie. */
-async function waitGone(pid: number, timeoutMs: number): Promise<void> {
+async function waitGone(context: RuntimeContext, pid: number, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => undefined);
-    if (stat === undefined || /\) Z /.test(stat)) return;
+    const stat = await context.processes.stat(pid);
+    if (stat === undefined || stat.state === 'Z') return;
     if (Date.now() > deadline) {
       process.kill(pid, 'SIGKILL');
       throw new MigrationRefusedError(`CRIU's page server (pid ${pid}) did not end after the dump`, 'see page-server.log in the migration directory');
