@@ -47,6 +47,7 @@ import type { TlsFiles } from '../../criu/options.js';
 import { planPreDumps } from './pre-copy.js';
 import { tcpSockets, type TcpSocket } from '../../system/tcp-sockets.js';
 import { liftNetworkLocks } from '../../criu/network-lock.js';
+import { withTimeout } from '../../system/timeout.js';
 
 export interface MigrateRequest {
   readonly id: string;
@@ -257,7 +258,11 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
         onFrozen: async (imagePath) => {
           frozenAt = Date.now();
           progress(`${id} is frozen and its memory ${request.lazy ? 'stays here until asked for' : 'is on the destination'}: sending the images`);
-          await withTimeout(sendState(imagePath), timeoutMs, 'sending the images', () => channel.destroy());
+          await withTimeout(sendState(imagePath), timeoutMs, () => {
+            // What waits on the channel ends with it.
+            channel.destroy();
+            return new MigrationFailedError('', `sending the images took more than ${timeoutMs} ms`);
+          });
           if (request.lazy) {
             // CRIU starts serving the memory once this notification is answered: the
             // destination is told to restore as soon as the page server listens.
@@ -320,7 +325,8 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
       // connected, a word not delivered): its serving is ended here, and CRIU's end waited for,
       // so that the tree is either back (resumed) or gone (every page moved) before deciding.
       if (request.lazy) {
-        abortConnections({ sport: lazyPort! });
+        // A CRIU that does not end from its connection's abort is killed 5 s later (abortStalled).
+        if (criuPid > 0) abortStalled({ sport: lazyPort! }, criuPid);
         await hangUp(lazyPort!);
       }
       await dump.catch(() => undefined);
@@ -549,24 +555,6 @@ async function stillRuns(context: RuntimeContext, init: ProcessIdentity): Promis
     await new Promise((r) => setTimeout(r, 50));
   }
   return true;
-}
-
-/** The promise, or a MigrationFailedError once ms passed (onTimeout runs first: it unblocks what waits). */
-async function withTimeout<T>(promise: Promise<T>, ms: number, what: string, onTimeout: () => void): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => {
-          onTimeout();
-          reject(new MigrationFailedError('', `${what} took more than ${ms} ms`));
-        }, ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /**
