@@ -20,6 +20,7 @@
  * per layer: two runs of one image unpack it once, and a failed or killed unpack leaves nothing
  * a later run could take for a layer.
  */
+import { sizeText } from '../../system/size-text.js';
 import { closeSync, openSync } from 'node:fs';
 import { chmod, chown, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createHash, randomBytes } from 'node:crypto';
@@ -544,13 +545,6 @@ async function writeJsonAtomically(file: string, value: unknown): Promise<void> 
   const tmp = `${file}.${process.pid}.tmp`;
   await writeFile(tmp, `${JSON.stringify(value, null, 2)}\n`, { mode: 0o600 });
   await rename(tmp, file);
-}
-
-export function sizeText(bytes: number): string {
-  if (bytes >= 1024 ** 3) return `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
-  if (bytes >= 1024 ** 2) return `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
-  if (bytes >= 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
-  return `${bytes} B`;
 }
 
 function processAlive(pid: number): boolean {

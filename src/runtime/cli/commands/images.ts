@@ -6,7 +6,7 @@
 import { defineCommand } from '../command.js';
 import { UsageError } from '../../errors.js';
 import { formatTable } from '../table.js';
-import { sizeText } from '../../../rootfs/image/store.js';
+import { sizeText } from '../../../system/size-text.js';
 
 export const imagesCommand = defineCommand({
   name: 'images',

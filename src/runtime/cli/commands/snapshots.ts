@@ -1,12 +1,7 @@
 import { defineCommand } from '../command.js';
 import { UsageError } from '../../errors.js';
 import { formatTable } from '../table.js';
-
-function size(bytes: number): string {
-  if (bytes >= 1024 ** 3) return `${(bytes / 1024 ** 3).toFixed(1)} GiB`;
-  if (bytes >= 1024 ** 2) return `${(bytes / 1024 ** 2).toFixed(1)} MiB`;
-  return `${(bytes / 1024).toFixed(0)} KiB`;
-}
+import { sizeText } from '../../../system/size-text.js';
 
 export const snapshotsCommand = defineCommand({
   name: 'snapshots',
@@ -30,7 +25,7 @@ export const snapshotsCommand = defineCommand({
       return 0;
     }
     const rows = [['NAME', 'CREATED', 'MEMORY', 'ROOTFS', 'LAYERS']];
-    for (const s of snapshots) rows.push([s.name, s.created, size(s.memoryBytes), size(s.rootfsBytes), String(s.layers.length)]);
+    for (const s of snapshots) rows.push([s.name, s.created, sizeText(s.memoryBytes), sizeText(s.rootfsBytes), String(s.layers.length)]);
     io.stdout.write(formatTable(rows));
     return 0;
   },
