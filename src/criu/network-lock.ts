@@ -8,7 +8,6 @@
  * loopback included.
  */
 import { existsSync } from 'node:fs';
-import { readlink } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 
@@ -26,12 +25,11 @@ function nftBinary(): string {
 const LOCK_TABLE = /^table inet (CRIU-[A-Za-z0-9_-]+)$/;
 
 /**
- * Removes CRIU's lock tables from the network namespace of pid (a container's init), when it has
- * one of its own; returns the tables removed. Needs `nft` (Debian's nftables).
+ * Removes CRIU's lock tables from the network namespace of pid (a container's init with a network
+ * namespace of its own: the caller checks, the host's tables are not this one's to touch);
+ * returns the tables removed. Needs `nft` (Debian's nftables).
  */
 export async function liftNetworkLocks(pid: number): Promise<string[]> {
-  const [theirs, ours] = await Promise.all([readlink(`/proc/${pid}/ns/net`), readlink('/proc/self/ns/net')]);
-  if (theirs === ours) return [];
   const binary = nftBinary();
   const nft = (args: readonly string[]) => run('nsenter', ['-t', String(pid), '-n', '--', binary, ...args], { encoding: 'utf8' });
   const { stdout } = await nft(['list', 'tables']);

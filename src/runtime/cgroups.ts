@@ -9,7 +9,7 @@
  * refused. The service checks each path it is given the same way, whatever recorded it.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { readdir, rmdir, writeFile } from 'node:fs/promises';
+import { readFile, readdir, rmdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { MountInfo } from '../rootfs/mountinfo.js';
@@ -300,6 +300,11 @@ export interface CgroupService {
   removeTree(cgroupPath: string): Promise<string[]>;
   /** The pids in the cgroup and every cgroup below it, in any hierarchy. */
   occupants(cgroupPath: string): Promise<number[]>;
+  /**
+   * The memory a dump of the cgroup's tree would write, about: its anonymous and shared memory
+   * and swap (memory.stat), below it included; undefined where there is no memory controller.
+   */
+  memoryInUse(cgroupPath: string): Promise<number | undefined>;
 }
 
 export const CGROUP_SERVICE = Symbol('CgroupService');
@@ -357,6 +362,14 @@ export class LinuxCgroupService implements CgroupService {
     return removeCgroupTree(await this.hierarchies(), requireContainerCgroup(cgroupPath));
   }
 
+  async memoryInUse(cgroupPath: string): Promise<number | undefined> {
+    const hierarchies = await this.hierarchies();
+    const memory = hierarchies.find((h) => h.controllers.includes('memory')) ?? hierarchies.find((h) => h.version === 2);
+    if (!memory) return undefined;
+    const text = await readFile(path.join(cgroupDirectory(memory, requireContainerCgroup(cgroupPath)), 'memory.stat'), 'utf8').catch(() => undefined);
+    return text === undefined ? undefined : dumpedMemory(text, memory.version);
+  }
+
   async occupants(cgroupPath: string): Promise<number[]> {
     const hierarchies = await this.hierarchies();
     const pids = new Set<number>();
@@ -365,4 +378,18 @@ export class LinuxCgroupService implements CgroupService {
     }
     return [...pids].sort((a, b) => a - b);
   }
+}
+
+/**
+ * From a memory.stat: what a dump writes, about (anonymous memory, shared memory, swap), the
+ * cgroups below counted (v1's total_ keys; v2 counts them in its own).
+ */
+export function dumpedMemory(stat: string, version: 1 | 2): number {
+  const values = new Map<string, number>();
+  for (const line of stat.split('\n')) {
+    const [key, value] = line.split(' ');
+    if (key && value !== undefined && /^\d+$/.test(value)) values.set(key, Number(value));
+  }
+  const keys = version === 1 ? ['total_rss', 'total_shmem', 'total_swap'] : ['anon', 'shmem'];
+  return keys.reduce((sum, key) => sum + (values.get(key) ?? 0), 0);
 }

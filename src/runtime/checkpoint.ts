@@ -58,9 +58,9 @@ export interface CheckpointRequest extends CheckpointOptions {
    */
   readonly migration?: {
     readonly onFrozen: (imagePath: string) => Promise<void>;
-    /** Told `criu swrk`'s pid (a process group of its own), for a watchdog that may end it. */
-    readonly onCriuStarted?: (pid: number) => void;
   };
+  /** Told `criu swrk`'s pid (a process group of its own), for a watchdog that may end it (migrate's). */
+  readonly onCriuStarted?: (pid: number) => void;
 }
 
 export interface CheckpointResult {
@@ -201,7 +201,7 @@ export async function checkpoint(context: RuntimeContext, request: CheckpointReq
           ...(target.onNotify ? { onNotify: target.onNotify } : {}),
           onStarted: async (pid) => {
             await operation.criuStarted(context, pid);
-            request.migration?.onCriuStarted?.(pid);
+            request.onCriuStarted?.(pid);
           },
         });
       } catch (error) {
@@ -344,7 +344,7 @@ async function directoryTarget(imagePath: string, preDump: boolean, uid: number)
  * good checkpoint stays), handed on at post-dump while the tree is frozen, removed after.
  */
 async function migrationTarget(context: RuntimeContext, record: RunningRecord, onFrozen: (imagePath: string) => Promise<void>): Promise<CheckpointTarget> {
-  const writePath = path.join(context.config.checkpointRoot, record.id, 'migration');
+  const writePath = migrationImagePath(context, record.id);
   await rm(writePath, { recursive: true, force: true });
   await mkdir(writePath, { recursive: true, mode: 0o700 });
   return {
@@ -394,6 +394,11 @@ async function snapshotTarget(context: RuntimeContext, record: RunningRecord, na
       return moved;
     },
   };
+}
+
+/** The directory a migration's dump writes (a pre-copy's final dump names its parent relative to it). */
+export function migrationImagePath(context: RuntimeContext, id: string): string {
+  return path.join(context.config.checkpointRoot, id, 'migration');
 }
 
 /** Where CRIU's logs of a failed checkpoint are kept once its directory is removed: the state directory. */

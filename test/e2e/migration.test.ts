@@ -126,6 +126,14 @@ serial(
     const before = await counting(bundle, 5);
 
     const onB = await w.receiver(b);
+    // Pre-copy needs soft-dirty memory tracking, which this kernel lacks: refused before anything
+    // stops, before any connection (the receiver hears nothing).
+    const preCopy = await w.cli(a, migrateArgs(w, 'a', 'c1', onB.port, ['--pre-dump', '3']));
+    t.is(preCopy.exitCode, 1, preCopy.stdout);
+    t.regex(preCopy.stderr, /pre-copy needs the kernel's memory tracking \(soft-dirty\)/);
+    t.is(JSON.parse((await w.cli(a, ['state', 'c1'])).stdout).status, 'running');
+    t.notRegex(onB.log(), /accepting|refused/);
+
     const there = await w.cli(a, migrateArgs(w, 'a', 'c1', onB.port));
     t.is(there.exitCode, 0, there.stderr);
     const result = JSON.parse(there.stdout) as { mode: string; pid: number; downtimeMs: number };

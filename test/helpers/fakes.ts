@@ -30,6 +30,7 @@ import type { RemotePages } from '../../src/criu/lazy-pages.js';
 import type { NetworkLockName } from '../../src/criu/options.js';
 import { CriuFeatureMissingError, CriuRequestError, CriuTooOldError } from '../../src/criu/errors.js';
 import { criuLogTail } from '../../src/criu/log.js';
+import { encodeImage } from '../../src/criu/images/image.js';
 import { formatVersion, isAtLeast, parseVersion, type CriuVersion } from '../../src/criu/version.js';
 import type { CgroupRoot, CriuFeatures } from '../../src/criu/rpc/messages.js';
 import type { MountService } from '../../src/rootfs/mount-service.js';
@@ -339,6 +340,13 @@ export class FakeCgroups implements CgroupService {
     return freezerDirectory(fakeHierarchies, cgroupPath);
   }
 
+  /** What memoryInUse() answers for any cgroup. */
+  memoryBytes: number | undefined = 16 * 1024 * 1024;
+
+  async memoryInUse(): Promise<number | undefined> {
+    return this.memoryBytes;
+  }
+
   async enter(cgroupPath: string, pid: number): Promise<CgroupRoot[]> {
     this.calls.push({ op: 'enter', cgroupPath, pid });
     this.existing.add(cgroupPath);
@@ -573,6 +581,13 @@ export class FakeCriu implements CriuService {
   nftables = true;
   /** The bytes of pages-1.img each dump writes. */
   pageBytes = 8192;
+  /**
+   * The pages each next pre-dump says it wrote, in a real stats-dump (pycriu's descriptors
+   * needed); none left, a pre-dump writes no statistics.
+   */
+  preDumpPages: number[] = [];
+  /** The page servers started so far (each answers port 7000 + this, unless a port was asked). */
+  private pageServers = 0;
   /** The notifications each (non pre-) dump sends. */
   dumpNotifications: readonly string[] = ['post-dump'];
   probe: DumpProbe | undefined;
@@ -648,11 +663,16 @@ export class FakeCriu implements CriuService {
     await writeFile(log, `(00.000001) Version: ${formatVersion(this.versionAnswer)}\n(00.000100) Dumping processes (pid: ${request.opts.pid})\n`);
     await this.probe?.('start', request);
     if (failure && (failure.at === undefined || failure.at === 'start')) throw await this.failure('DUMP', log, failure);
+    if (request.opts.parent_img !== undefined) await this.linkParent(request.imagePath, request.opts.parent_img, log);
     await writeFile(path.join(request.imagePath, 'pages-1.img'), Buffer.alloc(this.pageBytes));
     await writeFile(path.join(request.imagePath, 'pagemap-1.img'), 'fake pagemap');
     // A pre-dump writes an inventory too (CRIU's cr_pre_dump_finish), but sends no notification.
     await writeFile(path.join(request.imagePath, 'inventory.img'), 'fake inventory');
-    if (request.preDump) return;
+    if (request.preDump) {
+      const pages = this.preDumpPages.shift();
+      if (pages !== undefined) await writeFile(path.join(request.workPath ?? request.imagePath, 'stats-dump'), fakeDumpStats(pages));
+      return;
+    }
     for (const script of this.dumpNotifications) {
       call.notified.push(script);
       await request.onNotify?.({ script });
@@ -698,10 +718,12 @@ export class FakeCriu implements CriuService {
     return this.lazyOnDemand;
   }
 
-  /** Records the request; answers with a fake page server (pid and the port asked, or 7000). */
+  /** Records the request; answers with a fake page server (pid and the port asked, or 7000 and up); links a parent as CRIU does. */
   async startPageServer(request: CriuPageServerRequest): Promise<PageServer> {
     this.calls.push({ op: 'startPageServer', request });
-    return { pid: 999_999, port: request.opts.ps?.port || 7000 };
+    if (request.opts.parent_img !== undefined)
+      await this.linkParent(request.imagePath, request.opts.parent_img, path.join(request.imagePath, 'page-server.log'));
+    return { pid: 999_999, port: request.opts.ps?.port || 7000 + this.pageServers++ };
   }
 
   /** Writes a cpuinfo.img of its own, as CPUINFO_DUMP does. */
@@ -733,6 +755,16 @@ export class FakeCriu implements CriuService {
     };
   }
 
+  /** As CRIU's open_image_dir: the parent (relative to the images) must be there; `parent` links to it. */
+  private async linkParent(imagePath: string, parent: string, log: string): Promise<void> {
+    if (!(await stat(path.resolve(imagePath, parent)).catch(() => undefined))) {
+      throw await this.failure('DUMP', log, { message: `Invalid parent image directory provided: ${parent}`, errno: 2 });
+    }
+    await symlink(parent, path.join(imagePath, 'parent')).catch((error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EEXIST') throw error;
+    });
+  }
+
   private logPath(request: CriuDumpRequest | CriuRestoreRequest, fallback: string): string {
     return path.join(request.workPath ?? request.imagePath, request.opts.log_file ?? fallback);
   }
@@ -742,6 +774,21 @@ export class FakeCriu implements CriuService {
     await appendLine(logPath, `(00.050000) Error (criu/fake.c:42): ${message}`);
     return new CriuRequestError({ request: type, errno: plan.errno, criuMessage: message, logPath, logTail: await criuLogTail(logPath) });
   }
+}
+
+/** A stats-dump image as CRIU writes it after a (pre-)dump, saying it wrote `pages` pages. */
+function fakeDumpStats(pages: number): Buffer {
+  const dump = {
+    freezing_time: 1000,
+    frozen_time: 2000,
+    memdump_time: 500,
+    memwrite_time: 400,
+    pages_scanned: pages * 2,
+    pages_skipped_parent: pages,
+    pages_written: pages,
+    pages_lazy: 0,
+  };
+  return encodeImage({ magic: 'STATS', entries: [{ dump }] });
 }
 
 async function appendLine(file: string, line: string): Promise<void> {

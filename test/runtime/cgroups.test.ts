@@ -6,6 +6,7 @@ import {
   containerCgroupPath,
   criuCgroupRoots,
   defaultCgroupPath,
+  dumpedMemory,
   freezerDirectory,
   LinuxCgroupService,
   requireContainerCgroup,
@@ -133,4 +134,11 @@ test('the cgroup service refuses the root or an unclean path (a record made befo
     await t.throwsAsync(cgroups.occupants(recorded), { code: 'INVALID_CGROUP_PATH' });
   }
   t.deepEqual(processes.signals, []);
+});
+
+test("a dump's memory, about, from memory.stat: v1's totals (cgroups below counted), v2's own keys", (t) => {
+  const v1 = 'cache 4096\nrss 8192\nshmem 0\ntotal_cache 1048576\ntotal_rss 2097152\ntotal_shmem 65536\ntotal_swap 4096\ntotal_mapped_file 12\n';
+  t.is(dumpedMemory(v1, 1), 2097152 + 65536 + 4096);
+  t.is(dumpedMemory('anon 1000\nfile 99999\nshmem 24\n', 2), 1024);
+  t.is(dumpedMemory('', 1), 0);
 });

@@ -17,8 +17,12 @@
  *   post-copy      (--lazy) the dump leaves the memory in place and CRIU serves it from this host's
  *                  page server: the destination restores at once and its lazy-pages daemon pulls
  *                  the pages; CRIU ends the tree here when every page has moved
- *   pre-copy       (--pre-dump N) iterative pre-dumps need the kernel's memory tracking
- *                  (soft-dirty); where CRIU reports none it is refused before anything stops
+ *   pre-copy       (--pre-dump N) pre-dumps while the container runs, each sending into a page
+ *                  server of the destination's only the pages written since the round before
+ *                  (CRIU's memory tracking, the round before as its parent), until P.Haul's rules
+ *                  (pre-copy.ts) say stop; then the stop-and-copy dump, which sends only what the
+ *                  last round left. Needs the kernel's soft-dirty tracking: where CRIU reports
+ *                  none it is refused before anything stops
  *
  * A migration that succeeds leaves nothing of the container here (delete), one that fails
  * leaves it running. The destination holds what it restored stopped until this host's word
@@ -38,16 +42,18 @@ import { validateId } from '../id.js';
 import type { ProcessIdentity } from '../state/record.js';
 import { CAP_SYS_RESOURCE, hasEffectiveCapability, requireRoot } from '../privileges.js';
 import { RuntimeError, UsageError, describeError } from '../errors.js';
-import { checkpoint, ContainerNotRunningError } from '../checkpoint.js';
+import { checkpoint, ContainerNotRunningError, migrationImagePath } from '../checkpoint.js';
 import { deleteContainer } from '../delete.js';
 import { connectChannel, type MessageChannel } from './channel.js';
-import { expect, MigrationPeerError, PROTOCOL_VERSION, type CriuVersion } from './protocol.js';
+import { expect, MigrationPeerError, PROTOCOL_VERSION, type CriuVersion, type MigrationMode } from './protocol.js';
 import { formatVersion, isAtLeast } from '../../criu/version.js';
 import type { TlsFiles } from '../../criu/options.js';
-import { planPreDumps } from './pre-copy.js';
+import { planPreDumps, preCopyRounds, type PreCopyResult } from './pre-copy.js';
+import { readDumpStatistics } from '../../criu/images/stats.js';
 import { tcpSockets, type TcpSocket } from '../../system/tcp-sockets.js';
 import { liftNetworkLocks } from '../../criu/network-lock.js';
 import { withTimeout } from '../../system/timeout.js';
+import { freePort } from '../../system/free-port.js';
 
 export interface MigrateRequest {
   readonly id: string;
@@ -71,7 +77,9 @@ export interface MigrateRequest {
 
 export interface MigrateResult {
   readonly id: string;
-  readonly mode: 'stop-and-copy' | 'post-copy';
+  readonly mode: MigrationMode;
+  /** Pre-copy: the pages each pre-dump round sent while the container ran. */
+  readonly preDumpPages?: readonly number[];
   /** The restored init's pid on the destination. */
   readonly pid: number;
   /** From the dump's start (the tree frozen, about) to the destination's restored init running. */
@@ -123,15 +131,10 @@ function requirePipeSize(): void {
 
 export class PreCopyUnavailableError extends RuntimeError {
   readonly code = 'MIGRATION_PRE_COPY_UNAVAILABLE' as const;
-  constructor(tracking: boolean) {
-    super(
-      tracking
-        ? "pre-copy's pre-dump rounds are not built yet (only their stop rules are, in pre-copy.ts): this kernel could track the memory, this runtime cannot send it ahead"
-        : "pre-copy needs the kernel's memory tracking (soft-dirty), which this kernel does not offer (CRIU's FEATURE_CHECK: mem_track)",
-      {
-        hint: 'migrate without --pre-dump (stop-and-copy), or with --lazy (post-copy) for a short downtime',
-      },
-    );
+  constructor() {
+    super("pre-copy needs the kernel's memory tracking (soft-dirty), which this kernel does not offer (CRIU's FEATURE_CHECK: mem_track)", {
+      hint: 'migrate without --pre-dump (stop-and-copy), or with --lazy (post-copy) for a short downtime',
+    });
   }
 }
 
@@ -150,13 +153,10 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
     throw new UsageError(`${id} was made from an image: its rootfs is a layer of this host's image store, which a migration does not carry yet`);
   }
   if (request.lazy && request.preDump) throw new UsageError('--lazy and --pre-dump are two ways to shorten the downtime: choose one');
-  const mode = request.lazy ? 'post-copy' : 'stop-and-copy';
+  const preDumps = request.preDump ? planPreDumps(request.preDump) : 0;
+  const mode: MigrationMode = request.lazy ? 'post-copy' : preDumps > 0 ? 'pre-copy' : 'stop-and-copy';
   // Refused before anything stops: the kernel cannot track which pages a pre-dump left behind.
-  if (request.preDump !== undefined && request.preDump > 0) {
-    planPreDumps(request.preDump);
-    // Where the kernel tracks memory, refused all the same rather than quietly copied all at once.
-    throw new PreCopyUnavailableError((await criu.features()).mem_track === true);
-  }
+  if (preDumps > 0 && (await criu.features()).mem_track !== true) throw new PreCopyUnavailableError();
   if (request.lazy) {
     await criu.requireFeature('lazy_pages', 'migrate --lazy');
     requirePipeSize();
@@ -170,6 +170,9 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
   let handedOver = false;
   // From `restore` on, the destination may hold a stopped copy that waits for our word.
   let restoreSent = false;
+  // Pre-copy's rounds: their images here stay until the final dump no longer needs them as its parents.
+  const preCopyDir = path.join(context.config.checkpointRoot, id, 'pre-copy');
+  const onExit: (() => void)[] = [];
   const word = (moved: boolean) => sayVerdict({ channel, to: request.to, tls: request.tls, id, token, moved, timeoutMs, progress, criu: version });
   try {
     await channel.send({ type: 'hello', version: PROTOCOL_VERSION, runtimeVersion: runtimeVersion(), criu: version });
@@ -187,6 +190,9 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
     }
     // The user's config.json, not the effective one: the destination derives its own cgroup path.
     const config = await readFile(path.join(record.bundle, 'config.json'), 'utf8');
+    // What the destination will hold, about, for its free-space check before anything stops.
+    const imageBytes = await context.cgroups.memoryInUse(record.cgroupPath).catch(() => undefined);
+    const rootfsBytes = request.sharedStorage ? undefined : await diskUsage(record.rootfs).catch(() => undefined);
     await channel.send({
       type: 'offer',
       token,
@@ -198,6 +204,8 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
       cpuinfo,
       config,
       rootfs: request.sharedStorage ? { kind: 'none' } : { kind: 'directory', path: record.rootfs },
+      ...(imageBytes !== undefined ? { imageBytes } : {}),
+      ...(rootfsBytes !== undefined ? { rootfsBytes } : {}),
     });
     const accepted = expect(await channel.receive({ timeoutMs }), 'accept');
     progress(`${request.to.host}:${request.to.port} accepted ${id} (${mode})`);
@@ -209,32 +217,32 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
     let restoredAt = 0;
     const lazyPort = request.lazy ? (request.pageServerPort ?? (await freePort())) : undefined;
     const localAddress = channel.localAddress;
+    // The destination's page server the next dump sends into (stop-and-copy's from the accept,
+    // pre-copy's a new one for each round and for the final dump).
+    let pagePort = accepted.pageServer?.port ?? 0;
 
     const sendState = async (imagePath: string) => {
       streamedBytes += await sendDirectory(channel, 'images', imagePath);
       if (!request.sharedStorage) streamedBytes += await sendDirectory(channel, 'rootfs', record.rootfs);
     };
-    const dumpStarted = Date.now();
     // CRIU has no timeout of its own: a link that goes silent while the memory goes would hold
     // the tree frozen for as long as TCP retries. The memory's connection is watched while it
-    // carries the memory (stop-and-copy: to the destination's page server, until post-dump;
-    // post-copy: the destination's lazy-pages daemon to ours, once the copy there runs). Once
-    // it has been retransmitting for the whole timeout, it is aborted: the dump fails, and CRIU
-    // resumes the tree here.
+    // carries the memory (stop-and-copy and pre-copy: to the destination's page server, until
+    // post-dump; post-copy: the destination's lazy-pages daemon to ours, once the copy there
+    // runs). Once it has been retransmitting for the whole timeout, it is aborted: the dump (or
+    // pre-dump) fails, and CRIU resumes the tree here.
     let criuPid = 0;
     let stalledSince = 0;
     let aborted = false;
-    const memoryLink = request.lazy
-      ? { sport: lazyPort!, match: (socket: TcpSocket) => socket.local.port === lazyPort && socket.state === 'ESTABLISHED' }
-      : {
-          dst: request.to.host,
-          dport: accepted.pageServer?.port ?? 0,
-          match: (socket: TcpSocket) => socket.remote.address === request.to.host && socket.remote.port === accepted.pageServer?.port,
-        };
+    const memoryLink = (): MemoryLink & { match: (socket: TcpSocket) => boolean } =>
+      request.lazy
+        ? { sport: lazyPort!, match: (socket) => socket.local.port === lazyPort && socket.state === 'ESTABLISHED' }
+        : { dst: request.to.host, dport: pagePort, match: (socket) => socket.remote.address === request.to.host && socket.remote.port === pagePort };
     const watchdog = setInterval(() => {
       const carrying = request.lazy ? handedOver : frozenAt === 0;
       if (!carrying || criuPid === 0 || aborted) return;
-      void retransmitting(memoryLink.match).then((stalled) => {
+      const link = memoryLink();
+      void retransmitting(link.match).then((stalled) => {
         if (!stalled) {
           stalledSince = 0;
           return;
@@ -243,18 +251,52 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
         if (Date.now() - stalledSince < timeoutMs || aborted) return;
         aborted = true;
         progress(`the link to ${request.to.host} has been silent for ${timeoutMs} ms while the memory went: aborting it, the container runs on here`);
-        abortStalled(memoryLink, criuPid);
+        abortStalled(link, criuPid);
       });
     }, 500);
+    onExit.push(() => clearInterval(watchdog));
+
+    let preCopy: PreCopyResult | undefined;
+    if (mode === 'pre-copy') {
+      await rm(preCopyDir, { recursive: true, force: true });
+      await mkdir(preCopyDir, { recursive: true, mode: 0o700 });
+      preCopy = await preCopyRounds(preDumps, async (round) => {
+        await channel.send({ type: 'pre-dump', round });
+        pagePort = expect(await channel.receive({ timeoutMs }), 'page-server').port;
+        const roundDir = path.join(preCopyDir, String(round));
+        const roundStarted = Date.now();
+        // The container runs on: CRIU freezes it only while it collects the pages written since
+        // the round before (its parent), and sends them after.
+        await checkpoint(context, {
+          id,
+          preDump: true,
+          imagePath: roundDir,
+          ...(round > 1 ? { parentPath: path.join('..', String(round - 1)) } : {}),
+          pageServer: `${request.to.host}:${pagePort}`,
+          tls: request.tls,
+          onCriuStarted: (pid) => (criuPid = pid),
+        });
+        criuPid = 0;
+        const stats = await readDumpStatistics(roundDir);
+        if (!stats) throw new MigrationFailedError(id, `CRIU's pre-dump ${round} left no statistics (stats-dump) in ${roundDir}`);
+        progress(`pre-dump ${round}: ${stats.pages_written} pages sent while ${id} runs (${Date.now() - roundStarted} ms)`);
+        return { pagesWritten: stats.pages_written };
+      });
+      progress(`${preCopy.rounds.length} pre-dump${preCopy.rounds.length === 1 ? '' : 's'} (${preCopy.reason}): the final dump sends what is left`);
+      await channel.send({ type: 'dump' });
+      pagePort = expect(await channel.receive({ timeoutMs }), 'page-server').port;
+    }
+
+    const dumpStarted = Date.now();
     const dump = checkpoint(context, {
       id,
       ...(request.tcpEstablished ? { tcpEstablished: true } : {}),
-      ...(request.lazy
-        ? { lazyPages: true, pageServer: `${localAddress}:${lazyPort}` }
-        : { pageServer: `${request.to.host}:${accepted.pageServer?.port ?? 0}` }),
+      ...(request.lazy ? { lazyPages: true, pageServer: `${localAddress}:${lazyPort}` } : { pageServer: `${request.to.host}:${pagePort}` }),
+      // Pre-copy: only what the last round left (its pages are the destination's already).
+      ...(preCopy ? { parentPath: path.relative(migrationImagePath(context, id), path.join(preCopyDir, String(preCopy.rounds.length))) } : {}),
       tls: request.tls,
+      onCriuStarted: (pid) => (criuPid = pid),
       migration: {
-        onCriuStarted: (pid) => (criuPid = pid),
         onFrozen: async (imagePath) => {
           frozenAt = Date.now();
           progress(`${id} is frozen and its memory ${request.lazy ? 'stays here until asked for' : 'is on the destination'}: sending the images`);
@@ -337,7 +379,7 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
         // there on memory that did not all come): the copy there goes. CRIU leaves its network
         // lock when its serving failed after post-dump, or when the watchdog killed it.
         handedOver = false;
-        await liftNetworkLocks(record.init.pid).then(
+        await liftLocksOfOwnNamespace(context, record.init.pid).then(
           (lifted) => lifted.length > 0 && progress(`lifted the network lock CRIU left on ${id} (${lifted.join(', ')})`),
           (liftError: unknown) => logger.warn(`could not lift a network lock CRIU may have left on ${id}`, { error: describeError(liftError) }),
         );
@@ -358,6 +400,7 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
     const result: MigrateResult = {
       id,
       mode,
+      ...(preCopy ? { preDumpPages: preCopy.rounds.map((round) => round.pagesWritten) } : {}),
       pid: restoredPid,
       downtimeMs: restoredAt - (frozenAt === 0 ? dumpStarted : Math.min(dumpStarted, frozenAt)),
       totalMs: Date.now() - started,
@@ -385,6 +428,8 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
     }
     throw error;
   } finally {
+    for (const undo of onExit) undo();
+    await rm(preCopyDir, { recursive: true, force: true }).catch(() => undefined);
     await channel.close().catch(() => undefined);
   }
 }
@@ -494,7 +539,9 @@ function requireCompatible(id: string, ours: CriuVersion, theirs: CriuVersion, p
 
 /** A tar of dir as one stream of the channel, announced by a message; the bytes sent. */
 async function sendDirectory(channel: MessageChannel, kind: 'images' | 'rootfs', dir: string): Promise<number> {
-  const tar = spawn('tar', ['--create', '--file=-', '--numeric-owner', '--xattrs', '--xattrs-include=*', '--sparse', '-C', dir, '.'], {
+  // A pre-copy's final images link to their parent round here (`parent`): the destination has its own.
+  const exclude = kind === 'images' ? ['--exclude=./parent'] : [];
+  const tar = spawn('tar', ['--create', '--file=-', '--numeric-owner', '--xattrs', '--xattrs-include=*', '--sparse', ...exclude, '-C', dir, '.'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
@@ -504,6 +551,17 @@ async function sendDirectory(channel: MessageChannel, kind: 'images' | 'rootfs',
   const bytes = await channel.sendStream(tar.stdout as AsyncIterable<Buffer>);
   const [code] = await exited;
   if (code !== 0) throw new MigrationFailedError('', `tar of ${dir} failed: ${stderr.trim()}`);
+  return bytes;
+}
+
+/** Bytes dir takes on its filesystem (`du`), not crossing into other mounts. */
+async function diskUsage(dir: string): Promise<number> {
+  const du = spawn('du', ['--summarize', '--one-file-system', '--block-size=1', dir], { stdio: ['ignore', 'pipe', 'ignore'] });
+  let out = '';
+  du.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+  const [code] = (await once(du, 'exit')) as [number | null];
+  const bytes = Number(out.split('\t')[0]);
+  if (code !== 0 || !Number.isSafeInteger(bytes)) throw new Error(`du ${dir} failed`);
   return bytes;
 }
 
@@ -545,6 +603,12 @@ function abortConnections(link: MemoryLink): void {
   ss.on('error', () => undefined);
 }
 
+/** CRIU's network locks lifted in the container's network namespace, when it has one of its own (network-lock.ts). */
+async function liftLocksOfOwnNamespace(context: RuntimeContext, pid: number): Promise<string[]> {
+  const [theirs, ours] = await Promise.all([context.processes.namespaceInode(pid, 'net'), context.processes.namespaceInode(process.pid, 'net')]);
+  return theirs === ours ? [] : liftNetworkLocks(pid);
+}
+
 /**
  * Whether the container's init still runs once CRIU has ended: resumed, it goes on; killed (the
  * dump done), it is gone within moments.
@@ -574,16 +638,6 @@ export async function hangUp(port: number, host = '127.0.0.1'): Promise<void> {
     socket.once('close', () => resolve());
     socket.once('error', () => resolve());
   });
-}
-
-/** A TCP port free on this host now (the kernel's pick, released again). */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  server.listen(0);
-  await once(server, 'listening');
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((r) => server.close(r));
-  return port;
 }
 
 function runtimeVersion(): string {

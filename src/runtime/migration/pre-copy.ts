@@ -3,8 +3,10 @@
  * written since the one before (CRIU's memory tracking), until the next would not shorten the
  * final dump much. The stop rules are P.Haul's: few pages left (at most 64 written), the
  * pages written growing again (more than 10% over the round before: the container writes
- * faster than the copy goes), or the round limit. Pure: migrate.ts refuses pre-copy where the
- * kernel has no memory tracking (this one: no soft-dirty), before anything stops.
+ * faster than the copy goes), or the round limit. migrate.ts drives the rounds through
+ * preCopyRounds (each a CRIU pre-dump into a page server of the destination's, with the round
+ * before as its parent) and refuses pre-copy where the kernel has no memory tracking (this one:
+ * no soft-dirty), before anything stops.
  */
 import { UsageError } from '../errors.js';
 
@@ -20,7 +22,9 @@ export interface PreDumpRound {
   readonly pagesWritten: number;
 }
 
-export type PreDumpDecision = { readonly next: true } | { readonly next: false; readonly reason: 'few pages left' | 'not converging' | 'round limit' };
+export type StopReason = 'few pages left' | 'not converging' | 'round limit';
+
+export type PreDumpDecision = { readonly next: true } | { readonly next: false; readonly reason: StopReason };
 
 /** Checks the requested number of pre-dumps. */
 export function planPreDumps(requested: number): number {
@@ -39,4 +43,24 @@ export function nextPreDump(rounds: readonly PreDumpRound[], limit: number): Pre
   if (before !== undefined && last.pagesWritten > before.pagesWritten * GROWTH_LIMIT) return { next: false, reason: 'not converging' };
   if (rounds.length >= limit) return { next: false, reason: 'round limit' };
   return { next: true };
+}
+
+export interface PreCopyResult {
+  readonly rounds: readonly PreDumpRound[];
+  /** Why no further round ran. */
+  readonly reason: StopReason;
+}
+
+/**
+ * Runs pre-dump rounds (round n is 1 for the first) until nextPreDump says stop, each after the
+ * one before has finished. A round that fails ends the rounds with its error: the caller calls
+ * the migration off (a pre-dump leaves the container running).
+ */
+export async function preCopyRounds(limit: number, round: (n: number) => Promise<PreDumpRound>): Promise<PreCopyResult> {
+  const rounds: PreDumpRound[] = [];
+  for (;;) {
+    const decision = nextPreDump(rounds, limit);
+    if (!decision.next) return { rounds, reason: decision.reason };
+    rounds.push(await round(rounds.length + 1));
+  }
 }

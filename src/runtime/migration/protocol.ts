@@ -6,7 +6,13 @@
  *   hello     ─────────────────────────────▶
  *             ◀───────────────────────────── welcome
  *   offer     ─────────────────────────────▶
- *             ◀───────────────────────────── accept (a page server's port, for post-copy)
+ *             ◀───────────────────────────── accept (stop-and-copy: its page server's port)
+ *   pre-copy only, while the container runs:
+ *     pre-dump (round n) ──────────────────▶
+ *             ◀───────────────────────────── page-server (its port: round n's pages go there)
+ *     ... as many rounds as the source's rules want, then
+ *     dump     ────────────────────────────▶
+ *             ◀───────────────────────────── page-server (the final dump's)
  *   images + their data stream (a tar) ─────▶
  *   rootfs + its data stream ──────────────▶  (unless the storage is shared)
  *   restore   ─────────────────────────────▶
@@ -31,7 +37,7 @@ import { s, type Validator } from '../../system/schema.js';
 import { RuntimeError } from '../errors.js';
 
 /** Sent in hello and welcome; a side that gets another version refuses the peer rather than half-understand it. */
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 /** The version of the criu binary a side restores or dumps with (CRIU's own three numbers). */
 export interface CriuVersion {
@@ -65,13 +71,20 @@ export type RootfsOffer =
   /** A directory the source copies over (a rootfs message and its stream follow), to be put at path. */
   | { readonly kind: 'directory'; readonly path: string };
 
+/**
+ * stop-and-copy: every page dumped into the destination's page server while the container is
+ * frozen; post-copy: pages fetched lazily from the source's page server after the restore;
+ * pre-copy: pre-dump rounds while the container runs, each into a page server of its own, the
+ * final dump sending only what the last round left (CRIU's parent images).
+ */
+export type MigrationMode = 'stop-and-copy' | 'post-copy' | 'pre-copy';
+
 /** The container the source proposes to move, and how. */
 export interface OfferMessage {
   readonly type: 'offer';
   /** The container's id, kept on the destination. */
   readonly id: string;
-  /** stop-and-copy: every page in the images; post-copy: pages fetched lazily from the source's page server. */
-  readonly mode: 'stop-and-copy' | 'post-copy';
+  readonly mode: MigrationMode;
   /** The images directory and rootfs are on storage both hosts see: nothing is streamed. */
   readonly sharedStorage: boolean;
   /** The bundle path the container is restored from on the destination. */
@@ -83,8 +96,10 @@ export interface OfferMessage {
   readonly rootfs: RootfsOffer;
   /** The text of the container's config.json on the source, which the destination's bundle is made from. */
   readonly config: string;
-  /** The images' size when known, so the destination can check its free space before accepting. */
+  /** The images' size, about (the container's memory in use), when known: the destination checks its free space first. */
   readonly imageBytes?: number;
+  /** The rootfs's size on disk when it is copied over, for the same check. */
+  readonly rootfsBytes?: number;
   /** Names this migration in a verdict sent over another connection (128 random bits, hex). */
   readonly token: string;
 }
@@ -92,8 +107,26 @@ export interface OfferMessage {
 /** The destination takes the offer. */
 export interface AcceptMessage {
   readonly type: 'accept';
-  /** Post-copy: where the destination's page server listens for the source's pages. */
+  /** Stop-and-copy: where the destination's page server listens for the source's pages. */
   readonly pageServer?: { readonly port: number };
+}
+
+/** Pre-copy: round n of pre-dumps comes; the destination starts a page server for it. */
+export interface PreDumpMessage {
+  readonly type: 'pre-dump';
+  /** 1 for the first round, each next one more. */
+  readonly round: number;
+}
+
+/** Pre-copy: the rounds are over, the final dump comes (the container frozen from now). */
+export interface DumpMessage {
+  readonly type: 'dump';
+}
+
+/** Pre-copy: where the page server for the round (or the final dump) just asked for listens. */
+export interface PageServerMessage {
+  readonly type: 'page-server';
+  readonly port: number;
 }
 
 /** A tar of the images directory follows as one data stream. */
@@ -165,6 +198,9 @@ export type MigrationMessage =
   | WelcomeMessage
   | OfferMessage
   | AcceptMessage
+  | PreDumpMessage
+  | DumpMessage
+  | PageServerMessage
   | ImagesMessage
   | RootfsMessage
   | RestoreMessage
@@ -199,7 +235,7 @@ const messageSchema: Validator<MigrationMessage> = s.discriminatedUnion('type', 
   s.object({
     type: s.literal('offer'),
     id: s.string().min(1),
-    mode: s.enum(['stop-and-copy', 'post-copy']),
+    mode: s.enum(['stop-and-copy', 'post-copy', 'pre-copy']),
     sharedStorage: s.boolean(),
     bundle: s.string().min(1),
     tcpEstablished: s.boolean(),
@@ -207,9 +243,13 @@ const messageSchema: Validator<MigrationMessage> = s.discriminatedUnion('type', 
     config: s.string().min(1),
     rootfs: s.discriminatedUnion('kind', [s.object({ kind: s.literal('none') }), s.object({ kind: s.literal('directory'), path: s.string().min(1) })]),
     imageBytes: count().optional(),
+    rootfsBytes: count().optional(),
     token: s.string().regex(TOKEN, 'must be 32 hexadecimal digits'),
   }),
   s.object({ type: s.literal('accept'), pageServer: s.object({ port: port() }).optional() }),
+  s.object({ type: s.literal('pre-dump'), round: s.number().int().positive() }),
+  s.object({ type: s.literal('dump') }),
+  s.object({ type: s.literal('page-server'), port: port() }),
   s.object({ type: s.literal('images'), files: count(), bytes: count() }),
   s.object({ type: s.literal('rootfs'), bytes: count() }),
   s.object({ type: s.literal('restore'), lazyPageServer: s.object({ host: s.string().min(1), port: port() }).optional() }),

@@ -4,18 +4,21 @@
  * another. For each: the source's hello and offer are checked (protocol and CRIU versions, the
  * id free here, CRIU's CPUINFO_CHECK against the source's CPU, the bind mounts' sources and a
  * shared rootfs present on this host); for stop-and-copy a CRIU page server is started (CRIU's
- * own TLS, the same certificate) into the migration's image directory; the images and the rootfs
+ * own TLS, the same certificate) into the migration's image directory, for pre-copy one per
+ * pre-dump round, each into a directory of its own whose parent is the round before, and one
+ * for the final dump, whose parent is the last round; the images and the rootfs
  * arrive over the command channel; the container is restored under a monitor of this runtime,
  * which becomes the restored init's parent. Whatever fails, or a source that goes before saying
  * it let go of the container, leaves nothing of it here.
  *
  *   <checkpointRoot>/<id>/incoming   the images (the restore's image directory after)
+ *   <checkpointRoot>/<id>/pre-dump-N pre-copy's round N (pages only; `parent` links chain them)
  *   <checkpointRoot>/<id>/bundle     config.json (the source's, its rootfs moved here) and rootfs/
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, readdir, readlink, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, readlink, rm, statfs, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { RuntimeContext } from '../context.js';
 import { validateId } from '../id.js';
@@ -27,10 +30,20 @@ import { unmountBelow } from '../../rootfs/layers.js';
 import { restoreDetached } from '../restore.js';
 import { deleteContainer } from '../delete.js';
 import { listenChannel, type MessageChannel } from './channel.js';
-import { expect, MigrationAbortedError, PROTOCOL_VERSION, type MigrationMessageType, type OfferMessage, type VerdictMessage } from './protocol.js';
+import {
+  ChannelProtocolError,
+  expect,
+  MigrationAbortedError,
+  PROTOCOL_VERSION,
+  type MigrationMessageType,
+  type OfferMessage,
+  type VerdictMessage,
+} from './protocol.js';
+import { MAX_PRE_DUMPS } from './pre-copy.js';
 import { tlsOpts, type TlsFiles } from '../../criu/options.js';
 import type { PageServer } from '../../criu/service.js';
 import { tcpSockets } from '../../system/tcp-sockets.js';
+import { sizeText } from '../../system/size-text.js';
 
 export interface ReceiveOptions {
   readonly listen: { readonly host: string; readonly port: number };
@@ -125,6 +138,21 @@ async function receiveOne(
   const expected: readonly ('images' | 'rootfs')[] = offer.rootfs.kind === 'directory' ? ['images', 'rootfs'] : ['images'];
   const received: ('images' | 'rootfs')[] = [];
   let pageServer: PageServer | undefined;
+  // Pre-copy: the pre-dump rounds so far, and whether the final dump's page server was asked for.
+  let rounds = 0;
+  let dumped = offer.mode !== 'pre-copy';
+  const startPageServer = (imagePath: string, parent?: string) =>
+    criu.startPageServer({
+      imagePath,
+      opts: {
+        ps: { address: options.listen.host, port: 0 },
+        ...tlsOpts(options.tls),
+        log_level: 4,
+        log_file: 'page-server.log',
+        // CRIU links the directory to its parent (`parent`): pages the round before sent stay there.
+        ...(parent ? { parent_img: parent } : {}),
+      },
+    });
   try {
     // What a failed migration of the same id left (no container of that id exists here).
     await unmountBelow(context.mounts, home);
@@ -134,21 +162,36 @@ async function receiveOne(
     const spec = await checkOffer(context, offer, home);
     event(`accepting ${id} from ${channel.remoteAddress ?? 'the source'} (${offer.mode})`);
 
-    pageServer =
-      offer.mode === 'stop-and-copy'
-        ? await criu.startPageServer({
-            imagePath: incoming,
-            opts: { ps: { address: options.listen.host, port: 0 }, ...tlsOpts(options.tls), log_level: 4, log_file: 'page-server.log' },
-          })
-        : undefined;
+    pageServer = offer.mode === 'stop-and-copy' ? await startPageServer(incoming) : undefined;
     await channel.send({ type: 'accept', ...(pageServer ? { pageServer: { port: pageServer.port } } : {}) });
 
     for (;;) {
       const message = await channel.receive({ timeoutMs });
       // Each step in its turn: a message out of it is refused before anything acts on it.
-      const turn: MigrationMessageType = restored ? 'done' : (expected[received.length] ?? 'restore');
-      if (message.type !== turn) expect(message, turn);
-      if (message.type === 'images' || message.type === 'rootfs') {
+      const turns: readonly MigrationMessageType[] = restored
+        ? ['done']
+        : !dumped
+          ? rounds > 0
+            ? ['pre-dump', 'dump']
+            : ['pre-dump']
+          : [expected[received.length] ?? 'restore'];
+      if (!turns.includes(message.type)) expect(message, turns[turns.length - 1]!);
+      if (message.type === 'pre-dump' || message.type === 'dump') {
+        if (message.type === 'pre-dump' && (message.round !== rounds + 1 || message.round > MAX_PRE_DUMPS)) {
+          throw new ChannelProtocolError(
+            `pre-dump round ${message.round} where round ${rounds + 1} comes next (at most ${MAX_PRE_DUMPS})`,
+            'pre-dump.round',
+          );
+        }
+        // The round before has written every page once its page server has ended.
+        if (pageServer && pageServer.pid > 0) await waitGone(context, pageServer.pid, timeoutMs);
+        const parent = rounds > 0 ? path.join('..', `pre-dump-${rounds}`) : undefined;
+        const dir = message.type === 'pre-dump' ? await madeDirectory(path.join(home, `pre-dump-${message.round}`)) : incoming;
+        if (message.type === 'pre-dump') rounds = message.round;
+        else dumped = true;
+        pageServer = await startPageServer(dir, parent);
+        await channel.send({ type: 'page-server', port: pageServer.port });
+      } else if (message.type === 'images' || message.type === 'rootfs') {
         await receiveDirectory(channel, message.type === 'images' ? incoming : path.join(bundle, 'rootfs'), timeoutMs);
         received.push(message.type);
       } else if (message.type === 'restore') {
@@ -280,6 +323,7 @@ async function checkOffer(context: RuntimeContext, offer: OfferMessage, home: st
   } finally {
     await rm(cpu, { recursive: true, force: true });
   }
+  await requireFreeSpace(offer, home);
   const spec = parseSpec(offer.config, `the offer of ${offer.id}`);
   for (const mount of spec.mounts ?? []) {
     if (isBindMount(mount) && mount.source && !existsSync(mount.source)) {
@@ -293,6 +337,22 @@ async function checkOffer(context: RuntimeContext, offer: OfferMessage, home: st
     );
   }
   return spec;
+}
+
+/** Room for the images and the rootfs, beyond them: CRIU's other images and logs. */
+const SPARE_BYTES = 64 * 1024 * 1024;
+
+/** The offer's images and rootfs, as the source sized them, fit where they go here (home's filesystem). */
+async function requireFreeSpace(offer: OfferMessage, home: string): Promise<void> {
+  const needed = (offer.imageBytes ?? 0) + (offer.rootfsBytes ?? 0) + SPARE_BYTES;
+  const { bavail, bsize } = await statfs(home);
+  const free = bavail * bsize;
+  if (needed > free) {
+    throw new MigrationRefusedError(
+      `${offer.id} needs about ${sizeText(needed)} in ${path.dirname(home)} (its memory ${sizeText(offer.imageBytes ?? 0)}, rootfs ${sizeText(offer.rootfsBytes ?? 0)}), which has ${sizeText(free)} free`,
+      'free space on this host, or migrate with --shared-storage if both hosts see the rootfs',
+    );
+  }
 }
 
 /** With shared storage, the rootfs where the source has it: root.path against the source's bundle. */

@@ -477,7 +477,11 @@ test('an unknown message type and a bad field are refused naming the field; the 
   });
   for (const [text, field, pattern] of [
     ['{"type":"launch","id":"web1"}', 'type', /type: must be one of .* not "launch"/],
-    [JSON.stringify({ ...everyMessage[2]!, mode: 'live' }), 'offer.mode', /offer\.mode: must be one of "stop-and-copy", "post-copy", not "live"/],
+    [
+      JSON.stringify({ ...everyMessage[2]!, mode: 'live' }),
+      'offer.mode',
+      /offer\.mode: must be one of "stop-and-copy", "post-copy", "pre-copy", not "live"/,
+    ],
   ] as const) {
     const { socket, channel } = await rawClient(t, listener.port);
     socket.write(encodeFrame('M', Buffer.from(text)));

@@ -49,7 +49,7 @@ async function receiverAndSource(t: ExecutionContext, runtime?: FakeRuntime): Pr
 }
 
 /** Offers web1 over storage both sides see (the bundle's rootfs stays where it is); the accept awaited. */
-async function offerShared(source: MessageChannel, bundle: string, mode: 'stop-and-copy' | 'post-copy'): Promise<void> {
+async function offerShared(source: MessageChannel, bundle: string, mode: 'stop-and-copy' | 'post-copy' | 'pre-copy'): Promise<void> {
   await source.send({
     type: 'offer',
     token: TOKEN,
@@ -85,6 +85,68 @@ test('a step out of its turn is refused before anything acts on it, and nothing 
   );
   t.false(existsSync(path.join(runtime.context.config.checkpointRoot, 'web1')));
   t.false(await runtime.context.store.exists('web1'));
+});
+
+test('pre-copy: rounds come in order, the final dump after one at least; a round out of its turn is refused and nothing is left', async (t) => {
+  for (const [steps, refused] of [
+    [[{ type: 'dump' }], /a dump message where the protocol expects pre-dump/],
+    [[{ type: 'pre-dump', round: 2 }], /pre-dump round 2 where round 1 comes next/],
+    [
+      [
+        { type: 'pre-dump', round: 1 },
+        { type: 'pre-dump', round: 1 },
+      ],
+      /pre-dump round 1 where round 2 comes next/,
+    ],
+    [
+      [
+        { type: 'pre-dump', round: 1 },
+        { type: 'images', files: 0, bytes: 0 },
+      ],
+      /a images message where the protocol expects dump/,
+    ],
+  ] as const) {
+    const { runtime, source } = await receiverAndSource(t);
+    await offerShared(source, runtime.bundleDir, 'pre-copy');
+    let answer;
+    for (const step of steps) {
+      await source.send(step);
+      answer = await source
+        .receive({ timeoutMs: 5_000 })
+        .then((message) => expect(message, 'page-server'))
+        .catch((error: unknown) => error);
+    }
+    t.true(answer instanceof MigrationPeerError, JSON.stringify(steps));
+    t.regex((answer as MigrationPeerError).message, refused);
+    t.is((answer as MigrationPeerError).code, 'MIGRATION_PROTOCOL');
+    t.false(existsSync(path.join(runtime.context.config.checkpointRoot, 'web1')));
+  }
+});
+
+test('an offer whose memory and rootfs do not fit in the free space here is refused before anything stops, naming both', async (t) => {
+  const { runtime, source } = await receiverAndSource(t);
+  await source.send({
+    type: 'offer',
+    token: TOKEN,
+    id: 'web1',
+    mode: 'stop-and-copy',
+    sharedStorage: false,
+    bundle: runtime.bundleDir,
+    tcpEstablished: false,
+    cpuinfo: '',
+    config: await readFile(path.join(runtime.bundleDir, 'config.json'), 'utf8'),
+    rootfs: { kind: 'directory', path: '/srv/web1/rootfs' },
+    imageBytes: 2 ** 50,
+    rootfsBytes: 3 * 1024 * 1024,
+  });
+  const error = await t.throwsAsync(async () => expect(await source.receive({ timeoutMs: 5_000 }), 'accept'), { instanceOf: MigrationPeerError });
+  t.is(error?.code, 'MIGRATION_REFUSED');
+  t.regex(error?.message ?? '', /web1 needs about [\d.]+ GiB in .* \(its memory 1048576\.0 GiB, rootfs 3\.0 MiB\), which has [\d.]+ [KMG]iB free/);
+  t.deepEqual(
+    runtime.fakes.criu.calls.filter((call) => call.op === 'startPageServer'),
+    [],
+  );
+  t.false(existsSync(path.join(runtime.context.config.checkpointRoot, 'web1')));
 });
 
 test('a word that a migration moved, of which nothing was restored here, is refused, naming it', async (t) => {

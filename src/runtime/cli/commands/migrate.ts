@@ -15,7 +15,9 @@ export const migrateCommand = defineCommand({
     "Stop-and-copy by default: CRIU dumps the memory straight into the destination's page server\n" +
     "(CRIU's TLS), the other images and the rootfs go over the command channel (TLS) while the\n" +
     'container is frozen here, the destination restores it, and only then does it end here. With\n' +
-    '--lazy (post-copy) the destination restores at once and pulls the memory from this host after.\n' +
+    '--lazy (post-copy) the destination restores at once and pulls the memory from this host after;\n' +
+    'with --pre-dump N (pre-copy) rounds of pre-dumps send the memory while the container runs, and\n' +
+    'the final dump only what the last round left (needs soft-dirty memory tracking in the kernel).\n' +
     'A migration that fails leaves the container running here; one that succeeds leaves nothing.',
   positionals: { min: 1, max: 1 },
   flags: {
@@ -25,7 +27,7 @@ export const migrateCommand = defineCommand({
     'pre-dump': {
       type: 'string',
       value: 'N',
-      description: 'pre-copy: up to N pre-dumps while it runs (refused for now: needs soft-dirty memory tracking, and its rounds are not built)',
+      description: 'pre-copy: up to N (1 to 16) pre-dumps while it runs, fewer once few pages are left or they stop shrinking',
     },
     'shared-storage': { type: 'boolean', description: 'both hosts see the rootfs at the same path: do not copy it' },
     'tcp-established': { type: 'boolean', description: "move the container's established TCP connections" },
