@@ -541,13 +541,15 @@ function requireCompatible(id: string, ours: CriuVersion, theirs: CriuVersion, p
 async function sendDirectory(channel: MessageChannel, kind: 'images' | 'rootfs', dir: string): Promise<number> {
   // A pre-copy's final images link to their parent round here (`parent`): the destination has its own.
   const exclude = kind === 'images' ? ['--exclude=./parent'] : [];
+  await channel.send(kind === 'images' ? { type: 'images', files: 0, bytes: 0 } : { type: 'rootfs', bytes: 0 });
+  // Read from at once: Node drains (and drops) the output of a child that exits before anything
+  // listens to it, and a small directory's tar may end while a message is still being sent.
   const tar = spawn('tar', ['--create', '--file=-', '--numeric-owner', '--xattrs', '--xattrs-include=*', '--sparse', ...exclude, '-C', dir, '.'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
   tar.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
   const exited = once(tar, 'exit') as Promise<[number | null]>;
-  await channel.send(kind === 'images' ? { type: 'images', files: 0, bytes: 0 } : { type: 'rootfs', bytes: 0 });
   const bytes = await channel.sendStream(tar.stdout as AsyncIterable<Buffer>);
   const [code] = await exited;
   if (code !== 0) throw new MigrationFailedError('', `tar of ${dir} failed: ${stderr.trim()}`);
