@@ -79,13 +79,15 @@ async function expectNamespaced(t: ExecutionContext, pid: number, id: string, wh
   t.deepEqual(/^Uid:\s+(.*)$/m.exec(status)![1]!.split(/\s+/), [host, host, host, host], `${what}: runs as uid ${APP_UID} of the container`);
   t.not(await readlink(`/proc/${pid}/ns/user`), await readlink('/proc/self/ns/user'), `${what}: a user namespace of its own`);
   t.regex((await parentOf(pid)).cmdline, new RegExp(`runtime monitor ${id}$`), `${what}: the runtime's monitor is the parent`);
-  // The loop's child came back too, in the same namespace.
-  const children = await childrenOf(pid);
-  const commands = await Promise.all(children.map((child) => readFile(`/proc/${child}/cmdline`, 'utf8').catch(() => '')));
-  t.true(
-    commands.some((c) => c.startsWith('sleep\x001000000')),
-    `${what}: children ${commands.join(' | ')}`,
-  );
+  // The loop's child came back too, in the same namespace (right after a run, the loop may not
+  // have forked it yet, nor between two of them).
+  const commandsOfChildren = async () => Promise.all((await childrenOf(pid)).map((child) => readFile(`/proc/${child}/cmdline`, 'utf8').catch(() => '')));
+  const sleeping = await waitFor(
+    `${what}: the loop's sleep`,
+    async () => ((await commandsOfChildren()).some((c) => c.startsWith('sleep\x001000000')) ? true : undefined),
+    5_000,
+  ).catch(() => false);
+  t.true(sleeping, `${what}: children ${(await commandsOfChildren()).join(' | ')}`);
 }
 
 /**
