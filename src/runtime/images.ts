@@ -10,6 +10,7 @@ import path from 'node:path';
 import type { RuntimeContext } from './context.js';
 import { removeImageContainer } from './storage.js';
 import { ImageStore, type ContainerLayers, type StoredImage } from '../rootfs/image/store.js';
+import { canonicalReference, parseImageReference, resolveImage } from '../rootfs/image/source.js';
 
 export interface ImageInfo {
   /** The references the image was added by, newest first. */
@@ -70,6 +71,32 @@ export async function removeImages(context: RuntimeContext, names: readonly stri
   };
   const removed = await store.remove(names, abandoned);
   return { images: removed.images.map((i) => i.references[0] ?? i.manifestDigest), layers: removed.layers, freedBytes: removed.freedBytes };
+}
+
+/**
+ * `runtime images add REF`: the image into the store (its layers unpacked, and mapped for a user
+ * namespace when userns is given), without a container: what a migration of a container made
+ * from it needs on the destination, which receives only the container's own writable layer.
+ */
+export async function addImage(
+  context: RuntimeContext,
+  reference: string,
+  options: { readonly userns?: { readonly hostId: number; readonly size: number }; readonly onProgress?: (message: string) => void } = {},
+): Promise<ImageInfo> {
+  const parsed = parseImageReference(reference);
+  const store = new ImageStore(context.config.imageRoot);
+  const resolved = await resolveImage(parsed);
+  const name = canonicalReference(parsed);
+  await store.add(
+    { ...resolved, reference: name },
+    {
+      ...(options.userns ? { shift: { uid: options.userns, gid: options.userns } } : {}),
+      ...(options.onProgress ? { progress: options.onProgress } : {}),
+    },
+  );
+  const added = (await listImages(context)).find((image) => image.manifestDigest === resolved.manifestDigest);
+  if (!added) throw new Error(`the image ${name} was added but is not listed`);
+  return added;
 }
 
 function platformText(image: StoredImage): string {

@@ -28,7 +28,7 @@ import { containerCgroupPath, requireUnoccupied } from './cgroups.js';
 import { readCheckpoint, CheckpointNotFoundError, requireTrustedDirectory } from './checkpoint-metadata.js';
 import { defaultImagePath } from './checkpoint.js';
 import { restoreMountMap } from './external-mounts.js';
-import { mountStorage, planStorage, unmountStorage } from './storage.js';
+import { mountStorage, planStorage, unmountStorage, type StorageSpec } from './storage.js';
 import { InitEndedError, RuntimeError, UsageError, describeError } from './errors.js';
 import { checkPublished, type PublishedPort } from './ports.js';
 import { containerRoot, hostIds, requireLazyPagesAllowed, shareWithContainerRoot } from './userns.js';
@@ -57,6 +57,11 @@ export interface RestoreRequest extends RestoreCriuOptions {
    * holds the container so until the source has let go of it, then sends SIGCONT to every task.
    */
   readonly leaveStopped?: boolean;
+  /**
+   * For a container restored under a new id: the storage driver layout its rootfs is mounted
+   * from (a container made from an image, arriving by migration with its place in the store).
+   */
+  readonly storage?: StorageSpec;
 }
 
 /** Restores under a detached monitor; returns the restored init's pid. */
@@ -122,7 +127,8 @@ async function prepareRestore(context: RuntimeContext, request: RestoreRequest):
   await criu.requireVersion();
   await requireFeaturesFor(criu, request);
 
-  const { id: _id, bundle: _bundle, pidFile: _pidFile, ports: _ports, leaveStopped, ...criuOptions } = request;
+  const { id: _id, bundle: _bundle, pidFile: _pidFile, ports: _ports, leaveStopped, storage, ...criuOptions } = request;
+  if (existing && storage) throw new UsageError(`container ${id} keeps the storage it was run with`);
   const ports = checkPublished(request.ports ?? []);
   if (existing && ports.length > 0)
     throw new UsageError(`container ${id} keeps the ports it was run with`, '-p applies to a container restored under a new id');
@@ -151,7 +157,8 @@ async function prepareRestore(context: RuntimeContext, request: RestoreRequest):
 
   // A container this runtime does not know yet: made from the checkpoint and a bundle.
   const bundle = await loadBundle(request.bundle ?? metadata.bundle);
-  requireOwnBundle(bundle.path, id);
+  // A container made from an image arrives by migration in a place of its own, made for it.
+  if (storage?.driver !== 'image' || storage.layer !== id) requireOwnBundle(bundle.path, id);
   const paths = await store.reserve(id);
   try {
     const effective = await writeEffectiveBundle(paths.effectiveBundle, bundle, id, logger, context.config.cgroupParent);
@@ -170,6 +177,7 @@ async function prepareRestore(context: RuntimeContext, request: RestoreRequest):
         },
         {
           lastCheckpoint: { imagePath, time: metadata.created, leftRunning: metadata.leftRunning },
+          ...(storage ? { storage } : {}),
           ...(ports.length > 0 ? { ports } : {}),
           ...(context.config.criu ? { criu: context.config.criu } : {}),
         },

@@ -30,7 +30,7 @@ import type { CheckpointInspection } from './inspection/model.js';
 import { PristineContainer, type PristineOptions } from './pristine.js';
 import type { MigrateRequest, MigrateResult } from './migration/migrate.js';
 import type { ReceiveOptions, Receiver } from './migration/receive.js';
-import { listImages, removeImages, type ImageInfo, type ImagesRemoved } from './images.js';
+import { addImage, listImages, removeImages, type ImageInfo, type ImagesRemoved } from './images.js';
 
 export class Runtime {
   /** The services behind this runtime; a test may build one with a service swapped. */
@@ -110,6 +110,14 @@ export class Runtime {
   /** The images in the store (`run` with `image` adds them), with their disk use and containers. */
   images(): Promise<ImageInfo[]> {
     return listImages(this.context);
+  }
+
+  /** Adds an image to the store without a container (its layers unpacked, mapped for userns when given). */
+  addImage(
+    reference: string,
+    options: { readonly userns?: { readonly hostId: number; readonly size: number }; readonly onProgress?: (message: string) => void } = {},
+  ): Promise<ImageInfo> {
+    return addImage(this.context, reference, options);
   }
 
   /** Removes images by reference or digest, or with none named every image no container uses. */

@@ -14,6 +14,7 @@ import { cliPath, e2e, repoRoot, sandbox, waitFor, type Sandbox } from './helper
 import { twoHosts, type Host, type TwoHosts } from './netns-hosts.js';
 import { memhogBundle } from './reset-helpers.js';
 import { buildStatic, verifyMemory, waitReady } from '../../bench/workload.js';
+import { buildTestImage } from './image-build.js';
 import { makePki } from '../helpers/certs.js';
 import type { TlsFiles } from '../../src/criu/options.js';
 import { tlsOpts } from '../../src/criu/options.js';
@@ -481,5 +482,51 @@ serial(
     await logged('the destination to drop its copy', onB.log, /hog stays on its source \(said again over a new connection\)/);
     t.is((await w.cli(b, ['state', 'hog'])).exitCode, 1);
     t.false(existsSync(path.join(rootsOf(w.box, b).RUNTIME_CHECKPOINT_ROOT!, 'hog')));
+  },
+);
+
+serial(
+  "a container made from an image moves with its own writable layer (a file it deleted from the image's layers stays deleted) onto the same image in the other host's store, which refuses it until it has the image",
+  async (t) => {
+    const w = await world(t, 'image');
+    const { a, b } = w.hosts;
+    const image = await buildTestImage(path.join(w.box.dir, 'layout'), 'v1', {
+      user: 'root',
+      command: ['sh', '-c', 'rm /data/changed; echo written > /data/mine; i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done'],
+    });
+    t.is((await w.cli(a, ['run', '-d', '--image', image.reference, 'c1'])).exitCode, 0);
+    const rootfsOn = (host: Host) => path.join(rootsOf(w.box, host).RUNTIME_IMAGE_ROOT!, 'containers', 'c1', 'bundle', 'rootfs');
+    const count = async (host: Host) => Number((await readFile(path.join(rootfsOn(host), 'tmp/count'), 'utf8').catch(() => '0')).trim() || '0');
+    const passing = (host: Host, above: number) =>
+      waitFor(`c1 on ${host.name} to count past ${above}`, async () => ((await count(host)) > above ? count(host) : undefined));
+    const before = await passing(a, 5);
+
+    const onB = await w.receiver(b);
+    const refused = await w.cli(a, migrateArgs(w, 'a', 'c1', onB.port));
+    t.is(refused.exitCode, 1, refused.stdout);
+    t.regex(refused.stderr, /no image oci:.*:v1 \(sha256:[0-9a-f]{64}\) in the store/);
+    t.regex(refused.stderr, /runtime images add/);
+    t.is(JSON.parse((await w.cli(a, ['state', 'c1'])).stdout).status, 'running');
+    await passing(a, before);
+
+    const added = await w.cli(b, ['images', 'add', image.reference]);
+    t.is(added.exitCode, 0, added.stderr);
+    const there = await w.cli(a, migrateArgs(w, 'a', 'c1', onB.port));
+    t.is(there.exitCode, 0, there.stderr);
+    t.is(JSON.parse((await w.cli(b, ['state', 'c1'])).stdout).status, 'running');
+    const arrived = await passing(b, before);
+    t.true(arrived > before, `it counted on from ${before} to ${arrived}`);
+    // The writable layer came, the image's layers are the destination's own.
+    t.is(await readFile(path.join(rootfsOn(b), 'data/mine'), 'utf8'), 'written\n');
+    t.false(existsSync(path.join(rootfsOn(b), 'data/changed')), 'deleted from a lower layer: still deleted');
+    t.is(await readFile(path.join(rootfsOn(b), 'data/new'), 'utf8'), 'added by layer 2\n');
+    const images = JSON.parse((await w.cli(b, ['images', '--format', 'json'])).stdout) as { references: string[]; containers: string[] }[];
+    t.deepEqual(
+      images.map((i) => i.containers),
+      [['c1']],
+    );
+    // Nothing of it is left on the source, its place in the image store neither.
+    t.is((await w.cli(a, ['state', 'c1'])).exitCode, 1);
+    t.false(existsSync(path.join(rootsOf(w.box, a).RUNTIME_IMAGE_ROOT!, 'containers', 'c1')));
   },
 );

@@ -586,7 +586,10 @@ export class FakeCriu implements CriuService {
    * needed); none left, a pre-dump writes no statistics.
    */
   preDumpPages: number[] = [];
-  /** The page servers started so far (each answers port 7000 + this, unless a port was asked). */
+  /**
+   * The page servers started so far: each answers port 1 + this unless a port was asked (ports
+   * nothing listens on, so that a wait for the server's sockets to go ends at once).
+   */
   private pageServers = 0;
   /** The notifications each (non pre-) dump sends. */
   dumpNotifications: readonly string[] = ['post-dump'];
@@ -718,12 +721,12 @@ export class FakeCriu implements CriuService {
     return this.lazyOnDemand;
   }
 
-  /** Records the request; answers with a fake page server (pid and the port asked, or 7000 and up); links a parent as CRIU does. */
+  /** Records the request; answers with a fake page server (pid and the port asked, or 1 and up); links a parent as CRIU does. */
   async startPageServer(request: CriuPageServerRequest): Promise<PageServer> {
     this.calls.push({ op: 'startPageServer', request });
     if (request.opts.parent_img !== undefined)
       await this.linkParent(request.imagePath, request.opts.parent_img, path.join(request.imagePath, 'page-server.log'));
-    return { pid: 999_999, port: request.opts.ps?.port || 7000 + this.pageServers++ };
+    return { pid: 0, port: request.opts.ps?.port || 1 + this.pageServers++ };
   }
 
   /** Writes a cpuinfo.img of its own, as CPUINFO_DUMP does. */

@@ -89,7 +89,10 @@ export class ImageNotStoredError extends RuntimeError {
     known: readonly string[],
   ) {
     super(`no image ${reference} in the store`, {
-      hint: known.length > 0 ? `the store holds: ${known.join(', ')} (\`runtime images\`)` : 'the store is empty: `runtime run --image REF` adds an image',
+      hint:
+        known.length > 0
+          ? `the store holds: ${known.join(', ')} (\`runtime images\`); \`runtime images add REF\` adds one`
+          : 'the store is empty: `runtime images add REF` (or `runtime run --image REF`) adds an image',
     });
   }
 }
@@ -129,6 +132,20 @@ export class ContainerPlaceExistsError extends RuntimeError {
     super(`the image store already holds a container ${id} (${dir})`, {
       hint: `\`runtime delete -f ${id}\` removes it; \`runtime images rm\` removes places no container of this runtime owns`,
     });
+  }
+}
+
+export class LayersNotStoredError extends RuntimeError {
+  readonly code = 'IMAGE_LAYERS_NOT_STORED' as const;
+  constructor(
+    readonly reference: string,
+    readonly missing: readonly string[],
+    shift: IdShift | undefined,
+  ) {
+    super(
+      `the image store lacks ${missing.length} layer(s) of ${reference}${shift ? ` mapped for ${shiftKey(shift)}` : ''}: ${missing.map((d) => d.slice(7, 19)).join(', ')}`,
+      { hint: `add the image here: \`runtime images add ${reference}${shift ? ` --uidmap 0:${shift.uid.hostId}:${shift.uid.size}` : ''}\`` },
+    );
   }
 }
 
@@ -259,6 +276,32 @@ export class ImageStore {
         ...(progress ? { progress } : {}),
       });
       return { image: stored, container: await this.createContainer(container.id, stored, container) };
+    });
+  }
+
+  /**
+   * Makes a place for a container of an image the store holds whole (every layer unpacked, and
+   * mapped for shift when given), without the image's blobs: a container that arrives from
+   * another host (migration) with its own writable layer, put in the place after.
+   */
+  async adoptContainer(
+    id: string,
+    manifestDigest: string,
+    container: { reference: string; stateRoot: string; shift?: IdShift },
+  ): Promise<{ image: StoredImage; container: ContainerLayers }> {
+    return this.locked(true, async () => {
+      const images = await this.images();
+      const image = images.find((i) => i.manifestDigest === manifestDigest);
+      if (!image) {
+        throw new ImageNotStoredError(
+          `${container.reference} (${manifestDigest})`,
+          images.map((i) => i.references[0] ?? i.manifestDigest),
+        );
+      }
+      const missing: string[] = [];
+      for (const diffId of new Set(image.layers)) if (!(await this.layer(diffId, container.shift))) missing.push(diffId);
+      if (missing.length > 0) throw new LayersNotStoredError(container.reference, missing, container.shift);
+      return { image, container: await this.createContainer(id, image, container) };
     });
   }
 

@@ -54,6 +54,8 @@ import { tcpSockets, type TcpSocket } from '../../system/tcp-sockets.js';
 import { liftNetworkLocks } from '../../criu/network-lock.js';
 import { withTimeout } from '../../system/timeout.js';
 import { freePort } from '../../system/free-port.js';
+import { ImageStore } from '../../rootfs/image/store.js';
+import { LayerNotFoundError } from '../../rootfs/errors.js';
 
 export interface MigrateRequest {
   readonly id: string;
@@ -149,11 +151,23 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
   };
   const record = await store.load(id);
   if (record.status !== 'running') throw new ContainerNotRunningError(id, record.status);
-  if (record.storage?.driver === 'image') {
-    throw new UsageError(`${id} was made from an image: its rootfs is a layer of this host's image store, which a migration does not carry yet`);
+  // A container made from an image: its own writable layer goes, the destination stacks it on
+  // the same image of its own store.
+  const imageStore = record.storage?.driver === 'image' ? new ImageStore(record.storage.storageRoot) : undefined;
+  const place = imageStore ? await imageStore.container(id) : undefined;
+  if (imageStore && !place) {
+    throw new LayerNotFoundError('image', id, path.join(imageStore.containerDir(id), 'image.json'), {
+      hint: 'the container was made from an image, but its place in the image store is gone',
+    });
   }
-  if (request.lazy && request.preDump) throw new UsageError('--lazy and --pre-dump are two ways to shorten the downtime: choose one');
-  const preDumps = request.preDump ? planPreDumps(request.preDump) : 0;
+  if (place && request.sharedStorage) {
+    throw new UsageError(
+      `${id} was made from an image: its writable layer is in this host's image store, which --shared-storage does not cover`,
+      `migrate it without --shared-storage; the destination needs the image (\`runtime images add ${place.reference}\` there)`,
+    );
+  }
+  if (request.lazy && request.preDump !== undefined) throw new UsageError('--lazy and --pre-dump are two ways to shorten the downtime: choose one');
+  const preDumps = request.preDump !== undefined ? planPreDumps(request.preDump) : 0;
   const mode: MigrationMode = request.lazy ? 'post-copy' : preDumps > 0 ? 'pre-copy' : 'stop-and-copy';
   // Refused before anything stops: the kernel cannot track which pages a pre-dump left behind.
   if (preDumps > 0 && (await criu.features()).mem_track !== true) throw new PreCopyUnavailableError();
@@ -191,8 +205,10 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
     // The user's config.json, not the effective one: the destination derives its own cgroup path.
     const config = await readFile(path.join(record.bundle, 'config.json'), 'utf8');
     // What the destination will hold, about, for its free-space check before anything stops.
-    const imageBytes = await context.cgroups.memoryInUse(record.cgroupPath).catch(() => undefined);
-    const rootfsBytes = request.sharedStorage ? undefined : await diskUsage(record.rootfs).catch(() => undefined);
+    // Pre-copy keeps its rounds there too: the first holds all of it, the others what was written since.
+    const memoryBytes = await context.cgroups.memoryInUse(record.cgroupPath).catch(() => undefined);
+    const imageBytes = memoryBytes === undefined ? undefined : mode === 'pre-copy' ? 2 * memoryBytes : memoryBytes;
+    const rootfsBytes = request.sharedStorage ? undefined : await diskUsage(place ? place.upper : record.rootfs).catch(() => undefined);
     await channel.send({
       type: 'offer',
       token,
@@ -203,7 +219,17 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
       tcpEstablished: request.tcpEstablished === true,
       cpuinfo,
       config,
-      rootfs: request.sharedStorage ? { kind: 'none' } : { kind: 'directory', path: record.rootfs },
+      rootfs: request.sharedStorage
+        ? { kind: 'none' }
+        : place
+          ? {
+              kind: 'image',
+              manifestDigest: place.manifestDigest,
+              reference: place.reference,
+              place: place.dir,
+              ...(place.shift ? { shift: place.shift } : {}),
+            }
+          : { kind: 'directory', path: record.rootfs },
       ...(imageBytes !== undefined ? { imageBytes } : {}),
       ...(rootfsBytes !== undefined ? { rootfsBytes } : {}),
     });
@@ -222,8 +248,12 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
     let pagePort = accepted.pageServer?.port ?? 0;
 
     const sendState = async (imagePath: string) => {
-      streamedBytes += await sendDirectory(channel, 'images', imagePath);
-      if (!request.sharedStorage) streamedBytes += await sendDirectory(channel, 'rootfs', record.rootfs);
+      // A pre-copy's final images link to their parent round here (`parent`): the destination has its own.
+      streamedBytes += await sendDirectory(channel, 'images', imagePath, ['./parent']);
+      // An image's container: its place without the overlay's work directory, the bundle (the
+      // destination writes its own) and the place's record.
+      if (place) streamedBytes += await sendDirectory(channel, 'rootfs', place.dir, ['./work', './bundle', './image.json']);
+      else if (!request.sharedStorage) streamedBytes += await sendDirectory(channel, 'rootfs', record.rootfs);
     };
     // CRIU has no timeout of its own: a link that goes silent while the memory goes would hold
     // the tree frozen for as long as TCP retries. The memory's connection is watched while it
@@ -264,6 +294,8 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
         await channel.send({ type: 'pre-dump', round });
         pagePort = expect(await channel.receive({ timeoutMs }), 'page-server').port;
         const roundDir = path.join(preCopyDir, String(round));
+        // CRIU's log and statistics beside the state: a failed round's log outlives its images.
+        const roundWork = path.join(context.store.paths(id).dir, 'pre-copy', String(round));
         const roundStarted = Date.now();
         // The container runs on: CRIU freezes it only while it collects the pages written since
         // the round before (its parent), and sends them after.
@@ -272,13 +304,15 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
           preDump: true,
           imagePath: roundDir,
           ...(round > 1 ? { parentPath: path.join('..', String(round - 1)) } : {}),
+          workPath: roundWork,
           pageServer: `${request.to.host}:${pagePort}`,
           tls: request.tls,
           onCriuStarted: (pid) => (criuPid = pid),
         });
         criuPid = 0;
-        const stats = await readDumpStatistics(roundDir);
-        if (!stats) throw new MigrationFailedError(id, `CRIU's pre-dump ${round} left no statistics (stats-dump) in ${roundDir}`);
+        stalledSince = 0;
+        const stats = await readDumpStatistics(roundWork);
+        if (!stats) throw new MigrationFailedError(id, `CRIU's pre-dump ${round} left no statistics (stats-dump) in ${roundWork}`);
         progress(`pre-dump ${round}: ${stats.pages_written} pages sent while ${id} runs (${Date.now() - roundStarted} ms)`);
         return { pagesWritten: stats.pages_written };
       });
@@ -424,7 +458,12 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
       }
       channel.destroy();
       if (error instanceof RuntimeError && error.code === 'MIGRATION_FAILED') throw error;
-      throw new MigrationFailedError(id, reason, { cause: error });
+      // What the destination says to do about its refusal (add the image there, free space) is kept.
+      const theirs = error instanceof MigrationPeerError ? error.hint : undefined;
+      throw new MigrationFailedError(id, reason, {
+        cause: error,
+        ...(theirs ? { hint: `the container runs on here as it was; on ${request.to.host}: ${theirs}` } : {}),
+      });
     }
     throw error;
   } finally {
@@ -537,10 +576,9 @@ function requireCompatible(id: string, ours: CriuVersion, theirs: CriuVersion, p
   }
 }
 
-/** A tar of dir as one stream of the channel, announced by a message; the bytes sent. */
-async function sendDirectory(channel: MessageChannel, kind: 'images' | 'rootfs', dir: string): Promise<number> {
-  // A pre-copy's final images link to their parent round here (`parent`): the destination has its own.
-  const exclude = kind === 'images' ? ['--exclude=./parent'] : [];
+/** A tar of dir (but the members excluded: "./name") as one stream of the channel, announced by a message; the bytes sent. */
+async function sendDirectory(channel: MessageChannel, kind: 'images' | 'rootfs', dir: string, excluded: readonly string[] = []): Promise<number> {
+  const exclude = excluded.map((member) => `--exclude=${member}`);
   await channel.send(kind === 'images' ? { type: 'images', files: 0, bytes: 0 } : { type: 'rootfs', bytes: 0 });
   // Read from at once: Node drains (and drops) the output of a child that exits before anything
   // listens to it, and a small directory's tar may end while a message is still being sent.

@@ -69,7 +69,28 @@ export type RootfsOffer =
   /** Nothing to copy: the bundle's rootfs is already there (shared storage, or an image both hosts have). */
   | { readonly kind: 'none' }
   /** A directory the source copies over (a rootfs message and its stream follow), to be put at path. */
-  | { readonly kind: 'directory'; readonly path: string };
+  | { readonly kind: 'directory'; readonly path: string }
+  /**
+   * A container made from an image (the `image` storage driver): the destination's image store
+   * must hold the same image (by manifest digest, its layers mapped for shift when given); the
+   * rootfs message's stream is the container's place in the source's store (its writable layer
+   * and its network files: /etc/hosts, hostname, resolv.conf), without the image's layers.
+   */
+  | {
+      readonly kind: 'image';
+      readonly manifestDigest: string;
+      /** The reference the source's store has it by, for messages and the destination's records. */
+      readonly reference: string;
+      /** The container's place in the source's store: the spec's paths below it are moved to the destination's. */
+      readonly place: string;
+      readonly shift?: { readonly uid: IdRange; readonly gid: IdRange };
+    };
+
+/** A user namespace's ids from 0: the host's from hostId, size of them. */
+export interface IdRange {
+  readonly hostId: number;
+  readonly size: number;
+}
 
 /**
  * stop-and-copy: every page dumped into the destination's page server while the container is
@@ -226,6 +247,8 @@ const port = () =>
 const criuVersion = s.object({ major: count(), minor: count(), sublevel: count() });
 const base64 = /^[A-Za-z0-9+/]*={0,2}$/;
 const TOKEN = /^[0-9a-f]{32}$/;
+const DIGEST = /^sha256:[0-9a-f]{64}$/;
+const idRange = s.object({ hostId: s.number().int().positive(), size: s.number().int().positive() });
 
 // Objects drop keys they do not know, so that a later version may add an optional field without a
 // new protocol version; a new required field or a changed meaning needs PROTOCOL_VERSION + 1.
@@ -241,7 +264,17 @@ const messageSchema: Validator<MigrationMessage> = s.discriminatedUnion('type', 
     tcpEstablished: s.boolean(),
     cpuinfo: s.string().regex(base64, 'must be base64'),
     config: s.string().min(1),
-    rootfs: s.discriminatedUnion('kind', [s.object({ kind: s.literal('none') }), s.object({ kind: s.literal('directory'), path: s.string().min(1) })]),
+    rootfs: s.discriminatedUnion('kind', [
+      s.object({ kind: s.literal('none') }),
+      s.object({ kind: s.literal('directory'), path: s.string().min(1) }),
+      s.object({
+        kind: s.literal('image'),
+        manifestDigest: s.string().regex(DIGEST, 'must be sha256:<64 hexadecimal digits>'),
+        reference: s.string().min(1),
+        place: s.string().min(1),
+        shift: s.object({ uid: idRange, gid: idRange }).optional(),
+      }),
+    ]),
     imageBytes: count().optional(),
     rootfsBytes: count().optional(),
     token: s.string().regex(TOKEN, 'must be 32 hexadecimal digits'),

@@ -40,6 +40,9 @@ import {
   type VerdictMessage,
 } from './protocol.js';
 import { MAX_PRE_DUMPS } from './pre-copy.js';
+import { ImageStore, type ContainerLayers } from '../../rootfs/image/store.js';
+import { removeImageContainer } from '../storage.js';
+import { restrictImageFiles, shareWithContainerRoot } from '../userns.js';
 import { tlsOpts, type TlsFiles } from '../../criu/options.js';
 import type { PageServer } from '../../criu/service.js';
 import { tcpSockets } from '../../system/tcp-sockets.js';
@@ -135,7 +138,10 @@ async function receiveOne(
   let restored = false;
   let entry: HeldMigration | undefined;
   // The streams the restore needs, in the order the source sends them; each comes once.
-  const expected: readonly ('images' | 'rootfs')[] = offer.rootfs.kind === 'directory' ? ['images', 'rootfs'] : ['images'];
+  const expected: readonly ('images' | 'rootfs')[] = offer.rootfs.kind === 'none' ? ['images'] : ['images', 'rootfs'];
+  // A container made from an image: its place in this host's store, made for it here.
+  let adopted: ContainerLayers | undefined;
+  const imageStore = new ImageStore(context.config.imageRoot);
   const received: ('images' | 'rootfs')[] = [];
   let pageServer: PageServer | undefined;
   // Pre-copy: the pre-dump rounds so far, and whether the final dump's page server was asked for.
@@ -160,6 +166,17 @@ async function receiveOne(
     await mkdir(incoming, { recursive: true, mode: 0o700 });
     await mkdir(path.join(bundle, 'rootfs'), { recursive: true, mode: 0o755 });
     const spec = await checkOffer(context, offer, home);
+    if (offer.rootfs.kind === 'image') {
+      // The same image must be here, whole: only the container's own layer comes.
+      ({ container: adopted } = await imageStore.adoptContainer(id, offer.rootfs.manifestDigest, {
+        reference: offer.rootfs.reference,
+        stateRoot: path.resolve(context.config.stateRoot),
+        ...(offer.rootfs.shift ? { shift: offer.rootfs.shift } : {}),
+      }));
+    }
+    // A user namespace's root restores from inside it: it follows the images' parent links.
+    await shareWithContainerRoot(home, spec);
+    await shareWithContainerRoot(incoming, spec);
     event(`accepting ${id} from ${channel.remoteAddress ?? 'the source'} (${offer.mode})`);
 
     pageServer = offer.mode === 'stop-and-copy' ? await startPageServer(incoming) : undefined;
@@ -184,28 +201,35 @@ async function receiveOne(
           );
         }
         // The round before has written every page once its page server has ended.
-        if (pageServer && pageServer.pid > 0) await waitGone(context, pageServer.pid, timeoutMs);
+        if (pageServer) await waitServerGone(pageServer, timeoutMs);
         const parent = rounds > 0 ? path.join('..', `pre-dump-${rounds}`) : undefined;
         const dir = message.type === 'pre-dump' ? await madeDirectory(path.join(home, `pre-dump-${message.round}`)) : incoming;
+        await shareWithContainerRoot(dir, spec);
         if (message.type === 'pre-dump') rounds = message.round;
         else dumped = true;
         pageServer = await startPageServer(dir, parent);
         await channel.send({ type: 'page-server', port: pageServer.port });
       } else if (message.type === 'images' || message.type === 'rootfs') {
-        await receiveDirectory(channel, message.type === 'images' ? incoming : path.join(bundle, 'rootfs'), timeoutMs);
+        await receiveDirectory(channel, message.type === 'images' ? incoming : (adopted?.dir ?? path.join(bundle, 'rootfs')), timeoutMs);
         received.push(message.type);
       } else if (message.type === 'restore') {
-        // The dump reaches its post-dump notification only once the page server has answered
-        // its close (every page written); the server's own end is waited for when CRIU names it.
-        if (pageServer && pageServer.pid > 0) await waitGone(context, pageServer.pid, timeoutMs);
-        const rootfs = offer.rootfs.kind === 'directory' ? path.join(bundle, 'rootfs') : sharedRootfs(offer, spec);
-        await writeFile(path.join(bundle, 'config.json'), `${JSON.stringify({ ...spec, root: { ...spec.root, path: rootfs } }, null, 2)}\n`);
+        // The dump reaches its post-dump notification once the page server has answered its
+        // close; the server writes its last pagemap as it ends.
+        if (pageServer) await waitServerGone(pageServer, timeoutMs);
+        // The page server wrote its images root's alone: a user namespace's root reads them.
+        for (let round = 1; round <= rounds; round++) await restrictImageFiles(path.join(home, `pre-dump-${round}`), spec);
+        await restrictImageFiles(incoming, spec);
+        const rootfs = adopted ? adopted.rootfs : offer.rootfs.kind === 'directory' ? path.join(bundle, 'rootfs') : sharedRootfs(offer, spec);
+        const placed = adopted && offer.rootfs.kind === 'image' ? movedPlace(spec, offer.rootfs.place, adopted.dir) : spec;
+        const restoreBundle = adopted?.bundle ?? bundle;
+        await writeFile(path.join(restoreBundle, 'config.json'), `${JSON.stringify({ ...placed, root: { ...placed.root, path: rootfs } }, null, 2)}\n`);
         const started = Date.now();
         event(`restoring ${id}`);
         const pid = await restoreDetached(context, {
           id,
           imagePath: incoming,
-          bundle,
+          bundle: restoreBundle,
+          ...(adopted ? { storage: { driver: 'image', storageRoot: imageStore.root, layer: id } } : {}),
           ...(offer.tcpEstablished ? { tcpEstablished: true } : {}),
           ...(message.lazyPageServer
             ? { lazyPages: true, lazyPageServer: message.lazyPageServer, tls: options.tls, workPath: await madeDirectory(path.join(home, 'lazy-pages')) }
@@ -249,8 +273,18 @@ async function receiveOne(
     }
     await unmountBelow(context.mounts, home).catch(() => undefined);
     await rm(home, { recursive: true, force: true });
+    if (adopted) await removeImageContainer(context, id, imageStore.root).catch(() => undefined);
     throw error;
   }
+}
+
+/**
+ * The spec of a container made from an image, its paths below the source's place in the store
+ * (the network files it bind-mounts) moved to its place here.
+ */
+function movedPlace(spec: Spec, from: string, to: string): Spec {
+  const move = (source: string) => (source === from || source.startsWith(`${from}/`) ? path.join(to, path.relative(from, source)) : source);
+  return { ...spec, ...(spec.mounts ? { mounts: spec.mounts.map((mount) => (mount.source ? { ...mount, source: move(mount.source) } : mount)) } : {}) };
 }
 
 /** The source's word over a connection of its own: the held copy runs, or goes. */
@@ -325,7 +359,10 @@ async function checkOffer(context: RuntimeContext, offer: OfferMessage, home: st
   }
   await requireFreeSpace(offer, home);
   const spec = parseSpec(offer.config, `the offer of ${offer.id}`);
+  // A container made from an image bind-mounts files of its place in the store, which come with it.
+  const place = offer.rootfs.kind === 'image' ? offer.rootfs.place : undefined;
   for (const mount of spec.mounts ?? []) {
+    if (place && mount.source && (mount.source === place || mount.source.startsWith(`${place}/`))) continue;
     if (isBindMount(mount) && mount.source && !existsSync(mount.source)) {
       throw new MigrationRefusedError(`${offer.id} bind-mounts ${mount.source}, which this host does not have`, `make ${mount.source} on this host first`);
     }
@@ -416,15 +453,21 @@ async function madeDirectory(dir: string): Promise<string> {
   return dir;
 }
 
-/** Waits for a process that is not ours to end (the page server CRIU forked): gone, or a zombie. */
-async function waitGone(context: RuntimeContext, pid: number, timeoutMs: number): Promise<void> {
+/**
+ * Waits for a page server CRIU forked to end once its dump is over: no process holds a socket on
+ * its port any more (CRIU 4.2 does not tell its pid). One still there after timeoutMs is killed.
+ */
+async function waitServerGone(server: PageServer, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const stat = await context.processes.stat(pid);
-    if (stat === undefined || stat.state === 'Z') return;
+    const sockets = await tcpSockets();
+    if (!sockets.some((socket) => socket.local.port === server.port && socket.inode !== 0)) return;
     if (Date.now() > deadline) {
-      process.kill(pid, 'SIGKILL');
-      throw new MigrationRefusedError(`CRIU's page server (pid ${pid}) did not end after the dump`, 'see page-server.log in the migration directory');
+      await endPortHolders(server.port);
+      throw new MigrationRefusedError(
+        `CRIU's page server (port ${server.port}) did not end after the dump`,
+        'see page-server.log in the migration directory',
+      );
     }
     await new Promise((r) => setTimeout(r, 5));
   }

@@ -7,7 +7,7 @@
 import 'reflect-metadata';
 import test from 'ava';
 import { existsSync } from 'node:fs';
-import { readlink } from 'node:fs/promises';
+import { readFile, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { runDetached } from '../../../src/runtime/run.js';
 import { migrate, MigrationFailedError } from '../../../src/runtime/migration/migrate.js';
@@ -100,10 +100,10 @@ preCopyTest(
       port: dump.opts.ps?.port,
     }));
     t.deepEqual(dumps, [
-      { preDump: true, parent: undefined, trackMem: true, leaveRunning: true, port: 7000 },
-      { preDump: true, parent: '../1', trackMem: true, leaveRunning: true, port: 7001 },
-      { preDump: true, parent: '../2', trackMem: true, leaveRunning: true, port: 7002 },
-      { preDump: false, parent: '../pre-copy/3', trackMem: true, leaveRunning: false, port: 7003 },
+      { preDump: true, parent: undefined, trackMem: true, leaveRunning: true, port: 1 },
+      { preDump: true, parent: '../1', trackMem: true, leaveRunning: true, port: 2 },
+      { preDump: true, parent: '../2', trackMem: true, leaveRunning: true, port: 3 },
+      { preDump: false, parent: '../pre-copy/3', trackMem: true, leaveRunning: false, port: 4 },
     ]);
     // There: a page server per round, chained, and the final one into the restore's images.
     const servers = to.fakes.criu.calls.flatMap((call) => (call.op === 'startPageServer' ? [call.request] : []));
@@ -140,6 +140,9 @@ preCopyTest('pre-copy: a round that fails calls the migration off: the container
     { instanceOf: MigrationFailedError },
   );
   t.regex(error?.message ?? '', /Connection reset by peer/);
+  // CRIU's log of the failed round is kept beside the state, where the error points.
+  const log = path.join(from.context.store.paths('web1').dir, 'pre-copy', '2', 'pre-dump.log');
+  t.regex(await readFile(log, 'utf8'), /Connection reset by peer/);
   t.is(from.fakes.criu.dumps.length, 2, 'no round and no dump after the failed one');
   const record = await from.context.store.load('web1');
   if (record.status !== 'running') return t.fail(`the source's record is ${record.status}`);

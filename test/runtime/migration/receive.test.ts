@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { receive } from '../../../src/runtime/migration/receive.js';
 import { connectChannel, type MessageChannel } from '../../../src/runtime/migration/channel.js';
-import { expect, MigrationPeerError, PROTOCOL_VERSION } from '../../../src/runtime/migration/protocol.js';
+import { expect, MigrationPeerError, PROTOCOL_VERSION, type OfferMessage } from '../../../src/runtime/migration/protocol.js';
 import { fakeRuntime, runningContainer, type FakeRuntime } from '../../helpers/fake-runtime.js';
 import { checkpoint, defaultImagePath } from '../../../src/runtime/checkpoint.js';
 import { execa } from 'execa';
@@ -48,20 +48,26 @@ async function receiverAndSource(t: ExecutionContext, runtime?: FakeRuntime): Pr
   return { runtime, source: await connect(), events, connect };
 }
 
-/** Offers web1 over storage both sides see (the bundle's rootfs stays where it is); the accept awaited. */
-async function offerShared(source: MessageChannel, bundle: string, mode: 'stop-and-copy' | 'post-copy' | 'pre-copy'): Promise<void> {
-  await source.send({
+/** An offer of web1 with the config.json of bundle, over storage both sides see unless changed. */
+async function offerOf(bundle: string, changes: Partial<OfferMessage> = {}): Promise<OfferMessage> {
+  return {
     type: 'offer',
     token: TOKEN,
     id: 'web1',
-    mode,
+    mode: 'stop-and-copy',
     sharedStorage: true,
     bundle,
     tcpEstablished: false,
     cpuinfo: '',
     config: await readFile(path.join(bundle, 'config.json'), 'utf8'),
     rootfs: { kind: 'none' },
-  });
+    ...changes,
+  };
+}
+
+/** Offers web1 over storage both sides see (the bundle's rootfs stays where it is); the accept awaited. */
+async function offerShared(source: MessageChannel, bundle: string, mode: OfferMessage['mode']): Promise<void> {
+  await source.send(await offerOf(bundle, { mode }));
   expect(await source.receive({ timeoutMs: 5_000 }), 'accept');
 }
 
@@ -125,20 +131,14 @@ test('pre-copy: rounds come in order, the final dump after one at least; a round
 
 test('an offer whose memory and rootfs do not fit in the free space here is refused before anything stops, naming both', async (t) => {
   const { runtime, source } = await receiverAndSource(t);
-  await source.send({
-    type: 'offer',
-    token: TOKEN,
-    id: 'web1',
-    mode: 'stop-and-copy',
-    sharedStorage: false,
-    bundle: runtime.bundleDir,
-    tcpEstablished: false,
-    cpuinfo: '',
-    config: await readFile(path.join(runtime.bundleDir, 'config.json'), 'utf8'),
-    rootfs: { kind: 'directory', path: '/srv/web1/rootfs' },
-    imageBytes: 2 ** 50,
-    rootfsBytes: 3 * 1024 * 1024,
-  });
+  await source.send(
+    await offerOf(runtime.bundleDir, {
+      sharedStorage: false,
+      rootfs: { kind: 'directory', path: '/srv/web1/rootfs' },
+      imageBytes: 2 ** 50,
+      rootfsBytes: 3 * 1024 * 1024,
+    }),
+  );
   const error = await t.throwsAsync(async () => expect(await source.receive({ timeoutMs: 5_000 }), 'accept'), { instanceOf: MigrationPeerError });
   t.is(error?.code, 'MIGRATION_REFUSED');
   t.regex(error?.message ?? '', /web1 needs about [\d.]+ GiB in .* \(its memory 1048576\.0 GiB, rootfs 3\.0 MiB\), which has [\d.]+ [KMG]iB free/);
@@ -146,6 +146,28 @@ test('an offer whose memory and rootfs do not fit in the free space here is refu
     runtime.fakes.criu.calls.filter((call) => call.op === 'startPageServer'),
     [],
   );
+  t.false(existsSync(path.join(runtime.context.config.checkpointRoot, 'web1')));
+});
+
+test("a container made from an image this host's store does not hold is refused before anything stops, naming the image; no place is made for it", async (t) => {
+  const { runtime, source } = await receiverAndSource(t);
+  const digest = `sha256:${'ab'.repeat(32)}`;
+  const offer = await offerOf(runtime.bundleDir, {
+    sharedStorage: false,
+    bundle: '/var/lib/runtime/images/containers/web1/bundle',
+    rootfs: { kind: 'image', manifestDigest: digest, reference: 'oci:/images/redis:7', place: '/var/lib/runtime/images/containers/web1' },
+  });
+  // Its network files are bind-mounted from its place on the source, which this host has not.
+  const config = {
+    ...JSON.parse(offer.config),
+    mounts: [{ destination: '/etc/hosts', type: 'bind', source: '/var/lib/runtime/images/containers/web1/hosts' }],
+  };
+  await source.send({ ...offer, config: JSON.stringify(config) });
+  const error = await t.throwsAsync(async () => expect(await source.receive({ timeoutMs: 5_000 }), 'accept'), { instanceOf: MigrationPeerError });
+  t.is(error?.code, 'IMAGE_NOT_STORED');
+  t.regex(error?.message ?? '', new RegExp(`no image oci:/images/redis:7 \\(${digest}\\) in the store`));
+  t.regex(error?.hint ?? '', /runtime images add REF/);
+  t.false(existsSync(path.join(runtime.context.config.imageRoot, 'containers', 'web1')));
   t.false(existsSync(path.join(runtime.context.config.checkpointRoot, 'web1')));
 });
 
