@@ -65,6 +65,8 @@ export async function removeImages(context: RuntimeContext, names: readonly stri
   // as a run in progress (which reserves the id's state directory first), is removed on the way.
   const abandoned = async (container: ContainerLayers): Promise<boolean> => {
     if (container.stateRoot !== stateRoot || existsSync(context.store.paths(container.id).dir)) return false;
+    // A migration arriving here (receive.ts) makes the place before the container's state.
+    if (existsSync(path.join(context.config.checkpointRoot, container.id))) return false;
     context.logger.info('removing the image store place of a container the runtime does not know', { id: container.id });
     await removeImageContainer(context, container.id, store.root);
     return true;

@@ -42,6 +42,7 @@ import { ensureMountpoints } from '../rootfs/mountpoints.js';
 import { prepareMaskedDirectorySource } from '../rootfs/masked-directory.js';
 import { mountCopiedTmpfs, tmpfsStagingDirectory } from '../rootfs/tmpfs-copy.js';
 import { TMPFS_TREE } from '../criu/tmpfs-images.js';
+import { ImageStore } from '../rootfs/image/store.js';
 import { fillInArguments } from './lazy-memory.js';
 import { withTimeout } from '../system/timeout.js';
 
@@ -158,7 +159,9 @@ async function prepareRestore(context: RuntimeContext, request: RestoreRequest):
   // A container this runtime does not know yet: made from the checkpoint and a bundle.
   const bundle = await loadBundle(request.bundle ?? metadata.bundle);
   // A container made from an image arrives by migration in a place of its own, made for it.
-  if (storage?.driver !== 'image' || storage.layer !== id) requireOwnBundle(bundle.path, id);
+  const ownPlace =
+    storage?.driver === 'image' && storage.layer === id && path.dirname(bundle.path) === new ImageStore(storage.storageRoot).containerDir(id);
+  if (!ownPlace) requireOwnBundle(bundle.path, id);
   const paths = await store.reserve(id);
   try {
     const effective = await writeEffectiveBundle(paths.effectiveBundle, bundle, id, logger, context.config.cgroupParent);

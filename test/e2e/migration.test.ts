@@ -5,7 +5,7 @@
  * (test/helpers/certs.ts). Real runc and CRIU, as root.
  */
 import test, { type ExecutionContext } from 'ava';
-import { chmod, copyFile, mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readFile, readdir, stat, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
@@ -528,5 +528,37 @@ serial(
     // Nothing of it is left on the source, its place in the image store neither.
     t.is((await w.cli(a, ['state', 'c1'])).exitCode, 1);
     t.false(existsSync(path.join(rootsOf(w.box, a).RUNTIME_IMAGE_ROOT!, 'containers', 'c1')));
+  },
+);
+
+serial(
+  'a container made from an image in a user namespace (--uidmap) moves onto the image mapped the same way there, running as the namespace uid 1000 with its files owned as they were',
+  async (t) => {
+    const w = await world(t, 'image-userns');
+    const { a, b } = w.hosts;
+    const mapping = '0:200000:65536';
+    // The image's user is app (uid 1000): a dump of another uid needs the user namespace here.
+    const image = await buildTestImage(path.join(w.box.dir, 'layout'), 'v1', {
+      command: ['sh', '-c', 'echo mine > /home/app/mine; i=0; while true; do i=$((i+1)); echo $i > /home/app/count; sleep 0.1; done'],
+    });
+    t.is((await w.cli(a, ['run', '-d', '--image', image.reference, '--uidmap', mapping, 'c2'])).exitCode, 0);
+    const homeOn = (host: Host) => path.join(rootsOf(w.box, host).RUNTIME_IMAGE_ROOT!, 'containers', 'c2', 'bundle', 'rootfs', 'home/app');
+    const count = async (host: Host) => Number((await readFile(path.join(homeOn(host), 'count'), 'utf8').catch(() => '0')).trim() || '0');
+    const passing = (host: Host, above: number) =>
+      waitFor(`c2 on ${host.name} to count past ${above}`, async () => ((await count(host)) > above ? count(host) : undefined));
+    const before = await passing(a, 5);
+
+    const onB = await w.receiver(b);
+    const added = await w.cli(b, ['images', 'add', image.reference, '--uidmap', mapping]);
+    t.is(added.exitCode, 0, added.stderr);
+    const there = await w.cli(a, migrateArgs(w, 'a', 'c2', onB.port));
+    t.is(there.exitCode, 0, there.stderr);
+    const { pid } = JSON.parse(there.stdout) as { pid: number };
+    t.is((await readFile(`/proc/${pid}/uid_map`, 'utf8')).trim().replace(/\s+/g, ' '), '0 200000 65536');
+    t.deepEqual(/^Uid:\s+(.*)$/m.exec(await readFile(`/proc/${pid}/status`, 'utf8'))![1]!.split(/\s+/), ['201000', '201000', '201000', '201000']);
+    const arrived = await passing(b, before);
+    t.true(arrived > before, `it counted on from ${before} to ${arrived}`);
+    t.like(await stat(path.join(homeOn(b), 'mine')), { uid: 201000, gid: 201000 });
+    t.is((await w.cli(a, ['state', 'c2'])).exitCode, 1);
   },
 );

@@ -18,7 +18,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, readdir, readlink, rm, statfs, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, readlink, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { RuntimeContext } from '../context.js';
 import { validateId } from '../id.js';
@@ -160,9 +160,14 @@ async function receiveOne(
       },
     });
   try {
-    // What a failed migration of the same id left (no container of that id exists here).
+    // What a failed migration of the same id left (no container of that id exists here): its
+    // home, and its place in the image store when this runtime made it and no run is making it.
     await unmountBelow(context.mounts, home);
     await rm(home, { recursive: true, force: true });
+    const left = await imageStore.container(id);
+    if (left && left.stateRoot === path.resolve(context.config.stateRoot) && !existsSync(store.paths(id).dir)) {
+      await removeImageContainer(context, id, imageStore.root);
+    }
     await mkdir(incoming, { recursive: true, mode: 0o700 });
     await mkdir(path.join(bundle, 'rootfs'), { recursive: true, mode: 0o755 });
     const spec = await checkOffer(context, offer, home);
@@ -272,8 +277,12 @@ async function receiveOne(
       return;
     }
     await unmountBelow(context.mounts, home).catch(() => undefined);
-    await rm(home, { recursive: true, force: true });
-    if (adopted) await removeImageContainer(context, id, imageStore.root).catch(() => undefined);
+    await rm(home, { recursive: true, force: true }).catch((rmError: unknown) => event(`could not remove ${home}: ${describeError(rmError)}`));
+    if (adopted) {
+      await removeImageContainer(context, id, imageStore.root).catch((rmError: unknown) =>
+        event(`could not remove ${id}'s place in the image store: ${describeError(rmError)}`),
+      );
+    }
     throw error;
   }
 }
@@ -283,7 +292,7 @@ async function receiveOne(
  * (the network files it bind-mounts) moved to its place here.
  */
 function movedPlace(spec: Spec, from: string, to: string): Spec {
-  const move = (source: string) => (source === from || source.startsWith(`${from}/`) ? path.join(to, path.relative(from, source)) : source);
+  const move = (source: string) => (below(source, from) ? path.join(to, path.relative(from, path.resolve(source))) : source);
   return { ...spec, ...(spec.mounts ? { mounts: spec.mounts.map((mount) => (mount.source ? { ...mount, source: move(mount.source) } : mount)) } : {}) };
 }
 
@@ -357,12 +366,18 @@ async function checkOffer(context: RuntimeContext, offer: OfferMessage, home: st
   } finally {
     await rm(cpu, { recursive: true, force: true });
   }
-  await requireFreeSpace(offer, home);
+  await requireFreeSpace(offer, home, context.config.imageRoot);
   const spec = parseSpec(offer.config, `the offer of ${offer.id}`);
   // A container made from an image bind-mounts files of its place in the store, which come with it.
   const place = offer.rootfs.kind === 'image' ? offer.rootfs.place : undefined;
+  if (place !== undefined && (!path.isAbsolute(place) || path.normalize(place) !== place || place === '/')) {
+    throw new MigrationRefusedError(
+      `the offer's place ${JSON.stringify(place)} is not an absolute, normal path below /`,
+      'run the same runtime version on both hosts',
+    );
+  }
   for (const mount of spec.mounts ?? []) {
-    if (place && mount.source && (mount.source === place || mount.source.startsWith(`${place}/`))) continue;
+    if (place && mount.source && below(mount.source, place)) continue;
     if (isBindMount(mount) && mount.source && !existsSync(mount.source)) {
       throw new MigrationRefusedError(`${offer.id} bind-mounts ${mount.source}, which this host does not have`, `make ${mount.source} on this host first`);
     }
@@ -380,16 +395,34 @@ async function checkOffer(context: RuntimeContext, offer: OfferMessage, home: st
 const SPARE_BYTES = 64 * 1024 * 1024;
 
 /** The offer's images and rootfs, as the source sized them, fit where they go here (home's filesystem). */
-async function requireFreeSpace(offer: OfferMessage, home: string): Promise<void> {
-  const needed = (offer.imageBytes ?? 0) + (offer.rootfsBytes ?? 0) + SPARE_BYTES;
-  const { bavail, bsize } = await statfs(home);
-  const free = bavail * bsize;
-  if (needed > free) {
-    throw new MigrationRefusedError(
-      `${offer.id} needs about ${sizeText(needed)} in ${path.dirname(home)} (its memory ${sizeText(offer.imageBytes ?? 0)}, rootfs ${sizeText(offer.rootfsBytes ?? 0)}), which has ${sizeText(free)} free`,
-      'free space on this host, or migrate with --shared-storage if both hosts see the rootfs',
-    );
+async function requireFreeSpace(offer: OfferMessage, home: string, imageRoot: string): Promise<void> {
+  const memory = offer.imageBytes ?? 0;
+  const rootfs = offer.rootfsBytes ?? 0;
+  // An image container's writable layer goes to the image store, which may be another filesystem.
+  const layerDir = offer.rootfs.kind === 'image' && existsSync(imageRoot) ? imageRoot : home;
+  const apart = layerDir !== home && (await stat(layerDir)).dev !== (await stat(home)).dev;
+  const wants: [string, number][] = apart
+    ? [
+        [home, memory + SPARE_BYTES],
+        [layerDir, rootfs],
+      ]
+    : [[home, memory + rootfs + SPARE_BYTES]];
+  for (const [dir, needed] of wants) {
+    const { bavail, bsize } = await statfs(dir);
+    const free = bavail * bsize;
+    if (needed > free) {
+      throw new MigrationRefusedError(
+        `${offer.id} needs about ${sizeText(needed)} in ${dir === home ? path.dirname(home) : dir} (its memory ${sizeText(memory)}, rootfs ${sizeText(rootfs)}), which has ${sizeText(free)} free`,
+        'free space on this host, or migrate with --shared-storage if both hosts see the rootfs',
+      );
+    }
   }
+}
+
+/** Whether path, resolved, is dir or below it. */
+function below(source: string, dir: string): boolean {
+  const resolved = path.resolve(source);
+  return resolved === dir || resolved.startsWith(`${dir}/`);
 }
 
 /** With shared storage, the rootfs where the source has it: root.path against the source's bundle. */

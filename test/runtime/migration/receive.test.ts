@@ -171,6 +171,17 @@ test("a container made from an image this host's store does not hold is refused 
   t.false(existsSync(path.join(runtime.context.config.checkpointRoot, 'web1')));
 });
 
+test("an image container's place that is not an absolute, normal path is refused: the spec's paths below it would not be its own", async (t) => {
+  for (const place of ['containers/web1', '/var/lib/runtime/images/../../../etc', '/']) {
+    const { runtime, source } = await receiverAndSource(t);
+    const rootfs = { kind: 'image', manifestDigest: `sha256:${'ab'.repeat(32)}`, reference: 'oci:/images/redis:7', place } as const;
+    await source.send(await offerOf(runtime.bundleDir, { sharedStorage: false, rootfs }));
+    const error = await t.throwsAsync(async () => expect(await source.receive({ timeoutMs: 5_000 }), 'accept'), { instanceOf: MigrationPeerError });
+    t.is(error?.code, 'MIGRATION_REFUSED', place);
+    t.regex(error?.message ?? '', /is not an absolute, normal path below \//);
+  }
+});
+
 test('a word that a migration moved, of which nothing was restored here, is refused, naming it', async (t) => {
   const receiving = await receiverAndSource(t);
   const error = await t.throwsAsync(say(receiving, true), { instanceOf: MigrationPeerError });
