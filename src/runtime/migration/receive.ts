@@ -14,6 +14,8 @@
  *   <checkpointRoot>/<id>/incoming   the images (the restore's image directory after)
  *   <checkpointRoot>/<id>/pre-dump-N pre-copy's round N (pages only; `parent` links chain them)
  *   <checkpointRoot>/<id>/bundle     config.json (the source's, its rootfs moved here) and rootfs/
+ *   <imageRoot>/containers/<id>      a container made from an image: its place (bundle, writable
+ *                                    layer, network files) made here, on this host's copy of the image
  */
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
