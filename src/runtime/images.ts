@@ -60,19 +60,24 @@ export async function listImages(context: RuntimeContext): Promise<ImageInfo[]> 
 /** Removes the named images, or with none named every image no container uses, and their unshared layers. */
 export async function removeImages(context: RuntimeContext, names: readonly string[]): Promise<ImagesRemoved> {
   const store = new ImageStore(context.config.imageRoot);
-  const stateRoot = path.resolve(context.config.stateRoot);
-  // A place made by this runtime (this state root) whose container it no longer knows, not even
-  // as a run in progress (which reserves the id's state directory first), is removed on the way.
   const abandoned = async (container: ContainerLayers): Promise<boolean> => {
-    if (container.stateRoot !== stateRoot || existsSync(context.store.paths(container.id).dir)) return false;
-    // A migration arriving here (receive.ts) makes the place before the container's state.
-    if (existsSync(path.join(context.config.checkpointRoot, container.id))) return false;
+    if (!abandonedPlace(context, container)) return false;
     context.logger.info('removing the image store place of a container the runtime does not know', { id: container.id });
     await removeImageContainer(context, container.id, store.root);
     return true;
   };
   const removed = await store.remove(names, abandoned);
   return { images: removed.images.map((i) => i.references[0] ?? i.manifestDigest), layers: removed.layers, freedBytes: removed.freedBytes };
+}
+
+/**
+ * Whether a container's place in the image store is one this runtime (this state root) made for
+ * a container it no longer knows: not even as a run in progress (which reserves the id's state
+ * directory first) or a migration arriving (receive.ts makes the place in its home's time).
+ */
+export function abandonedPlace(context: RuntimeContext, container: ContainerLayers): boolean {
+  if (container.stateRoot !== path.resolve(context.config.stateRoot)) return false;
+  return !existsSync(context.store.paths(container.id).dir) && !existsSync(path.join(context.config.checkpointRoot, container.id));
 }
 
 /**

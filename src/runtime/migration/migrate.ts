@@ -186,7 +186,7 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
   let restoreSent = false;
   // Pre-copy's rounds: their images here stay until the final dump no longer needs them as its parents.
   const preCopyDir = path.join(context.config.checkpointRoot, id, 'pre-copy');
-  const onExit: (() => void)[] = [];
+  let watchdog: NodeJS.Timeout | undefined;
   const word = (moved: boolean) => sayVerdict({ channel, to: request.to, tls: request.tls, id, token, moved, timeoutMs, progress, criu: version });
   try {
     await channel.send({ type: 'hello', version: PROTOCOL_VERSION, runtimeVersion: runtimeVersion(), criu: version });
@@ -268,7 +268,7 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
       request.lazy
         ? { sport: lazyPort!, match: (socket) => socket.local.port === lazyPort && socket.state === 'ESTABLISHED' }
         : { dst: request.to.host, dport: pagePort, match: (socket) => socket.remote.address === request.to.host && socket.remote.port === pagePort };
-    const watchdog = setInterval(() => {
+    watchdog = setInterval(() => {
       const carrying = request.lazy ? handedOver : frozenAt === 0;
       if (!carrying || criuPid === 0 || aborted) return;
       const link = memoryLink();
@@ -284,7 +284,6 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
         abortStalled(link, criuPid);
       });
     }, 500);
-    onExit.push(() => clearInterval(watchdog));
 
     let preCopy: PreCopyResult | undefined;
     if (mode === 'pre-copy') {
@@ -467,8 +466,8 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
     }
     throw error;
   } finally {
-    for (const undo of onExit) undo();
-    await rm(preCopyDir, { recursive: true, force: true }).catch(() => undefined);
+    clearInterval(watchdog);
+    if (mode === 'pre-copy') await rm(preCopyDir, { recursive: true, force: true }).catch(() => undefined);
     await channel.close().catch(() => undefined);
   }
 }

@@ -44,6 +44,7 @@ import {
 import { MAX_PRE_DUMPS } from './pre-copy.js';
 import { ImageStore, type ContainerLayers } from '../../rootfs/image/store.js';
 import { removeImageContainer } from '../storage.js';
+import { abandonedPlace } from '../images.js';
 import { restrictImageFiles, shareWithContainerRoot } from '../userns.js';
 import { tlsOpts, type TlsFiles } from '../../criu/options.js';
 import type { PageServer } from '../../criu/service.js';
@@ -167,9 +168,7 @@ async function receiveOne(
     await unmountBelow(context.mounts, home);
     await rm(home, { recursive: true, force: true });
     const left = await imageStore.container(id);
-    if (left && left.stateRoot === path.resolve(context.config.stateRoot) && !existsSync(store.paths(id).dir)) {
-      await removeImageContainer(context, id, imageStore.root);
-    }
+    if (left && abandonedPlace(context, left)) await removeImageContainer(context, id, imageStore.root);
     await mkdir(incoming, { recursive: true, mode: 0o700 });
     await mkdir(path.join(bundle, 'rootfs'), { recursive: true, mode: 0o755 });
     const spec = await checkOffer(context, offer, home);
