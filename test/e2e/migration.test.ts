@@ -105,15 +105,21 @@ async function allowPostCopy(t: ExecutionContext): Promise<void> {
   t.teardown(() => writeFile(file, before));
 }
 
-async function counter(bundle: string): Promise<number> {
-  return Number((await readFile(path.join(bundle, 'rootfs/count'), 'utf8').catch(() => '0')).trim() || '0');
+/** The counter a container writes to file (/count unless given) in its rootfs. */
+async function counter(bundle: string, file = 'count'): Promise<number> {
+  return Number((await readFile(path.join(bundle, 'rootfs', file), 'utf8').catch(() => '0')).trim() || '0');
 }
 
-async function counting(bundle: string, above: number): Promise<number> {
+async function counting(bundle: string, above: number, file = 'count'): Promise<number> {
   return waitFor(`the counter in ${bundle} to pass ${above}`, async () => {
-    const now = await counter(bundle);
+    const now = await counter(bundle, file);
     return now > above ? now : undefined;
   });
+}
+
+/** The bundle of a container made from an image, in its place in host's image store. */
+function imageBundle(w: World, host: Host, id: string): string {
+  return path.join(rootsOf(w.box, host).RUNTIME_IMAGE_ROOT!, 'containers', id, 'bundle');
 }
 
 serial(
@@ -495,10 +501,8 @@ serial(
       command: ['sh', '-c', 'rm /data/changed; echo written > /data/mine; i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done'],
     });
     t.is((await w.cli(a, ['run', '-d', '--image', image.reference, 'c1'])).exitCode, 0);
-    const rootfsOn = (host: Host) => path.join(rootsOf(w.box, host).RUNTIME_IMAGE_ROOT!, 'containers', 'c1', 'bundle', 'rootfs');
-    const count = async (host: Host) => Number((await readFile(path.join(rootfsOn(host), 'tmp/count'), 'utf8').catch(() => '0')).trim() || '0');
-    const passing = (host: Host, above: number) =>
-      waitFor(`c1 on ${host.name} to count past ${above}`, async () => ((await count(host)) > above ? count(host) : undefined));
+    const rootfsOn = (host: Host) => path.join(imageBundle(w, host, 'c1'), 'rootfs');
+    const passing = (host: Host, above: number) => counting(imageBundle(w, host, 'c1'), above, 'tmp/count');
     const before = await passing(a, 5);
 
     const onB = await w.receiver(b);
@@ -527,7 +531,7 @@ serial(
     );
     // Nothing of it is left on the source, its place in the image store neither.
     t.is((await w.cli(a, ['state', 'c1'])).exitCode, 1);
-    t.false(existsSync(path.join(rootsOf(w.box, a).RUNTIME_IMAGE_ROOT!, 'containers', 'c1')));
+    t.false(existsSync(path.dirname(imageBundle(w, a, 'c1'))));
   },
 );
 
@@ -542,10 +546,7 @@ serial(
       command: ['sh', '-c', 'echo mine > /home/app/mine; i=0; while true; do i=$((i+1)); echo $i > /home/app/count; sleep 0.1; done'],
     });
     t.is((await w.cli(a, ['run', '-d', '--image', image.reference, '--uidmap', mapping, 'c2'])).exitCode, 0);
-    const homeOn = (host: Host) => path.join(rootsOf(w.box, host).RUNTIME_IMAGE_ROOT!, 'containers', 'c2', 'bundle', 'rootfs', 'home/app');
-    const count = async (host: Host) => Number((await readFile(path.join(homeOn(host), 'count'), 'utf8').catch(() => '0')).trim() || '0');
-    const passing = (host: Host, above: number) =>
-      waitFor(`c2 on ${host.name} to count past ${above}`, async () => ((await count(host)) > above ? count(host) : undefined));
+    const passing = (host: Host, above: number) => counting(imageBundle(w, host, 'c2'), above, 'home/app/count');
     const before = await passing(a, 5);
 
     const onB = await w.receiver(b);
@@ -558,7 +559,7 @@ serial(
     t.deepEqual(/^Uid:\s+(.*)$/m.exec(await readFile(`/proc/${pid}/status`, 'utf8'))![1]!.split(/\s+/), ['201000', '201000', '201000', '201000']);
     const arrived = await passing(b, before);
     t.true(arrived > before, `it counted on from ${before} to ${arrived}`);
-    t.like(await stat(path.join(homeOn(b), 'mine')), { uid: 201000, gid: 201000 });
+    t.like(await stat(path.join(imageBundle(w, b, 'c2'), 'rootfs/home/app/mine')), { uid: 201000, gid: 201000 });
     t.is((await w.cli(a, ['state', 'c2'])).exitCode, 1);
   },
 );

@@ -11,9 +11,8 @@ import { readFile, readlink } from 'node:fs/promises';
 import path from 'node:path';
 import { runDetached } from '../../../src/runtime/run.js';
 import { migrate, MigrationFailedError } from '../../../src/runtime/migration/migrate.js';
-import { receive } from '../../../src/runtime/migration/receive.js';
 import { fakeRuntime, runningContainer, type FakeRuntime } from '../../helpers/fake-runtime.js';
-import { makePki } from '../../helpers/certs.js';
+import { loopbackReceiver } from '../../helpers/receiver.js';
 import { withPycriu } from '../inspection/helpers.js';
 
 const tls = { cert: '/nonexistent/cert.pem', key: '/nonexistent/key.pem', ca: '/nonexistent/ca.pem' };
@@ -58,19 +57,11 @@ async function twoHosts(t: Parameters<typeof fakeRuntime>[0]) {
   await runningContainer(from, 'web1');
   const to = await fakeRuntime(t);
   to.fakes.monitors.launchMode = { kind: 'answer', pid: 777 };
-  const pki = await makePki(from.root, 'cluster');
-  const events: string[] = [];
-  const receiver = await receive(to.context, {
-    listen: { host: '127.0.0.1', port: 0 },
-    tls: await pki.issue('destination', { ip: '127.0.0.1' }),
-    timeoutMs: 5_000,
-    onEvent: (message) => events.push(message),
-  });
-  t.teardown(() => receiver.close());
+  const { receiver, events, sourceTls } = await loopbackReceiver(t, to, from.root);
   const request = {
     id: 'web1',
     to: { host: '127.0.0.1', port: receiver.port },
-    tls: await pki.issue('source', { ip: '127.0.0.1' }),
+    tls: sourceTls,
     sharedStorage: true,
     timeoutMs: 5_000,
   };

@@ -7,13 +7,12 @@ import test, { type ExecutionContext } from 'ava';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { receive } from '../../../src/runtime/migration/receive.js';
 import { connectChannel, type MessageChannel } from '../../../src/runtime/migration/channel.js';
 import { expect, MigrationPeerError, PROTOCOL_VERSION, type OfferMessage } from '../../../src/runtime/migration/protocol.js';
 import { fakeRuntime, runningContainer, type FakeRuntime } from '../../helpers/fake-runtime.js';
 import { checkpoint, defaultImagePath } from '../../../src/runtime/checkpoint.js';
 import { execa } from 'execa';
-import { makePki } from '../../helpers/certs.js';
+import { loopbackReceiver } from '../../helpers/receiver.js';
 
 const TOKEN = '0123456789abcdef0123456789abcdef';
 
@@ -28,16 +27,7 @@ interface Receiving {
 /** A receiver on 127.0.0.1 and a source's channel to it, past hello and welcome. */
 async function receiverAndSource(t: ExecutionContext, runtime?: FakeRuntime): Promise<Receiving> {
   runtime ??= await fakeRuntime(t);
-  const pki = await makePki(runtime.root, 'cluster');
-  const events: string[] = [];
-  const receiver = await receive(runtime.context, {
-    listen: { host: '127.0.0.1', port: 0 },
-    tls: await pki.issue('destination', { ip: '127.0.0.1' }),
-    timeoutMs: 5_000,
-    onEvent: (message) => events.push(message),
-  });
-  t.teardown(() => receiver.close());
-  const sourceTls = await pki.issue('source', { ip: '127.0.0.1' });
+  const { receiver, events, sourceTls } = await loopbackReceiver(t, runtime, runtime.root);
   const connect = async () => {
     const channel = await connectChannel({ host: '127.0.0.1', port: receiver.port }, sourceTls, { timeoutMs: 5_000 });
     t.teardown(() => channel.destroy());
