@@ -3,15 +3,15 @@
  * Node cannot make a SOCK_SEQPACKET socketpair (criu swrk needs one), raw pipes to hand to a
  * child at a chosen fd, a waitpid for a child it did not spawn (a restored init under
  * rst_sibling, or an orphan reparented to a subreaper), mount(2), mknod(2) of a device, flock(2),
- * process_vm_readv(2), or the l*xattr(2) calls (layer extraction sets overlay and capability
- * attributes).
+ * process_vm_readv(2), the l*xattr(2) calls (layer extraction sets overlay and capability
+ * attributes), or pidfd_getfd(2) and setsockopt(2) on a socket another process holds.
  *
  * Every wrapper throws SystemCallError with the errno; none is called at import time, and koffi
  * itself loads on the first call (it takes ~25 ms; `runtime state` makes none).
  */
 import { createRequire } from 'node:module';
 import type Koffi from 'koffi';
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync } from 'node:fs';
 import { SystemCallError } from './errors.js';
 
 let koffiModule: typeof Koffi | undefined;
@@ -37,6 +37,7 @@ interface LibcFunctions {
   lgetxattr(path: string, name: string, value: Buffer | null, size: number): number;
   llistxattr(path: string, list: Buffer | null, size: number): number;
   syscall(number: number, ...args: unknown[]): number;
+  setsockopt(fd: number, level: number, name: number, value: Buffer, length: number): number;
 }
 
 interface IoVec {
@@ -71,6 +72,7 @@ function libc(): LibcFunctions {
     lgetxattr: lib.func('intptr_t lgetxattr(const char *path, const char *name, void *value, size_t size)') as LibcFunctions['lgetxattr'],
     llistxattr: lib.func('intptr_t llistxattr(const char *path, void *list, size_t size)') as LibcFunctions['llistxattr'],
     syscall: lib.func('long syscall(long number, ...)') as LibcFunctions['syscall'],
+    setsockopt: lib.func('int setsockopt(int fd, int level, int name, const void *value, unsigned int length)') as LibcFunctions['setsockopt'],
   };
   return loaded;
 }
@@ -270,6 +272,38 @@ export function openInRoot(rootFd: number, path: string, flags: number, mode = 0
   how.writeBigUInt64LE(BigInt(RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS), 16);
   const fd = Number(libc().syscall(SYS_OPENAT2, 'int', rootFd, 'str', path, 'void *', how, 'size_t', how.length));
   return check(fd, 'openat2', path);
+}
+
+/** pidfd_open(2) and pidfd_getfd(2), the same numbers on every architecture (glibc 2.36 wraps only the first). */
+const SYS_PIDFD_OPEN = 434;
+const SYS_PIDFD_GETFD = 438;
+
+/**
+ * A copy, in this process and close-on-exec, of the file descriptor fd of process pid
+ * (pidfd_getfd(2)): the same open file, so what is set on a socket through it holds for its owner.
+ * Needs the right to ptrace pid (a child of ours, as root). The caller closes it.
+ */
+export function fdOfProcess(pid: number, fd: number): number {
+  const pidfd = check(Number(libc().syscall(SYS_PIDFD_OPEN, 'int', pid, 'unsigned int', 0)), 'pidfd_open', String(pid));
+  try {
+    return check(Number(libc().syscall(SYS_PIDFD_GETFD, 'int', pidfd, 'int', fd, 'unsigned int', 0)), 'pidfd_getfd', `fd ${fd} of ${pid}`);
+  } finally {
+    closeSync(pidfd);
+  }
+}
+
+export const SOL_SOCKET = 1;
+export const SO_KEEPALIVE = 9;
+export const IPPROTO_TCP = 6;
+export const TCP_KEEPIDLE = 4;
+export const TCP_KEEPINTVL = 5;
+export const TCP_KEEPCNT = 6;
+
+/** setsockopt(2) of an int option. */
+export function setSocketOption(fd: number, level: number, name: number, value: number): void {
+  // An Int32Array's bytes are in this machine's own order, as the kernel reads an int.
+  const buffer = Buffer.from(new Int32Array([value]).buffer);
+  check(libc().setsockopt(fd, level, name, buffer, 4), 'setsockopt', `fd ${fd}, level ${level}, option ${name} = ${value}`);
 }
 
 /** mkdirat(2): name alone, in the directory dirFd; a name that exists is EEXIST, whatever it is. */

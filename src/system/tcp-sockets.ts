@@ -6,9 +6,16 @@
  *   sl  local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid timeout inode ...
  *
  * Addresses are the raw 32-bit words in host order (little-endian on every machine this runs on),
- * ports and the retransmit count hex, the inode decimal.
+ * ports, the timer and the retransmit count hex; the `timeout` column (the kernel's count of
+ * unanswered keepalive or zero-window probes, icsk_probes_out) and the inode decimal.
+ *
+ * keepAlive turns TCP keepalive on for a socket another process holds (CRIU's, which sets none):
+ * an idle connection then sends a probe every second, so that a peer gone silent shows here as
+ * unanswered probes, as one that is sent data shows as retransmissions.
  */
-import { readFile } from 'node:fs/promises';
+import { closeSync } from 'node:fs';
+import { readdir, readFile, readlink } from 'node:fs/promises';
+import { fdOfProcess, IPPROTO_TCP, setSocketOption, SO_KEEPALIVE, SOL_SOCKET, TCP_KEEPCNT, TCP_KEEPIDLE, TCP_KEEPINTVL } from './libc.js';
 
 /** The kernel's TCP states (include/net/tcp_states.h), by their code in the `st` column less one. */
 const states = [
@@ -27,6 +34,11 @@ const states = [
 
 export type TcpState = (typeof states)[number];
 
+/** The socket's pending timer (`tr`), by its code: a retransmission (or tail loss probe), keepalive, TIME_WAIT's end, a zero-window probe. */
+const timers = ['none', 'retransmit', 'keepalive', 'time-wait', 'zero-window-probe'] as const;
+
+export type TcpTimer = (typeof timers)[number];
+
 export interface TcpSocket {
   /** IPv4 dotted, IPv6 compressed (RFC 5952), an IPv4-mapped one as ::ffff:a.b.c.d. */
   readonly local: { readonly address: string; readonly port: number };
@@ -35,6 +47,10 @@ export interface TcpSocket {
   readonly state: TcpState;
   /** Retransmission timeouts in a row without an answer (`retrnsmt`): above zero, the peer has gone silent. */
   readonly retransmits: number;
+  /** Keepalive or zero-window probes sent without an answer (`timeout`): above zero, the peer has gone silent (any ACK resets it). */
+  readonly unansweredProbes: number;
+  /** The timer pending; `none` for a code this does not know. */
+  readonly timer: TcpTimer;
   /** The socket's inode (a process's fd links to `socket:[inode]`); 0 for one no process holds (TIME_WAIT, SYN_RECV). */
   readonly inode: number;
   /** Which table it came from: tcp6 also lists IPv4 connections of dual-stack sockets, as IPv4-mapped addresses. */
@@ -44,10 +60,10 @@ export interface TcpSocket {
 /** The sockets of /proc/net/tcp (family 4) or /proc/net/tcp6 (family 6); the header, and a line this does not know, are passed over. */
 export function parseTcpTable(text: string, family: 4 | 6): TcpSocket[] {
   const address = family === 4 ? '[0-9A-F]{8}' : '[0-9A-F]{32}';
-  // sl, local_address, rem_address, st, tx_queue:rx_queue and tr:tm->when (not kept), retrnsmt, uid, timeout, inode.
+  // sl, local_address, rem_address, st, tx_queue:rx_queue (not kept), tr (tm->when not kept), retrnsmt, uid, timeout, inode.
   const row = new RegExp(
     `^\\s*\\d+:\\s+(?<local>${address}):(?<localPort>[0-9A-F]{4})\\s+(?<remote>${address}):(?<remotePort>[0-9A-F]{4})\\s+(?<st>[0-9A-F]{2})` +
-      `\\s+\\S+\\s+\\S+\\s+(?<retransmits>[0-9A-F]+)\\s+\\d+\\s+-?\\d+\\s+(?<inode>\\d+)`,
+      `\\s+\\S+\\s+(?<tr>[0-9A-F]{2}):\\S+\\s+(?<retransmits>[0-9A-F]+)\\s+\\d+\\s+(?<probes>-?\\d+)\\s+(?<inode>\\d+)`,
     'i',
   );
   const sockets: TcpSocket[] = [];
@@ -60,6 +76,8 @@ export function parseTcpTable(text: string, family: 4 | 6): TcpSocket[] {
       remote: { address: formatAddress(fields.remote), port: parseInt(fields.remotePort, 16) },
       state,
       retransmits: parseInt(fields.retransmits, 16),
+      unansweredProbes: Math.max(0, Number(fields.probes)),
+      timer: timers[parseInt(fields.tr, 16)] ?? 'none',
       inode: Number(fields.inode),
       family,
     });
@@ -71,6 +89,36 @@ export function parseTcpTable(text: string, family: 4 | 6): TcpSocket[] {
 export async function tcpSockets(): Promise<TcpSocket[]> {
   const [tcp, tcp6] = await Promise.all(['/proc/net/tcp', '/proc/net/tcp6'].map(readTable));
   return [...parseTcpTable(tcp, 4), ...parseTcpTable(tcp6, 6)];
+}
+
+/** Whether the peer of this connection has gone silent: what this host sent it, data or probes, goes unanswered. */
+export function silent(socket: TcpSocket): boolean {
+  return socket.retransmits > 0 || socket.unansweredProbes > 0;
+}
+
+/**
+ * Turns keepalive on for the TCP socket with this inode that process pid holds: after a second
+ * with nothing received, a probe each second (the kernel gives up by itself only after 127
+ * unanswered ones). Through a copy of pid's descriptor (pidfd_getfd), closed at once. False when
+ * pid holds no such socket (it closed it, or ended).
+ */
+export async function keepAlive(pid: number, inode: number): Promise<boolean> {
+  const dir = `/proc/${pid}/fd`;
+  const names = await readdir(dir).catch(() => []);
+  for (const name of names) {
+    if ((await readlink(`${dir}/${name}`).catch(() => '')) !== `socket:[${inode}]`) continue;
+    const fd = fdOfProcess(pid, Number(name));
+    try {
+      setSocketOption(fd, IPPROTO_TCP, TCP_KEEPIDLE, 1);
+      setSocketOption(fd, IPPROTO_TCP, TCP_KEEPINTVL, 1);
+      setSocketOption(fd, IPPROTO_TCP, TCP_KEEPCNT, 127);
+      setSocketOption(fd, SOL_SOCKET, SO_KEEPALIVE, 1);
+    } finally {
+      closeSync(fd);
+    }
+    return true;
+  }
+  return false;
 }
 
 async function readTable(file: string): Promise<string> {
