@@ -227,6 +227,11 @@ export async function benchmarkPostgres(repoRoot: string, cleanup: Cleanup, abor
   const checkpointRoot = path.join(storage, 'c');
   const cgroupParent = `/runtime-bench-pg-${process.pid}`;
   const runtime = Runtime.create({ stateRoot, checkpointRoot, cgroupParent, logLevel: 'warn' });
+  // Registered before any container: it runs once they are gone.
+  cleanup.add(`remove the cgroups below ${cgroupParent}`, async () => {
+    const left = await runtime.context.cgroups.removeTree(cgroupParent);
+    if (left.length > 0) throw new Error(`still busy: ${left.join(', ')}`);
+  });
   const box = benchSandbox(path.join(storage, 'b'), stateRoot, checkpointRoot, runtime);
   await mkdir(box.dir, { recursive: true });
   const cliEnv = runtimeCliEnv({ stateRoot, checkpointRoot, cgroupParent });

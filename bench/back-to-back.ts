@@ -365,6 +365,11 @@ export async function benchmarkBackToBack(repoRoot: string, cleanup: Cleanup, ab
   const cgroupParent = `/runtime-bench-${process.pid}`;
   const runtime = Runtime.create({ stateRoot, checkpointRoot, cgroupParent, logLevel: 'warn' });
   const cliEnv = runtimeCliEnv({ stateRoot, checkpointRoot, cgroupParent });
+  // Registered before any container: it runs once they are gone.
+  cleanup.add(`remove the cgroups below ${cgroupParent}`, async () => {
+    const left = await runtime.context.cgroups.removeTree(cgroupParent);
+    if (left.length > 0) throw new Error(`still busy: ${left.join(', ')}`);
+  });
   const cliLog = path.join(temp, 'runtime-cli.log');
   const runc = await Runc.create(path.join(temp, 'runc'));
   cleanup.add('close the runc stdio pipes', () => runc.close());
