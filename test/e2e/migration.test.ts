@@ -42,14 +42,26 @@ function rootsOf(box: Sandbox, host: Host): Record<string, string> {
     RUNTIME_ROOT: path.join(dir, 'state'),
     RUNTIME_CHECKPOINT_ROOT: path.join(dir, 'checkpoints'),
     RUNTIME_IMAGE_ROOT: path.join(dir, 'images'),
-    RUNTIME_CGROUP_PARENT: `/runtime-test/${path.basename(box.dir)}-${host.name.slice(-1)}`,
+    RUNTIME_CGROUP_PARENT: cgroupParentOf(box, host.name.slice(-1)),
     RUNTIME_LOG_LEVEL: 'info',
   };
+}
+
+/** Each host's containers' cgroups go below one of its own, apart from the sandbox's. */
+function cgroupParentOf(box: Sandbox, host: string): string {
+  return `/runtime-test/${path.basename(box.dir)}-${host}`;
 }
 
 async function world(t: ExecutionContext, name: string): Promise<World> {
   const box = await sandbox(t);
   await chmod(box.dir, 0o711);
+  // Registered before the hosts: it runs once their teardown has ended every process in them.
+  t.teardown(async () => {
+    for (const host of ['a', 'b']) {
+      const left = await box.runtime.context.cgroups.removeTree(cgroupParentOf(box, host)).catch(() => []);
+      if (left.length > 0) t.log(`cgroups left: ${left.join(', ')}`);
+    }
+  });
   const hosts = await twoHosts(t, name);
   const pkiDir = path.join(box.dir, 'pki');
   await mkdir(pkiDir);
@@ -462,34 +474,61 @@ serial(
 
 serial(
   'a link cut while a post-copy pulls the memory: the source aborts the transfer, runs on with its memory whole and its network unlocked, and the copy there goes once the link is back',
-  async (t) => {
-    const w = await world(t, 'cut-lazy');
-    await allowPostCopy(t);
-    const { a, b } = w.hosts;
-    const bundle = await memhogBundle(w.box, MIB);
-    t.is((await w.cli(a, ['run', '-d', '--bundle', bundle, 'hog'])).exitCode, 0);
-    await waitReady(bundle, MIB);
-    await slowLink(a);
-    const onB = await w.receiver(b, undefined, ['--timeout', '5']);
-    const migration = migrating(w, a, migrateArgs(w, 'a', 'hog', onB.port, ['--lazy', '--timeout', '5']));
-    await logged('the copy to run on the destination', migration.output, /hog runs on the destination/);
-    await w.hosts.cut();
-
-    await logged('the source to say its word again', migration.output, /saying it again over new connections/);
-    t.regex(migration.output(), /aborting it, the container runs on here/);
-    t.regex(migration.output(), /lifted the network lock CRIU left on hog/);
-    const state = JSON.parse((await w.cli(a, ['state', 'hog'])).stdout) as { status: string; pid: number };
-    t.is(state.status, 'running');
-    await verifyMemory(bundle, state.pid, MIB);
-    t.is(await loopback(state.pid), 'ok', "the container's network works");
-
-    await w.hosts.heal();
-    t.is(await migration.exit, 1, migration.output());
-    await logged('the destination to drop its copy', onB.log, /hog stays on its source \(said again over a new connection\)/);
-    t.is((await w.cli(b, ['state', 'hog'])).exitCode, 1);
-    t.false(existsSync(path.join(rootsOf(w.box, b).RUNTIME_CHECKPOINT_ROOT!, 'hog')));
-  },
+  (t) => cutPostCopy(t, 'cut-lazy', { waiting: false }),
 );
+
+serial(
+  "a link cut while the source's page server waits for the destination's next request (its lazy-pages daemon held still): keepalive probes go unanswered, and the source aborts as when its data does",
+  (t) => cutPostCopy(t, 'cut-idle', { waiting: true }),
+);
+
+/**
+ * A 256 MiB container migrating post-copy over a slow link, the link cut once it runs on the
+ * destination. waiting: the destination's lazy-pages daemon is stopped first, so that the source's
+ * connection has nothing of its own in flight when the link goes (the daemon's requests stop,
+ * what the source sent lands in its buffers): no retransmission would ever show the cut.
+ */
+async function cutPostCopy(t: ExecutionContext, name: string, options: { readonly waiting: boolean }): Promise<void> {
+  const w = await world(t, name);
+  await allowPostCopy(t);
+  const { a, b } = w.hosts;
+  const bundle = await memhogBundle(w.box, MIB);
+  t.is((await w.cli(a, ['run', '-d', '--bundle', bundle, 'hog'])).exitCode, 0);
+  await waitReady(bundle, MIB);
+  await slowLink(a);
+  const onB = await w.receiver(b, undefined, ['--timeout', '5']);
+  const migration = migrating(w, a, migrateArgs(w, 'a', 'hog', onB.port, ['--lazy', '--timeout', '5']));
+  await logged('the copy to run on the destination', migration.output, /hog runs on the destination/);
+  if (options.waiting) {
+    const incoming = path.join(rootsOf(w.box, b).RUNTIME_CHECKPOINT_ROOT!, 'hog', 'incoming');
+    const daemon = await execa('pgrep', ['-f', `lazy-pages .*--images-dir ${incoming}`], { reject: false });
+    t.regex(daemon.stdout, /^\d+$/, 'one lazy-pages daemon pulls the memory');
+    process.kill(Number(daemon.stdout), 'SIGSTOP');
+    // What is under way lands; then the connection carries nothing either way.
+    await new Promise((r) => setTimeout(r, 1500));
+  }
+  await w.hosts.cut();
+
+  await logged('the source to say its word again', migration.output, /saying it again over new connections/);
+  t.regex(migration.output(), /aborting it, the container runs on here/);
+  t.regex(migration.output(), /lifted the network lock CRIU left on hog/);
+  const state = JSON.parse((await w.cli(a, ['state', 'hog'])).stdout) as { status: string; pid: number };
+  t.is(state.status, 'running');
+  await verifyMemory(bundle, state.pid, MIB);
+  t.is(await loopback(state.pid), 'ok', "the container's network works");
+
+  await w.hosts.heal();
+  t.is(await migration.exit, 1, migration.output());
+  await logged('the destination to drop its copy', onB.log, /hog stays on its source \(said again over a new connection\)/);
+  t.is((await w.cli(b, ['state', 'hog'])).exitCode, 1);
+  t.false(existsSync(path.join(rootsOf(w.box, b).RUNTIME_CHECKPOINT_ROOT!, 'hog')));
+  t.is(
+    (await execa('pgrep', ['-f', 'lazy-pages .*--images-dir ' + path.join(rootsOf(w.box, b).RUNTIME_CHECKPOINT_ROOT!, 'hog')], { reject: false }))
+      .exitCode,
+    1,
+    'no lazy-pages daemon left there',
+  );
+}
 
 serial(
   "a container made from an image moves with its own writable layer (a file it deleted from the image's layers stays deleted) onto the same image in the other host's store, which refuses it until it has the image",

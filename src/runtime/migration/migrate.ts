@@ -38,6 +38,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import path from 'node:path';
 import type { RuntimeContext } from '../context.js';
+import type { Logger } from '../logger.js';
 import { validateId } from '../id.js';
 import type { ProcessIdentity } from '../state/record.js';
 import { CAP_SYS_RESOURCE, hasEffectiveCapability, requireRoot } from '../privileges.js';
@@ -50,7 +51,7 @@ import { formatVersion, isAtLeast } from '../../criu/version.js';
 import type { TlsFiles } from '../../criu/options.js';
 import { planPreDumps, preCopyRounds, type PreCopyResult } from './pre-copy.js';
 import { readDumpStatistics } from '../../criu/images/stats.js';
-import { tcpSockets, type TcpSocket } from '../../system/tcp-sockets.js';
+import { keepAlive, silent, tcpSockets, type TcpSocket } from '../../system/tcp-sockets.js';
 import { liftNetworkLocks } from '../../criu/network-lock.js';
 import { withTimeout } from '../../system/timeout.js';
 import { freePort } from '../../system/free-port.js';
@@ -256,14 +257,17 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
       else if (!request.sharedStorage) streamedBytes += await sendDirectory(channel, 'rootfs', record.rootfs);
     };
     // CRIU has no timeout of its own: a link that goes silent while the memory goes would hold
-    // the tree frozen for as long as TCP retries. The memory's connection is watched while it
-    // carries the memory (stop-and-copy and pre-copy: to the destination's page server, until
-    // post-dump; post-copy: the destination's lazy-pages daemon to ours, once the copy there
-    // runs). Once it has been retransmitting for the whole timeout, it is aborted: the dump (or
-    // pre-dump) fails, and CRIU resumes the tree here.
+    // the tree frozen for as long as TCP retries, or for ever when CRIU was waiting for its peer
+    // (no data of its own unanswered, so nothing retried). The memory's connection is watched
+    // while it carries the memory (stop-and-copy and pre-copy: to the destination's page server,
+    // until post-dump; post-copy: the destination's lazy-pages daemon to ours, once the copy
+    // there runs), with keepalive turned on so that it probes its peer while it waits. Once it
+    // has been silent (data or probes unanswered) for the whole timeout, it is aborted: the dump
+    // (or pre-dump) fails, and CRIU resumes the tree here.
     let criuPid = 0;
     let stalledSince = 0;
     let aborted = false;
+    const probing = new Set<number>();
     const memoryLink = (): MemoryLink & { match: (socket: TcpSocket) => boolean } =>
       request.lazy
         ? { sport: lazyPort!, match: (socket) => socket.local.port === lazyPort && socket.state === 'ESTABLISHED' }
@@ -272,7 +276,7 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
       const carrying = request.lazy ? handedOver : frozenAt === 0;
       if (!carrying || criuPid === 0 || aborted) return;
       const link = memoryLink();
-      void retransmitting(link.match).then((stalled) => {
+      void silentLink(link.match, criuPid, probing, logger).then((stalled) => {
         if (!stalled) {
           stalledSince = 0;
           return;
@@ -661,13 +665,21 @@ async function stillRuns(context: RuntimeContext, init: ProcessIdentity): Promis
 }
 
 /**
- * Whether a TCP connection of this host that `match` picks is retransmitting (the kernel's count
- * of retransmission timeouts in a row is above zero): the peer has gone silent.
+ * Whether a TCP connection of this host that `match` picks has gone silent (its data or its probes
+ * unanswered, tcp-sockets.ts). Keepalive is turned on for each one CRIU (criuPid) holds, the first
+ * time it is seen (`probing` keeps their inodes): a CRIU waiting for its peer sends nothing, and a
+ * link cut then would show nowhere.
  */
-async function retransmitting(match: (socket: TcpSocket) => boolean): Promise<boolean> {
+async function silentLink(match: (socket: TcpSocket) => boolean, criuPid: number, probing: Set<number>, logger: Logger): Promise<boolean> {
   // The watchdog polls without awaiting: a table that cannot be read says nothing of the link.
-  const sockets = await tcpSockets().catch(() => []);
-  return sockets.some((socket) => match(socket) && socket.retransmits > 0);
+  const sockets = (await tcpSockets().catch(() => [])).filter(match);
+  for (const socket of sockets) {
+    if (socket.state !== 'ESTABLISHED' || socket.inode === 0 || probing.has(socket.inode)) continue;
+    probing.add(socket.inode);
+    const on = await keepAlive(criuPid, socket.inode).catch((error: unknown) => describeError(error));
+    if (on !== true) logger.warn(`no keepalive on CRIU's memory connection: a link cut while it waits will go unseen (${on || 'CRIU does not hold it'})`);
+  }
+  return sockets.some(silent);
 }
 
 /** Connects to a CRIU server waiting for its one client and hangs up: CRIU's serve fails and it goes on. */
