@@ -33,7 +33,8 @@ interface World {
   cli(host: Host, args: readonly string[], options?: { timeoutMs?: number }): Promise<{ exitCode: number; stdout: string; stderr: string }>;
   /** Where a host keeps a container's received bundle. */
   bundleOn(host: Host, id: string): string;
-  receiver(host: Host, tls?: TlsFiles, extra?: readonly string[]): Promise<{ port: number; log(): string; process: ChildProcess }>;
+  /** `runtime receive` on host, with that host's roots or those of rootsOfHost. */
+  receiver(host: Host, tls?: TlsFiles, extra?: readonly string[], rootsOfHost?: Host): Promise<{ port: number; log(): string; process: ChildProcess }>;
 }
 
 function rootsOf(box: Sandbox, host: Host): Record<string, string> {
@@ -87,11 +88,11 @@ async function world(t: ExecutionContext, name: string): Promise<World> {
     certs,
     cli,
     bundleOn: (host, id) => path.join(rootsOf(box, host).RUNTIME_CHECKPOINT_ROOT!, id, 'bundle'),
-    async receiver(host, tls, extra = []) {
+    async receiver(host, tls, extra = [], rootsOfHost = host) {
       const files = tls ?? (host === hosts.a ? certs.a : certs.b);
       const argv = [cliPath, 'receive', '--listen', `${host.address}:0`, '--tls-cert', files.cert, '--tls-key', files.key, '--tls-ca', files.ca, ...extra];
       const child = host.spawn(argv, {
-        env: rootsOf(box, host),
+        env: rootsOf(box, rootsOfHost),
       });
       let out = '';
       child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
@@ -316,7 +317,7 @@ serial(
 );
 
 serial(
-  'a connected unix socket in the container moves with it, the data in it whole; a destination that already has the id refuses, and the container runs on',
+  "a connected unix socket in the container moves with it, the data in it whole; a destination that shares the source's roots, or already has the id, refuses, and the container runs on",
   async (t) => {
     const w = await world(t, 'unix');
     const { a, b } = w.hosts;
@@ -327,6 +328,21 @@ serial(
     t.is((await w.cli(a, ['run', '-d', '--bundle', bundle, 'pair'])).exitCode, 0);
     const lines = async (dir: string) => (await readFile(path.join(dir, 'rootfs/received'), 'utf8').catch(() => '')).split('\n').filter((l) => l !== '');
     await waitFor('numbers over the unix socket', async () => ((await lines(bundle)).length > 10 ? true : undefined));
+
+    // A receiver on b with a's roots (two hosts on one machine, set up as one): refused, naming them.
+    const sharing = await w.receiver(b, undefined, [], a);
+    const shared = await w.cli(a, migrateArgs(w, 'a', 'pair', sharing.port));
+    t.is(shared.exitCode, 1);
+    // (a has made no image root: it runs no image.)
+    t.regex(shared.stderr, /shares its state root and checkpoint root with the source/);
+    t.regex(shared.stderr, /RUNTIME_ROOT \(--root\), RUNTIME_CHECKPOINT_ROOT; and RUNTIME_CGROUP_PARENT/);
+    t.is(JSON.parse((await w.cli(a, ['state', 'pair'])).stdout).status, 'running');
+    t.deepEqual(
+      (await readdir(rootsOf(w.box, a).RUNTIME_ROOT!)).filter((name) => name.startsWith('.migration-')),
+      [],
+      'its marks gone',
+    );
+    sharing.process.kill('SIGTERM');
 
     // b already has a container of that id: the offer is refused, nothing stops here.
     const other = await w.box.bundle('other', ['sh', '-c', 'while true; do sleep 1; done']);

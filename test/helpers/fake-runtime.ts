@@ -51,6 +51,8 @@ export interface FakeRuntimeOptions {
   readonly editSpec?: (spec: Record<string, unknown>) => void;
   /** 'error' unless a test reads what is logged below it. */
   readonly logLevel?: LogLevel;
+  /** Roots of another runtime's instead of its own (two "hosts" sharing one). */
+  readonly roots?: Partial<Pick<RuntimeConfig, 'stateRoot' | 'checkpointRoot' | 'imageRoot'>>;
 }
 
 interface Teardown {
@@ -78,6 +80,7 @@ export async function fakeRuntime(t: Teardown, options: FakeRuntimeOptions = {})
       stateRoot: path.join(root, 'state'),
       checkpointRoot: path.join(root, 'checkpoints'),
       imageRoot: path.join(root, 'images'),
+      ...options.roots,
       logLevel: options.logLevel ?? 'error',
       // The log goes to a file of the test's own (tests read it), not to the test's output.
       logFile: path.join(root, 'runtime.log'),

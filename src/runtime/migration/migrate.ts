@@ -49,6 +49,7 @@ import { connectChannel, type MessageChannel } from './channel.js';
 import { expect, MigrationPeerError, PROTOCOL_VERSION, type CriuVersion, type MigrationMode } from './protocol.js';
 import { formatVersion, isAtLeast } from '../../criu/version.js';
 import type { TlsFiles } from '../../criu/options.js';
+import { markRoots } from './shared-roots.js';
 import { planPreDumps, preCopyRounds, type PreCopyResult } from './pre-copy.js';
 import { readDumpStatistics } from '../../criu/images/stats.js';
 import { keepAlive, silent, tcpSockets, type TcpSocket } from '../../system/tcp-sockets.js';
@@ -188,6 +189,7 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
   // Pre-copy's rounds: their images here stay until the final dump no longer needs them as its parents.
   const preCopyDir = path.join(context.config.checkpointRoot, id, 'pre-copy');
   let watchdog: NodeJS.Timeout | undefined;
+  let unmarkRoots: (() => Promise<void>) | undefined;
   const word = (moved: boolean) => sayVerdict({ channel, to: request.to, tls: request.tls, id, token, moved, timeoutMs, progress, criu: version });
   try {
     await channel.send({ type: 'hello', version: PROTOCOL_VERSION, runtimeVersion: runtimeVersion(), criu: version });
@@ -195,6 +197,8 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
     requireCompatible(id, version, welcome.criu, welcome.version);
 
     await mkdir(context.config.checkpointRoot, { recursive: true, mode: 0o700 });
+    // A receiver that sees these marks in its own roots shares them with us, and refuses.
+    unmarkRoots = await markRoots(context.config, token);
     const cpuDir = await mkdtemp(path.join(context.config.checkpointRoot, '.cpuinfo-'));
     let cpuinfo: string;
     try {
@@ -471,6 +475,7 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
     throw error;
   } finally {
     clearInterval(watchdog);
+    await unmarkRoots?.().catch(() => undefined);
     if (mode === 'pre-copy') await rm(preCopyDir, { recursive: true, force: true }).catch(() => undefined);
     await channel.close().catch(() => undefined);
   }

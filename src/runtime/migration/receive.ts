@@ -44,6 +44,8 @@ import {
 import { MAX_PRE_DUMPS } from './pre-copy.js';
 import { ImageStore, type ContainerLayers } from '../../rootfs/image/store.js';
 import { removeImageContainer } from '../storage.js';
+import { sharedRoots } from './shared-roots.js';
+import { containerCgroupPath } from '../cgroups.js';
 import { abandonedPlace } from '../images.js';
 import { restrictImageFiles, shareWithContainerRoot } from '../userns.js';
 import { tlsOpts, type TlsFiles } from '../../criu/options.js';
@@ -134,7 +136,22 @@ async function receiveOne(
   if (first.type === 'verdict') return takeVerdict(context, channel, held, first, event);
   const offer = expect(first, 'offer');
   const id = validateId(offer.id);
-  if (await store.exists(id)) throw new ContainerExistsError(id);
+  // Refusals before anything is made here: the source hears them, the operator here reads them.
+  const refuse = (error: RuntimeError): never => {
+    event(`refused ${id} from ${channel.remoteAddress ?? 'the source'}: ${error.message}`);
+    throw error;
+  };
+  // Before the id's check: with the source's state root, the id is the source's container.
+  const shared = sharedRoots(context.config, offer.token);
+  if (shared.length > 0) {
+    refuse(
+      new MigrationRefusedError(
+        `this receiver shares its ${listed(shared.map((root) => root.name))} with the source (two hosts on one machine?)`,
+        `give each host roots of its own: ${shared.map((root) => root.setting).join(', ')}; and RUNTIME_CGROUP_PARENT`,
+      ),
+    );
+  }
+  if (await store.exists(id)) refuse(new ContainerExistsError(id));
   const home = path.join(context.config.checkpointRoot, id);
   const incoming = path.join(home, 'incoming');
   const bundle = path.join(home, 'bundle');
@@ -369,6 +386,15 @@ async function checkOffer(context: RuntimeContext, offer: OfferMessage, home: st
   }
   await requireFreeSpace(offer, home, context.config.imageRoot);
   const spec = parseSpec(offer.config, `the offer of ${offer.id}`);
+  // The restore would refuse it once the source has stopped: said now, with what to change.
+  const cgroupPath = containerCgroupPath(spec.linux?.cgroupsPath, offer.id, context.config.cgroupParent);
+  const occupants = await context.cgroups.occupants(cgroupPath);
+  if (occupants.length > 0) {
+    throw new MigrationRefusedError(
+      `${offer.id}'s cgroup here, ${cgroupPath}, already holds ${occupants.length} process(es) (the source's own, on one machine?)`,
+      'give each host a cgroup parent of its own (RUNTIME_CGROUP_PARENT), and leave linux.cgroupsPath out or relative',
+    );
+  }
   // A container made from an image bind-mounts files of its place in the store, which come with it.
   const place = offer.rootfs.kind === 'image' ? offer.rootfs.place : undefined;
   if (place !== undefined && (!path.isAbsolute(place) || path.normalize(place) !== place || place === '/')) {
@@ -390,6 +416,11 @@ async function checkOffer(context: RuntimeContext, offer: OfferMessage, home: st
     );
   }
   return spec;
+}
+
+/** "a", "a and b", "a, b and c". */
+function listed(names: readonly string[]): string {
+  return names.length < 2 ? names.join('') : `${names.slice(0, -1).join(', ')} and ${names.at(-1)}`;
 }
 
 /** Room for the images and the rootfs, beyond them: CRIU's other images and logs. */

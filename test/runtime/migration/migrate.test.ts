@@ -7,7 +7,7 @@
 import 'reflect-metadata';
 import test from 'ava';
 import { existsSync } from 'node:fs';
-import { readFile, readlink } from 'node:fs/promises';
+import { mkdir, readFile, readdir, readlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { runDetached } from '../../../src/runtime/run.js';
 import { migrate, MigrationFailedError } from '../../../src/runtime/migration/migrate.js';
@@ -148,3 +148,51 @@ async function until(condition: () => boolean): Promise<void> {
   for (let i = 0; i < 200 && !condition(); i++) await new Promise((r) => setTimeout(r, 25));
   if (!condition()) throw new Error('timed out');
 }
+
+test("a receiver that shares the source's checkpoint or state root (two hosts on one machine) refuses before it touches anything, naming the root and the setting; the source's checkpoints stay and its marks go", async (t) => {
+  const from = await fakeRuntime(t);
+  await runningContainer(from, 'web1');
+  const kept = path.join(from.config.checkpointRoot, 'web1', 'pristine', 'kept');
+  await mkdir(path.dirname(kept), { recursive: true });
+  await writeFile(kept, 'a snapshot of the source');
+  for (const [shared, name, setting] of [
+    ['checkpointRoot', 'checkpoint root', /RUNTIME_CHECKPOINT_ROOT/],
+    ['stateRoot', 'state root', /RUNTIME_ROOT/],
+  ] as const) {
+    const to = await fakeRuntime(t, { roots: { [shared]: from.config[shared] } });
+    const { receiver, events, sourceTls } = await loopbackReceiver(t, to, to.root);
+    const error = await t.throwsAsync(
+      migrate(from.context, { id: 'web1', to: { host: '127.0.0.1', port: receiver.port }, tls: sourceTls, sharedStorage: true, timeoutMs: 5_000 }),
+      { instanceOf: MigrationFailedError },
+    );
+    t.regex(error?.message ?? '', new RegExp(`shares its ${name} with the source`));
+    t.regex((error as MigrationFailedError).hint ?? '', setting);
+    t.true(
+      events.some((event) => event.includes(`refused web1 from`) && event.includes(`shares its ${name}`)),
+      events.join('\n'),
+    );
+    t.deepEqual(
+      to.fakes.criu.calls.filter((call) => call.op !== 'requireVersion'),
+      [],
+      'nothing asked of CRIU there but its version',
+    );
+  }
+  t.is(await readFile(kept, 'utf8'), 'a snapshot of the source');
+  t.is((await from.context.store.load('web1')).status, 'running');
+  t.deepEqual(from.fakes.criu.dumps, []);
+  for (const root of [from.config.stateRoot, from.config.checkpointRoot])
+    t.deepEqual(
+      (await readdir(root)).filter((name) => name.startsWith('.migration-')),
+      [],
+    );
+});
+
+test("a receiver whose cgroup for the container already holds processes (the source's, on one machine) refuses before anything stops, naming RUNTIME_CGROUP_PARENT", async (t) => {
+  const { from, to, request } = await twoHosts(t);
+  to.fakes.processes.spawn({ comm: 'sh', cgroup: '/runtime/web1' });
+  const error = await t.throwsAsync(migrate(from.context, request), { instanceOf: MigrationFailedError });
+  t.regex(error?.message ?? '', /web1's cgroup here, \/runtime\/web1, already holds 1 process/);
+  t.regex((error as MigrationFailedError).hint ?? '', /RUNTIME_CGROUP_PARENT/);
+  t.deepEqual(from.fakes.criu.dumps, []);
+  t.is((await from.context.store.load('web1')).status, 'running');
+});

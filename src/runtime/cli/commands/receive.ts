@@ -15,7 +15,10 @@ export const receiveCommand = defineCommand({
     "Listens on ADDR:PORT for the command channel (mutual TLS: the source's certificate must be\n" +
     "signed by --tls-ca); each migration gets a CRIU page server (CRIU's TLS, the same files) on a\n" +
     'port the kernel picks. Containers are restored under this runtime (its --root and checkpoint\n' +
-    'root), each with a monitor of its own as the parent of its init.',
+    'root), each with a monitor of its own as the parent of its init.\n\n' +
+    'Two hosts on one machine (network namespaces) need a runtime each with roots and a cgroup\n' +
+    'parent of its own (RUNTIME_ROOT, RUNTIME_CHECKPOINT_ROOT, RUNTIME_IMAGE_ROOT,\n' +
+    'RUNTIME_CGROUP_PARENT): a receiver sharing any with the source refuses its offers.',
   positionals: { min: 0, max: 0 },
   flags: {
     listen: { type: 'string', value: 'ADDR:PORT', description: 'where to listen (port 0: one the kernel picks, printed)' },
