@@ -13,6 +13,7 @@ import { execa } from 'execa';
 import { cliPath, e2e, repoRoot, sandbox, waitFor, type Sandbox } from './helpers.js';
 import { twoHosts, type Host, type TwoHosts } from './netns-hosts.js';
 import { memhogBundle } from './reset-helpers.js';
+import { redisTcpBundle } from './databases.js';
 import { buildStatic, verifyMemory, waitReady } from '../../bench/workload.js';
 import { buildTestImage } from './image-build.js';
 import { makePki } from '../helpers/certs.js';
@@ -366,6 +367,29 @@ serial(
       numbers.map((_, i) => i + 1),
       'every number once, in order, across the move',
     );
+  },
+);
+
+serial(
+  'a Redis container reached through a published port (run -p) moves with its data, and answers on the same port of the other host; none is left open on the source',
+  async (t) => {
+    const w = await world(t, 'redis');
+    const { a, b } = w.hosts;
+    const bundle = await redisTcpBundle(w.box, 'redis');
+    const hostPort = 16379;
+    t.is((await w.cli(a, ['run', '-d', '--bundle', bundle, '-p', `${hostPort}:6379`, 'cache'])).exitCode, 0);
+    const redis = (host: Host, ...command: string[]) => a.exec(['redis-cli', '-h', host.address, '-p', String(hostPort), ...command], { reject: false });
+    await waitFor('redis through the published port on a', async () => ((await redis(a, 'PING')).stdout.trim() === 'PONG' ? true : undefined), 30_000);
+    t.is((await redis(a, 'SET', 'greeting', 'written on a')).stdout.trim(), 'OK');
+
+    const onB = await w.receiver(b);
+    const moved = await w.cli(a, migrateArgs(w, 'a', 'cache', onB.port));
+    t.is(moved.exitCode, 0, moved.stderr);
+    t.is((await redis(b, 'GET', 'greeting')).stdout.trim(), 'written on a', 'its data, through the port published on b');
+    t.is((await redis(b, 'SET', 'greeting', 'written on b')).stdout.trim(), 'OK');
+    t.is((await redis(b, 'GET', 'greeting')).stdout.trim(), 'written on b');
+    t.not((await redis(a, 'PING')).exitCode, 0, 'nothing answers on the source any more');
+    t.is(JSON.parse((await w.cli(b, ['state', 'cache'])).stdout).status, 'running');
   },
 );
 

@@ -235,6 +235,7 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
               ...(place.shift ? { shift: place.shift } : {}),
             }
           : { kind: 'directory', path: record.rootfs },
+      ...(record.ports && record.ports.length > 0 ? { ports: record.ports } : {}),
       ...(imageBytes !== undefined ? { imageBytes } : {}),
       ...(rootfsBytes !== undefined ? { rootfsBytes } : {}),
     });

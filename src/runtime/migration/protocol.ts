@@ -33,11 +33,13 @@
  * possibly running another version of the runtime, and a message that does not fit says which
  * field is wrong rather than failing somewhere later.
  */
+import { isIP } from 'node:net';
 import { s, type Validator } from '../../system/schema.js';
 import { RuntimeError } from '../errors.js';
+import type { PublishedPort } from '../ports.js';
 
 /** Sent in hello and welcome; a side that gets another version refuses the peer rather than half-understand it. */
-export const PROTOCOL_VERSION = 3;
+export const PROTOCOL_VERSION = 4;
 
 /** The version of the criu binary a side restores or dumps with (CRIU's own three numbers). */
 export interface CriuVersion {
@@ -123,6 +125,11 @@ export interface OfferMessage {
   readonly rootfsBytes?: number;
   /** Names this migration in a verdict sent over another connection (128 random bits, hex). */
   readonly token: string;
+  /**
+   * The host ports the container publishes (`run -p`), which the destination publishes too (its
+   * monitor forwards them). Version 4: an older receiver would drop them.
+   */
+  readonly ports?: readonly PublishedPort[];
 }
 
 /** The destination takes the offer. */
@@ -278,6 +285,9 @@ const messageSchema: Validator<MigrationMessage> = s.discriminatedUnion('type', 
     imageBytes: count().optional(),
     rootfsBytes: count().optional(),
     token: s.string().regex(TOKEN, 'must be 32 hexadecimal digits'),
+    ports: s
+      .array(s.object({ hostIp: s.string().refine((ip) => isIP(ip) !== 0, 'must be an IP address'), hostPort: port(), containerPort: port() }))
+      .optional(),
   }),
   s.object({ type: s.literal('accept'), pageServer: s.object({ port: port() }).optional() }),
   s.object({ type: s.literal('pre-dump'), round: s.number().int().positive() }),

@@ -46,6 +46,8 @@ import { ImageStore, type ContainerLayers } from '../../rootfs/image/store.js';
 import { removeImageContainer } from '../storage.js';
 import { sharedRoots } from './shared-roots.js';
 import { containerCgroupPath } from '../cgroups.js';
+import { checkPublished, formatPort } from '../ports.js';
+import { PortForwarder } from '../port-forwarder.js';
 import { abandonedPlace } from '../images.js';
 import { restrictImageFiles, shareWithContainerRoot } from '../userns.js';
 import { tlsOpts, type TlsFiles } from '../../criu/options.js';
@@ -254,6 +256,7 @@ async function receiveOne(
           bundle: restoreBundle,
           ...(adopted ? { storage: { driver: 'image', storageRoot: imageStore.root, layer: id } } : {}),
           ...(offer.tcpEstablished ? { tcpEstablished: true } : {}),
+          ...(offer.ports && offer.ports.length > 0 ? { ports: offer.ports } : {}),
           ...(message.lazyPageServer
             ? { lazyPages: true, lazyPageServer: message.lazyPageServer, tls: options.tls, workPath: await madeDirectory(path.join(home, 'lazy-pages')) }
             : {}),
@@ -386,6 +389,21 @@ async function checkOffer(context: RuntimeContext, offer: OfferMessage, home: st
   }
   await requireFreeSpace(offer, home, context.config.imageRoot);
   const spec = parseSpec(offer.config, `the offer of ${offer.id}`);
+  // The host ports it publishes are published here too, by its monitor: free here, or refused now.
+  const ports = checkPublished(offer.ports ?? []);
+  if (ports.length > 0) {
+    const probe = new PortForwarder(ports, context.logger);
+    try {
+      await probe.listen();
+    } catch (error) {
+      throw new MigrationRefusedError(
+        `${offer.id} publishes ${ports.map(formatPort).join(', ')}, which this host cannot (${describeError(error)})`,
+        'free the port on this host; a port published on one address of the source needs that address here too',
+      );
+    } finally {
+      await probe.close();
+    }
+  }
   // The restore would refuse it once the source has stopped: said now, with what to change.
   const cgroupPath = containerCgroupPath(spec.linux?.cgroupsPath, offer.id, context.config.cgroupParent);
   const occupants = await context.cgroups.occupants(cgroupPath);

@@ -8,11 +8,13 @@ import 'reflect-metadata';
 import test from 'ava';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, readdir, readlink, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import path from 'node:path';
 import { runDetached } from '../../../src/runtime/run.js';
 import { migrate, MigrationFailedError } from '../../../src/runtime/migration/migrate.js';
 import { fakeRuntime, runningContainer, type FakeRuntime } from '../../helpers/fake-runtime.js';
 import { loopbackReceiver } from '../../helpers/receiver.js';
+import { freePort } from '../../../src/system/free-port.js';
 import { withPycriu } from '../inspection/helpers.js';
 
 const tls = { cert: '/nonexistent/cert.pem', key: '/nonexistent/key.pem', ca: '/nonexistent/ca.pem' };
@@ -195,4 +197,33 @@ test("a receiver whose cgroup for the container already holds processes (the sou
   t.regex((error as MigrationFailedError).hint ?? '', /RUNTIME_CGROUP_PARENT/);
   t.deepEqual(from.fakes.criu.dumps, []);
   t.is((await from.context.store.load('web1')).status, 'running');
+});
+
+test('the host ports a container publishes are published on the destination too; a port the destination cannot publish is refused before anything stops', async (t) => {
+  const hostPort = await freePort();
+  const ports = [{ hostIp: '127.0.0.1', hostPort, containerPort: 80 }];
+  const from = await fakeRuntime(t);
+  await runDetached(from.context, { id: 'web1', bundle: from.bundleDir, ports });
+  const init = from.fakes.processes.spawn({ comm: 'nginx' });
+  const { store } = from.context;
+  await store.withLock('web1', async () =>
+    store.commit(await store.load('web1'), { kind: 'started', init: { pid: init.pid, startTime: init.startTime } }),
+  );
+  const to = await fakeRuntime(t);
+  to.fakes.monitors.launchMode = { kind: 'answer', pid: 777 };
+  const { receiver, sourceTls } = await loopbackReceiver(t, to, to.root);
+  const request = { id: 'web1', to: { host: '127.0.0.1', port: receiver.port }, tls: sourceTls, sharedStorage: true, timeoutMs: 5_000 };
+
+  // Something holds the port there: refused, the container runs on here.
+  const holder = net.createServer();
+  await new Promise<void>((resolve) => holder.listen(hostPort, '127.0.0.1', () => resolve()));
+  const error = await t.throwsAsync(migrate(from.context, request), { instanceOf: MigrationFailedError });
+  t.regex(error?.message ?? '', new RegExp(`web1 publishes 127\\.0\\.0\\.1:${hostPort}->80/tcp, which this host cannot \\(.*the host port is in use`));
+  t.deepEqual(from.fakes.criu.dumps, []);
+  t.is((await store.load('web1')).status, 'running');
+  await new Promise<void>((resolve) => holder.close(() => resolve()));
+
+  await migrate(from.context, request);
+  t.deepEqual((await to.context.store.load('web1')).ports, ports);
+  t.false(await store.exists('web1'));
 });
