@@ -11,7 +11,7 @@
  */
 import { createRequire } from 'node:module';
 import type Koffi from 'koffi';
-import { closeSync, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { SystemCallError } from './errors.js';
 
 let koffiModule: typeof Koffi | undefined;
@@ -274,22 +274,22 @@ export function openInRoot(rootFd: number, path: string, flags: number, mode = 0
   return check(fd, 'openat2', path);
 }
 
-/** pidfd_open(2) and pidfd_getfd(2), the same numbers on every architecture (glibc 2.36 wraps only the first). */
+/** pidfd_open(2) and pidfd_getfd(2), the same numbers on every architecture (called through syscall(2) here, as openat2). */
 const SYS_PIDFD_OPEN = 434;
 const SYS_PIDFD_GETFD = 438;
 
+/** A pidfd of process pid (pidfd_open(2)), close-on-exec: it names that process even once its pid is reused. The caller closes it. */
+export function pidfdOpen(pid: number): number {
+  return check(Number(libc().syscall(SYS_PIDFD_OPEN, 'int', pid, 'unsigned int', 0)), 'pidfd_open', String(pid));
+}
+
 /**
- * A copy, in this process and close-on-exec, of the file descriptor fd of process pid
- * (pidfd_getfd(2)): the same open file, so what is set on a socket through it holds for its owner.
- * Needs the right to ptrace pid (a child of ours, as root). The caller closes it.
+ * A copy, in this process and close-on-exec, of the file descriptor fd of the process pidfd
+ * names (pidfd_getfd(2)): the same open file, so what is set on a socket through it holds for its
+ * owner. Needs the right to ptrace that process (a descendant of ours, as root). The caller closes it.
  */
-export function fdOfProcess(pid: number, fd: number): number {
-  const pidfd = check(Number(libc().syscall(SYS_PIDFD_OPEN, 'int', pid, 'unsigned int', 0)), 'pidfd_open', String(pid));
-  try {
-    return check(Number(libc().syscall(SYS_PIDFD_GETFD, 'int', pidfd, 'int', fd, 'unsigned int', 0)), 'pidfd_getfd', `fd ${fd} of ${pid}`);
-  } finally {
-    closeSync(pidfd);
-  }
+export function pidfdGetFd(pidfd: number, fd: number): number {
+  return check(Number(libc().syscall(SYS_PIDFD_GETFD, 'int', pidfd, 'int', fd, 'unsigned int', 0)), 'pidfd_getfd', `fd ${fd}`);
 }
 
 export const SOL_SOCKET = 1;

@@ -10,12 +10,14 @@
  * unanswered keepalive or zero-window probes, icsk_probes_out) and the inode decimal.
  *
  * keepAlive turns TCP keepalive on for a socket another process holds (CRIU's, which sets none):
- * an idle connection then sends a probe every second, so that a peer gone silent shows here as
- * unanswered probes, as one that is sent data shows as retransmissions.
+ * an idle connection then sends probes, so that a peer gone silent shows here as unanswered
+ * probes, as one that is sent data shows as retransmissions.
  */
-import { closeSync } from 'node:fs';
+import { closeSync, fstatSync } from 'node:fs';
 import { readdir, readFile, readlink } from 'node:fs/promises';
-import { fdOfProcess, IPPROTO_TCP, setSocketOption, SO_KEEPALIVE, SOL_SOCKET, TCP_KEEPCNT, TCP_KEEPIDLE, TCP_KEEPINTVL } from './libc.js';
+import { SystemCallError } from './errors.js';
+import { threadChildren } from './processes.js';
+import { IPPROTO_TCP, pidfdGetFd, pidfdOpen, setSocketOption, SO_KEEPALIVE, SOL_SOCKET, TCP_KEEPCNT, TCP_KEEPIDLE, TCP_KEEPINTVL } from './libc.js';
 
 /** The kernel's TCP states (include/net/tcp_states.h), by their code in the `st` column less one. */
 const states = [
@@ -97,28 +99,59 @@ export function silent(socket: TcpSocket): boolean {
 }
 
 /**
- * Turns keepalive on for the TCP socket with this inode that process pid holds: after a second
- * with nothing received, a probe each second (the kernel gives up by itself only after 127
- * unanswered ones). Through a copy of pid's descriptor (pidfd_getfd), closed at once. False when
- * pid holds no such socket (it closed it, or ended).
+ * Turns keepalive on for the TCP socket with this inode that process pid, or a descendant of it,
+ * holds (CRIU forks for a pre-dump): after intervalS seconds with nothing received, a probe every
+ * intervalS seconds; the kernel gives up by itself after 127 unanswered ones. Through a copy of
+ * the holder's descriptor (pidfd_getfd), checked to be that socket (a descriptor number may be
+ * reused between reading it and copying it), closed at once. False when no such process holds
+ * it (it closed it, or ended).
  */
-export async function keepAlive(pid: number, inode: number): Promise<boolean> {
-  const dir = `/proc/${pid}/fd`;
-  const names = await readdir(dir).catch(() => []);
-  for (const name of names) {
-    if ((await readlink(`${dir}/${name}`).catch(() => '')) !== `socket:[${inode}]`) continue;
-    const fd = fdOfProcess(pid, Number(name));
+export async function keepAlive(pid: number, inode: number, intervalS = 1): Promise<boolean> {
+  for (const holder of lineage(pid)) {
+    let pidfd: number;
     try {
-      setSocketOption(fd, IPPROTO_TCP, TCP_KEEPIDLE, 1);
-      setSocketOption(fd, IPPROTO_TCP, TCP_KEEPINTVL, 1);
-      setSocketOption(fd, IPPROTO_TCP, TCP_KEEPCNT, 127);
-      setSocketOption(fd, SOL_SOCKET, SO_KEEPALIVE, 1);
-    } finally {
-      closeSync(fd);
+      pidfd = pidfdOpen(holder);
+    } catch {
+      continue;
     }
-    return true;
+    try {
+      const dir = `/proc/${holder}/fd`;
+      for (const name of await readdir(dir).catch(() => [])) {
+        if ((await readlink(`${dir}/${name}`).catch(() => '')) !== `socket:[${inode}]`) continue;
+        let fd: number;
+        try {
+          fd = pidfdGetFd(pidfd, Number(name));
+        } catch (error) {
+          // Gone meanwhile, or the descriptor closed: not held there.
+          if (error instanceof SystemCallError && (error.errno === ESRCH || error.errno === EBADF)) continue;
+          throw error;
+        }
+        try {
+          if (fstatSync(fd).ino !== inode) continue;
+          setSocketOption(fd, IPPROTO_TCP, TCP_KEEPIDLE, intervalS);
+          setSocketOption(fd, IPPROTO_TCP, TCP_KEEPINTVL, intervalS);
+          setSocketOption(fd, IPPROTO_TCP, TCP_KEEPCNT, 127);
+          setSocketOption(fd, SOL_SOCKET, SO_KEEPALIVE, 1);
+          return true;
+        } finally {
+          closeSync(fd);
+        }
+      }
+    } finally {
+      closeSync(pidfd);
+    }
   }
   return false;
+}
+
+const ESRCH = 3;
+const EBADF = 9;
+
+/** pid, then its descendants, breadth first (those the kernel lists at the time). */
+function lineage(pid: number): number[] {
+  const found = [pid];
+  for (let i = 0; i < found.length; i++) found.push(...(threadChildren(found[i]!) ?? []));
+  return found;
 }
 
 async function readTable(file: string): Promise<string> {

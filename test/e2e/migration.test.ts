@@ -518,7 +518,7 @@ serial(
 );
 
 serial(
-  "a link cut while the source's page server waits for the destination's next request (its lazy-pages daemon held still): keepalive probes go unanswered, and the source aborts as when its data does",
+  "a link cut while the source's page server waits for the destination's next request (its lazy-pages daemon held still): its probes (keepalive, or window probes when the daemon's buffer filled) go unanswered, and the source aborts as when its data does",
   (t) => cutPostCopy(t, 'cut-idle', { waiting: true }),
 );
 

@@ -6,6 +6,7 @@
  */
 import test from 'ava';
 import { readdir, readFile, readlink } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
 import net from 'node:net';
 import { keepAlive, parseTcpTable, silent, tcpSockets } from '../../src/system/tcp-sockets.js';
 
@@ -124,3 +125,26 @@ async function keepaliveProbesSent(): Promise<number> {
   const [names, values] = lines.map((line) => line.split(/\s+/));
   return Number(values![names!.indexOf('TCPKeepAlive')]);
 }
+
+test('keepAlive finds the socket in a descendant of the process named (CRIU forks for a pre-dump), every 2 s when asked, and says false for a process that holds none', async (t) => {
+  const server = net.createServer((accepted) => t.teardown(() => accepted.destroy()));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  t.teardown(() => server.close());
+  const { port } = server.address() as net.AddressInfo;
+  // A child of this process holds the connection, idle.
+  const child = spawn(
+    process.execPath,
+    ['-e', `require('net').connect(${port}, '127.0.0.1', () => console.log('connected')); setInterval(() => {}, 1000)`],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  t.teardown(() => child.kill('SIGKILL'));
+  await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+  const theirs = (await tcpSockets()).find((s) => s.remote.port === port && s.state === 'ESTABLISHED');
+
+  t.false(await keepAlive(child.pid!, 1), 'the child holds no socket of inode 1');
+  t.true(await keepAlive(process.pid, theirs!.inode, 2));
+  const after = (await tcpSockets()).find((s) => s.inode === theirs!.inode);
+  t.is(after?.timer, 'keepalive');
+});

@@ -198,7 +198,7 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
 
     await mkdir(context.config.checkpointRoot, { recursive: true, mode: 0o700 });
     // A receiver that sees these marks in its own roots shares them with us, and refuses.
-    unmarkRoots = await markRoots(context.config, token);
+    unmarkRoots = await markRoots(context.config, token, record.storage?.driver === 'image' ? record.storage.storageRoot : undefined);
     const cpuDir = await mkdtemp(path.join(context.config.checkpointRoot, '.cpuinfo-'));
     let cpuinfo: string;
     try {
@@ -272,7 +272,7 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
     let criuPid = 0;
     let stalledSince = 0;
     let aborted = false;
-    const probing = new Set<number>();
+    const probing = new Map<number, number>();
     const memoryLink = (): MemoryLink & { match: (socket: TcpSocket) => boolean } =>
       request.lazy
         ? { sport: lazyPort!, match: (socket) => socket.local.port === lazyPort && socket.state === 'ESTABLISHED' }
@@ -281,7 +281,7 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
       const carrying = request.lazy ? handedOver : frozenAt === 0;
       if (!carrying || criuPid === 0 || aborted) return;
       const link = memoryLink();
-      void silentLink(link.match, criuPid, probing, logger).then((stalled) => {
+      void silentLink(link.match, criuPid, timeoutMs, probing, logger).then((stalled) => {
         if (!stalled) {
           stalledSince = 0;
           return;
@@ -670,20 +670,34 @@ async function stillRuns(context: RuntimeContext, init: ProcessIdentity): Promis
   return true;
 }
 
+/** How many times keepalive is tried on one connection before the watchdog says it could not. */
+const KEEPALIVE_TRIES = 3;
+
 /**
  * Whether a TCP connection of this host that `match` picks has gone silent (its data or its probes
- * unanswered, tcp-sockets.ts). Keepalive is turned on for each one CRIU (criuPid) holds, the first
- * time it is seen (`probing` keeps their inodes): a CRIU waiting for its peer sends nothing, and a
- * link cut then would show nowhere.
+ * unanswered, tcp-sockets.ts). Keepalive is turned on for each one CRIU (criuPid, or the child it
+ * forks for a pre-dump) holds, as it is first seen (`probing` counts the tries by inode, -1 once
+ * on): a CRIU waiting for its peer sends nothing, and a link cut then would show nowhere. The
+ * probes go every timeout/100 s (1 s at least): the kernel's own give-up, after 127 of them,
+ * comes after the watchdog's.
  */
-async function silentLink(match: (socket: TcpSocket) => boolean, criuPid: number, probing: Set<number>, logger: Logger): Promise<boolean> {
+async function silentLink(
+  match: (socket: TcpSocket) => boolean,
+  criuPid: number,
+  timeoutMs: number,
+  probing: Map<number, number>,
+  logger: Logger,
+): Promise<boolean> {
   // The watchdog polls without awaiting: a table that cannot be read says nothing of the link.
   const sockets = (await tcpSockets().catch(() => [])).filter(match);
   for (const socket of sockets) {
-    if (socket.state !== 'ESTABLISHED' || socket.inode === 0 || probing.has(socket.inode)) continue;
-    probing.add(socket.inode);
-    const on = await keepAlive(criuPid, socket.inode).catch((error: unknown) => describeError(error));
-    if (on !== true) logger.warn(`no keepalive on CRIU's memory connection: a link cut while it waits will go unseen (${on || 'CRIU does not hold it'})`);
+    const tries = probing.get(socket.inode) ?? 0;
+    if (socket.state !== 'ESTABLISHED' || socket.inode === 0 || tries < 0 || tries >= KEEPALIVE_TRIES) continue;
+    const on = await keepAlive(criuPid, socket.inode, Math.max(1, Math.ceil(timeoutMs / 100_000))).catch((error: unknown) => describeError(error));
+    probing.set(socket.inode, on === true ? -1 : tries + 1);
+    if (on !== true && tries + 1 === KEEPALIVE_TRIES) {
+      logger.warn(`no keepalive on CRIU's memory connection: a link cut while it waits will go unseen (${on || 'CRIU does not hold it'})`);
+    }
   }
   return sockets.some(silent);
 }

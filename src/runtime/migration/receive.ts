@@ -389,7 +389,8 @@ async function checkOffer(context: RuntimeContext, offer: OfferMessage, home: st
   }
   await requireFreeSpace(offer, home, context.config.imageRoot);
   const spec = parseSpec(offer.config, `the offer of ${offer.id}`);
-  // The host ports it publishes are published here too, by its monitor: free here, or refused now.
+  // The host ports it publishes are published here too, by its monitor: free here, or refused now
+  // (one taken between this probe and the monitor's listen fails the restore: the source resumes).
   const ports = checkPublished(offer.ports ?? []);
   if (ports.length > 0) {
     const probe = new PortForwarder(ports, context.logger);

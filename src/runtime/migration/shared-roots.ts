@@ -8,7 +8,7 @@
  * each other's marks.
  */
 import { existsSync } from 'node:fs';
-import { rm, writeFile } from 'node:fs/promises';
+import { realpath, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { RuntimeConfig } from '../config.js';
 
@@ -27,20 +27,36 @@ function markOf(dir: string, token: string): string {
   return path.join(dir, `.migration-${token}`);
 }
 
-/** Marks each of this host's roots that exists; resolves with what removes the marks. */
-export async function markRoots(config: Roots, token: string): Promise<() => Promise<void>> {
+/**
+ * Marks each of this host's roots that exists, and storeRoot (the image store an image container
+ * lives in, when not the configured one), once each (two settings may name one directory);
+ * resolves with what removes the marks. A mark that cannot be made takes those made with it.
+ */
+export async function markRoots(config: Roots, token: string, storeRoot?: string): Promise<() => Promise<void>> {
   const made: string[] = [];
-  for (const { dir } of roots(config)) {
-    if (!existsSync(dir)) continue;
-    await writeFile(markOf(dir, token), '', { mode: 0o600, flag: 'wx' });
-    made.push(markOf(dir, token));
-  }
-  return async () => {
+  const unmark = async () => {
     await Promise.all(made.map((mark) => rm(mark, { force: true })));
   };
+  try {
+    const dirs = new Set<string>();
+    for (const dir of [...roots(config).map((root) => root.dir), ...(storeRoot ? [storeRoot] : [])]) {
+      const real = await realpath(dir).catch(() => undefined);
+      if (real !== undefined) dirs.add(real);
+    }
+    for (const dir of dirs) {
+      await writeFile(markOf(dir, token), '', { mode: 0o600, flag: 'wx' });
+      made.push(markOf(dir, token));
+    }
+  } catch (error) {
+    await unmark();
+    throw error;
+  }
+  return unmark;
 }
 
 /** The roots of this host that hold the source's mark of this migration: shared with the source. */
 export function sharedRoots(config: Roots, token: string): { readonly name: string; readonly setting: string }[] {
-  return roots(config).filter(({ dir }) => existsSync(markOf(dir, token)));
+  return roots(config)
+    .filter(({ dir }) => existsSync(markOf(dir, token)))
+    .map(({ name, setting }) => ({ name, setting }));
 }
