@@ -73,9 +73,12 @@ export class PortForwarder {
   /** Stops listening and closes every connection. */
   async close(): Promise<void> {
     const servers = this.servers.splice(0);
-    await Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))));
+    // A server's close calls back once its last connection has ended: they are ended first, or
+    // a client that stays connected would hold the parent (and the host port) for good.
+    const closed = servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve())));
     if (this.target) this.release(this.target);
     this.target = undefined;
+    await Promise.all(closed);
     if (this.hostNetnsFd !== undefined) closeSync(this.hostNetnsFd);
     this.hostNetnsFd = undefined;
   }

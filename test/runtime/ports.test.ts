@@ -104,3 +104,26 @@ rootTest("the forwarder reaches the instance it is switched to, and closes the o
   await forwarder.close();
   await t.throwsAsync(ask(hostPort, 'gone'), { code: 'ECONNREFUSED' });
 });
+
+rootTest('closing the forwarder ends the connections it carries, and does not wait for their clients to hang up', async (t) => {
+  const one = await serverInNamespace(t, 'one', 7777);
+  const hostPort = await freePort();
+  const forwarder = new PortForwarder(
+    [{ hostIp: '127.0.0.1', hostPort, containerPort: 7777 }],
+    createLogger({ level: 'error', format: 'text', file: '' }),
+  );
+  await forwarder.listen();
+  forwarder.switchTo(one.pid);
+  t.is(await ask(hostPort, 'hello'), 'one:hello');
+  // A client that keeps its connection open, idle (a pool's connection, a blocking read).
+  const held = net.connect(hostPort, '127.0.0.1');
+  const closed = new Promise<void>((resolve) => held.on('close', () => resolve()));
+  held.on('error', () => undefined);
+  await new Promise<void>((resolve) => held.once('connect', () => resolve()));
+  await sleep(50);
+
+  const ended = await Promise.race([forwarder.close().then(() => 'closed'), sleep(3000).then(() => 'still waiting')]);
+  t.is(ended, 'closed');
+  await closed;
+  await t.throwsAsync(ask(hostPort, 'gone'), { code: 'ECONNREFUSED' });
+});
