@@ -371,25 +371,37 @@ serial(
 );
 
 serial(
-  'a Redis container reached through a published port (run -p) moves with its data, and answers on the same port of the other host; none is left open on the source',
+  'a Redis container reached through a published port (run -p), a client connected: refused without --tcp-established, then moves with it and its data, answers on the same port of the other host, and the client is told its connection ended; nothing is left on the source',
   async (t) => {
     const w = await world(t, 'redis');
     const { a, b } = w.hosts;
     const bundle = await redisTcpBundle(w.box, 'redis');
     const hostPort = 16379;
-    t.is((await w.cli(a, ['run', '-d', '--bundle', bundle, '-p', `${hostPort}:6379`, 'cache'])).exitCode, 0);
+    t.is((await w.cli(a, ['run', '-d', '--bundle', bundle, '-p', `${hostPort}:6379`, 'redis-moving'])).exitCode, 0);
     const redis = (host: Host, ...command: string[]) => a.exec(['redis-cli', '-h', host.address, '-p', String(hostPort), ...command], { reject: false });
     await waitFor('redis through the published port on a', async () => ((await redis(a, 'PING')).stdout.trim() === 'PONG' ? true : undefined), 30_000);
     t.is((await redis(a, 'SET', 'greeting', 'written on a')).stdout.trim(), 'OK');
+    // A client that stays connected, blocked on a list no one fills.
+    const client = a.spawn(['redis-cli', '-h', a.address, '-p', String(hostPort), 'BLPOP', 'queue', '0']);
+    const clientEnded = new Promise<void>((resolve) => client.once('exit', () => resolve()));
+    await waitFor('the client to block', async () => (/blocked_clients:1/.test((await redis(a, 'INFO', 'clients')).stdout) ? true : undefined));
 
     const onB = await w.receiver(b);
-    const moved = await w.cli(a, migrateArgs(w, 'a', 'cache', onB.port));
+    const refused = await w.cli(a, migrateArgs(w, 'a', 'redis-moving', onB.port));
+    t.is(refused.exitCode, 1);
+    t.regex(refused.stderr, /Connected TCP socket, consider using --tcp-established/);
+    t.is((await redis(a, 'GET', 'greeting')).stdout.trim(), 'written on a', 'it runs on here');
+
+    const moved = await w.cli(a, migrateArgs(w, 'a', 'redis-moving', onB.port, ['--tcp-established']));
     t.is(moved.exitCode, 0, moved.stderr);
     t.is((await redis(b, 'GET', 'greeting')).stdout.trim(), 'written on a', 'its data, through the port published on b');
     t.is((await redis(b, 'SET', 'greeting', 'written on b')).stdout.trim(), 'OK');
     t.is((await redis(b, 'GET', 'greeting')).stdout.trim(), 'written on b');
+    // The source's monitor ends with the container, its connections with it: the client hears of it.
+    await waitFor('the client to see its connection end', () => clientEnded.then(() => true), 10_000);
     t.not((await redis(a, 'PING')).exitCode, 0, 'nothing answers on the source any more');
-    t.is(JSON.parse((await w.cli(b, ['state', 'cache'])).stdout).status, 'running');
+    t.is((await execa('pgrep', ['-f', `runtime monitor redis-moving`], { reject: false })).stdout.trim().split('\n').length, 1, "only b's monitor");
+    t.is(JSON.parse((await w.cli(b, ['state', 'redis-moving'])).stdout).status, 'running');
   },
 );
 
