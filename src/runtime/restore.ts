@@ -124,7 +124,10 @@ async function prepareRestore(context: RuntimeContext, request: RestoreRequest):
   // Every file as it was dumped, or an error naming the ones that are not, before CRIU reads any;
   // not for a lazy restore, whose point is not to read the memory before it is touched.
   if (request.lazyPages) logger.info("a lazy restore does not check the images' digests", { imagePath });
-  else if (!(await verifyImageDigests(imagePath))) logger.info('the checkpoint has no digests to check (made by an older runtime, or by a migration: its pages went straight to the page server)', { imagePath });
+  else if (!(await verifyImageDigests(imagePath)))
+    logger.info('the checkpoint has no digests to check (made by an older runtime, or by a migration: its pages went straight to the page server)', {
+      imagePath,
+    });
   await criu.requireVersion();
   await requireFeaturesFor(criu, request);
 

@@ -68,9 +68,8 @@ async function ask(port: number, line: string): Promise<string> {
   });
 }
 
-rootTest("the forwarder reaches the instance it is switched to, and closes the old one's connections", async (t) => {
-  const one = await serverInNamespace(t, 'one', 7777);
-  const two = await serverInNamespace(t, 'two', 7777);
+/** A forwarder of a free host port to container port 7777, listening; closed after the test. */
+async function listening(t: ExecutionContext): Promise<{ hostPort: number; forwarder: PortForwarder }> {
   const hostPort = await freePort();
   const forwarder = new PortForwarder(
     [{ hostIp: '127.0.0.1', hostPort, containerPort: 7777 }],
@@ -78,6 +77,23 @@ rootTest("the forwarder reaches the instance it is switched to, and closes the o
   );
   await forwarder.listen();
   t.teardown(() => forwarder.close());
+  return { hostPort, forwarder };
+}
+
+/** A connection to the host port that its client keeps open; resolves, once connected, with its end (in an object: a promise would be awaited through). */
+async function heldOpen(hostPort: number): Promise<{ closed: Promise<void> }> {
+  const held = net.connect(hostPort, '127.0.0.1');
+  const closed = new Promise<void>((resolve) => held.on('close', () => resolve()));
+  held.on('error', () => undefined);
+  await new Promise<void>((resolve) => held.once('connect', () => resolve()));
+  await sleep(50);
+  return { closed };
+}
+
+rootTest("the forwarder reaches the instance it is switched to, and closes the old one's connections", async (t) => {
+  const one = await serverInNamespace(t, 'one', 7777);
+  const two = await serverInNamespace(t, 'two', 7777);
+  const { hostPort, forwarder } = await listening(t);
 
   // Before an instance is set, a connection is closed at once.
   t.is(await ask(hostPort, 'hello'), '');
@@ -86,11 +102,7 @@ rootTest("the forwarder reaches the instance it is switched to, and closes the o
   t.is(await ask(hostPort, 'hello'), 'one:hello');
 
   // A connection held open across the switch is closed by it.
-  const held = net.connect(hostPort, '127.0.0.1');
-  const closed = new Promise<void>((resolve) => held.on('close', () => resolve()));
-  held.on('error', () => undefined);
-  await new Promise<void>((resolve) => held.once('connect', () => resolve()));
-  await sleep(50);
+  const { closed } = await heldOpen(hostPort);
   forwarder.switchTo(two.pid);
   await closed;
   t.is(await ask(hostPort, 'again'), 'two:again');
@@ -107,20 +119,11 @@ rootTest("the forwarder reaches the instance it is switched to, and closes the o
 
 rootTest('closing the forwarder ends the connections it carries, and does not wait for their clients to hang up', async (t) => {
   const one = await serverInNamespace(t, 'one', 7777);
-  const hostPort = await freePort();
-  const forwarder = new PortForwarder(
-    [{ hostIp: '127.0.0.1', hostPort, containerPort: 7777 }],
-    createLogger({ level: 'error', format: 'text', file: '' }),
-  );
-  await forwarder.listen();
+  const { hostPort, forwarder } = await listening(t);
   forwarder.switchTo(one.pid);
   t.is(await ask(hostPort, 'hello'), 'one:hello');
   // A client that keeps its connection open, idle (a pool's connection, a blocking read).
-  const held = net.connect(hostPort, '127.0.0.1');
-  const closed = new Promise<void>((resolve) => held.on('close', () => resolve()));
-  held.on('error', () => undefined);
-  await new Promise<void>((resolve) => held.once('connect', () => resolve()));
-  await sleep(50);
+  const { closed } = await heldOpen(hostPort);
 
   const ended = await Promise.race([forwarder.close().then(() => 'closed'), sleep(3000).then(() => 'still waiting')]);
   t.is(ended, 'closed');
