@@ -258,14 +258,8 @@ serial('a peer whose certificate another CA signed is refused on the command cha
 serial(
   'a link cut while the memory is on its way leaves the container running on the source, its memory whole, and nothing on the destination',
   async (t) => {
-    const w = await world(t, 'cut');
-    const { a, b } = w.hosts;
-    const bundle = await memhogBundle(w.box, MIB);
-    t.is((await w.cli(a, ['run', '-d', '--bundle', bundle, 'hog'])).exitCode, 0);
-    await waitReady(bundle, MIB);
-    // A slow link, so that the cut falls while the pages go.
-    await slowLink(a);
-    const onB = await w.receiver(b, undefined, ['--timeout', '10']);
+    const { w, b, bundle, onB } = await hogBehindSlowLink(t, 'cut', 10);
+    const { a } = w.hosts;
     const migration = w.cli(a, migrateArgs(w, 'a', 'hog', onB.port, ['--timeout', '10']), { timeoutMs: 90_000 });
     await waitFor('the destination to accept', async () => (/accepting hog/.test(onB.log()) ? true : undefined), 30_000);
     await new Promise((r) => setTimeout(r, 1500));
@@ -273,15 +267,11 @@ serial(
     const result = await migration;
     t.is(result.exitCode, 1, result.stdout);
     t.regex(result.stderr, /migration of hog failed/);
-    const state = JSON.parse((await w.cli(a, ['state', 'hog'])).stdout) as { status: string; pid: number };
-    t.is(state.status, 'running');
-    await verifyMemory(bundle, state.pid, MIB);
     // CRIU undid its dump itself (its connection aborted): no network lock stays in the container.
-    t.is(await loopback(state.pid), 'ok', "the container's network works");
+    await runsOnWhole(t, w, bundle);
     await w.hosts.heal();
     await waitFor('the destination to give up', async () => (/the migration of hog failed/.test(onB.log()) ? true : undefined), 60_000);
-    t.is((await w.cli(b, ['state', 'hog'])).exitCode, 1);
-    t.false(existsSync(path.join(rootsOf(w.box, b).RUNTIME_CHECKPOINT_ROOT!, 'hog')));
+    await nothingOfHogOn(t, w, b);
     t.is((await execa('pgrep', ['-f', `page-server --rpc --address ${b.address}`], { reject: false })).exitCode, 1, 'no page server left');
   },
 );
@@ -535,20 +525,44 @@ serial(
 );
 
 /**
+ * A world whose host a runs hog (memhog holding MIB MiB, ready) behind a link slowed so that a cut
+ * falls while the pages go, and whose host b receives with --timeout timeoutS.
+ */
+async function hogBehindSlowLink(t: ExecutionContext, name: string, timeoutS: number) {
+  const w = await world(t, name);
+  const { a, b } = w.hosts;
+  const bundle = await memhogBundle(w.box, MIB);
+  t.is((await w.cli(a, ['run', '-d', '--bundle', bundle, 'hog'])).exitCode, 0);
+  await waitReady(bundle, MIB);
+  await slowLink(a);
+  const onB = await w.receiver(b, undefined, ['--timeout', String(timeoutS)]);
+  return { w, b, bundle, onB };
+}
+
+/** hog runs on host a, its memory byte-exact and its network unlocked. */
+async function runsOnWhole(t: ExecutionContext, w: World, bundle: string): Promise<void> {
+  const state = JSON.parse((await w.cli(w.hosts.a, ['state', 'hog'])).stdout) as { status: string; pid: number };
+  t.is(state.status, 'running');
+  await verifyMemory(bundle, state.pid, MIB);
+  t.is(await loopback(state.pid), 'ok', "the container's network works");
+}
+
+/** Nothing of hog on host: no container, no checkpoint directory. */
+async function nothingOfHogOn(t: ExecutionContext, w: World, host: Host): Promise<void> {
+  t.is((await w.cli(host, ['state', 'hog'])).exitCode, 1);
+  t.false(existsSync(path.join(rootsOf(w.box, host).RUNTIME_CHECKPOINT_ROOT!, 'hog')));
+}
+
+/**
  * A 256 MiB container migrating post-copy over a slow link, the link cut once it runs on the
  * destination. waiting: the destination's lazy-pages daemon is stopped first, so that the source's
  * connection has nothing of its own in flight when the link goes (the daemon's requests stop,
  * what the source sent lands in its buffers): no retransmission would ever show the cut.
  */
 async function cutPostCopy(t: ExecutionContext, name: string, options: { readonly waiting: boolean }): Promise<void> {
-  const w = await world(t, name);
   await allowPostCopy(t);
-  const { a, b } = w.hosts;
-  const bundle = await memhogBundle(w.box, MIB);
-  t.is((await w.cli(a, ['run', '-d', '--bundle', bundle, 'hog'])).exitCode, 0);
-  await waitReady(bundle, MIB);
-  await slowLink(a);
-  const onB = await w.receiver(b, undefined, ['--timeout', '5']);
+  const { w, b, bundle, onB } = await hogBehindSlowLink(t, name, 5);
+  const { a } = w.hosts;
   const migration = migrating(w, a, migrateArgs(w, 'a', 'hog', onB.port, ['--lazy', '--timeout', '5']));
   await logged('the copy to run on the destination', migration.output, /hog runs on the destination/);
   if (options.waiting) {
@@ -564,16 +578,12 @@ async function cutPostCopy(t: ExecutionContext, name: string, options: { readonl
   await logged('the source to say its word again', migration.output, /saying it again over new connections/);
   t.regex(migration.output(), /aborting it, the container runs on here/);
   t.regex(migration.output(), /lifted the network lock CRIU left on hog/);
-  const state = JSON.parse((await w.cli(a, ['state', 'hog'])).stdout) as { status: string; pid: number };
-  t.is(state.status, 'running');
-  await verifyMemory(bundle, state.pid, MIB);
-  t.is(await loopback(state.pid), 'ok', "the container's network works");
+  await runsOnWhole(t, w, bundle);
 
   await w.hosts.heal();
   t.is(await migration.exit, 1, migration.output());
   await logged('the destination to drop its copy', onB.log, /hog stays on its source \(said again over a new connection\)/);
-  t.is((await w.cli(b, ['state', 'hog'])).exitCode, 1);
-  t.false(existsSync(path.join(rootsOf(w.box, b).RUNTIME_CHECKPOINT_ROOT!, 'hog')));
+  await nothingOfHogOn(t, w, b);
   t.is(
     (await execa('pgrep', ['-f', 'lazy-pages .*--images-dir ' + path.join(rootsOf(w.box, b).RUNTIME_CHECKPOINT_ROOT!, 'hog')], { reject: false }))
       .exitCode,

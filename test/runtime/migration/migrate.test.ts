@@ -20,12 +20,17 @@ import { withPycriu } from '../inspection/helpers.js';
 const tls = { cert: '/nonexistent/cert.pem', key: '/nonexistent/key.pem', ca: '/nonexistent/ca.pem' };
 const to = { host: '127.0.0.1', port: 9 };
 
-async function running(t: Parameters<typeof fakeRuntime>[0]): Promise<FakeRuntime> {
+/** A runtime where a container (db unless named, with the ports it publishes) was run and its init started. */
+async function running(
+  t: Parameters<typeof fakeRuntime>[0],
+  id = 'db',
+  ports: Parameters<typeof runDetached>[1]['ports'] = undefined,
+): Promise<FakeRuntime> {
   const runtime = await fakeRuntime(t);
-  await runDetached(runtime.context, { id: 'db', bundle: runtime.bundleDir });
+  await runDetached(runtime.context, { id, bundle: runtime.bundleDir, ...(ports ? { ports } : {}) });
   const init = runtime.fakes.processes.spawn({ comm: 'postgres' });
   const { store } = runtime.context;
-  await store.withLock('db', async () => store.commit(await store.load('db'), { kind: 'started', init: { pid: init.pid, startTime: init.startTime } }));
+  await store.withLock(id, async () => store.commit(await store.load(id), { kind: 'started', init: { pid: init.pid, startTime: init.startTime } }));
   return runtime;
 }
 
@@ -202,13 +207,8 @@ test("a receiver whose cgroup for the container already holds processes (the sou
 test('the host ports a container publishes are published on the destination too; a port the destination cannot publish is refused before anything stops', async (t) => {
   const hostPort = await freePort();
   const ports = [{ hostIp: '127.0.0.1', hostPort, containerPort: 80 }];
-  const from = await fakeRuntime(t);
-  await runDetached(from.context, { id: 'web1', bundle: from.bundleDir, ports });
-  const init = from.fakes.processes.spawn({ comm: 'nginx' });
+  const from = await running(t, 'web1', ports);
   const { store } = from.context;
-  await store.withLock('web1', async () =>
-    store.commit(await store.load('web1'), { kind: 'started', init: { pid: init.pid, startTime: init.startTime } }),
-  );
   const to = await fakeRuntime(t);
   to.fakes.monitors.launchMode = { kind: 'answer', pid: 777 };
   const { receiver, sourceTls } = await loopbackReceiver(t, to, to.root);
