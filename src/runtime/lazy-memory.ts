@@ -14,7 +14,7 @@
  * not seen here: the kernel drops its registrations with it, and the tasks already read zeros
  * there; the monitor logs that daemon's end.)
  */
-import type { ProcessService } from '../system/processes.js';
+import { processTree, type ProcessService } from '../system/processes.js';
 import { RuntimeError } from './errors.js';
 
 export class LazyMemoryMissingError extends RuntimeError {
@@ -52,7 +52,7 @@ export async function fillInLazyMemory(processes: ProcessService, id: string, ro
   const touched = new Set<number>();
   for (let round = 1; ; round++) {
     const missing: { pid: number; bytes: number }[] = [];
-    for (const pid of await tree(processes, rootPid)) {
+    for (const pid of await processTree(rootPid, (pid) => processes.children(pid))) {
       const mappings = await processes.lazyMappings(pid);
       const total = mappings.reduce((sum, m) => sum + m.missingBytes, 0);
       if (total === 0) continue;
@@ -76,7 +76,7 @@ export async function fillInLazyMemory(processes: ProcessService, id: string, ro
  */
 export async function fillInArguments(processes: ProcessService, rootPid: number): Promise<number> {
   let read = 0;
-  for (const pid of await tree(processes, rootPid)) {
+  for (const pid of await processTree(rootPid, (pid) => processes.children(pid))) {
     const areas = (await processes.stat(pid))?.argumentAreas ?? [];
     let alive = areas.length > 0;
     for (const area of areas) {
@@ -90,10 +90,3 @@ export async function fillInArguments(processes: ProcessService, rootPid: number
 
 const PAGE = 4096;
 const ARGUMENTS_AT_MOST = 1 << 20;
-
-/** rootPid and its descendants, parents first. */
-async function tree(processes: ProcessService, rootPid: number): Promise<number[]> {
-  const found = [rootPid];
-  for (let index = 0; index < found.length; index++) found.push(...(await processes.children(found[index]!)));
-  return found;
-}

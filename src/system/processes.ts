@@ -154,6 +154,13 @@ export interface ProcessService {
 
 export const PROCESS_SERVICE = Symbol('ProcessService');
 
+/** root and its descendants, parents first, as `children` lists each one's at the time. */
+export async function processTree(root: number, children: (pid: number) => readonly number[] | Promise<readonly number[]>): Promise<number[]> {
+  const found = [root];
+  for (let index = 0; index < found.length; index++) found.push(...(await children(found[index]!)));
+  return found;
+}
+
 /**
  * The children of pid, forked by any of its threads, as the kernel lists them in
  * /proc/<pid>/task/<tid>/children. Undefined where the kernel has no such file

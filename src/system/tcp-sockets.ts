@@ -16,7 +16,7 @@
 import { closeSync, fstatSync } from 'node:fs';
 import { readdir, readFile, readlink } from 'node:fs/promises';
 import { SystemCallError } from './errors.js';
-import { threadChildren } from './processes.js';
+import { processTree, threadChildren } from './processes.js';
 import { IPPROTO_TCP, pidfdGetFd, pidfdOpen, setSocketOption, SO_KEEPALIVE, SOL_SOCKET, TCP_KEEPCNT, TCP_KEEPIDLE, TCP_KEEPINTVL } from './libc.js';
 
 /** The kernel's TCP states (include/net/tcp_states.h), by their code in the `st` column less one. */
@@ -107,7 +107,7 @@ export function silent(socket: TcpSocket): boolean {
  * it (it closed it, or ended).
  */
 export async function keepAlive(pid: number, inode: number, intervalS = 1): Promise<boolean> {
-  for (const holder of lineage(pid)) {
+  for (const holder of await processTree(pid, (parent) => [...(threadChildren(parent) ?? [])])) {
     let pidfd: number;
     try {
       pidfd = pidfdOpen(holder);
@@ -146,13 +146,6 @@ export async function keepAlive(pid: number, inode: number, intervalS = 1): Prom
 
 const ESRCH = 3;
 const EBADF = 9;
-
-/** pid, then its descendants, breadth first (those the kernel lists at the time). */
-function lineage(pid: number): number[] {
-  const found = [pid];
-  for (let i = 0; i < found.length; i++) found.push(...(threadChildren(found[i]!) ?? []));
-  return found;
-}
 
 async function readTable(file: string): Promise<string> {
   try {
