@@ -138,10 +138,18 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined>,
   }
 }
 
-/** The counter the default bundle's loop writes to /tmp/counter in its rootfs. */
-export async function readCounter(bundle: string): Promise<number | undefined> {
-  const text = (await readFile(path.join(bundle, 'rootfs/tmp/counter'), 'utf8').catch(() => '')).trim();
+/**
+ * The counter a container's loop writes to file in its rootfs (the default bundle's /tmp/counter);
+ * undefined while there is none, or while the shell has truncated the file and not yet written it.
+ */
+export async function readCounter(bundle: string, file = 'tmp/counter'): Promise<number | undefined> {
+  const text = (await readFile(path.join(bundle, 'rootfs', file), 'utf8').catch(() => '')).trim();
   return text === '' ? undefined : Number(text);
+}
+
+/** The counter's value as soon as one can be read (readCounter). */
+export function counterNow(bundle: string, file = 'tmp/counter'): Promise<number> {
+  return waitFor(`the counter in ${bundle}`, () => readCounter(bundle, file));
 }
 
 /** Waits until the counter has moved past `above`. */

@@ -12,7 +12,7 @@ import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import { e2e, repoRoot, sandbox, waitFor, type Sandbox } from './helpers.js';
+import { counterNow, e2e, repoRoot, sandbox, waitFor, type Sandbox } from './helpers.js';
 import { blobPath, buildTestImage, dockerArchive, imageToolsMissing, manifestOf, pythonTar, uncompressedLayout, type TestImage } from './image-build.js';
 import { connectRedis, containerId, freePort, waitForRedisTcp } from './databases.js';
 import { LinuxMountService } from '../../src/rootfs/mount-service.js';
@@ -243,7 +243,7 @@ serial('checkpoint, restore, snapshots and reset work on a container made from a
   const counter = 'i=0; while true; do i=$((i+1)); echo $i > /tmp/count; sleep 0.1; done';
   t.is((await box.cli(['run', '-d', '--image', image.reference, '-u', 'root', 'counter', '--', 'sh', '-c', counter])).exitCode, 0);
   const rootfs = path.join(box.imageRoot, 'containers/counter/bundle/rootfs');
-  const count = async () => Number(await readFile(path.join(rootfs, 'tmp/count'), 'utf8').catch(() => '0'));
+  const count = () => counterNow(path.dirname(rootfs), 'tmp/count');
   await waitFor('the counter', async () => ((await count()) > 3 ? true : undefined));
 
   const snapshot = await box.cli(['checkpoint', '--name', 'pristine', '--leave-running', 'counter']);

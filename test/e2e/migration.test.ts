@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { execa } from 'execa';
-import { cliPath, e2e, repoRoot, sandbox, waitFor, type Sandbox } from './helpers.js';
+import { cliPath, counterNow, e2e, repoRoot, sandbox, waitFor, type Sandbox } from './helpers.js';
 import { twoHosts, type Host, type TwoHosts } from './netns-hosts.js';
 import { memhogBundle } from './reset-helpers.js';
 import { redisTcpBundle } from './databases.js';
@@ -120,8 +120,8 @@ async function allowPostCopy(t: ExecutionContext): Promise<void> {
 }
 
 /** The counter a container writes to file (/count unless given) in its rootfs. */
-async function counter(bundle: string, file = 'count'): Promise<number> {
-  return Number((await readFile(path.join(bundle, 'rootfs', file), 'utf8').catch(() => '0')).trim() || '0');
+function counter(bundle: string, file = 'count'): Promise<number> {
+  return counterNow(bundle, file);
 }
 
 async function counting(bundle: string, above: number, file = 'count'): Promise<number> {
