@@ -279,9 +279,11 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
         : { dst: request.to.host, dport: pagePort, match: (socket) => socket.remote.address === request.to.host && socket.remote.port === pagePort };
     watchdog = setInterval(() => {
       const carrying = request.lazy ? handedOver : frozenAt === 0;
-      if (!carrying || criuPid === 0 || aborted) return;
+      // This check's CRIU: criuPid is 0 again once a round's CRIU has ended, before the check does.
+      const pid = criuPid;
+      if (!carrying || pid === 0 || aborted) return;
       const link = memoryLink();
-      void silentLink(link.match, criuPid, timeoutMs, probing, logger).then((stalled) => {
+      void silentLink(link.match, pid, timeoutMs, probing, logger).then((stalled) => {
         if (!stalled) {
           stalledSince = 0;
           return;
@@ -290,7 +292,7 @@ export async function migrate(context: RuntimeContext, request: MigrateRequest):
         if (Date.now() - stalledSince < timeoutMs || aborted) return;
         aborted = true;
         progress(`the link to ${request.to.host} has been silent for ${timeoutMs} ms while the memory went: aborting it, the container runs on here`);
-        abortStalled(link, criuPid);
+        abortStalled(link, pid);
       });
     }, 500);
 
@@ -632,6 +634,8 @@ async function waitListening(port: number, timeoutMs: number): Promise<void> {
  */
 function abortStalled(link: MemoryLink, criuPid: number): void {
   abortConnections(link);
+  // kill(-0) would be this process's own group.
+  if (!(criuPid > 0)) return;
   setTimeout(() => {
     try {
       process.kill(-criuPid, 0);
