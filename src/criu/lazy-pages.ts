@@ -73,7 +73,11 @@ export class LazyPagesDaemon {
     // A session of its own, as CRIU's swrk has a process group of its own: a Ctrl-C at the
     // foreground restore's terminal goes to the container's init, never to its memory's server.
     const child = trackChild(spawn(binary, args, { stdio: 'ignore', detached: true }));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    // A daemon that could not be started is told by 'error' alone (no 'exit'), which unheard would end this process.
+    const exited = new Promise<number | null>((resolve) => {
+      child.once('exit', (code) => resolve(code));
+      child.on('error', () => resolve(null));
+    });
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       if (

@@ -25,6 +25,15 @@ export class MonitorDiedError extends RuntimeError {
   }
 }
 
+export class MonitorStartError extends RuntimeError {
+  readonly code = 'MONITOR_START_FAILED' as const;
+  constructor(id: string, cause: Error | undefined) {
+    super(`the monitor of ${id} could not be started: ${cause?.message ?? 'no channel to it'}`, {
+      hint: 'the system may be out of processes or file descriptors; try again once fewer run',
+    });
+  }
+}
+
 export interface MonitorClient {
   /** Starts a monitor for the job; resolves with the init's pid once it runs, or throws what it reported. */
   launch(job: MonitorJob): Promise<number>;
@@ -56,15 +65,29 @@ export class ProcessMonitorClient implements MonitorClient {
     } finally {
       closeSync(logFd);
     }
-    const channel = child.stdio[3] as NodeJS.ReadableStream;
+    // A monitor that could not be started (no process to be had: EAGAIN) is told by an 'error'
+    // event, which unheard would end the caller's whole process.
+    let failed: Error | undefined;
+    const started = new Promise<void>((resolve) =>
+      child.on('error', (error) => {
+        failed ??= error;
+        resolve();
+      }),
+    );
+    const channel = child.stdio[3] as NodeJS.ReadableStream | null | undefined;
+    if (!channel) throw new MonitorStartError(job.id, await started.then(() => failed));
     let text = '';
     channel.setEncoding('utf8');
     channel.on('data', (chunk: string) => (text += chunk));
     const exited = new Promise<string>((resolve) => child.once('exit', (code, signal) => resolve(signal ?? `status ${code}`)));
-    await new Promise<void>((resolve) => {
-      channel.once('end', resolve);
-      channel.once('error', () => resolve());
-    });
+    await Promise.race([
+      started,
+      new Promise<void>((resolve) => {
+        channel.once('end', resolve);
+        channel.once('error', () => resolve());
+      }),
+    ]);
+    if (failed) throw new MonitorStartError(job.id, failed);
     (channel as unknown as { destroy?: () => void }).destroy?.();
     child.unref();
     if (text.trim() === '') {
