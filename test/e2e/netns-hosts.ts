@@ -21,7 +21,8 @@
  */
 import { spawn as spawnChild, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { readdir, readlink, stat } from 'node:fs/promises';
+import { readlinkSync } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
 import type { ExecutionContext } from 'ava';
 import { execa } from 'execa';
 
@@ -150,17 +151,22 @@ async function removeOrphans(): Promise<void> {
   }
 }
 
-/** The pids of every process whose network namespace is the one mounted at netns. */
-async function processesIn(netns: string): Promise<number[]> {
+/**
+ * SIGKILLs every process whose network namespace is the one mounted at netns. Each is checked
+ * and killed in one synchronous step: a pid found in the walk may by the kill be another
+ * process's (a test worker's, say), once its own has died.
+ */
+async function killProcessesIn(netns: string): Promise<void> {
   const { ino } = await stat(netns);
   const wanted = `net:[${ino}]`;
-  const pids: number[] = [];
   for (const entry of await readdir('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
-    const link = await readlink(`/proc/${entry}/ns/net`).catch(() => undefined);
-    if (link === wanted) pids.push(Number(entry));
+    try {
+      if (readlinkSync(`/proc/${entry}/ns/net`) === wanted) process.kill(Number(entry), 'SIGKILL');
+    } catch {
+      // Gone meanwhile.
+    }
   }
-  return pids;
 }
 
 function makeHost(name: string, address: string, device: string, children: ChildProcess[]): Host {
@@ -229,13 +235,7 @@ export async function twoHosts(t: Teardown, name: string): Promise<TwoHosts> {
     for (const host of [nameA, nameB]) {
       // Daemons (criu restore -d, lazy-pages) leave the spawned group but not the namespace, and
       // would keep it alive after its mount is gone.
-      for (const pid of await processesIn(`/run/netns/${host}`).catch(() => [] as number[])) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          // Already gone.
-        }
-      }
+      await killProcessesIn(`/run/netns/${host}`).catch(() => undefined);
       await ip(['netns', 'del', host]).catch((error: unknown) => {
         if (!String(error).includes('No such file')) t.log(`removing network namespace ${host}: ${String(error)}`);
       });
