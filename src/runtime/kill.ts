@@ -1,7 +1,9 @@
 /**
  * `runtime kill [--all] <id> [SIGNAL]`: signals the init, only if it is still the very process
- * recorded; with --all (runc's flag), every process in the container's cgroup. Without a signal: the image's stop signal (a container made from an image records it in the
- * annotation org.opencontainers.image.stopSignal, as Docker's `docker stop` uses it), else SIGTERM.
+ * recorded; with --all (runc's flag), every process in the container's cgroup. A command at work
+ * on the container (a checkpoint, a reset) finishes first. Without a signal: the image's stop
+ * signal (a container made from an image records it in the annotation
+ * org.opencontainers.image.stopSignal, as Docker's `docker stop` uses it), else SIGTERM.
  */
 import type { RuntimeContext } from './context.js';
 import { validateId } from './id.js';
@@ -17,14 +19,20 @@ export interface KillOptions {
 export async function kill(context: RuntimeContext, id: string, signal?: number, options: KillOptions = {}): Promise<void> {
   validateId(id);
   requireRoot(context.processes, 'runtime kill');
-  const record = await context.store.load(id);
-  const stopSignal = record.annotations[stopSignalAnnotation];
-  const chosen = signal ?? (stopSignal ? parseSignal(stopSignal) : parseSignal('SIGTERM'));
-  if (options.all && record.status === 'running') {
-    const reached = await context.cgroups.signal(record.cgroupPath, signalName(chosen) as NodeJS.Signals);
-    if (reached > 0) return;
-  }
-  if (record.status !== 'running' || !(await context.processes.signal(record.init, chosen))) {
-    throw new ContainerNotRunningError(id, record.status === 'running' ? 'stopped' : record.status);
-  }
+  // Under the container's lock, as every command that acts on its processes: a signal that came
+  // while CRIU runs its parasite code in a task makes CRIU give the whole dump up ("Unexpected
+  // task interruption"), and one sent during a reset could reach the instance going away. It
+  // goes once the command at work is done.
+  await context.store.withLock(id, async () => {
+    const record = await context.store.load(id);
+    const stopSignal = record.annotations[stopSignalAnnotation];
+    const chosen = signal ?? (stopSignal ? parseSignal(stopSignal) : parseSignal('SIGTERM'));
+    if (options.all && record.status === 'running') {
+      const reached = await context.cgroups.signal(record.cgroupPath, signalName(chosen) as NodeJS.Signals);
+      if (reached > 0) return;
+    }
+    if (record.status !== 'running' || !(await context.processes.signal(record.init, chosen))) {
+      throw new ContainerNotRunningError(id, record.status === 'running' ? 'stopped' : record.status);
+    }
+  });
 }

@@ -41,3 +41,23 @@ test("kill --all signals every process in the container's cgroup (stopped ones r
   t.deepEqual([init.state, worker.state], ['running', 'running']);
   t.deepEqual(runtime.fakes.processes.signals, [], 'not the init alone');
 });
+
+test('kill waits for the command at work on the container (a signal in the middle of a dump makes CRIU give it up), then signals', async (t) => {
+  const runtime = await fakeRuntime(t);
+  await runDetached(runtime.context, { id: 'db', bundle: runtime.bundleDir });
+  const init = runtime.fakes.processes.spawn({ comm: 'postgres' });
+  const { store } = runtime.context;
+  await store.withLock('db', async () => store.commit(await store.load('db'), { kind: 'started', init: { pid: init.pid, startTime: init.startTime } }));
+  let release!: () => void;
+  const working = store.withLock('db', () => new Promise<void>((resolve) => (release = resolve)));
+  const killing = kill(runtime.context, 'db', constants.signals.SIGUSR1);
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  t.deepEqual(runtime.fakes.processes.signals, [], 'nothing while the lock is held');
+  release();
+  await working;
+  await killing;
+  t.deepEqual(
+    runtime.fakes.processes.signals.map((s) => ({ pid: s.pid, signal: s.signal })),
+    [{ pid: init.pid, signal: constants.signals.SIGUSR1 }],
+  );
+});

@@ -2,7 +2,8 @@ import { defineCommand } from '../command.js';
 
 export const killCommand = defineCommand({
   name: 'kill',
-  summary: "send a signal to a container's init, or with --all to all its processes (default: its image's stop signal, else SIGTERM)",
+  summary:
+    "send a signal to a container's init, or with --all to all its processes (default: its image's stop signal, else SIGTERM), once a command at work on it (a checkpoint) is done",
   usage: '<id> [SIGNAL]',
   positionals: { min: 1, max: 2 },
   flags: {
