@@ -61,3 +61,16 @@ test('kill waits for the command at work on the container (a signal in the middl
     [{ pid: init.pid, signal: constants.signals.SIGUSR1 }],
   );
 });
+
+test('SIGKILL does not wait for the command at work: the container is to end, and a dump stuck on a dead peer must not keep it alive', async (t) => {
+  const runtime = await fakeRuntime(t);
+  await runDetached(runtime.context, { id: 'db', bundle: runtime.bundleDir });
+  const init = runtime.fakes.processes.spawn({ comm: 'postgres' });
+  const { store } = runtime.context;
+  await store.withLock('db', async () => store.commit(await store.load('db'), { kind: 'started', init: { pid: init.pid, startTime: init.startTime } }));
+  await store.withLock('db', () => kill(runtime.context, 'db', constants.signals.SIGKILL));
+  t.deepEqual(
+    runtime.fakes.processes.signals.map((s) => ({ pid: s.pid, signal: s.signal })),
+    [{ pid: init.pid, signal: constants.signals.SIGKILL }],
+  );
+});

@@ -37,8 +37,16 @@ export async function runInForeground(
   // A signal that comes before the init is known is passed on as soon as it is.
   let init: ProcessIdentity | undefined;
   const pending: NodeJS.Signals[] = [];
+  // Under the container's lock, as `runtime kill`: a signal that came while CRIU's code runs in
+  // the init (a checkpoint at work) would make CRIU give the dump up. One that has waited out the
+  // lock's timeout goes all the same: the user asked for it.
+  const deliver = (target: ProcessIdentity, signal: NodeJS.Signals) =>
+    void context.store
+      .withLock(id, () => context.processes.signal(target, signal))
+      .catch(() => context.processes.signal(target, signal))
+      .catch(() => undefined);
   const forward = (signal: NodeJS.Signals) => {
-    if (init) void context.processes.signal(init, signal).catch(() => undefined);
+    if (init) deliver(init, signal);
     else pending.push(signal);
   };
   for (const signal of forwardedSignals) process.on(signal, forward);
