@@ -74,9 +74,13 @@ export class LazyPagesDaemon {
     // foreground restore's terminal goes to the container's init, never to its memory's server.
     const child = trackChild(spawn(binary, args, { stdio: 'ignore', detached: true }));
     // A daemon that could not be started is told by 'error' alone (no 'exit'), which unheard would end this process.
+    let spawnError: Error | undefined;
     const exited = new Promise<number | null>((resolve) => {
       child.once('exit', (code) => resolve(code));
-      child.on('error', () => resolve(null));
+      child.on('error', (error) => {
+        spawnError ??= error;
+        resolve(null);
+      });
     });
     const deadline = Date.now() + timeoutMs;
     for (;;) {
@@ -93,7 +97,11 @@ export class LazyPagesDaemon {
         const logPath = path.join(workPath, LOG);
         throw new CriuRequestError({
           request: 'lazy-pages',
-          criuMessage: ended ? 'the lazy-pages daemon exited before it was ready' : 'the lazy-pages daemon did not become ready',
+          criuMessage: spawnError
+            ? `the lazy-pages daemon could not be started: ${spawnError.message}`
+            : ended
+              ? 'the lazy-pages daemon exited before it was ready'
+              : 'the lazy-pages daemon did not become ready',
           logPath,
           logTail: await criuLogTail(logPath),
         });

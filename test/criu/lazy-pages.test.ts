@@ -104,3 +104,10 @@ async function mkdirIn(dir: string, name: string): Promise<string> {
   await mkdir(path.join(dir, name));
   return path.join(dir, name);
 }
+
+test('a criu that cannot be started is an error of the restore naming the cause, not an event that ends this process', async (t) => {
+  const dir = await tempDir(t);
+  const work = await mkdirIn(dir, 'work');
+  const error = await t.throwsAsync(LazyPagesDaemon.start(path.join(dir, 'no-such-criu'), path.join(dir, 'images'), work, { onDemand: true }));
+  t.regex(error!.message, /the lazy-pages daemon could not be started: spawn .*no-such-criu ENOENT/);
+});

@@ -74,7 +74,8 @@ export class ProcessMonitorClient implements MonitorClient {
         resolve();
       }),
     );
-    const channel = child.stdio[3] as NodeJS.ReadableStream | null | undefined;
+    // Out of descriptors (EMFILE, ENFILE), Node gives the child no stdio at all.
+    const channel = child.stdio?.[3] as NodeJS.ReadableStream | null | undefined;
     if (!channel) throw new MonitorStartError(job.id, await started.then(() => failed));
     let text = '';
     channel.setEncoding('utf8');

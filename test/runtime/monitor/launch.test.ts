@@ -16,7 +16,8 @@ test.serial('a monitor whose program cannot be started is MonitorStartError nami
   await mkdir(store.paths('web1').dir, { recursive: true });
   const client = new ProcessMonitorClient(resolveConfig(), store);
   const execPath = process.execPath;
-  // The monitor runs as `node <its script>`: a node that is not there fails the spawn as EAGAIN would.
+  // The monitor runs as `node <its script>`: a node that is not there fails the spawn (ENOENT) the way
+  // no process to be had (EAGAIN) does, by an 'error' event alone.
   process.execPath = path.join(store.root, 'no-such-node');
   try {
     const error = await t.throwsAsync(client.launch({ kind: 'run', id: 'web1' }), { instanceOf: MonitorStartError });
