@@ -153,8 +153,8 @@ async function removeOrphans(): Promise<void> {
 
 /**
  * SIGKILLs every process whose network namespace is the one mounted at netns. Each is checked
- * and killed in one synchronous step: a pid found in the walk may by the kill be another
- * process's (a test worker's, say), once its own has died.
+ * and killed in one synchronous step, which narrows to next to nothing the window in which a pid
+ * found in the walk could become another process's (a test worker's, say) once its own died.
  */
 async function killProcessesIn(netns: string): Promise<void> {
   const { ino } = await stat(netns);
