@@ -1,8 +1,8 @@
 /**
  * `runtime kill [--all] <id> [SIGNAL]`: signals the init, only if it is still the very process
  * recorded; with --all (runc's flag), every process in the container's cgroup. A command at work
- * on the container (a checkpoint, a reset) finishes first, but for SIGKILL. Without a signal: the image's stop
- * signal (a container made from an image records it in the annotation
+ * on the container (a checkpoint, a reset) finishes first, but for SIGKILL. Without a signal:
+ * the image's stop signal (a container made from an image records it in the annotation
  * org.opencontainers.image.stopSignal, as Docker's `docker stop` uses it), else SIGTERM.
  */
 import { constants } from 'node:os';
