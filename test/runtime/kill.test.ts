@@ -9,6 +9,14 @@ import { runDetached } from '../../src/runtime/run.js';
 import { kill } from '../../src/runtime/kill.js';
 import { fakeRuntime } from '../helpers/fake-runtime.js';
 
+type FakeRuntime = Awaited<ReturnType<typeof fakeRuntime>>;
+
+/** Records db running with init, as its monitor would once it started it. */
+async function recordStarted(runtime: FakeRuntime, init: { readonly pid: number; readonly startTime: string }): Promise<void> {
+  const { store } = runtime.context;
+  await store.withLock('db', async () => store.commit(await store.load('db'), { kind: 'started', init: { pid: init.pid, startTime: init.startTime } }));
+}
+
 for (const [annotations, expected] of [
   [{ 'org.opencontainers.image.stopSignal': 'SIGINT' }, constants.signals.SIGINT],
   [{}, constants.signals.SIGTERM],
@@ -18,8 +26,7 @@ for (const [annotations, expected] of [
     await runDetached(runtime.context, { id: 'db', bundle: runtime.bundleDir });
     // The init the monitor would have started, recorded running.
     const init = runtime.fakes.processes.spawn({ comm: 'postgres' });
-    const { store } = runtime.context;
-    await store.withLock('db', async () => store.commit(await store.load('db'), { kind: 'started', init: { pid: init.pid, startTime: init.startTime } }));
+    await recordStarted(runtime, init);
     await kill(runtime.context, 'db');
     t.deepEqual(
       runtime.fakes.processes.signals.map((s) => s.signal),
@@ -35,7 +42,7 @@ test("kill --all signals every process in the container's cgroup (stopped ones r
   const record = await store.load('db');
   const init = runtime.fakes.processes.spawn({ comm: 'postgres', cgroup: record.cgroupPath, stopped: true });
   const worker = runtime.fakes.processes.spawn({ comm: 'postgres', cgroup: record.cgroupPath, stopped: true });
-  await store.withLock('db', async () => store.commit(await store.load('db'), { kind: 'started', init: { pid: init.pid, startTime: init.startTime } }));
+  await recordStarted(runtime, init);
   await kill(runtime.context, 'db', constants.signals.SIGCONT, { all: true });
   t.deepEqual(runtime.fakes.cgroups.callsOf('signal'), [{ op: 'signal', cgroupPath: record.cgroupPath, signal: 'SIGCONT', reached: 2 }]);
   t.deepEqual([init.state, worker.state], ['running', 'running']);
@@ -47,7 +54,7 @@ test('kill waits for the command at work on the container (a signal in the middl
   await runDetached(runtime.context, { id: 'db', bundle: runtime.bundleDir });
   const init = runtime.fakes.processes.spawn({ comm: 'postgres' });
   const { store } = runtime.context;
-  await store.withLock('db', async () => store.commit(await store.load('db'), { kind: 'started', init: { pid: init.pid, startTime: init.startTime } }));
+  await recordStarted(runtime, init);
   let release!: () => void;
   const working = store.withLock('db', () => new Promise<void>((resolve) => (release = resolve)));
   const killing = kill(runtime.context, 'db', constants.signals.SIGUSR1);
@@ -67,7 +74,7 @@ test('SIGKILL does not wait for the command at work: the container is to end, an
   await runDetached(runtime.context, { id: 'db', bundle: runtime.bundleDir });
   const init = runtime.fakes.processes.spawn({ comm: 'postgres' });
   const { store } = runtime.context;
-  await store.withLock('db', async () => store.commit(await store.load('db'), { kind: 'started', init: { pid: init.pid, startTime: init.startTime } }));
+  await recordStarted(runtime, init);
   await store.withLock('db', () => kill(runtime.context, 'db', constants.signals.SIGKILL));
   t.deepEqual(
     runtime.fakes.processes.signals.map((s) => ({ pid: s.pid, signal: s.signal })),
